@@ -1,0 +1,137 @@
+/*
+ * hone run MODEL.onnx --input NAME=FILE ... [--output-dir DIR]: runs the model
+ * in the reference interpreter; inputs are .npy or TensorProto .pb files,
+ * outputs are written as .npy and summarised on stdout.
+ */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "interp.h"
+#include "onnx.h"
+
+void help_run(FILE *f)
+{
+    fprintf(f, "usage: hone run MODEL.onnx --input NAME=FILE [--input ...] [--output-dir DIR]\n\n"
+               "Runs MODEL in the reference interpreter. FILE is .npy or an ONNX TensorProto .pb;\n"
+               "a model with one input also takes --input FILE. Each output is summarised on\n"
+               "stdout and, with --output-dir, written there as NAME.npy.\n");
+}
+
+static void summarise(const hone_value *v, const hone_tensor *t)
+{
+    char buf[256];
+    double mn = DBL_MAX, mx = -DBL_MAX, sum = 0;
+    for (int64_t i = 0; i < t->numel; i++) {
+        double x = hone_tensor_get_f64(t, i);
+        mn = fmin(mn, x);
+        mx = fmax(mx, x);
+        sum += x;
+    }
+    printf("%s: %s", v->name, hone_tensor_type_str(t, buf, sizeof buf));
+    if (t->numel && t->dtype != HONE_DT_STRING)
+        printf("  min %.6g  max %.6g  mean %.6g", mn, mx, sum / (double)t->numel);
+    printf("\n");
+}
+
+typedef struct run_args {
+    const char *model, *outdir;
+    const char *in_names[64], *in_files[64];
+    int n_in;
+} run_args;
+
+static int parse(int argc, char **argv, run_args *a)
+{
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if ((v = cli_opt(argc, argv, &i, "--input"))) {
+            if (a->n_in == 64)
+                return cli_usage("run", "too many inputs");
+            const char *eq = strchr(v, '=');
+            a->in_names[a->n_in] = eq ? strndup(v, (size_t)(eq - v)) : NULL;
+            a->in_files[a->n_in++] = eq ? eq + 1 : v;
+        } else if ((v = cli_opt(argc, argv, &i, "--output-dir"))) {
+            a->outdir = v;
+        } else if (argv[i][0] == '-') {
+            return cli_usage("run", "unknown or incomplete option '%s'", argv[i]);
+        } else if (!a->model) {
+            a->model = argv[i];
+        } else {
+            return cli_usage("run", "unexpected argument '%s'", argv[i]);
+        }
+    }
+    if (!a->model)
+        return cli_usage("run", "no model given");
+    return EXIT_OK;
+}
+
+/* Matches --input arguments to graph inputs and loads the tensors. */
+static hone_status bind_inputs(hone_ctx *ctx, const hone_graph *g, const run_args *a,
+                               hone_tensor **ins)
+{
+    for (int i = 0; i < g->n_inputs; i++) {
+        int k = -1;
+        for (int j = 0; j < a->n_in; j++)
+            if ((a->in_names[j] && !strcmp(a->in_names[j], g->inputs[i]->name)) ||
+                (!a->in_names[j] && g->inputs[i] && g->n_inputs == 1))
+                k = j;
+        if (k < 0)
+            return hone_fail(ctx, HONE_ERR_ARG, "no --input given for model input '%s'",
+                             g->inputs[i]->name);
+        hone_status st = cli_load_tensor(ctx, a->in_files[k], &ins[i]);
+        if (st)
+            return st;
+    }
+    for (int j = 0; j < a->n_in; j++)
+        if (a->in_names[j] && !hone_graph_find(g, a->in_names[j]))
+            return hone_fail(ctx, HONE_ERR_ARG, "model has no input named '%s'", a->in_names[j]);
+    return HONE_OK;
+}
+
+static hone_status write_outputs(hone_ctx *ctx, const hone_graph *g, hone_tensor **outs,
+                                 const char *dir)
+{
+    for (int i = 0; i < g->n_outputs; i++) {
+        summarise(g->outputs[i], outs[i]);
+        if (!dir)
+            continue;
+        char path[4096], safe[256];
+        snprintf(safe, sizeof safe, "%s", g->outputs[i]->name);
+        for (char *p = safe; *p; p++)
+            if (*p == '/' || *p == '\\')
+                *p = '_';
+        snprintf(path, sizeof path, "%s/%s.npy", dir, safe);
+        hone_status st = hone_npy_write(ctx, outs[i], path);
+        if (st)
+            return st;
+    }
+    return HONE_OK;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_args a = {0};
+    int rc = parse(argc, argv, &a);
+    if (rc)
+        return rc;
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *g;
+    if (hone_onnx_load(&ctx, a.model, &g))
+        return cli_fail(&ctx);
+    hone_tensor *ins[g->n_inputs + 1], *outs[g->n_outputs + 1];
+    memset(ins, 0, sizeof ins);
+    hone_status st = bind_inputs(&ctx, g, &a, ins);
+    if (!st)
+        st = hone_interp_run(&ctx, g, (const hone_tensor **)ins, outs, NULL);
+    if (!st)
+        st = write_outputs(&ctx, g, outs, a.outdir);
+    for (int i = 0; !st && i < g->n_outputs; i++)
+        hone_tensor_free(outs[i]);
+    for (int i = 0; i < g->n_inputs; i++)
+        hone_tensor_free(ins[i]);
+    hone_graph_free(g);
+    return st ? cli_fail(&ctx) : EXIT_OK;
+}
