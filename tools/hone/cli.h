@@ -38,6 +38,7 @@ hone_status cli_load_tensor(hone_ctx *ctx, const char *path, hone_tensor **out);
     void help_##name(FILE *f);
 CMD(run)
 CMD(dump)
+CMD(conformance)
 #undef CMD
 
 #endif

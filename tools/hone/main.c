@@ -11,6 +11,7 @@
 static const command commands[] = {
     {"run", "run a model in the reference interpreter", cmd_run, help_run},
     {"dump", "print the text IR of a model", cmd_dump, help_dump},
+    {"conformance", "run ONNX backend test folders", cmd_conformance, help_conformance},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof *commands)
 

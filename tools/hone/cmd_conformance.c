@@ -1,0 +1,319 @@
+/*
+ * hone conformance DIR...: runs ONNX backend test folders (model.onnx plus
+ * test_data_set_N/input_K.pb and output_K.pb) through the interpreter and
+ * compares every output (rtol 1e-3, atol 1e-7 by default). Each test runs in a
+ * child process with a time limit, so a crash or hang is counted, never fatal.
+ * With --expect FILE, every test named in FILE must pass (exit 1 otherwise).
+ *
+ * Output: one line per test ("PASS name", "FAIL name: why", "SKIP name: why"),
+ * then "N passed, M failed, K skipped". SKIP = cleanly reported unsupported.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "interp.h"
+#include "onnx.h"
+
+enum { R_PASS = 0, R_FAIL = 1, R_SKIP = 3 };
+
+typedef struct conf_opts {
+    double rtol, atol;
+    int timeout_s;
+    const char *expect_file;
+    bool verbose;
+} conf_opts;
+
+void help_conformance(FILE *f)
+{
+    fprintf(f, "usage: hone conformance [--expect FILE] [--rtol R] [--atol A] [--timeout S] "
+               "[--verbose] DIR...\n\n"
+               "Runs ONNX backend tests. Each DIR is a test folder (holding model.onnx) or a\n"
+               "folder of test folders. Prints one line per test and ends with\n"
+               "'N passed, M failed, K skipped' (skipped = reported as unsupported).\n"
+               "--expect FILE: names of tests that must pass; any of them not passing fails the run.\n");
+}
+
+/* Compares element i of got and want within tolerance. */
+static bool close_enough(const hone_tensor *got, const hone_tensor *want, int64_t i,
+                         const conf_opts *o)
+{
+    if (want->dtype == HONE_DT_STRING) {
+        const char *a = ((char **)got->data)[i], *b = ((char **)want->data)[i];
+        return a && b && !strcmp(a, b);
+    }
+    if (!hone_dtype_is_float(want->dtype))
+        return hone_tensor_get_i64(got, i) == hone_tensor_get_i64(want, i);
+    double a = hone_tensor_get_f64(got, i), b = hone_tensor_get_f64(want, i);
+    if (isnan(b))
+        return isnan(a);
+    if (isinf(b))
+        return a == b;
+    return fabs(a - b) <= o->atol + o->rtol * fabs(b);
+}
+
+static bool compare(const hone_tensor *got, const hone_tensor *want, const conf_opts *o,
+                    char *why, size_t n)
+{
+    char a[256], b[256];
+    if (got->dtype != want->dtype || got->rank != want->rank ||
+        memcmp(got->dims, want->dims, sizeof(int64_t) * (size_t)want->rank)) {
+        snprintf(why, n, "output is %s, expected %s", hone_tensor_type_str(got, a, sizeof a),
+                 hone_tensor_type_str(want, b, sizeof b));
+        return false;
+    }
+    for (int64_t i = 0; i < want->numel; i++)
+        if (!close_enough(got, want, i, o)) {
+            snprintf(why, n, "element %lld is %.9g, expected %.9g", (long long)i,
+                     hone_tensor_get_f64(got, i), hone_tensor_get_f64(want, i));
+            return false;
+        }
+    return true;
+}
+
+static bool file_exists(const char *p)
+{
+    struct stat sb;
+    return stat(p, &sb) == 0;
+}
+
+/* Runs one test_data_set folder; returns R_PASS or R_FAIL with why. */
+static int run_dataset(hone_ctx *ctx, const hone_graph *g, const char *dir, const conf_opts *o,
+                       char *why, size_t n)
+{
+    char path[4096];
+    hone_tensor *ins[g->n_inputs + 1], *outs[g->n_outputs + 1];
+    int ok = R_PASS;
+    memset(ins, 0, sizeof ins);
+    for (int i = 0; i < g->n_inputs && ok == R_PASS; i++) {
+        snprintf(path, sizeof path, "%s/input_%d.pb", dir, i);
+        if (hone_onnx_read_tensor_pb(ctx, path, &ins[i])) {
+            snprintf(why, n, "%s", ctx->msg);
+            ok = R_FAIL;
+        }
+    }
+    if (ok == R_PASS && hone_interp_run(ctx, g, (const hone_tensor **)ins, outs, NULL)) {
+        snprintf(why, n, "%s", ctx->msg);
+        ok = ctx->status == HONE_ERR_UNSUPPORTED ? R_SKIP : R_FAIL;
+    } else if (ok == R_PASS) {
+        for (int i = 0; i < g->n_outputs; i++) {
+            hone_tensor *want;
+            snprintf(path, sizeof path, "%s/output_%d.pb", dir, i);
+            if (ok == R_PASS && hone_onnx_read_tensor_pb(ctx, path, &want) == HONE_OK) {
+                if (!compare(outs[i], want, o, why, n))
+                    ok = R_FAIL;
+                hone_tensor_free(want);
+            } else if (ok == R_PASS) {
+                snprintf(why, n, "%s", ctx->msg);
+                ok = R_FAIL;
+            }
+            hone_tensor_free(outs[i]);
+        }
+    }
+    for (int i = 0; i < g->n_inputs; i++)
+        hone_tensor_free(ins[i]);
+    return ok;
+}
+
+/* The body of one test, run in the child. Exit code = result. */
+static int run_test(const char *dir, const conf_opts *o, char *why, size_t n)
+{
+    char path[4096];
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *g;
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    if (hone_onnx_load(&ctx, path, &g)) {
+        snprintf(why, n, "%s", ctx.msg);
+        return ctx.status == HONE_ERR_UNSUPPORTED ? R_SKIP : R_FAIL;
+    }
+    int res = R_PASS;
+    for (int k = 0; res == R_PASS; k++) {
+        snprintf(path, sizeof path, "%s/test_data_set_%d", dir, k);
+        if (!file_exists(path)) {
+            if (k == 0) {
+                snprintf(why, n, "no test_data_set_0");
+                res = R_FAIL;
+            }
+            break;
+        }
+        res = run_dataset(&ctx, g, path, o, why, n);
+    }
+    hone_graph_free(g);
+    return res;
+}
+
+/* Forks, runs the test with a time limit, reads the verdict from a pipe. */
+static int run_isolated(const char *dir, const conf_opts *o, char *why, size_t n)
+{
+    int fd[2];
+    if (pipe(fd))
+        return snprintf(why, n, "pipe: %s", strerror(errno)), R_FAIL;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fd[0]);
+        alarm((unsigned)o->timeout_s);
+        char msg[1024] = "";
+        int r = run_test(dir, o, msg, sizeof msg);
+        ssize_t w = write(fd[1], msg, strlen(msg));
+        (void)w;
+        _exit(r);
+    }
+    close(fd[1]);
+    ssize_t k = read(fd[0], why, n - 1);
+    why[k > 0 ? k : 0] = 0;
+    close(fd[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) {
+        int sig = WTERMSIG(status);
+        snprintf(why, n, sig == SIGALRM ? "timed out after %d s" : "crashed with signal %d",
+                 sig == SIGALRM ? o->timeout_s : sig);
+        return R_FAIL;
+    }
+    return WEXITSTATUS(status);
+}
+
+typedef struct name_list {
+    char **v;
+    int n, cap;
+} name_list;
+
+static void push_name(name_list *l, const char *s)
+{
+    if (l->n == l->cap) {
+        l->cap = l->cap ? l->cap * 2 : 256;
+        l->v = realloc(l->v, sizeof *l->v * (size_t)l->cap);
+    }
+    l->v[l->n++] = strdup(s);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Test folders: DIR itself if it holds model.onnx, else its subfolders that do. */
+static void collect(const char *dir, name_list *out)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/model.onnx", dir);
+    if (file_exists(p)) {
+        push_name(out, dir);
+        return;
+    }
+    DIR *d = opendir(dir);
+    if (!d)
+        return;
+    name_list tmp = {0};
+    for (struct dirent *e; (e = readdir(d));) {
+        if (e->d_name[0] == '.')
+            continue;
+        snprintf(p, sizeof p, "%s/%s/model.onnx", dir, e->d_name);
+        if (file_exists(p)) {
+            snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+            push_name(&tmp, p);
+        }
+    }
+    closedir(d);
+    qsort(tmp.v, (size_t)tmp.n, sizeof *tmp.v, cmp_str);
+    for (int i = 0; i < tmp.n; i++) {
+        push_name(out, tmp.v[i]);
+        free(tmp.v[i]);
+    }
+    free(tmp.v);
+}
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+static void load_expect(const char *path, name_list *l)
+{
+    FILE *f = fopen(path, "r");
+    char line[512];
+    if (!f)
+        return;
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n#")] = 0;
+        char *s = line;
+        while (*s == ' ')
+            s++;
+        if (*s)
+            push_name(l, s);
+    }
+    fclose(f);
+}
+
+static bool in_list(const name_list *l, const char *s)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], s))
+            return true;
+    return false;
+}
+
+int cmd_conformance(int argc, char **argv)
+{
+    conf_opts o = {1e-3, 1e-7, 60, NULL, false};
+    name_list tests = {0}, expect = {0}, passed = {0};
+    for (int i = 1; i < argc; i++) {
+        const char *v;
+        if ((v = cli_opt(argc, argv, &i, "--expect")))
+            o.expect_file = v;
+        else if ((v = cli_opt(argc, argv, &i, "--rtol")))
+            o.rtol = atof(v);
+        else if ((v = cli_opt(argc, argv, &i, "--atol")))
+            o.atol = atof(v);
+        else if ((v = cli_opt(argc, argv, &i, "--timeout")))
+            o.timeout_s = atoi(v) > 0 ? atoi(v) : 60;
+        else if (!strcmp(argv[i], "--verbose"))
+            o.verbose = true;
+        else if (argv[i][0] == '-')
+            return cli_usage("conformance", "unknown or incomplete option '%s'", argv[i]);
+        else
+            collect(argv[i], &tests);
+    }
+    if (!tests.n)
+        return cli_usage("conformance", "no test folders found");
+    if (o.expect_file) {
+        load_expect(o.expect_file, &expect);
+        if (!expect.n)
+            return cli_usage("conformance", "cannot read expected list '%s'", o.expect_file);
+    }
+    int np = 0, nf = 0, ns = 0;
+    for (int i = 0; i < tests.n; i++) {
+        char why[1024] = "";
+        int r = run_isolated(tests.v[i], &o, why, sizeof why);
+        const char *name = base_name(tests.v[i]);
+        if (r == R_PASS) {
+            np++;
+            push_name(&passed, name);
+            printf("PASS %s\n", name);
+        } else if (r == R_SKIP) {
+            ns++;
+            printf("SKIP %s: %s\n", name, why);
+        } else {
+            nf++;
+            printf("FAIL %s: %s\n", name, why);
+        }
+    }
+    int missing = 0;
+    for (int i = 0; i < expect.n; i++)
+        if (!in_list(&passed, expect.v[i])) {
+            printf("REGRESSION %s: expected to pass\n", expect.v[i]);
+            missing++;
+        }
+    printf("%d passed, %d failed, %d skipped\n", np, nf, ns);
+    return missing ? EXIT_FAIL : EXIT_OK;
+}
