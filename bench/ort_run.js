@@ -1,0 +1,60 @@
+// Runs an ONNX model in ONNX Runtime (CPU) on .npy inputs and writes .npy outputs.
+// usage: node ort_run.js MODEL.onnx OUTDIR NAME=FILE.npy ... [--threads N] [--repeat R]
+// With --repeat R it also prints the median latency of R runs (after one warm-up) in ms.
+'use strict';
+const fs = require('fs');
+const path = require('path');
+const ort = require('onnxruntime-node');
+
+const DT = { '<f4': ['float32', Float32Array], '<f8': ['float64', Float64Array],
+             '<i8': ['int64', BigInt64Array], '<i4': ['int32', Int32Array],
+             '|u1': ['uint8', Uint8Array], '|i1': ['int8', Int8Array], '|b1': ['bool', Uint8Array] };
+
+function readNpy(file) {
+  const b = fs.readFileSync(file);
+  const major = b[6];
+  const hlen = major === 1 ? b.readUInt16LE(8) : b.readUInt32LE(8);
+  const hoff = major === 1 ? 10 : 12;
+  const hdr = b.toString('latin1', hoff, hoff + hlen);
+  const descr = /'descr':\s*'([^']+)'/.exec(hdr)[1];
+  const shape = /'shape':\s*\(([^)]*)\)/.exec(hdr)[1].split(',').map(s => s.trim()).filter(s => s).map(Number);
+  const [type, Arr] = DT[descr];
+  const data = b.subarray(hoff + hlen);
+  const copy = new Uint8Array(data.length); copy.set(data);
+  return new ort.Tensor(type, new Arr(copy.buffer), shape);
+}
+
+function writeNpy(file, t) {
+  const descr = Object.keys(DT).find(k => DT[k][0] === t.type);
+  let hdr = `{'descr': '${descr}', 'fortran_order': False, 'shape': (${t.dims.join(', ')}${t.dims.length === 1 ? ',' : ''}), }`;
+  const pad = 64 - ((10 + hdr.length + 1) % 64);
+  hdr += ' '.repeat(pad % 64) + '\n';
+  const head = Buffer.alloc(10);
+  head.write('\x93NUMPY', 0, 'latin1'); head[6] = 1; head[7] = 0; head.writeUInt16LE(hdr.length, 8);
+  const body = Buffer.from(t.data.buffer, t.data.byteOffset, t.data.byteLength);
+  fs.writeFileSync(file, Buffer.concat([head, Buffer.from(hdr, 'latin1'), body]));
+}
+
+(async () => {
+  const args = process.argv.slice(2);
+  let threads = 2, repeat = 0;
+  const feeds = {}, pos = [];
+  for (let i = 0; i < args.length; i++) {
+    if (args[i] === '--threads') threads = Number(args[++i]);
+    else if (args[i] === '--repeat') repeat = Number(args[++i]);
+    else if (args[i].includes('=')) { const [k, v] = args[i].split('='); feeds[k] = readNpy(v); }
+    else pos.push(args[i]);
+  }
+  const [model, outdir] = pos;
+  const s = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1,
+    graphOptimizationLevel: 'all', executionMode: 'sequential' });
+  const res = await s.run(feeds);
+  fs.mkdirSync(outdir, { recursive: true });
+  for (const n of s.outputNames) writeNpy(path.join(outdir, n.replace(/[\/\\]/g, '_') + '.npy'), res[n]);
+  if (repeat > 0) {
+    const times = [];
+    for (let r = 0; r < repeat; r++) { const t0 = process.hrtime.bigint(); await s.run(feeds); times.push(Number(process.hrtime.bigint() - t0) / 1e6); }
+    times.sort((a, b) => a - b);
+    console.log(`median_ms ${times[Math.floor(times.length / 2)].toFixed(3)}`);
+  }
+})().catch(e => { console.error('ort_run: ' + e.message); process.exit(1); });
