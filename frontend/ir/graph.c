@@ -293,45 +293,97 @@ void hone_graph_update_uses(hone_graph *g)
         g->outputs[i]->n_uses++;
 }
 
-/* Kahn's algorithm keeping the original order among ready nodes. */
+/* Consumers of each value as a CSR list: for value v, cons[off[v]..off[v+1]). */
+static void build_consumers(const hone_graph *g, int **off_out, int **cons_out)
+{
+    int *off = calloc((size_t)g->n_values + 2, sizeof *off);
+    HONE_ASSERT(off);
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i]->n_in; j++)
+            if (g->nodes[i]->in[j])
+                off[g->nodes[i]->in[j]->id + 1]++;
+    for (int v = 0; v < g->n_values; v++)
+        off[v + 1] += off[v];
+    int *fill = malloc(sizeof *fill * ((size_t)g->n_values + 1));
+    int *cons = malloc(sizeof *cons * ((size_t)off[g->n_values] + 1));
+    HONE_ASSERT(fill && cons);
+    memcpy(fill, off, sizeof *fill * (size_t)g->n_values);
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i]->n_in; j++)
+            if (g->nodes[i]->in[j])
+                cons[fill[g->nodes[i]->in[j]->id]++] = i;
+    free(fill);
+    *off_out = off;
+    *cons_out = cons;
+}
+
+/* A node on a cycle: walk unscheduled producers from an unscheduled node until one repeats. */
+static const hone_node *on_cycle(const hone_graph *g, const char *done)
+{
+    int i = 0;
+    while (done[i])
+        i++;
+    char *seen = calloc((size_t)g->n_nodes + 1, 1);
+    HONE_ASSERT(seen);
+    while (!seen[i]) {
+        seen[i] = 1;
+        const hone_node *n = g->nodes[i];
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] && n->in[j]->producer && !done[n->in[j]->producer->id]) {
+                i = n->in[j]->producer->id;
+                break;
+            }
+    }
+    free(seen);
+    return g->nodes[i];
+}
+
+/* Kahn's algorithm; a min-index ready queue keeps the original order stable. */
 hone_status hone_graph_toposort(hone_ctx *ctx, hone_graph *g)
 {
     hone_graph_update_uses(g);
-    int n = g->n_nodes;
+    int n = g->n_nodes, *off, *cons;
+    build_consumers(g, &off, &cons);
     int *pending = calloc((size_t)n + 1, sizeof *pending);
     hone_node **order = malloc(sizeof *order * ((size_t)n + 1));
-    char *done = calloc((size_t)n + 1, 1);
-    HONE_ASSERT(pending && order && done);
+    char *ready = calloc((size_t)n + 1, 1), *done = calloc((size_t)n + 1, 1);
+    HONE_ASSERT(pending && order && ready && done);
     for (int i = 0; i < n; i++)
         for (int j = 0; j < g->nodes[i]->n_in; j++) {
             hone_value *v = g->nodes[i]->in[j];
             if (v && v->producer)
                 pending[i]++;
         }
-    int k = 0, progress = 1;
-    while (k < n && progress) {
-        progress = 0;
-        for (int i = 0; i < n; i++) {
-            if (done[i] || pending[i])
+    int k = 0, scan = 0;
+    for (int i = 0; i < n; i++)
+        ready[i] = pending[i] == 0;
+    while (k < n) {
+        while (scan < n && (!ready[scan] || done[scan]))
+            scan++;
+        if (scan == n)
+            break;
+        hone_node *nd = g->nodes[scan];
+        done[scan] = 1;
+        order[k++] = nd;
+        int lowest = n;
+        for (int o = 0; o < nd->n_out; o++) {
+            if (!nd->out[o])
                 continue;
-            hone_node *nd = g->nodes[i];
-            done[i] = 1;
-            order[k++] = nd;
-            progress = 1;
-            for (int o = 0; o < nd->n_out; o++)
-                for (int c = 0; c < n; c++)
-                    for (int j = 0; nd->out[o] && j < g->nodes[c]->n_in; j++)
-                        if (g->nodes[c]->in[j] == nd->out[o])
-                            pending[c]--;
+            int v = nd->out[o]->id;
+            for (int c = off[v]; c < off[v + 1]; c++)
+                if (--pending[cons[c]] == 0) {
+                    ready[cons[c]] = 1;
+                    lowest = cons[c] < lowest ? cons[c] : lowest;
+                }
         }
+        if (lowest < scan)
+            scan = lowest;
     }
     hone_status st = HONE_OK;
     if (k < n) {
-        int i = 0;
-        while (done[i])
-            i++;
+        const hone_node *c = on_cycle(g, done);
         st = hone_fail(ctx, HONE_ERR_INVALID, "graph has a cycle through node '%s' (%s)",
-                       g->nodes[i]->name, g->nodes[i]->op_type);
+                       c->name, c->op_type);
     } else {
         memcpy(g->nodes, order, sizeof *order * (size_t)n);
         for (int i = 0; i < n; i++)
@@ -339,7 +391,10 @@ hone_status hone_graph_toposort(hone_ctx *ctx, hone_graph *g)
     }
     free(pending);
     free(order);
+    free(ready);
     free(done);
+    free(off);
+    free(cons);
     return st;
 }
 

@@ -166,6 +166,8 @@ static void tinfo_from_tensor(hone_tinfo *ti, const hone_tensor *t)
 static hone_status check_arity(hone_ctx *ctx, const hone_node *n)
 {
     const hone_op_info *oi = &hone_op_table[n->op];
+    if (n->n_in > HONE_MAX_ARITY || n->n_out > HONE_MAX_ARITY)
+        return hone_node_fail(ctx, n, HONE_ERR_LIMIT, "more than %d inputs or outputs", HONE_MAX_ARITY);
     if (n->op == HONE_OP_UNKNOWN)
         return hone_node_fail(ctx, n, HONE_ERR_UNSUPPORTED, "op '%s%s%s' is not supported",
                               n->domain, *n->domain ? "." : "", n->op_type);

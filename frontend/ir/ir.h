@@ -26,6 +26,8 @@
 #include "hone/hone.h"
 
 #define HONE_MAX_RANK 8
+/* Most inputs or outputs one node may have (kernels keep per-node views on the stack). */
+#define HONE_MAX_ARITY 4096
 #define HONE_DIM_UNKNOWN (-1)
 #define HONE_DIM_IS_KNOWN(d) ((d) >= 0)
 #define HONE_DIM_SYM(k) (-(int64_t)(k)-2)

@@ -11,6 +11,9 @@
 static hone_status check_node(hone_ctx *ctx, const hone_node *n, char *defined)
 {
     const hone_op_info *oi = &hone_op_table[n->op];
+    if (n->n_in > HONE_MAX_ARITY || n->n_out > HONE_MAX_ARITY)
+        return hone_node_fail(ctx, n, HONE_ERR_LIMIT, "has more than %d inputs or outputs",
+                              HONE_MAX_ARITY);
     if (n->op != HONE_OP_UNKNOWN &&
         (n->n_in < oi->min_in || (oi->max_in >= 0 && n->n_in > oi->max_in)))
         return hone_node_fail(ctx, n, HONE_ERR_INVALID, "has %d inputs, the op takes %d..%d",

@@ -166,6 +166,10 @@ static hone_status import_node(importer *im, const Onnx__NodeProto *np, const sc
 {
     if (!np->op_type || !*np->op_type)
         return hone_fail(im->ctx, HONE_ERR_PARSE, "node '%s' has no op_type", np->name ? np->name : "");
+    if (np->n_input > HONE_MAX_ARITY || np->n_output > HONE_MAX_ARITY)
+        return hone_fail(im->ctx, HONE_ERR_LIMIT, "node '%s' (%s) has %zu inputs and %zu outputs (limit %d)",
+                         np->name ? np->name : "", np->op_type, np->n_input, np->n_output,
+                         HONE_MAX_ARITY);
     const Onnx__FunctionProto *fn = find_function(im, np);
     if (fn)
         return inline_call(im, np, fn, s);
