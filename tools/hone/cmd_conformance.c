@@ -34,11 +34,12 @@ typedef struct conf_opts {
 void help_conformance(FILE *f)
 {
     fprintf(f, "usage: hone conformance [--expect FILE] [--rtol R] [--atol A] [--timeout S] "
-               "[--verbose] DIR...\n\n"
+               "[--verbose] [--report-md FILE] DIR...\n\n"
                "Runs ONNX backend tests. Each DIR is a test folder (holding model.onnx) or a\n"
                "folder of test folders. Prints one line per test and ends with\n"
                "'N passed, M failed, K skipped' (skipped = reported as unsupported).\n"
-               "--expect FILE: names of tests that must pass; any of them not passing fails the run.\n");
+               "--expect FILE: names of tests that must pass; any of them not passing fails the run.\n"
+               "--report-md FILE: writes a per-op markdown table (tests per op type and results).\n");
 }
 
 /* Compares element i of got and want within tolerance. */
@@ -150,8 +151,36 @@ static int run_test(const char *dir, const conf_opts *o, char *why, size_t n)
     return res;
 }
 
-/* Forks, runs the test with a time limit, reads the verdict from a pipe. */
-static int run_isolated(const char *dir, const conf_opts *o, char *why, size_t n)
+/* Comma-separated op types of the model's top-level graph (for per-op status). */
+static void model_ops(const char *dir, char *ops, size_t cap)
+{
+    char path[4096];
+    uint8_t *buf;
+    size_t len, k = 0;
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    ops[0] = 0;
+    snprintf(path, sizeof path, "%s/model.onnx", dir);
+    if (hone_read_file(&ctx, path, &buf, &len))
+        return;
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    free(buf);
+    for (size_t i = 0; m && m->graph && i < m->graph->n_node; i++) {
+        const char *t = m->graph->node[i]->op_type;
+        char pat[256];
+        snprintf(pat, sizeof pat, ",%s,", t ? t : "?");
+        char cur[1100];
+        snprintf(cur, sizeof cur, ",%s,", ops);
+        if (t && !strstr(cur, pat) && k + strlen(t) + 2 < cap)
+            k += (size_t)snprintf(ops + k, cap - k, "%s%s", k ? "," : "", t);
+    }
+    if (m)
+        onnx__model_proto__free_unpacked(m, NULL);
+}
+
+/* Forks, runs the test with a time limit, reads ops and verdict from a pipe. */
+static int run_isolated(const char *dir, const conf_opts *o, char *why, size_t n, char *ops,
+                        size_t ops_cap)
 {
     int fd[2];
     if (pipe(fd))
@@ -161,16 +190,26 @@ static int run_isolated(const char *dir, const conf_opts *o, char *why, size_t n
     if (pid == 0) {
         close(fd[0]);
         alarm((unsigned)o->timeout_s);
-        char msg[1024] = "";
+        char msg[1024] = "", line[2048];
+        model_ops(dir, ops, ops_cap);
         int r = run_test(dir, o, msg, sizeof msg);
-        ssize_t w = write(fd[1], msg, strlen(msg));
+        int len = snprintf(line, sizeof line, "%s\n%s", ops, msg);
+        ssize_t w = write(fd[1], line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
         (void)w;
         _exit(r);
     }
     close(fd[1]);
-    ssize_t k = read(fd[0], why, n - 1);
-    why[k > 0 ? k : 0] = 0;
+    char buf[2048];
+    size_t got = 0;
+    for (ssize_t k; got < sizeof buf - 1 && (k = read(fd[0], buf + got, sizeof buf - 1 - got)) > 0;)
+        got += (size_t)k;
+    buf[got] = 0;
     close(fd[0]);
+    char *nl = strchr(buf, '\n');
+    if (nl)
+        *nl = 0;
+    snprintf(ops, ops_cap, "%s", nl ? buf : "");
+    snprintf(why, n, "%s", nl ? nl + 1 : buf);
     int status;
     waitpid(pid, &status, 0);
     if (WIFSIGNALED(status)) {
@@ -263,8 +302,69 @@ static bool in_list(const name_list *l, const char *s)
     return false;
 }
 
+typedef struct op_stats {
+    struct {
+        char name[64];
+        int pass, fail, skip;
+    } v[1024];
+    int n;
+} op_stats;
+
+/* Counts result r for every op type in the comma-separated list ops. */
+static void record_ops(op_stats *s, const char *ops, int r)
+{
+    char buf[1024];
+    snprintf(buf, sizeof buf, "%s", ops);
+    for (char *save, *t = strtok_r(buf, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        int i = 0;
+        while (i < s->n && strcmp(s->v[i].name, t))
+            i++;
+        if (i == s->n) {
+            if (s->n == 1024)
+                return;
+            snprintf(s->v[s->n++].name, sizeof s->v[0].name, "%s", t);
+        }
+        if (r == R_PASS)
+            s->v[i].pass++;
+        else if (r == R_SKIP)
+            s->v[i].skip++;
+        else
+            s->v[i].fail++;
+    }
+}
+
+static int cmp_op(const void *a, const void *b)
+{
+    return strcmp((const char *)a, (const char *)b);
+}
+
+/* Markdown table of per-op results, written atomically. */
+static int write_op_report(const op_stats *s, const char *path, int np, int nf, int ns)
+{
+    op_stats sorted = *s;
+    qsort(sorted.v, (size_t)sorted.n, sizeof sorted.v[0], cmp_op);
+    size_t cap = 128 + (size_t)sorted.n * 160, k = 0;
+    char *buf = malloc(cap);
+    k += (size_t)snprintf(buf + k, cap - k, "Totals: %d passed, %d failed, %d skipped.\n\n"
+                          "| op | tests | pass | fail | skip | status |\n|---|---|---|---|---|---|\n",
+                          np, nf, ns);
+    for (int i = 0; i < sorted.n; i++) {
+        int p = sorted.v[i].pass, f = sorted.v[i].fail, sk = sorted.v[i].skip;
+        const char *st = !f && !sk ? "ok" : !p ? (f ? "failing" : "unsupported") : "partial";
+        k += (size_t)snprintf(buf + k, cap - k, "| %s | %d | %d | %d | %d | %s |\n",
+                              sorted.v[i].name, p + f + sk, p, f, sk, st);
+    }
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_status st = hone_write_file_atomic(&ctx, path, buf, k);
+    free(buf);
+    return st ? cli_fail(&ctx) : EXIT_OK;
+}
+
 int cmd_conformance(int argc, char **argv)
 {
+    static op_stats stats;
+    const char *report_md = NULL;
     conf_opts o = {1e-3, 1e-7, 60, NULL, false};
     name_list tests = {0}, expect = {0}, passed = {0};
     for (int i = 1; i < argc; i++) {
@@ -277,6 +377,8 @@ int cmd_conformance(int argc, char **argv)
             o.atol = atof(v);
         else if ((v = cli_opt(argc, argv, &i, "--timeout")))
             o.timeout_s = atoi(v) > 0 ? atoi(v) : 60;
+        else if ((v = cli_opt(argc, argv, &i, "--report-md")))
+            report_md = v;
         else if (!strcmp(argv[i], "--verbose"))
             o.verbose = true;
         else if (argv[i][0] == '-')
@@ -293,8 +395,9 @@ int cmd_conformance(int argc, char **argv)
     }
     int np = 0, nf = 0, ns = 0;
     for (int i = 0; i < tests.n; i++) {
-        char why[1024] = "";
-        int r = run_isolated(tests.v[i], &o, why, sizeof why);
+        char why[1024] = "", ops[1024] = "";
+        int r = run_isolated(tests.v[i], &o, why, sizeof why, ops, sizeof ops);
+        record_ops(&stats, ops, r);
         const char *name = base_name(tests.v[i]);
         if (r == R_PASS) {
             np++;
@@ -315,5 +418,7 @@ int cmd_conformance(int argc, char **argv)
             missing++;
         }
     printf("%d passed, %d failed, %d skipped\n", np, nf, ns);
+    if (report_md && write_op_report(&stats, report_md, np, nf, ns))
+        return EXIT_FAIL;
     return missing ? EXIT_FAIL : EXIT_OK;
 }
