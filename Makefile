@@ -4,7 +4,7 @@
 BUILD ?= build
 JOBS ?= $(shell nproc)
 
-.PHONY: all deps build demo test clean
+.PHONY: all deps build demo test test-asan clean
 
 all: build
 
@@ -20,8 +20,17 @@ build: deps $(BUILD)/Makefile
 demo: build
 	@scripts/demo.sh $(BUILD)/hone
 
+# The suite runs twice: the normal build, then an ASan+UBSan+LSan build
+# (HONE_SKIP_ASAN=1 skips the second).
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	@if [ "$(HONE_SKIP_ASAN)" != 1 ]; then $(MAKE) --no-print-directory test-asan; fi
+
+test-asan: deps
+	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DHONE_SANITIZE=ON >/dev/null
+	cmake --build $(BUILD)-asan -j $(JOBS)
+	cd $(BUILD)-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j $(JOBS)
 
 clean:
-	rm -rf $(BUILD)
+	rm -rf $(BUILD) $(BUILD)-asan

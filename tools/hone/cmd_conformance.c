@@ -196,7 +196,8 @@ static int run_isolated(const char *dir, const conf_opts *o, char *why, size_t n
         int len = snprintf(line, sizeof line, "%s\n%s", ops, msg);
         ssize_t w = write(fd[1], line, (size_t)len < sizeof line ? (size_t)len : sizeof line - 1);
         (void)w;
-        _exit(r);
+        close(fd[1]);
+        exit(r); /* exit, not _exit: leak checkers run at exit */
     }
     close(fd[1]);
     char buf[2048];
@@ -218,7 +219,12 @@ static int run_isolated(const char *dir, const conf_opts *o, char *why, size_t n
                  sig == SIGALRM ? o->timeout_s : sig);
         return R_FAIL;
     }
-    return WEXITSTATUS(status);
+    int code = WEXITSTATUS(status);
+    if (code != R_PASS && code != R_FAIL && code != R_SKIP) {
+        snprintf(why, n, "test process exited with code %d (sanitizer report on stderr?)", code);
+        return R_FAIL;
+    }
+    return code;
 }
 
 typedef struct name_list {
@@ -269,6 +275,14 @@ static void collect(const char *dir, name_list *out)
         free(tmp.v[i]);
     }
     free(tmp.v);
+}
+
+static void free_list(name_list *l)
+{
+    for (int i = 0; i < l->n; i++)
+        free(l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof *l);
 }
 
 static const char *base_name(const char *p)
@@ -366,7 +380,8 @@ int cmd_conformance(int argc, char **argv)
     static op_stats stats;
     const char *report_md = NULL;
     conf_opts o = {1e-3, 1e-7, 60, NULL, false};
-    name_list tests = {0}, expect = {0}, passed = {0};
+    /* static: reachable from globals while forked children run and exit */
+    static name_list tests, expect, passed;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if ((v = cli_opt(argc, argv, &i, "--expect")))
@@ -418,7 +433,11 @@ int cmd_conformance(int argc, char **argv)
             missing++;
         }
     printf("%d passed, %d failed, %d skipped\n", np, nf, ns);
+    int rc = missing ? EXIT_FAIL : EXIT_OK;
     if (report_md && write_op_report(&stats, report_md, np, nf, ns))
-        return EXIT_FAIL;
-    return missing ? EXIT_FAIL : EXIT_OK;
+        rc = EXIT_FAIL;
+    free_list(&tests);
+    free_list(&expect);
+    free_list(&passed);
+    return rc;
 }

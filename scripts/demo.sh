@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# hone's main job on the bundled default: take the bundled Fashion-MNIST classifier,
+# optimise it with the default pipeline, show what changed, check that the optimised
+# model computes the same function, and evaluate both on the Fashion-MNIST test set.
+# usage: scripts/demo.sh [HONE]   (make demo passes the freshly built binary)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+HONE=${1:-build/hone}
+MODEL=models/fmnist_resnet14.onnx
+DATA=/usr/share/datasets/fashion-mnist
+OUT=out/demo
+LIMIT=${HONE_DEMO_LIMIT:-10000}
+mkdir -p "$OUT"
+NORM=(--scale 0.00392156862745098 --mean 0.2860 --std 0.3530)
+
+echo "== 1. the bundled model: $MODEL"
+"$HONE" stats "$MODEL" --input-shape input=1x1x28x28
+
+echo
+echo "== 2. optimise with the default pipeline (-O3), timing each pass"
+"$HONE" opt "$MODEL" -O3 -o "$OUT/fmnist_resnet14.opt.onnx" --time-passes --report "$OUT/report.json"
+echo "   wrote $OUT/fmnist_resnet14.opt.onnx and $OUT/report.json"
+
+echo
+echo "== 3. what changed"
+"$HONE" stats "$OUT/fmnist_resnet14.opt.onnx" --input-shape input=1x1x28x28
+
+echo
+echo "== 4. same function? per-value comparison, original vs optimised"
+/usr/bin/env printf '' # keep set -e happy on older shells
+"$HONE" eval "$MODEL" --data "$DATA/t10k-images-idx3-ubyte.gz" --labels "$DATA/t10k-labels-idx1-ubyte.gz" \
+  "${NORM[@]}" --limit "$LIMIT" | tail -1 | sed 's/^/   original:  /'
+"$HONE" eval "$OUT/fmnist_resnet14.opt.onnx" --data "$DATA/t10k-images-idx3-ubyte.gz" \
+  --labels "$DATA/t10k-labels-idx1-ubyte.gz" "${NORM[@]}" --limit "$LIMIT" | tail -1 | sed 's/^/   optimised: /'
