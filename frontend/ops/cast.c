@@ -5,7 +5,9 @@
  * toward zero (out-of-range values, which ONNX leaves undefined, saturate and
  * NaN becomes 0); integer to narrower integer keeps the low bits (two's
  * complement wrap, 200 -> -56 for int8); anything to bool is "nonzero";
- * floating to floating rounds to nearest even, overflowing to infinity.
+ * floating to floating rounds to nearest even, overflowing to infinity,
+ * except that bfloat16 results keep the top 16 bits of the float32 value
+ * (truncation), as the ONNX reference and runtimes of opsets <= 17 do.
  *
  * Strings: numbers print the way numpy's str() does, which the ONNX reference
  * uses: the shortest decimal that reads back to the same value in the source
@@ -197,11 +199,23 @@ static hone_status from_strings(hone_eval *ec, const hone_tensor *x, hone_tensor
 
 /* ===================== numeric casts ===================== */
 
+/* bfloat16 by truncation of the float32 bits (NaN stays a quiet NaN). */
+static uint16_t bf16_trunc(float f)
+{
+    uint32_t u;
+    memcpy(&u, &f, sizeof u);
+    return (uint16_t)(isnan(f) ? (u >> 16) | 0x40 : u >> 16);
+}
+
 /* y = x converted elementwise between numeric/bool dtypes (rules above). */
 static void cast_numeric(const hone_tensor *x, hone_tensor *y)
 {
     if (x->dtype == y->dtype) {
         memcpy(y->data, x->data, hone_tensor_nbytes(x));
+    } else if (y->dtype == HONE_DT_BFLOAT16) {
+        uint16_t *o = y->data;
+        for (int64_t i = 0; i < x->numel; i++)
+            o[i] = bf16_trunc((float)hone_tensor_get_f64(x, i));
     } else if (hone_dtype_is_float(x->dtype) || hone_dtype_is_float(y->dtype)) {
         for (int64_t i = 0; i < x->numel; i++)
             hone_tensor_set_f64(y, i, hone_tensor_get_f64(x, i));
