@@ -216,6 +216,7 @@ static void row_f32(hone_op op, const float *a, int64_t sa, const float *b, int6
     case HONE_OP_MAX: F32_ROW(isnan(x) || x > y ? x : y); break;
     case HONE_OP_MIN: F32_ROW(isnan(x) || x < y ? x : y); break;
     case HONE_OP_PRELU: F32_ROW(x < 0 ? x * y : x); break;
+    case HONE_OP_POW: F32_ROW(y == 2 ? x * x : (float)pow(x, y)); break;
     default: HONE_ASSERT(!"no float32 loop for this op");
     }
 }
@@ -224,7 +225,7 @@ static bool has_f32_loop(hone_op op)
 {
     switch (op) {
     case HONE_OP_ADD: case HONE_OP_SUM: case HONE_OP_MEAN: case HONE_OP_SUB: case HONE_OP_MUL:
-    case HONE_OP_DIV: case HONE_OP_MAX: case HONE_OP_MIN: case HONE_OP_PRELU:
+    case HONE_OP_DIV: case HONE_OP_MAX: case HONE_OP_MIN: case HONE_OP_PRELU: case HONE_OP_POW:
         return true;
     default:
         return false;
@@ -437,6 +438,12 @@ static void row_select(void *state, const int64_t *off, const int64_t *step, int
 {
     sel_state *s = state;
     int k = s->cond ? 1 : 0;
+    if (!s->cond && step[0] == 1 && s->o->dtype != HONE_DT_STRING) {
+        size_t es = hone_dtype_size(s->o->dtype);
+        memcpy((char *)s->o->data + o * (int64_t)es, (const char *)s->x->data + off[0] * (int64_t)es,
+               (size_t)n * es);
+        return;
+    }
     for (int64_t j = 0; j < n; j++) {
         bool pick_x = !s->cond || ((const uint8_t *)s->cond->data)[off[0] + j * step[0]];
         int64_t src = pick_x ? off[k] + j * step[k] : off[k + 1] + j * step[k + 1];

@@ -349,7 +349,7 @@ hone_status infer_clip(hone_infer *ic)
     for (int i = 1; i < ic->n_in && !st; i++) {
         const hone_tinfo *b = ic->in[i];
         st = hone_ew_check_same(ic, 0, i);
-        if (!st && b && b->value && b->value->numel != 1)
+        if (!st && b && b->value && b->value->numel > 1)
             st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
                                 "bound input %d must be a scalar, has %lld elements", i,
                                 (long long)b->value->numel);
