@@ -61,20 +61,44 @@ static void expect(const hone_tensor *t, hone_dtype dt, int rank, const int64_t 
     }
 }
 
-/* Runs a two-input node and checks the result; frees everything. */
-static void check_binary(const char *op, hone_tensor *a, hone_tensor *b, hone_dtype dt, int rank,
-                         const int64_t *dims, const double *want, int64_t fmod)
+/* Runs node n on ins, expecting success and the given result (freed here). */
+static void run_check(const hone_node *n, const hone_tensor **ins, hone_dtype dt, int rank,
+                      const int64_t *dims, const double *want)
 {
     hone_ctx ctx;
-    hone_graph *g = hone_graph_new();
-    hone_node *n = mknode(g, op, "bin", 2, 13);
-    if (fmod >= 0)
-        hone_node_set_attr_int(g, n, "fmod", fmod);
-    const hone_tensor *ins[] = {a, b};
     hone_tensor *y;
     assert_int_equal(run(&ctx, n, ins, &y), HONE_OK);
     expect(y, dt, rank, dims, want);
     hone_tensor_free(y);
+}
+
+/* Sets attribute "name=value" (NULL: none) on n: an int for an integer
+ * value, a float for another number, a string otherwise. */
+static void set_attr(hone_graph *g, hone_node *n, const char *attr)
+{
+    if (!attr)
+        return;
+    char name[32], *end;
+    const char *eq = strchr(attr, '='), *v = eq + 1;
+    snprintf(name, sizeof name, "%.*s", (int)(eq - attr), attr);
+    long long i = strtoll(v, &end, 10);
+    if (!*end)
+        hone_node_set_attr_int(g, n, name, i);
+    else if (strtod(v, &end), !*end)
+        hone_node_set_attr_float(g, n, name, strtof(v, NULL));
+    else
+        hone_node_set_attr_string(g, n, name, v);
+}
+
+/* Runs a two-input node and checks the result; frees everything. */
+static void check_binary(const char *op, hone_tensor *a, hone_tensor *b, hone_dtype dt, int rank,
+                         const int64_t *dims, const double *want, const char *attr)
+{
+    hone_graph *g = hone_graph_new();
+    hone_node *n = mknode(g, op, "bin", 2, 13);
+    set_attr(g, n, attr);
+    const hone_tensor *ins[] = {a, b};
+    run_check(n, ins, dt, rank, dims, want);
     hone_tensor_free(a);
     hone_tensor_free(b);
     hone_graph_free(g);
@@ -89,21 +113,21 @@ static void test_broadcast(void **state)
     double r3[] = {10, 20, 30}, c2[] = {1, 2};
     double sum[] = {11, 22, 33, 14, 25, 36}, diff[] = {0, 1, 2, 2, 3, 4};
     check_binary("Add", mk(HONE_DT_FLOAT, 2, d23, m23), mk(HONE_DT_FLOAT, 1, d3, r3),
-                 HONE_DT_FLOAT, 2, d23, sum, -1);
+                 HONE_DT_FLOAT, 2, d23, sum, NULL);
     check_binary("Sub", mk(HONE_DT_FLOAT, 2, d23, m23), mk(HONE_DT_FLOAT, 2, d21, c2),
-                 HONE_DT_FLOAT, 2, d23, diff, -1);
+                 HONE_DT_FLOAT, 2, d23, diff, NULL);
     /* [2,1] * [3] broadcasts both ways to [2,3]; int64 goes through the int path */
     double prod[] = {10, 20, 30, 20, 40, 60};
     check_binary("Mul", mk(HONE_DT_INT64, 2, d21, c2), mk(HONE_DT_INT64, 1, d3, r3),
-                 HONE_DT_INT64, 2, d23, prod, -1);
+                 HONE_DT_INT64, 2, d23, prod, NULL);
     /* float16 through double, and a comparison giving bool */
     double half[] = {0.5, 1, 1.5, 2, 2.5, 3}, two[] = {2};
     int64_t d1[] = {1};
     check_binary("Div", mk(HONE_DT_FLOAT16, 2, d23, m23), mk(HONE_DT_FLOAT16, 1, d1, two),
-                 HONE_DT_FLOAT16, 2, d23, half, -1);
+                 HONE_DT_FLOAT16, 2, d23, half, NULL);
     double gt[] = {0, 1, 1, 1, 1, 1};
     check_binary("Greater", mk(HONE_DT_INT32, 2, d23, m23), mk(HONE_DT_INT32, 2, d21, c2),
-                 HONE_DT_BOOL, 2, d23, gt, -1);
+                 HONE_DT_BOOL, 2, d23, gt, NULL);
 }
 
 /* Integer Div truncates toward zero; Mod takes the divisor's sign unless
@@ -114,14 +138,14 @@ static void test_int_div_mod(void **state)
     double x[] = {7, -7, 7, -7}, y[] = {2, 2, -2, -2};
     double q[] = {3, -3, -3, 3}, m0[] = {1, 1, -1, -1}, m1[] = {1, -1, 1, -1};
     check_binary("Div", mk(HONE_DT_INT32, 1, d4, x), mk(HONE_DT_INT32, 1, d4, y), HONE_DT_INT32, 1,
-                 d4, q, -1);
+                 d4, q, NULL);
     check_binary("Mod", mk(HONE_DT_INT8, 1, d4, x), mk(HONE_DT_INT8, 1, d4, y), HONE_DT_INT8, 1, d4,
-                 m0, 0);
+                 m0, "fmod=0");
     check_binary("Mod", mk(HONE_DT_INT64, 1, d4, x), mk(HONE_DT_INT64, 1, d4, y), HONE_DT_INT64, 1,
-                 d4, m1, 1);
+                 d4, m1, "fmod=1");
     double fx[] = {5.5, -5.5, 5.5, -5.5}, fm[] = {1.5, -1.5, 1.5, -1.5};
     check_binary("Mod", mk(HONE_DT_FLOAT, 1, d4, fx), mk(HONE_DT_FLOAT, 1, d4, y), HONE_DT_FLOAT, 1,
-                 d4, fm, 1);
+                 d4, fm, "fmod=1");
 
     /* integer division by zero is an error, not a trap */
     hone_ctx ctx;
@@ -145,24 +169,15 @@ static void test_pow_bitshift(void **state)
     int64_t d2[] = {2};
     double base[] = {2, 3}, ex[] = {0.5, 2}, pw[] = {1, 9};
     check_binary("Pow", mk(HONE_DT_INT32, 1, d2, base), mk(HONE_DT_FLOAT, 1, d2, ex), HONE_DT_INT32,
-                 1, d2, pw, -1);
+                 1, d2, pw, NULL);
     double fb[] = {4, -2}, ie[] = {-1, 3}, fpw[] = {0.25, -8};
     check_binary("Pow", mk(HONE_DT_FLOAT, 1, d2, fb), mk(HONE_DT_INT64, 1, d2, ie), HONE_DT_FLOAT,
-                 1, d2, fpw, -1);
-
-    hone_ctx ctx;
-    hone_graph *g = hone_graph_new();
-    hone_node *n = mknode(g, "BitShift", "shl", 2, 11);
-    hone_node_set_attr_string(g, n, "direction", "LEFT");
-    double v[] = {1, 255}, s[] = {7, 1}, want[] = {128, 254};
-    hone_tensor *a = mk(HONE_DT_UINT8, 1, d2, v), *b = mk(HONE_DT_UINT8, 1, d2, s), *y;
-    const hone_tensor *ins[] = {a, b};
-    assert_int_equal(run(&ctx, n, ins, &y), HONE_OK);
-    expect(y, HONE_DT_UINT8, 1, d2, want);
-    hone_tensor_free(y);
-    hone_tensor_free(a);
-    hone_tensor_free(b);
-    hone_graph_free(g);
+                 1, d2, fpw, NULL);
+    double v[] = {1, 255}, s[] = {7, 1}, want[] = {128, 254}, right[] = {0, 127};
+    check_binary("BitShift", mk(HONE_DT_UINT8, 1, d2, v), mk(HONE_DT_UINT8, 1, d2, s),
+                 HONE_DT_UINT8, 1, d2, want, "direction=LEFT");
+    check_binary("BitShift", mk(HONE_DT_UINT8, 1, d2, v), mk(HONE_DT_UINT8, 1, d2, s),
+                 HONE_DT_UINT8, 1, d2, right, "direction=RIGHT");
 }
 
 /* uint64 values above 2^63 compare and take Max as unsigned numbers. */
@@ -186,19 +201,27 @@ static void test_uint64_order(void **state)
     hone_graph_free(g);
 }
 
-/* Runs Cast to dt on x and returns the result (x freed). */
-static hone_tensor *cast(hone_tensor *x, hone_dtype dt)
+/* Runs a one-input node (attr as for set_attr) on x; returns the result, x freed. */
+static hone_tensor *unary(const char *op, const char *attr, hone_tensor *x)
 {
     hone_ctx ctx;
     hone_graph *g = hone_graph_new();
-    hone_node *n = mknode(g, "Cast", "cast", 1, 13);
-    hone_node_set_attr_int(g, n, "to", dt);
+    hone_node *n = mknode(g, op, "u", 1, 13);
+    set_attr(g, n, attr);
     const hone_tensor *ins[] = {x};
     hone_tensor *y;
     assert_int_equal(run(&ctx, n, ins, &y), HONE_OK);
     hone_tensor_free(x);
     hone_graph_free(g);
     return y;
+}
+
+/* Runs Cast to dt on x and returns the result (x freed). */
+static hone_tensor *cast(hone_tensor *x, hone_dtype dt)
+{
+    char attr[16];
+    snprintf(attr, sizeof attr, "to=%d", (int)dt);
+    return unary("Cast", attr, x);
 }
 
 /* float -> int8 truncates toward zero and saturates out of range (NaN -> 0);
@@ -254,63 +277,47 @@ static void test_cast_strings(void **state)
     hone_graph_free(g);
 }
 
-/* Runs a unary node (one optional float attribute) on x. */
-static hone_tensor *unary(const char *op, const char *attr, float v, hone_tensor *x)
-{
-    hone_ctx ctx;
-    hone_graph *g = hone_graph_new();
-    hone_node *n = mknode(g, op, "u", 1, 13);
-    if (attr)
-        hone_node_set_attr_float(g, n, attr, v);
-    const hone_tensor *ins[] = {x};
-    hone_tensor *y;
-    assert_int_equal(run(&ctx, n, ins, &y), HONE_OK);
-    hone_tensor_free(x);
-    hone_graph_free(g);
-    return y;
-}
-
 static void test_unary(void **state)
 {
     int64_t d5[] = {5};
     double x[] = {0.5, 1.5, 2.5, -0.5, -1.5};
     struct {
         const char *op, *attr;
-        float a;
         double want[5];
     } cases[] = {
-        {"Round", NULL, 0, {0, 2, 2, -0.0, -2}},
-        {"Relu", NULL, 0, {0.5, 1.5, 2.5, 0, 0}},
-        {"LeakyRelu", "alpha", 0.1f, {0.5, 1.5, 2.5, -0.05, -0.15}},
-        {"Neg", NULL, 0, {-0.5, -1.5, -2.5, 0.5, 1.5}},
-        {"Floor", NULL, 0, {0, 1, 2, -1, -2}},
-        {"Sign", NULL, 0, {1, 1, 1, -1, -1}},
-        {"ThresholdedRelu", "alpha", 1.0f, {0, 1.5, 2.5, 0, 0}},
-        {"HardSigmoid", NULL, 0, {0.6, 0.8, 1, 0.4, 0.2}},
+        {"Round", NULL, {0, 2, 2, -0.0, -2}},
+        {"Relu", NULL, {0.5, 1.5, 2.5, 0, 0}},
+        {"LeakyRelu", "alpha=0.1", {0.5, 1.5, 2.5, -0.05, -0.15}},
+        {"Neg", NULL, {-0.5, -1.5, -2.5, 0.5, 1.5}},
+        {"Floor", NULL, {0, 1, 2, -1, -2}},
+        {"Sign", NULL, {1, 1, 1, -1, -1}},
+        {"ThresholdedRelu", "alpha=1.0", {0, 1.5, 2.5, 0, 0}},
+        {"HardSigmoid", NULL, {0.6, 0.8, 1, 0.4, 0.2}},
+        {"Shrink", "lambd=1.0", {0, 1.5, 2.5, 0, -1.5}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
-        hone_tensor *y = unary(cases[c].op, cases[c].attr, cases[c].a, mk(HONE_DT_FLOAT, 1, d5, x));
+        hone_tensor *y = unary(cases[c].op, cases[c].attr, mk(HONE_DT_FLOAT, 1, d5, x));
         expect(y, HONE_DT_FLOAT, 1, d5, cases[c].want);
         hone_tensor_free(y);
     }
     /* Sigmoid(0) = 1/2, Elu(-1) = e^-1 - 1, Softplus(0) = ln 2 in double */
     int64_t d3v[] = {3};
     double z[] = {0, -1, 0};
-    hone_tensor *s = unary("Sigmoid", NULL, 0, mk(HONE_DT_DOUBLE, 1, d3v, z));
+    hone_tensor *s = unary("Sigmoid", NULL, mk(HONE_DT_DOUBLE, 1, d3v, z));
     double sw[] = {0.5, 1 / (1 + exp(1)), 0.5};
     expect(s, HONE_DT_DOUBLE, 1, d3v, sw);
     hone_tensor_free(s);
-    s = unary("Elu", NULL, 0, mk(HONE_DT_DOUBLE, 1, d3v, z));
+    s = unary("Elu", NULL, mk(HONE_DT_DOUBLE, 1, d3v, z));
     double ew[] = {0, exp(-1) - 1, 0};
     expect(s, HONE_DT_DOUBLE, 1, d3v, ew);
     hone_tensor_free(s);
     /* Abs of int8 -128 wraps as two's complement does; IsNaN gives bool */
     double iv[] = {-128, -3, 5}, aw[] = {-128, 3, 5};
-    s = unary("Abs", NULL, 0, mk(HONE_DT_INT8, 1, d3v, iv));
+    s = unary("Abs", NULL, mk(HONE_DT_INT8, 1, d3v, iv));
     expect(s, HONE_DT_INT8, 1, d3v, aw);
     hone_tensor_free(s);
     double nv[] = {NAN, 1, INFINITY}, nw[] = {1, 0, 0};
-    s = unary("IsNaN", NULL, 0, mk(HONE_DT_FLOAT, 1, d3v, nv));
+    s = unary("IsNaN", NULL, mk(HONE_DT_FLOAT, 1, d3v, nv));
     expect(s, HONE_DT_BOOL, 1, d3v, nw);
     hone_tensor_free(s);
 }
@@ -318,17 +325,14 @@ static void test_unary(void **state)
 /* Clip: bounds as inputs (opset 13, int8, max omitted) and as attributes (opset 6). */
 static void test_clip(void **state)
 {
-    hone_ctx ctx;
     int64_t d4[] = {4};
     double x[] = {-100, -2, 3, 100}, lo[] = {-5}, w13[] = {-5, -2, 3, 100};
     hone_graph *g = hone_graph_new();
     hone_node *n = mknode(g, "Clip", "clip13", 3, 13);
     n->in[2] = NULL;
-    hone_tensor *a = mk(HONE_DT_INT8, 1, d4, x), *l = mk(HONE_DT_INT8, 0, NULL, lo), *y;
+    hone_tensor *a = mk(HONE_DT_INT8, 1, d4, x), *l = mk(HONE_DT_INT8, 0, NULL, lo);
     const hone_tensor *ins[] = {a, l, NULL};
-    assert_int_equal(run(&ctx, n, ins, &y), HONE_OK);
-    expect(y, HONE_DT_INT8, 1, d4, w13);
-    hone_tensor_free(y);
+    run_check(n, ins, HONE_DT_INT8, 1, d4, w13);
 
     hone_node *old = mknode(g, "Clip", "clip6", 1, 6);
     hone_node_set_attr_float(g, old, "min", -1);
@@ -336,9 +340,7 @@ static void test_clip(void **state)
     hone_tensor *f = mk(HONE_DT_FLOAT, 1, d4, x);
     const hone_tensor *fin[] = {f};
     double w6[] = {-1, -1, 2.5, 2.5};
-    assert_int_equal(run(&ctx, old, fin, &y), HONE_OK);
-    expect(y, HONE_DT_FLOAT, 1, d4, w6);
-    hone_tensor_free(y);
+    run_check(old, fin, HONE_DT_FLOAT, 1, d4, w6);
     hone_tensor_free(f);
     hone_tensor_free(a);
     hone_tensor_free(l);
@@ -385,7 +387,7 @@ static void test_prelu_channels(void **state)
     int64_t dx[] = {1, 2, 2}, ds[] = {2, 1};
     double x[] = {-1, 2, -3, 4}, s[] = {0.5, 0.25}, want[] = {-0.5, 2, -0.75, 4};
     check_binary("PRelu", mk(HONE_DT_FLOAT, 3, dx, x), mk(HONE_DT_FLOAT, 2, ds, s), HONE_DT_FLOAT, 3,
-                 dx, want, -1);
+                 dx, want, NULL);
 }
 
 /* Mismatched input types are a shape/type error that names the node. */
