@@ -418,19 +418,24 @@ typedef struct sel_state {
     bool nomem;
 } sel_state;
 
-/* Copies element si of s into element oi of o (strings duplicated). */
-static bool copy_elem(hone_tensor *o, int64_t oi, const hone_tensor *s, int64_t si)
+/* Copies elements si.. of s into oi.. of o, cnt of them (strings duplicated). */
+static bool copy_elems(hone_tensor *o, int64_t oi, const hone_tensor *s, int64_t si, int64_t cnt)
 {
     size_t es = hone_dtype_size(o->dtype);
     if (o->dtype != HONE_DT_STRING) {
-        memcpy((char *)o->data + oi * (int64_t)es, (const char *)s->data + si * (int64_t)es, es);
+        memcpy((char *)o->data + oi * (int64_t)es, (const char *)s->data + si * (int64_t)es,
+               (size_t)cnt * es);
         return true;
     }
-    const char *src = ((char *const *)s->data)[si];
-    char **dst = (char **)o->data + oi;
-    free(*dst);
-    *dst = src ? strdup(src) : NULL;
-    return !src || *dst;
+    bool ok = true;
+    for (int64_t j = 0; j < cnt; j++) {
+        const char *src = ((char *const *)s->data)[si + j];
+        char **dst = (char **)o->data + oi + j;
+        free(*dst);
+        *dst = src ? strdup(src) : NULL;
+        ok = ok && (!src || *dst);
+    }
+    return ok;
 }
 
 static void row_select(void *state, const int64_t *off, const int64_t *step, int64_t o,
@@ -438,16 +443,14 @@ static void row_select(void *state, const int64_t *off, const int64_t *step, int
 {
     sel_state *s = state;
     int k = s->cond ? 1 : 0;
-    if (!s->cond && step[0] == 1 && s->o->dtype != HONE_DT_STRING) {
-        size_t es = hone_dtype_size(s->o->dtype);
-        memcpy((char *)s->o->data + o * (int64_t)es, (const char *)s->x->data + off[0] * (int64_t)es,
-               (size_t)n * es);
+    if (!s->cond && step[0] == 1) {
+        s->nomem = s->nomem || !copy_elems(s->o, o, s->x, off[0], n);
         return;
     }
     for (int64_t j = 0; j < n; j++) {
         bool pick_x = !s->cond || ((const uint8_t *)s->cond->data)[off[0] + j * step[0]];
         int64_t src = pick_x ? off[k] + j * step[k] : off[k + 1] + j * step[k + 1];
-        if (!copy_elem(s->o, o + j, pick_x ? s->x : s->y, src))
+        if (!copy_elems(s->o, o + j, pick_x ? s->x : s->y, src, 1))
             s->nomem = true;
     }
 }

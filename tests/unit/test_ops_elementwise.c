@@ -390,6 +390,49 @@ static void test_prelu_channels(void **state)
                  dx, want, NULL);
 }
 
+/* Opset-6 Add with broadcast=1, axis=1 aligns B [3] with A's dim 1. */
+static void test_legacy_broadcast(void **state)
+{
+    hone_graph *g = hone_graph_new();
+    hone_node *n = mknode(g, "Add", "old_add", 2, 6);
+    hone_node_set_attr_int(g, n, "broadcast", 1);
+    hone_node_set_attr_int(g, n, "axis", 1);
+    int64_t da[] = {1, 3, 2};
+    double av[] = {1, 2, 3, 4, 5, 6}, bv[] = {10, 20, 30}, want[] = {11, 12, 23, 24, 35, 36};
+    hone_tensor *a = mk(HONE_DT_FLOAT, 3, da, av), *b = mk(HONE_DT_FLOAT, 1, d3, bv);
+    const hone_tensor *ins[] = {a, b};
+    run_check(n, ins, HONE_DT_FLOAT, 3, da, want);
+    hone_tensor_free(a);
+    hone_tensor_free(b);
+    hone_graph_free(g);
+}
+
+/* Where picks strings by copy: the output owns its own strings. */
+static void test_where_strings(void **state)
+{
+    hone_graph *g = hone_graph_new();
+    hone_node *n = mknode(g, "Where", "wstr", 3, 16);
+    int64_t d2[] = {2}, d1[] = {1};
+    double cv[] = {0, 1};
+    hone_tensor *c = mk(HONE_DT_BOOL, 1, d2, cv), *x = mk(HONE_DT_STRING, 1, d2, NULL);
+    hone_tensor *y = mk(HONE_DT_STRING, 1, d1, NULL), *out;
+    ((char **)x->data)[0] = strdup("a");
+    ((char **)x->data)[1] = strdup("b");
+    ((char **)y->data)[0] = strdup("z");
+    const hone_tensor *ins[] = {c, x, y};
+    hone_ctx ctx;
+    assert_int_equal(run(&ctx, n, ins, &out), HONE_OK);
+    char **o = out->data;
+    assert_string_equal(o[0], "z");
+    assert_string_equal(o[1], "b");
+    assert_ptr_not_equal(o[1], ((char **)x->data)[1]);
+    hone_tensor_free(out);
+    hone_tensor_free(c);
+    hone_tensor_free(x);
+    hone_tensor_free(y);
+    hone_graph_free(g);
+}
+
 /* Mismatched input types are a shape/type error that names the node. */
 static void test_type_errors(void **state)
 {
@@ -428,6 +471,7 @@ int main(void)
         cmocka_unit_test(test_cast_numeric),   cmocka_unit_test(test_cast_strings),
         cmocka_unit_test(test_unary),          cmocka_unit_test(test_clip),
         cmocka_unit_test(test_where_mean),     cmocka_unit_test(test_prelu_channels),
+        cmocka_unit_test(test_legacy_broadcast), cmocka_unit_test(test_where_strings),
         cmocka_unit_test(test_type_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
