@@ -22,6 +22,7 @@
 #define EIN_LETTERS 52
 #define EIN_MAX_LABELS (EIN_LETTERS + HONE_MAX_RANK)
 #define EIN_MAX_EQ 512
+#define EIN_MAX_WORK 1e13 /* odometer steps one Einsum may take */
 
 typedef struct eplan {
     int nin, nell;                       /* operands, broadcast ("...") rank */
@@ -349,8 +350,15 @@ hone_status eval_einsum(hone_eval *ec)
     ewalk w;
     ewalk_init(&w, &p, ec->in);
     int64_t inner = 1;
-    for (int i = p.nout; i < w.n; i++)
+    double work = (double)ec->out[0]->numel;
+    for (int i = p.nout; i < w.n; i++) {
         inner *= w.dims[i];
+        work *= (double)w.dims[i];
+    }
+    if (work > EIN_MAX_WORK)
+        return hone_node_fail(ec->ctx, ec->node, HONE_ERR_LIMIT,
+                              "contraction needs %.3g steps, above the limit %.3g", work,
+                              EIN_MAX_WORK);
     if (inner > 0)
         ein_run(&w, ec->in, ec->out[0], inner);
     return HONE_OK;

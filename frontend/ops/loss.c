@@ -47,7 +47,7 @@ static hone_status loss_check(hone_infer *ic)
         int64_t a = x->dims[i ? i + 1 : 0], b = t->dims[i];
         bad = a >= 0 && b >= 0 && a != b;
     }
-    if (!bad && w)
+    if (!bad && w && w->rank >= 0)
         bad = w->rank != 1 || (w->dims[0] >= 0 && x->dims[1] >= 0 && w->dims[0] != x->dims[1]);
     if (bad)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,

@@ -25,7 +25,7 @@
 static hone_status check_param(hone_ctx *ctx, const hone_node *nd, const hone_tinfo *p, int64_t n,
                                const char *what)
 {
-    if (!p)
+    if (!p || p->rank < 0)
         return HONE_OK;
     int64_t len = p->rank == 0 ? 1 : p->rank == 1 ? p->dims[0] : -2;
     if (len == -2 || (len >= 0 && n >= 0 && len != 1 && len != n))
@@ -58,6 +58,18 @@ static hone_status check_operand(hone_ctx *ctx, const hone_node *nd, const hone_
 static hone_status oom(hone_eval *ec)
 {
     return hone_node_fail(ec->ctx, ec->node, HONE_ERR_NOMEM, "out of memory");
+}
+
+/* Output 0 (int32) from the accumulators, which it frees; NULL means allocation failed. */
+static hone_status store_i32(hone_eval *ec, int64_t *acc)
+{
+    if (!acc)
+        return oom(ec);
+    int32_t *y = ec->out[0]->data;
+    for (int64_t i = 0; i < ec->out[0]->numel; i++)
+        y[i] = (int32_t)acc[i];
+    free(acc);
+    return HONE_OK;
 }
 
 /* ------------------------------ matrix product ------------------------------ */
@@ -211,14 +223,7 @@ hone_status eval_matmul_integer(hone_eval *ec)
     hone_status st = mm_geo(ec->ctx, ec->node, hone_misc_tinfo(&ta, a), hone_misc_tinfo(&tb, b), &g);
     if (st || (st = hone_eval_alloc(ec, 0, HONE_DT_INT32, g.rank, g.dims)))
         return st;
-    int64_t *acc = mm_accumulate(a, za, b, zb, &g);
-    if (!acc)
-        return oom(ec);
-    int32_t *y = ec->out[0]->data;
-    for (int64_t i = 0; i < ec->out[0]->numel; i++)
-        y[i] = (int32_t)acc[i];
-    free(acc);
-    return HONE_OK;
+    return store_i32(ec, mm_accumulate(a, za, b, zb, &g));
 }
 
 /* QLinearMatMul inputs: a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp. */
@@ -481,14 +486,7 @@ hone_status eval_conv_integer(hone_eval *ec)
                               &g, y);
     if (st || (st = hone_eval_alloc(ec, 0, HONE_DT_INT32, g.ns + 2, y)))
         return st;
-    int64_t *acc = conv_accumulate(x, zx, w, zw, &g, ec->out[0]->numel);
-    if (!acc)
-        return oom(ec);
-    int32_t *out = ec->out[0]->data;
-    for (int64_t i = 0; i < ec->out[0]->numel; i++)
-        out[i] = (int32_t)acc[i];
-    free(acc);
-    return HONE_OK;
+    return store_i32(ec, conv_accumulate(x, zx, w, zw, &g, ec->out[0]->numel));
 }
 
 /* QLinearConv inputs: x, x_scale, x_zp, w, w_scale, w_zp, y_scale, y_zp, B. */
@@ -505,7 +503,7 @@ hone_status infer_qlinear_conv(hone_infer *ic)
         (st = check_param(ic->ctx, ic->node, ic->in[7], 1, "y_zero_point")) ||
         (st = hone_misc_check_qtype(ic->ctx, ic->node, ic->in[7]->dtype, "y_zero_point")))
         return st;
-    if (b && (b->rank != 1 || (b->dims[0] >= 0 && m >= 0 && b->dims[0] != m)))
+    if (b && b->rank >= 0 && (b->rank != 1 || (b->dims[0] >= 0 && m >= 0 && b->dims[0] != m)))
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
                               "bias must be 1-D with one entry per output channel");
     hone_infer_set(ic, 0, ic->in[7]->dtype, g.ns < 0 ? -1 : g.ns + 2, g.ns < 0 ? NULL : y);

@@ -98,6 +98,15 @@ static int64_t qchan(const hone_qmap *m, int64_t i)
     return m->n == 1 ? 0 : (i / m->inner) % m->n;
 }
 
+/* The qmap of a (De)QuantizeLinear execution: x, scale, zero point are inputs 0-2. */
+static hone_status eval_qmap(hone_eval *ec, hone_qmap *m)
+{
+    hone_tinfo tx, ts, tz;
+    const hone_tensor *zp = ec->n_in > 2 ? ec->in[2] : NULL;
+    return hone_misc_qmap(ec->ctx, ec->node, ec->opset, hone_misc_tinfo(&tx, ec->in[0]),
+                          hone_misc_tinfo(&ts, ec->in[1]), hone_misc_tinfo(&tz, zp), m);
+}
+
 hone_status infer_quantize(hone_infer *ic)
 {
     const hone_tinfo *x = ic->in[0], *zp = ic->n_in > 2 ? ic->in[2] : NULL;
@@ -116,10 +125,8 @@ hone_status infer_quantize(hone_infer *ic)
 hone_status eval_quantize(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0], *s = ec->in[1], *zp = ec->n_in > 2 ? ec->in[2] : NULL;
-    hone_tinfo tx, ts, tz;
     hone_qmap m;
-    hone_status st = hone_misc_qmap(ec->ctx, ec->node, ec->opset, hone_misc_tinfo(&tx, x),
-                                    hone_misc_tinfo(&ts, s), hone_misc_tinfo(&tz, zp), &m);
+    hone_status st = eval_qmap(ec, &m);
     if (st || (st = hone_eval_alloc(ec, 0, zp ? zp->dtype : HONE_DT_UINT8, x->rank, x->dims)))
         return st;
     bool f32 = x->dtype == HONE_DT_FLOAT;
@@ -155,10 +162,8 @@ hone_status infer_dequantize(hone_infer *ic)
 hone_status eval_dequantize(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0], *s = ec->in[1], *zp = ec->n_in > 2 ? ec->in[2] : NULL;
-    hone_tinfo tx, ts, tz;
     hone_qmap m;
-    hone_status st = hone_misc_qmap(ec->ctx, ec->node, ec->opset, hone_misc_tinfo(&tx, x),
-                                    hone_misc_tinfo(&ts, s), hone_misc_tinfo(&tz, zp), &m);
+    hone_status st = eval_qmap(ec, &m);
     if (st || (st = hone_eval_alloc(ec, 0, s->dtype, x->rank, x->dims)))
         return st;
     for (int64_t i = 0; i < x->numel; i++) {
