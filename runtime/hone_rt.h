@@ -18,4 +18,8 @@ void hone_rt_dgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, do
                    const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                    double *c, int64_t ldc);
 
+/* reduce.c: y[o, i] = scale * sum_r x[o, r, i] for x viewed as [outer, red, inner]. */
+void hone_rt_sum_f32(const float *x, float *y, int64_t outer, int64_t red, int64_t inner,
+                     double scale);
+
 #endif
