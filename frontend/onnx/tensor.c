@@ -121,7 +121,7 @@ hone_status hone_onnx_tensor_decode(hone_ctx *ctx, const Onnx__TensorProto *p,
         if (p->raw_data.len != hone_tensor_nbytes(t))
             st = hone_fail(ctx, HONE_ERR_PARSE, "tensor '%s' has %zu raw bytes, its shape needs %zu",
                            nm, p->raw_data.len, hone_tensor_nbytes(t));
-        else
+        else if (p->raw_data.len)
             memcpy(t->data, p->raw_data.data, p->raw_data.len);
     } else {
         st = decode_typed(ctx, p, t);
