@@ -5,6 +5,9 @@
 set -u
 HONE=$1; SRC=$2
 D=$SRC/tests/cli/data; B=$SRC/tests/bad_inputs
+# Under AddressSanitizer a leak must not hide behind the expected exit status 1.
+export ASAN_OPTIONS="exitcode=86${ASAN_OPTIONS:+:$ASAN_OPTIONS}"
+export UBSAN_OPTIONS="halt_on_error=1:exitcode=87${UBSAN_OPTIONS:+:$UBSAN_OPTIONS}"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 pass=0; fail=0
 check() { # name expected_rc expected_output_substring -- cmd...
