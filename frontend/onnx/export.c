@@ -212,16 +212,25 @@ static void export_value_info(exporter *ex, Onnx__GraphProto *gp)
         }
 }
 
-static hone_status export_graph(exporter *ex, Onnx__GraphProto *gp)
+/* Graph inputs; before IR version 4 every initializer must be listed too. */
+static void export_inputs(exporter *ex, Onnx__GraphProto *gp, int64_t ir_version)
+{
+    const hone_graph *g = ex->g;
+    gp->input = alloc_array(ex, (size_t)(g->n_inputs + g->n_values), sizeof *gp->input);
+    for (int i = 0; i < g->n_inputs; i++)
+        gp->input[gp->n_input++] = new_value_info(ex, g->inputs[i]);
+    for (int i = 0; ir_version < 4 && i < g->n_values; i++)
+        if (g->values[i]->data && !(g->values[i]->flags & HONE_VAL_INPUT))
+            gp->input[gp->n_input++] = new_value_info(ex, g->values[i]);
+}
+
+static hone_status export_graph(exporter *ex, Onnx__GraphProto *gp, int64_t ir_version)
 {
     const hone_graph *g = ex->g;
     gp->name = str(g->name);
     if (g->doc && *g->doc)
         gp->doc_string = str(g->doc);
-    gp->n_input = (size_t)g->n_inputs;
-    gp->input = alloc_array(ex, gp->n_input, sizeof *gp->input);
-    for (int i = 0; i < g->n_inputs; i++)
-        gp->input[i] = new_value_info(ex, g->inputs[i]);
+    export_inputs(ex, gp, ir_version);
     gp->n_output = (size_t)g->n_outputs;
     gp->output = alloc_array(ex, gp->n_output, sizeof *gp->output);
     for (int i = 0; i < g->n_outputs; i++)
@@ -285,7 +294,7 @@ static hone_status export_model(exporter *ex, Onnx__ModelProto *m)
     export_opsets(ex, m);
     m->graph = hone_arena_alloc(ex->a, sizeof *m->graph);
     onnx__graph_proto__init(m->graph);
-    return export_graph(ex, m->graph);
+    return export_graph(ex, m->graph, m->ir_version);
 }
 
 hone_status hone_onnx_serialize(hone_ctx *ctx, const hone_graph *g, uint8_t **buf, size_t *len)

@@ -378,6 +378,30 @@ static void test_proto_defaults(void **state)
     hone_graph_free(g);
 }
 
+/* IR version 3 wants every initializer among the graph inputs; they stay constants. */
+static void test_old_ir_lists_initializers(void **state)
+{
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *g = hand_graph();
+    g->ir_version = 3;
+    uint8_t *buf;
+    size_t len;
+    hone_graph *r = reimport(g, &buf, &len);
+    Onnx__ModelProto *m = onnx__model_proto__unpack(NULL, len, buf);
+    assert_non_null(m);
+    assert_int_equal(m->graph->n_input, 7);
+    assert_string_equal(m->graph->input[0]->name, "x");
+    assert_string_equal(m->graph->input[1]->name, "w");
+    assert_int_equal(m->graph->input[2]->type->tensor_type->elem_type, HONE_DT_INT64);
+    assert_int_equal(r->n_inputs, 1);
+    assert_graphs_equal(g, r);
+    onnx__model_proto__free_unpacked(m, NULL);
+    free(buf);
+    hone_graph_free(r);
+    hone_graph_free(g);
+}
+
 static void test_save_and_load(void **state)
 {
     hone_ctx ctx;
@@ -447,7 +471,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_roundtrip_hand_graph), cmocka_unit_test(test_proto_fields),
-        cmocka_unit_test(test_proto_defaults),       cmocka_unit_test(test_save_and_load),
+        cmocka_unit_test(test_proto_defaults),       cmocka_unit_test(test_old_ir_lists_initializers),
+        cmocka_unit_test(test_save_and_load),
         cmocka_unit_test(test_roundtrip_resnet),     cmocka_unit_test(test_roundtrip_sr),
         cmocka_unit_test(test_roundtrip_tsn),
     };
