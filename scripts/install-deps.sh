@@ -3,7 +3,8 @@
 # non-interactive; uses sudo when not root.
 set -euo pipefail
 PKGS=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler libonnx-dev
-      llvm-19-dev libopenblas-dev libcmocka-dev libonnx-testdata dataset-fashion-mnist)
+      llvm-19-dev libopenblas-dev libcmocka-dev libonnx-testdata dataset-fashion-mnist
+      zlib1g-dev)
 if [ "${HONE_WITH_PYTHON:-0}" = 1 ]; then
   PKGS+=(python3-numpy python3-torch python3-torchvision)
 fi

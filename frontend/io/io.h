@@ -25,4 +25,11 @@ hone_status hone_npy_encode(hone_ctx *ctx, const hone_tensor *t, uint8_t **buf, 
 /* Writes t as .npy, atomically. */
 hone_status hone_npy_write(hone_ctx *ctx, const hone_tensor *t, const char *path);
 
+/* ===================== idx.c ===================== */
+
+/* Reads an IDX file (big-endian header and data, as MNIST ships), plain or
+ * gzip-compressed (detected from the content, not the name). The header is
+ * checked against the file size before anything is allocated. */
+hone_status hone_idx_read(hone_ctx *ctx, const char *path, hone_tensor **out);
+
 #endif

@@ -117,12 +117,15 @@ hone_status hone_npy_parse(hone_ctx *ctx, const uint8_t *buf, size_t len, hone_t
         st = parse_shape(ctx, shape, &rank, dims);
     free(hdr);
     hone_tensor *t = NULL;
+    int64_t numel = 0;
+    if (!st)
+        st = hone_shape_numel(ctx, rank, dims, &numel);
+    /* the size check comes before the allocation: a huge shape in a tiny file */
+    if (!st && (uint64_t)numel > (len - hoff - hlen) / hone_dtype_size(dt))
+        st = hone_fail(ctx, HONE_ERR_PARSE, "npy: data is truncated (%zu bytes, shape needs %llu)",
+                       len - hoff - hlen, (unsigned long long)numel * hone_dtype_size(dt));
     if (!st)
         st = hone_tensor_new(ctx, dt, rank, dims, &t);
-    if (!st && hone_tensor_nbytes(t) > len - hoff - hlen) {
-        st = hone_fail(ctx, HONE_ERR_PARSE, "npy: data is truncated (%zu bytes, need %zu)",
-                       len - hoff - hlen, hone_tensor_nbytes(t));
-    }
     if (st) {
         hone_tensor_free(t);
         return st;

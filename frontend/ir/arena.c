@@ -59,7 +59,8 @@ void *hone_arena_alloc(hone_arena *a, size_t n)
 char *hone_arena_strndup(hone_arena *a, const char *s, size_t n)
 {
     char *d = hone_arena_alloc(a, n + 1);
-    memcpy(d, s, n);
+    if (n)
+        memcpy(d, s, n); /* s may be NULL when n is 0 (empty protobuf bytes) */
     d[n] = 0;
     return d;
 }

@@ -39,6 +39,8 @@ hone_status cli_load_tensor(hone_ctx *ctx, const char *path, hone_tensor **out);
 CMD(run)
 CMD(dump)
 CMD(conformance)
+CMD(eval)
+CMD(stats)
 #undef CMD
 
 #endif

@@ -110,28 +110,37 @@ static hone_status write_outputs(hone_ctx *ctx, const hone_graph *g, hone_tensor
     return HONE_OK;
 }
 
-int cmd_run(int argc, char **argv)
+/* Loads the model, runs it on the bound inputs and reports the outputs. */
+static int run_model(const run_args *a)
 {
-    run_args a = {0};
-    int rc = parse(argc, argv, &a);
-    if (rc)
-        return rc;
     hone_ctx ctx;
     hone_ctx_init(&ctx);
     hone_graph *g;
-    if (hone_onnx_load(&ctx, a.model, &g))
+    if (hone_onnx_load(&ctx, a->model, &g))
         return cli_fail(&ctx);
     hone_tensor *ins[g->n_inputs + 1], *outs[g->n_outputs + 1];
     memset(ins, 0, sizeof ins);
-    hone_status st = bind_inputs(&ctx, g, &a, ins);
+    memset(outs, 0, sizeof outs);
+    hone_status st = bind_inputs(&ctx, g, a, ins);
     if (!st)
         st = hone_interp_run(&ctx, g, (const hone_tensor **)ins, outs, NULL);
     if (!st)
-        st = write_outputs(&ctx, g, outs, a.outdir);
-    for (int i = 0; !st && i < g->n_outputs; i++)
+        st = write_outputs(&ctx, g, outs, a->outdir);
+    for (int i = 0; i < g->n_outputs; i++)
         hone_tensor_free(outs[i]);
     for (int i = 0; i < g->n_inputs; i++)
         hone_tensor_free(ins[i]);
     hone_graph_free(g);
     return st ? cli_fail(&ctx) : EXIT_OK;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    run_args a = {0};
+    int rc = parse(argc, argv, &a);
+    if (!rc)
+        rc = run_model(&a);
+    for (int i = 0; i < a.n_in; i++)
+        free((char *)a.in_names[i]);
+    return rc;
 }
