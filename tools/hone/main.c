@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "dataset.h"
 #include "onnx.h"
 
 static const command commands[] = {
@@ -76,17 +77,9 @@ int cli_parse_shape(const char *s, char *name, size_t name_cap, int64_t *dims)
     return r;
 }
 
-static bool ends_with(const char *s, const char *suf)
-{
-    size_t a = strlen(s), b = strlen(suf);
-    return a >= b && !strcmp(s + a - b, suf);
-}
-
 hone_status cli_load_tensor(hone_ctx *ctx, const char *path, hone_tensor **out)
 {
-    if (ends_with(path, ".pb"))
-        return hone_onnx_read_tensor_pb(ctx, path, out);
-    return hone_npy_read(ctx, path, out);
+    return hone_data_load(ctx, path, out);
 }
 
 static void usage(FILE *f)
