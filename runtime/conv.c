@@ -234,19 +234,32 @@ static void conv_group(const hone_rt_window *w, int64_t cg, int64_t mg, const fl
     }
 }
 
+/* The per-group work of a convolution direction. */
+typedef void (*group_fn)(const hone_rt_window *w, int64_t cg, int64_t mg, const float *xg,
+                         const float *wg, float *yg, float *scratch);
+
+/* Runs fn over every (image, group): x planes of xp floats, y planes of yp
+ * floats, wg floats of weights per group; y starts as bias (or zero). */
+static void per_group(group_fn fn, const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                      int64_t groups, int64_t xp, int64_t yp, int64_t wg, const float *x,
+                      const float *wt, const float *bias, float *y, float *scratch)
+{
+    int64_t cg = c / groups, mg = m / groups;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t g = 0; g < groups; g++) {
+            float *yg = y + (b * m + g * mg) * yp;
+            fill_rows(yg, mg, yp, bias ? bias + g * mg : NULL);
+            if (mg > 0 && cg > 0)
+                fn(w, cg, mg, x + (b * c + g * cg) * xp, wt + g * wg, yg, scratch);
+        }
+}
+
 void hone_rt_conv(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                   const float *x, const float *wt, const float *bias, float *y, float *scratch)
 {
-    int64_t cg = c / groups, mg = m / groups;
-    int64_t in = hone_rt_window_in_numel(w), out = hone_rt_window_out_numel(w);
-    int64_t rows = cg * hone_rt_window_k_numel(w);
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t g = 0; g < groups; g++) {
-            float *yg = y + (b * m + g * mg) * out;
-            fill_rows(yg, mg, out, bias ? bias + g * mg : NULL);
-            if (mg > 0)
-                conv_group(w, cg, mg, x + (b * c + g * cg) * in, wt + g * mg * rows, yg, scratch);
-        }
+    int64_t rows = c / groups * hone_rt_window_k_numel(w);
+    per_group(conv_group, w, n, c, m, groups, hone_rt_window_in_numel(w),
+              hone_rt_window_out_numel(w), m / groups * rows, x, wt, bias, y, scratch);
 }
 
 size_t hone_rt_conv_transpose_scratch(const hone_rt_window *w, int64_t m, int64_t groups)
@@ -261,7 +274,7 @@ static void conv_transpose_group(const hone_rt_window *w, int64_t cg, int64_t mg
 {
     int64_t rows = mg * hone_rt_window_k_numel(w), total = hone_rt_window_out_numel(w);
     int64_t tile = tile_cols(rows, total);
-    for (int64_t p0 = 0; p0 < total && rows > 0 && cg > 0; p0 += tile) {
+    for (int64_t p0 = 0; p0 < total && rows > 0; p0 += tile) {
         int64_t p1 = p0 + tile < total ? p0 + tile : total;
         hone_rt_sgemm(1, 0, rows, p1 - p0, cg, 1.0f, wg, rows, xg + p0, total, 0.0f, scratch,
                       p1 - p0);
@@ -273,14 +286,7 @@ void hone_rt_conv_transpose(const hone_rt_window *w, int64_t n, int64_t c, int64
                             int64_t groups, const float *x, const float *wt, const float *bias,
                             float *y, float *scratch)
 {
-    int64_t cg = c / groups, mg = m / groups;
-    int64_t img = hone_rt_window_in_numel(w), pos = hone_rt_window_out_numel(w);
-    int64_t rows = mg * hone_rt_window_k_numel(w);
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t g = 0; g < groups; g++) {
-            float *yg = y + (b * m + g * mg) * img;
-            fill_rows(yg, mg, img, bias ? bias + g * mg : NULL);
-            conv_transpose_group(w, cg, mg, x + (b * c + g * cg) * pos, wt + g * cg * rows, yg,
-                                 scratch);
-        }
+    int64_t rows = m / groups * hone_rt_window_k_numel(w);
+    per_group(conv_transpose_group, w, n, c, m, groups, hone_rt_window_out_numel(w),
+              hone_rt_window_in_numel(w), c / groups * rows, x, wt, bias, y, scratch);
 }

@@ -156,6 +156,17 @@ hone_status nn_ints_attr(hone_ctx *ctx, const hone_node *n, const char *name, in
     return HONE_OK;
 }
 
+hone_status nn_window_attrs(hone_ctx *ctx, const hone_node *n, int nsp, hone_rt_window *w,
+                            int64_t *pads)
+{
+    hone_status st = nn_ints_attr(ctx, n, "strides", nsp, 1, 1, w->stride);
+    if (!st)
+        st = nn_ints_attr(ctx, n, "dilations", nsp, 1, 1, w->dil);
+    if (!st)
+        st = nn_ints_attr(ctx, n, "pads", 2 * nsp, 0, 0, pads);
+    return st;
+}
+
 typedef enum { PAD_NOTSET, PAD_SAME_UPPER, PAD_SAME_LOWER, PAD_VALID } auto_pad;
 
 static hone_status read_auto_pad(hone_ctx *ctx, const hone_node *n, auto_pad *ap)
@@ -224,11 +235,7 @@ hone_status nn_window(hone_ctx *ctx, const hone_node *n, int nsp, const int64_t 
         return hone_node_fail(ctx, n, HONE_ERR_SHAPE, "%d spatial dims are not supported (1..%d)",
                               nsp, HONE_RT_MAX_SPATIAL);
     w->nsp = nsp;
-    hone_status st = nn_ints_attr(ctx, n, "strides", nsp, 1, 1, w->stride);
-    if (!st)
-        st = nn_ints_attr(ctx, n, "dilations", nsp, 1, 1, w->dil);
-    if (!st)
-        st = nn_ints_attr(ctx, n, "pads", 2 * nsp, 0, 0, pads);
+    hone_status st = nn_window_attrs(ctx, n, nsp, w, pads);
     if (!st)
         st = read_auto_pad(ctx, n, &ap);
     for (int d = 0; d < nsp && !st; d++) {

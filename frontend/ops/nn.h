@@ -72,6 +72,9 @@ typedef struct nn_window_opts {
  * unknown outputs; a window larger than the padded input is a shape error. */
 hone_status nn_window(hone_ctx *ctx, const hone_node *n, int nsp, const int64_t *in,
                       const int64_t *k, nn_window_opts o, hone_rt_window *w);
+/* Reads strides and dilations into w and the 2*nsp pads (begins, then ends). */
+hone_status nn_window_attrs(hone_ctx *ctx, const hone_node *n, int nsp, hone_rt_window *w,
+                            int64_t *pads);
 /* Reads an INTS attribute of exactly cnt values, each in [lo, max_dim], into v;
  * absent gives dflt everywhere. */
 hone_status nn_ints_attr(hone_ctx *ctx, const hone_node *n, const char *name, int cnt,

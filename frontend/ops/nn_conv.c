@@ -112,14 +112,20 @@ static hone_status conv_shape(hone_ctx *ctx, const hone_node *n, const hone_tinf
     return st;
 }
 
-hone_status infer_conv(hone_infer *ic)
+/* Shape rule of Conv or ConvTranspose, usable by infer and eval alike. */
+typedef hone_status (*conv_shape_fn)(hone_ctx *ctx, const hone_node *n, const hone_tinfo *x,
+                                     const hone_tinfo *wt, hone_rt_window *w, int *rank,
+                                     int64_t *y);
+
+/* Infers Y of Conv or ConvTranspose through its shape rule, checking B. */
+static hone_status infer_with(hone_infer *ic, conv_shape_fn shape)
 {
     hone_rt_window w;
     int64_t y[HONE_MAX_RANK];
     int rank;
     hone_status st = nn_infer_float(ic, 0, false);
     if (!st)
-        st = conv_shape(ic->ctx, ic->node, ic->in[0], ic->in[1], &w, &rank, y);
+        st = shape(ic->ctx, ic->node, ic->in[0], ic->in[1], &w, &rank, y);
     if (!st)
         st = check_bias(ic->ctx, ic->node, ic->n_in > 2 ? ic->in[2] : NULL, rank > 1 ? y[1] : -1);
     if (!st)
@@ -151,7 +157,8 @@ static hone_status run_conv(hone_eval *ec, const hone_rt_window *w, bool transpo
     return st;
 }
 
-hone_status eval_conv(hone_eval *ec)
+/* Evaluates Conv or ConvTranspose on the geometry its shape rule gives. */
+static hone_status eval_with(hone_eval *ec, conv_shape_fn shape, bool transpose)
 {
     hone_tinfo x, wt;
     hone_rt_window w;
@@ -159,8 +166,18 @@ hone_status eval_conv(hone_eval *ec)
     int rank;
     nn_tinfo_of(ec->in[0], &x);
     nn_tinfo_of(ec->in[1], &wt);
-    hone_status st = conv_shape(ec->ctx, ec->node, &x, &wt, &w, &rank, y);
-    return st ? st : run_conv(ec, &w, false);
+    hone_status st = shape(ec->ctx, ec->node, &x, &wt, &w, &rank, y);
+    return st ? st : run_conv(ec, &w, transpose);
+}
+
+hone_status infer_conv(hone_infer *ic)
+{
+    return infer_with(ic, conv_shape);
+}
+
+hone_status eval_conv(hone_eval *ec)
+{
+    return eval_with(ec, conv_shape, false);
 }
 
 /* Python-style floor division (the pad split rule uses it on negative totals). */
@@ -227,11 +244,7 @@ static hone_status transpose_attrs(hone_ctx *ctx, const hone_node *n, int nsp, c
                                    hone_rt_window *w, int64_t *opad)
 {
     int64_t pads[2 * HONE_RT_MAX_SPATIAL];
-    hone_status st = nn_ints_attr(ctx, n, "strides", nsp, 1, 1, w->stride);
-    if (!st)
-        st = nn_ints_attr(ctx, n, "dilations", nsp, 1, 1, w->dil);
-    if (!st)
-        st = nn_ints_attr(ctx, n, "pads", 2 * nsp, 0, 0, pads);
+    hone_status st = nn_window_attrs(ctx, n, nsp, w, pads);
     if (!st)
         st = nn_ints_attr(ctx, n, "output_padding", nsp, 0, 0, opad);
     bool valid = !strcmp(hone_attr_str(n, "auto_pad", "NOTSET"), "VALID");
@@ -278,27 +291,10 @@ static hone_status transpose_shape(hone_ctx *ctx, const hone_node *n, const hone
 
 hone_status infer_conv_transpose(hone_infer *ic)
 {
-    hone_rt_window w;
-    int64_t y[HONE_MAX_RANK];
-    int rank;
-    hone_status st = nn_infer_float(ic, 0, false);
-    if (!st)
-        st = transpose_shape(ic->ctx, ic->node, ic->in[0], ic->in[1], &w, &rank, y);
-    if (!st)
-        st = check_bias(ic->ctx, ic->node, ic->n_in > 2 ? ic->in[2] : NULL, rank > 1 ? y[1] : -1);
-    if (!st)
-        hone_infer_set(ic, 0, ic->in[0]->dtype, rank, y);
-    return st;
+    return infer_with(ic, transpose_shape);
 }
 
 hone_status eval_conv_transpose(hone_eval *ec)
 {
-    hone_tinfo x, wt;
-    hone_rt_window w;
-    int64_t y[HONE_MAX_RANK];
-    int rank;
-    nn_tinfo_of(ec->in[0], &x);
-    nn_tinfo_of(ec->in[1], &wt);
-    hone_status st = transpose_shape(ec->ctx, ec->node, &x, &wt, &w, &rank, y);
-    return st ? st : run_conv(ec, &w, true);
+    return eval_with(ec, transpose_shape, true);
 }
