@@ -52,11 +52,13 @@ typedef struct line_run {
     int64_t shift; /* image coordinate of position ox is ox*stride + shift */
 } line_run;
 
-/* Enumerates the runs of every (channel, kernel offset) row over [p0, p1). */
+/* Enumerates the runs of every (channel, kernel offset) row over [p0, p1).
+ * The output line and the position in it advance incrementally, so a run
+ * costs no division for 1-D and 2-D windows. */
 typedef struct line_iter {
     const hone_rt_window *w;
     int64_t c, k_numel, in_numel, p0, p1;
-    int64_t ch, kk, p;
+    int64_t ch, kk, p, line, ox;
     int64_t kj[HONE_RT_MAX_SPATIAL];
 } line_iter;
 
@@ -75,8 +77,8 @@ static int64_t line_offset(const hone_rt_window *w, int64_t line, const int64_t 
     int last = w->nsp - 1;
     int64_t off = 0, scale = w->in[last];
     for (int d = last - 1; d >= 0; d--) {
-        int64_t o = line % w->out[d];
-        line /= w->out[d];
+        int64_t o = d ? line % w->out[d] : line;
+        line = d ? line / w->out[d] : 0;
         int64_t i = o * w->stride[d] - w->pad[d] + kj[d] * w->dil[d];
         if (i < 0 || i >= w->in[d])
             return -1;
@@ -89,6 +91,7 @@ static int64_t line_offset(const hone_rt_window *w, int64_t line, const int64_t 
 /* Moves to the next row when the current one is done; false at the end. */
 static int line_advance_row(line_iter *it)
 {
+    const hone_rt_window *w = it->w;
     if (++it->kk == it->k_numel) {
         it->kk = 0;
         it->ch++;
@@ -96,10 +99,12 @@ static int line_advance_row(line_iter *it)
     if (it->ch >= it->c)
         return 0;
     it->p = it->p0;
+    it->line = it->p0 / w->out[w->nsp - 1];
+    it->ox = it->p0 % w->out[w->nsp - 1];
     int64_t r = it->kk;
-    for (int d = it->w->nsp - 1; d >= 0; d--) {
-        it->kj[d] = r % it->w->k[d];
-        r /= it->w->k[d];
+    for (int d = w->nsp - 1; d >= 0; d--) {
+        it->kj[d] = r % w->k[d];
+        r /= w->k[d];
     }
     return 1;
 }
@@ -111,15 +116,17 @@ static int line_next(line_iter *it, line_run *r)
     while (it->p >= it->p1)
         if (!line_advance_row(it))
             return 0;
-    int64_t ol = w->out[last], ox = it->p % ol;
-    r->n = ol - ox < it->p1 - it->p ? ol - ox : it->p1 - it->p;
-    r->ox = ox;
+    int64_t ol = w->out[last];
+    r->n = ol - it->ox < it->p1 - it->p ? ol - it->ox : it->p1 - it->p;
+    r->ox = it->ox;
     r->col = (it->ch * it->k_numel + it->kk) * (it->p1 - it->p0) + (it->p - it->p0);
-    r->img = line_offset(w, it->p / ol, it->kj);
+    r->img = line_offset(w, it->line, it->kj);
     if (r->img >= 0)
         r->img += it->ch * it->in_numel;
     r->shift = it->kj[last] * w->dil[last] - w->pad[last];
     it->p += r->n;
+    it->ox = 0;
+    it->line++;
     return 1;
 }
 
