@@ -119,6 +119,22 @@ int64_t nn_dim(const hone_tinfo *ti, int i)
     return ti && ti->rank > i ? ti->dims[i] : HONE_DIM_UNKNOWN;
 }
 
+hone_status nn_infer_floats(hone_infer *ic, int n, bool same)
+{
+    hone_dtype dt = ic->in[0]->dtype;
+    for (int i = 0; i < n && i < ic->n_in; i++) {
+        hone_status st = nn_infer_float(ic, i, false);
+        if (st)
+            return st;
+        hone_dtype t = ic->in[i] ? ic->in[i]->dtype : HONE_DT_UNDEF;
+        if (same && t && dt && t != dt)
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                                  "input %d is %s but input 0 is %s", i, hone_dtype_name(t),
+                                  hone_dtype_name(dt));
+    }
+    return HONE_OK;
+}
+
 int64_t nn_prod(const int64_t *dims, int from, int to)
 {
     int64_t p = 1;

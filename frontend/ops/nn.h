@@ -55,6 +55,9 @@ hone_status nn_infer_float(hone_infer *ic, int i, bool small_ints);
 void nn_tinfo_of(const hone_tensor *t, hone_tinfo *ti);
 /* Dim i of ti, or HONE_DIM_UNKNOWN when the rank is unknown. */
 int64_t nn_dim(const hone_tinfo *ti, int i);
+/* Fails unless every present input in [0, n) has a float type, the same as
+ * input 0's when same is set. */
+hone_status nn_infer_floats(hone_infer *ic, int n, bool same);
 /* Product of dims [from, to). */
 int64_t nn_prod(const int64_t *dims, int from, int to);
 /* Splits a shape at axis into outer = prod(dims[..axis)), len = dims[axis],

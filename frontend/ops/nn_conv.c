@@ -22,8 +22,8 @@
 static hone_status check_groups(hone_ctx *ctx, const hone_node *n, int64_t g, int64_t in_c,
                                 int64_t w_c, int64_t split_c, const char *split_name)
 {
-    if (g < 1)
-        return hone_node_fail(ctx, n, HONE_ERR_INVALID, "group %lld must be positive",
+    if (g < 1 || g > ctx->limits.max_dim)
+        return hone_node_fail(ctx, n, HONE_ERR_INVALID, "group %lld is out of range",
                               (long long)g);
     if (in_c >= 0 && w_c >= 0 && in_c != w_c * g)
         return hone_node_fail(ctx, n, HONE_ERR_SHAPE,
@@ -123,7 +123,7 @@ static hone_status infer_with(hone_infer *ic, conv_shape_fn shape)
     hone_rt_window w;
     int64_t y[HONE_MAX_RANK];
     int rank;
-    hone_status st = nn_infer_float(ic, 0, false);
+    hone_status st = nn_infer_floats(ic, 3, true);
     if (!st)
         st = shape(ic->ctx, ic->node, ic->in[0], ic->in[1], &w, &rank, y);
     if (!st)
@@ -283,7 +283,9 @@ static hone_status transpose_shape(hone_ctx *ctx, const hone_node *n, const hone
     if (!st)
         st = transpose_dims(ctx, n, w, opad);
     y[0] = nn_dim(x, 0);
-    y[1] = mg < 0 ? -1 : mg * g;
+    y[1] = -1;
+    if (!st && mg >= 0 && __builtin_mul_overflow(mg, g, &y[1]))
+        st = hone_node_fail(ctx, n, HONE_ERR_LIMIT, "output channel count overflows");
     for (int d = 0; d < nsp; d++)
         y[d + 2] = w->in[d];
     return st;

@@ -27,6 +27,9 @@ static hone_status same_types(hone_infer *ic)
 /* Fails unless C (rank <= 2) broadcasts onto [m, n]. */
 static hone_status check_gemm_c(hone_infer *ic, const hone_tinfo *c, int64_t m, int64_t n)
 {
+    if (c && c->dtype && ic->in[0]->dtype && c->dtype != ic->in[0]->dtype)
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "C is %s but A is %s",
+                              hone_dtype_name(c->dtype), hone_dtype_name(ic->in[0]->dtype));
     if (!c || c->rank < 0)
         return HONE_OK;
     int64_t want[2] = {m, n};

@@ -35,7 +35,7 @@ static hone_status check_channel_inputs(hone_infer *ic, int last)
 {
     static const char *names[] = {"X", "scale", "B", "mean", "var"};
     const hone_tinfo *x = ic->in[0];
-    hone_status st = nn_infer_float(ic, 0, false);
+    hone_status st = nn_infer_floats(ic, last + 1, last < 4);
     if (!st && x->rank >= 0 && x->rank < 2)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
                               "X must have rank >= 2 ([N, C, ...]), got %d", x->rank);
@@ -172,7 +172,7 @@ hone_status infer_layernorm(hone_infer *ic)
 {
     const hone_tinfo *x = ic->in[0];
     int axis = 0;
-    hone_status st = nn_infer_float(ic, 0, false);
+    hone_status st = nn_infer_floats(ic, 3, true);
     if (!st && x->rank >= 0)
         st = hone_infer_axis(ic, hone_attr_int(ic->node, "axis", -1), x->rank, &axis);
     if (!st)
