@@ -47,14 +47,16 @@ hone_status nn_stage_begin(hone_eval *ec, int n_out, nn_stage *s)
 {
     memset(s, 0, sizeof *s);
     hone_dtype dt = ec->in[0]->dtype;
-    if (!f32_exact(dt))
-        return hone_node_fail(ec->ctx, ec->node, HONE_ERR_UNSUPPORTED,
-                              "%s inputs are not supported (float32, float16 or bfloat16 only)",
-                              hone_dtype_name(dt));
     hone_status st = HONE_OK;
     for (int i = 0; i < ec->n_in && i < NN_STAGE_MAX && !st; i++) {
         const hone_tensor *t = ec->in[i];
-        if (t && f32_exact(t->dtype) && (t->dtype == dt || hone_dtype_is_float(t->dtype)))
+        if (!t || (t->dtype != dt && !hone_dtype_is_float(t->dtype)))
+            continue;
+        if (!f32_exact(t->dtype))
+            st = hone_node_fail(ec->ctx, ec->node, HONE_ERR_UNSUPPORTED,
+                                "%s input %d is not supported (float32, float16 or bfloat16 only)",
+                                hone_dtype_name(t->dtype), i);
+        else
             st = stage_in(ec, t, &s->in[i], &s->own_in[i]);
     }
     s->n_out = n_out;

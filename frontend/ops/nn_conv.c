@@ -18,17 +18,17 @@
 
 #include "nn.h"
 
-/* Fails unless channels fit groups: in_c == w_c * g and g divides out_c. */
+/* Fails unless channels fit groups: in_c == per_group * g and g divides split_c. */
 static hone_status check_groups(hone_ctx *ctx, const hone_node *n, int64_t g, int64_t in_c,
-                                int64_t w_c, int64_t split_c, const char *split_name)
+                                int64_t per_group, int64_t split_c, const char *split_name)
 {
     if (g < 1 || g > ctx->limits.max_dim)
         return hone_node_fail(ctx, n, HONE_ERR_INVALID, "group %lld is out of range",
                               (long long)g);
-    if (in_c >= 0 && w_c >= 0 && in_c != w_c * g)
+    if (in_c >= 0 && per_group >= 0 && (in_c % g || in_c / g != per_group))
         return hone_node_fail(ctx, n, HONE_ERR_SHAPE,
-                              "X has %lld channels but W expects %lld (%lld per group x group %lld)",
-                              (long long)in_c, (long long)(w_c * g), (long long)w_c, (long long)g);
+                              "X has %lld channels but W expects %lld per group x group %lld",
+                              (long long)in_c, (long long)per_group, (long long)g);
     if (split_c >= 0 && split_c % g)
         return hone_node_fail(ctx, n, HONE_ERR_SHAPE, "%s %lld is not divisible by group %lld",
                               split_name, (long long)split_c, (long long)g);
@@ -272,8 +272,11 @@ static hone_status transpose_shape(hone_ctx *ctx, const hone_node *n, const hone
     int64_t g = hone_attr_int(n, "group", 1), mg = nn_dim(wt, 1);
     if (nsp > HONE_RT_MAX_SPATIAL)
         return hone_node_fail(ctx, n, HONE_ERR_SHAPE, "too many spatial dims (%d)", nsp);
-    st = check_groups(ctx, n, g, nn_dim(x, 1), nn_dim(wt, 0) < 0 ? -1 : nn_dim(wt, 0) / g,
-                      nn_dim(wt, 0), "W's input channel count");
+    int64_t c = nn_dim(x, 1), wc = nn_dim(wt, 0);
+    st = check_groups(ctx, n, g, -1, -1, wc, "W's input channel count");
+    if (!st && c >= 0 && wc >= 0 && c != wc)
+        st = hone_node_fail(ctx, n, HONE_ERR_SHAPE, "X has %lld channels but W has %lld",
+                            (long long)c, (long long)wc);
     if (!st)
         st = kernel_dims(ctx, n, wt, nsp, k);
     if (!st)

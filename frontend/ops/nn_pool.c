@@ -190,6 +190,21 @@ static hone_status unpool_dims(hone_ctx *ctx, const hone_node *n, const hone_tin
     return st;
 }
 
+/* Reads MaxUnpool's output_shape input: rank values, each a valid extent. */
+static hone_status read_output_shape(hone_infer *ic, const hone_tensor *v, int rank, int64_t *y)
+{
+    if (v->numel != rank)
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                              "output_shape has %lld values, expected %d", (long long)v->numel,
+                              rank);
+    hone_tensor_ints(v, y, rank);
+    for (int d = 0; d < rank; d++)
+        if (y[d] < 0 || y[d] > ic->ctx->limits.max_dim)
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                                  "output_shape[%d] = %lld is invalid", d, (long long)y[d]);
+    return HONE_OK;
+}
+
 /* MaxUnpool: X[N,C,D...], I (int64, X's shape), optional output_shape -> Y. */
 hone_status infer_maxunpool(hone_infer *ic)
 {
@@ -209,14 +224,12 @@ hone_status infer_maxunpool(hone_infer *ic)
         hone_infer_set(ic, 0, x->dtype, -1, NULL);
         return HONE_OK;
     }
-    bool given = ic->n_in > 2 && ic->in[2];
-    int cnt = given ? hone_infer_const_ints(ic, 2, y, HONE_MAX_RANK) : 0;
-    if (given && cnt >= 0 && cnt != x->rank)
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
-                              "output_shape has %d values, expected %d", cnt, x->rank);
-    if (!given)
+    const hone_tinfo *os = ic->n_in > 2 ? ic->in[2] : NULL;
+    if (!os)
         st = unpool_dims(ic->ctx, ic->node, x, y);
-    hone_infer_set(ic, 0, x->dtype, x->rank, cnt < 0 ? NULL : y);
+    else if (os->value)
+        st = read_output_shape(ic, os->value, x->rank, y);
+    hone_infer_set(ic, 0, x->dtype, x->rank, os && !os->value ? NULL : y);
     return st;
 }
 
