@@ -598,6 +598,69 @@ static void test_einsum_matmul_trace(void **state)
     hone_graph_free(g);
 }
 
+/* ---------- element types other than float32 ---------- */
+
+/* A copy of t converted to dt. */
+static hone_tensor *convert(const hone_tensor *t, hone_dtype dt)
+{
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_tensor *c;
+    assert_int_equal(hone_tensor_new(&ctx, dt, t->rank, t->dims, &c), HONE_OK);
+    for (int64_t i = 0; i < t->numel; i++)
+        hone_tensor_set_f64(c, i, hone_tensor_get_f64(t, i));
+    return c;
+}
+
+/* Conv in float16 is staged through float32: results match to f16 precision. */
+static void test_conv_f16_staged(void **state)
+{
+    int64_t xd[] = {1, 2, 5, 5}, wd[] = {3, 2, 3, 3};
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *g = graph_opset(13);
+    hone_node *n = make_node(g, "Conv", 2, 1);
+    hone_tensor *x = rand_tensor(4, xd), *w = rand_tensor(4, wd), *y32 = NULL, *y16 = NULL;
+    hone_tensor *x16 = convert(x, HONE_DT_FLOAT16), *w16 = convert(w, HONE_DT_FLOAT16);
+    const hone_tensor *in32[2] = {x, w}, *in16[2] = {x16, w16};
+    assert_int_equal(hone_node_run(&ctx, n, in32, &y32, NULL), HONE_OK);
+    assert_int_equal(hone_node_run(&ctx, n, in16, &y16, NULL), HONE_OK);
+    assert_int_equal(y16->dtype, HONE_DT_FLOAT16);
+    for (int64_t i = 0; i < y32->numel; i++)
+        assert_float_equal(hone_tensor_get_f64(y16, i), ((float *)y32->data)[i], 2e-2);
+    hone_tensor *tv[] = {x, w, y32, y16, x16, w16};
+    for (int i = 0; i < 6; i++)
+        hone_tensor_free(tv[i]);
+    hone_graph_free(g);
+}
+
+/* MatMul in float64 goes through dgemm; float64 softmax is reported unsupported. */
+static void test_f64_paths(void **state)
+{
+    float av[] = {1, 2, 3, 4, 5, 6}, bv[] = {1, 1, 1};
+    int64_t ad[] = {2, 3}, bd[] = {3};
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *g = graph_opset(13);
+    hone_node *n = make_node(g, "MatMul", 2, 1);
+    hone_tensor *a32 = tu_tensor_f32(2, ad, av), *b32 = tu_tensor_f32(1, bd, bv);
+    hone_tensor *a = convert(a32, HONE_DT_DOUBLE), *b = convert(b32, HONE_DT_DOUBLE), *y = NULL;
+    const hone_tensor *in[2] = {a, b};
+    assert_int_equal(hone_node_run(&ctx, n, in, &y, NULL), HONE_OK);
+    assert_int_equal(y->dtype, HONE_DT_DOUBLE);
+    assert_int_equal(y->rank, 1);
+    assert_float_equal(((double *)y->data)[0], 6, 0);
+    assert_float_equal(((double *)y->data)[1], 15, 0);
+    hone_tensor_free(y);
+    n = make_node(g, "Softmax", 1, 1);
+    assert_int_equal(hone_node_run(&ctx, n, in, &y, NULL), HONE_ERR_UNSUPPORTED);
+    assert_non_null(strstr(ctx.msg, "f64"));
+    hone_tensor *tv[] = {a32, b32, a, b};
+    for (int i = 0; i < 4; i++)
+        hone_tensor_free(tv[i]);
+    hone_graph_free(g);
+}
+
 /* ---------- static inference and errors ---------- */
 
 /* x[N,3,28,28] -> Conv(8, 3x3, stride 2, SAME_UPPER) -> y: [N,8,14,14]. */
@@ -703,6 +766,8 @@ int main(void)
         cmocka_unit_test(test_softmax_opsets),
         cmocka_unit_test(test_logsoftmax_hardmax),
         cmocka_unit_test(test_einsum_matmul_trace),
+        cmocka_unit_test(test_conv_f16_staged),
+        cmocka_unit_test(test_f64_paths),
         cmocka_unit_test(test_infer_symbolic_same),
         cmocka_unit_test(test_conv_shape_errors),
         cmocka_unit_test(test_gemm_and_maxunpool_errors),
