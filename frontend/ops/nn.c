@@ -203,6 +203,18 @@ static hone_status read_auto_pad(hone_ctx *ctx, const hone_node *n, auto_pad *ap
     return HONE_OK;
 }
 
+/* SAME_*: out = ceil(in / s), padding split with the odd element at the end
+ * (upper) or the start. */
+static void same_pads(hone_rt_window *w, int d, int64_t ek, bool upper)
+{
+    int64_t in = w->in[d], s = w->stride[d];
+    w->out[d] = (in + s - 1) / s;
+    int64_t total = (w->out[d] - 1) * s + ek - in;
+    total = total < 0 ? 0 : total;
+    w->pad[d] = upper ? total / 2 : total - total / 2;
+    w->pad_end[d] = total - w->pad[d];
+}
+
 /* Output extent of dim d of w (kernel, strides, dilations and explicit pads
  * set) under auto_pad ap; pads are rewritten for SAME and VALID. */
 static hone_status window_dim(hone_ctx *ctx, const hone_node *n, hone_rt_window *w, int d,
@@ -218,11 +230,7 @@ static hone_status window_dim(hone_ctx *ctx, const hone_node *n, hone_rt_window 
                               (long long)w->k[d], (long long)w->dil[d]);
     ek += 1;
     if (ap == PAD_SAME_UPPER || ap == PAD_SAME_LOWER) {
-        w->out[d] = (in + s - 1) / s;
-        int64_t total = (w->out[d] - 1) * s + ek - in;
-        total = total < 0 ? 0 : total;
-        w->pad[d] = ap == PAD_SAME_UPPER ? total / 2 : total - total / 2;
-        w->pad_end[d] = total - w->pad[d];
+        same_pads(w, d, ek, ap == PAD_SAME_UPPER);
         return HONE_OK;
     }
     if (ap == PAD_VALID)

@@ -20,7 +20,7 @@
 #define EIN_LETTERS 52
 #define EIN_LABELS (EIN_LETTERS + HONE_MAX_RANK)
 #define EIN_MAX_IN 16
-#define EIN_MAX_WORK ((int64_t)1 << 34)
+#define EIN_MAX_WORK ((int64_t)1 << 30)
 
 typedef struct ein_spec {
     int n_in;
@@ -291,7 +291,7 @@ hone_status eval_einsum(hone_eval *ec)
                                                                     : total * sp.size[l];
         }
     if (total > EIN_MAX_WORK)
-        return hone_node_fail(ec->ctx, ec->node, HONE_ERR_LIMIT, "equation needs over 2^34 steps");
+        return hone_node_fail(ec->ctx, ec->node, HONE_ERR_LIMIT, "equation needs over 2^30 steps");
     for (int k = 0; k < ec->n_in; k++)
         label_strides(&sp, k, ec->in[k]->dims, w.st[k]);
     label_strides(&sp, ec->n_in, ec->out[0]->dims, w.st[ec->n_in]);
