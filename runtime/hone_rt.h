@@ -18,8 +18,100 @@ void hone_rt_dgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, do
                    const double *a, int64_t lda, const double *b, int64_t ldb, double beta,
                    double *c, int64_t ldc);
 
+/* ===================== reduce.c ===================== */
+
 /* reduce.c: y[o, i] = scale * sum_r x[o, r, i] for x viewed as [outer, red, inner]. */
 void hone_rt_sum_f32(const float *x, float *y, int64_t outer, int64_t red, int64_t inner,
                      double scale);
+
+/* ===================== conv.c: convolution by im2col + GEMM ===================== */
+
+#define HONE_RT_MAX_SPATIAL 6
+
+/* Sliding-window geometry over an image with nsp spatial dims, shared by
+ * convolution, transposed convolution and pooling. Window position o of dim d
+ * covers image coordinates o*stride[d] - pad[d] + j*dil[d] for j in [0, k[d]). */
+typedef struct hone_rt_window {
+    int nsp;
+    int64_t in[HONE_RT_MAX_SPATIAL];      /* image extent */
+    int64_t out[HONE_RT_MAX_SPATIAL];     /* window positions */
+    int64_t k[HONE_RT_MAX_SPATIAL];
+    int64_t stride[HONE_RT_MAX_SPATIAL];
+    int64_t dil[HONE_RT_MAX_SPATIAL];
+    int64_t pad[HONE_RT_MAX_SPATIAL];     /* before; negative crops (ConvTranspose) */
+    int64_t pad_end[HONE_RT_MAX_SPATIAL]; /* after; counted by AveragePool count_include_pad */
+} hone_rt_window;
+
+int64_t hone_rt_window_in_numel(const hone_rt_window *w);
+int64_t hone_rt_window_out_numel(const hone_rt_window *w);
+int64_t hone_rt_window_k_numel(const hone_rt_window *w);
+
+/* col[c*K + kk][p - p0] = x[c][image coord of kernel offset kk at position p] (0 in the
+ * padding), for window positions p in [p0, p1); K = k_numel. */
+void hone_rt_im2col(const hone_rt_window *w, int64_t c, const float *x, int64_t p0, int64_t p1,
+                    float *col);
+/* The adjoint of im2col: adds every col entry into its image element of x. */
+void hone_rt_col2im(const hone_rt_window *w, int64_t c, const float *col, int64_t p0, int64_t p1,
+                    float *x);
+
+/* Floats of scratch hone_rt_conv needs for c input channels in `groups` groups. */
+size_t hone_rt_conv_scratch(const hone_rt_window *w, int64_t c, int64_t groups);
+/* Conv: x[n,c,in...] * wt[m,c/groups,k...] (+ bias[m], may be NULL) -> y[n,m,out...]. */
+void hone_rt_conv(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                  const float *x, const float *wt, const float *bias, float *y, float *scratch);
+/* Floats of scratch hone_rt_conv_transpose needs for m output channels. */
+size_t hone_rt_conv_transpose_scratch(const hone_rt_window *w, int64_t m, int64_t groups);
+/* ConvTranspose: x[n,c,out...] and wt[c,m/groups,k...] (+ bias[m]) -> y[n,m,in...]. The
+ * window's image is the output y and its positions are the input x. */
+void hone_rt_conv_transpose(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                            int64_t groups, const float *x, const float *wt, const float *bias,
+                            float *y, float *scratch);
+
+/* ===================== pool.c: pooling over windows ===================== */
+
+/* Max over each window of each of `planes` images. idx (may be NULL) receives the
+ * flat index of the max in the whole tensor, spatial part row-major or, with
+ * col_major, column-major. */
+void hone_rt_maxpool(const hone_rt_window *w, int64_t planes, const float *x, float *y,
+                     int64_t *idx, int col_major);
+/* Mean over each window; the divisor counts padding (up to pad_end) when
+ * count_include_pad, else only image elements. */
+void hone_rt_avgpool(const hone_rt_window *w, int64_t planes, const float *x, float *y,
+                     int count_include_pad);
+/* (sum |x|^p)^(1/p) over each window. */
+void hone_rt_lppool(const hone_rt_window *w, int64_t planes, const float *x, float *y, float p);
+
+typedef enum { HONE_RT_GPOOL_AVG, HONE_RT_GPOOL_MAX, HONE_RT_GPOOL_LP } hone_rt_gpool;
+/* Reduces each of `planes` contiguous runs of len elements to one value. */
+void hone_rt_global_pool(hone_rt_gpool kind, int64_t planes, int64_t len, const float *x,
+                         float *y, float p);
+
+/* ===================== norm.c: normalisations ===================== */
+
+/* Mean and population variance of each of rows contiguous runs of len elements. */
+void hone_rt_row_moments(int64_t rows, int64_t len, const float *x, float *mean, float *var);
+/* Mean and population variance of each channel of x[n,c,plane] over n and plane. */
+void hone_rt_channel_moments(int64_t n, int64_t c, int64_t plane, const float *x, float *mean,
+                             float *var);
+/* y = scale[c] * (x - mean[c]) / sqrt(var[c] + eps) + bias[c] over x[n,c,plane]. */
+void hone_rt_batchnorm(int64_t n, int64_t c, int64_t plane, const float *x, const float *scale,
+                       const float *bias, const float *mean, const float *var, float eps,
+                       float *y);
+/* Normalises each row of x[rows,len]: y = (x - mean) * invstd * scale[j] + bias[j]
+ * (bias may be NULL); mean and invstd (may be NULL) receive the row statistics. */
+void hone_rt_layernorm(int64_t rows, int64_t len, const float *x, const float *scale,
+                       const float *bias, float eps, float *y, float *mean, float *invstd);
+/* Local response normalisation across channels of x[n,c,plane]. */
+void hone_rt_lrn(int64_t n, int64_t c, int64_t plane, const float *x, float *y, int64_t size,
+                 float alpha, float beta, float bias);
+
+/* ===================== softmax.c: reductions along one axis ===================== */
+
+/* The axis has len elements at stride inner; outer blocks of len*inner elements. */
+typedef enum { HONE_RT_SOFTMAX, HONE_RT_LOGSOFTMAX, HONE_RT_HARDMAX } hone_rt_softmax_kind;
+void hone_rt_softmax(hone_rt_softmax_kind kind, int64_t outer, int64_t len, int64_t inner,
+                     const float *x, float *y);
+/* y = x / (L1 or L2 norm along the axis), p in {1, 2}. */
+void hone_rt_lpnorm(int64_t outer, int64_t len, int64_t inner, const float *x, float *y, int p);
 
 #endif

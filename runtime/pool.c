@@ -1,0 +1,203 @@
+/*
+ * Pooling over sliding windows of any spatial rank.
+ *
+ * Each output position's window is clipped to the image once, per dim, so the
+ * inner walk visits only real elements and never tests bounds: a window
+ * iterator steps an odometer over the clipped kernel ranges and keeps the
+ * element offset up to date incrementally. Padding therefore never takes part
+ * in a max, and average pooling counts it only when asked to. Global pooling
+ * is a plain reduction over each contiguous plane.
+ */
+#include <math.h>
+
+#include "hone_rt.h"
+
+/* Walks the image elements one window covers, padding excluded. */
+typedef struct win_iter {
+    int nsp;
+    int64_t j[HONE_RT_MAX_SPATIAL], lo[HONE_RT_MAX_SPATIAL], hi[HONE_RT_MAX_SPATIAL];
+    int64_t step[HONE_RT_MAX_SPATIAL]; /* plane offset of one kernel step */
+    int64_t off;                       /* plane offset of the current element */
+} win_iter;
+
+/* Row-major strides of the image plane. */
+static void plane_strides(const hone_rt_window *w, int64_t *st)
+{
+    int64_t s = 1;
+    for (int d = w->nsp - 1; d >= 0; d--) {
+        st[d] = s;
+        s *= w->in[d];
+    }
+}
+
+/* Kernel indices [lo, hi) of dim d whose image coordinate lies in [a, b). */
+static void clip_dim(const hone_rt_window *w, int d, int64_t start, int64_t a, int64_t b,
+                     int64_t *lo, int64_t *hi)
+{
+    int64_t dil = w->dil[d];
+    *lo = start >= a ? 0 : (a - start + dil - 1) / dil;
+    *hi = start >= b ? 0 : (b - start + dil - 1) / dil;
+    if (*hi > w->k[d])
+        *hi = w->k[d];
+    if (*hi < *lo)
+        *hi = *lo;
+}
+
+/* Starts it on the window at output position o; returns its element count. */
+static int64_t win_begin(const hone_rt_window *w, const int64_t *o, const int64_t *st,
+                         win_iter *it)
+{
+    int64_t count = 1;
+    it->nsp = w->nsp;
+    it->off = 0;
+    for (int d = 0; d < w->nsp; d++) {
+        int64_t start = o[d] * w->stride[d] - w->pad[d];
+        clip_dim(w, d, start, 0, w->in[d], &it->lo[d], &it->hi[d]);
+        it->j[d] = it->lo[d];
+        it->step[d] = w->dil[d] * st[d];
+        it->off += (start + it->lo[d] * w->dil[d]) * st[d];
+        count *= it->hi[d] - it->lo[d];
+    }
+    return count;
+}
+
+/* Advances to the next element; 0 when the window is done. */
+static int win_next(win_iter *it)
+{
+    for (int d = it->nsp - 1; d >= 0; d--) {
+        if (++it->j[d] < it->hi[d]) {
+            it->off += it->step[d];
+            return 1;
+        }
+        it->off -= (it->j[d] - 1 - it->lo[d]) * it->step[d];
+        it->j[d] = it->lo[d];
+    }
+    return 0;
+}
+
+/* Window size counting padding too (AveragePool count_include_pad). */
+static int64_t padded_count(const hone_rt_window *w, const int64_t *o)
+{
+    int64_t count = 1, lo, hi;
+    for (int d = 0; d < w->nsp; d++) {
+        int64_t start = o[d] * w->stride[d] - w->pad[d];
+        clip_dim(w, d, start, -w->pad[d], w->in[d] + w->pad_end[d], &lo, &hi);
+        count *= hi - lo;
+    }
+    return count;
+}
+
+/* Steps the output position odometer o. */
+static void next_pos(const hone_rt_window *w, int64_t *o)
+{
+    for (int d = w->nsp - 1; d >= 0; d--) {
+        if (++o[d] < w->out[d])
+            return;
+        o[d] = 0;
+    }
+}
+
+/* Column-major plane index of the element at row-major plane offset off. */
+static int64_t col_major_index(const hone_rt_window *w, int64_t off)
+{
+    int64_t idx = 0, cs = 1, coord[HONE_RT_MAX_SPATIAL];
+    for (int d = w->nsp - 1; d >= 0; d--) {
+        coord[d] = off % w->in[d];
+        off /= w->in[d];
+    }
+    for (int d = 0; d < w->nsp; d++) {
+        idx += coord[d] * cs;
+        cs *= w->in[d];
+    }
+    return idx;
+}
+
+typedef enum { POOL_MAX, POOL_AVG, POOL_AVG_PADDED, POOL_LP } pool_kind;
+
+/* Reduces the window at output position o of plane xp; *at receives the
+ * plane offset of the max (POOL_MAX, -1 for an empty window). */
+static float pool_window(pool_kind kind, const hone_rt_window *w, const int64_t *o,
+                         const int64_t *st, const float *xp, float p, int64_t *at)
+{
+    win_iter it;
+    double acc = kind == POOL_MAX ? -INFINITY : 0.0;
+    int64_t count = win_begin(w, o, st, &it);
+    *at = -1;
+    for (int more = count > 0; more; more = win_next(&it)) {
+        double v = xp[it.off];
+        if (kind == POOL_MAX && (*at < 0 || v > acc)) {
+            acc = v;
+            *at = it.off;
+        } else if (kind == POOL_LP) {
+            acc += pow(fabs(v), p);
+        } else if (kind != POOL_MAX) {
+            acc += v;
+        }
+    }
+    if (kind == POOL_AVG_PADDED)
+        count = padded_count(w, o);
+    if (kind == POOL_LP)
+        return (float)pow(acc, 1.0 / p);
+    if (kind == POOL_MAX)
+        return (float)acc;
+    return count ? (float)(acc / (double)count) : 0.0f;
+}
+
+/* Applies pool_window at every output position of every plane. */
+static void pool_planes(pool_kind kind, const hone_rt_window *w, int64_t planes, const float *x,
+                        float *y, int64_t *idx, int col_major, float p)
+{
+    int64_t in = hone_rt_window_in_numel(w), out = hone_rt_window_out_numel(w);
+    int64_t st[HONE_RT_MAX_SPATIAL];
+    plane_strides(w, st);
+    for (int64_t pl = 0; pl < planes; pl++) {
+        int64_t o[HONE_RT_MAX_SPATIAL] = {0}, at;
+        for (int64_t q = 0; q < out; q++, next_pos(w, o)) {
+            y[pl * out + q] = pool_window(kind, w, o, st, x + pl * in, p, &at);
+            if (idx)
+                idx[pl * out + q] =
+                    pl * in + (at < 0 ? 0 : col_major ? col_major_index(w, at) : at);
+        }
+    }
+}
+
+void hone_rt_maxpool(const hone_rt_window *w, int64_t planes, const float *x, float *y,
+                     int64_t *idx, int col_major)
+{
+    pool_planes(POOL_MAX, w, planes, x, y, idx, col_major, 0.0f);
+}
+
+void hone_rt_avgpool(const hone_rt_window *w, int64_t planes, const float *x, float *y,
+                     int count_include_pad)
+{
+    pool_planes(count_include_pad ? POOL_AVG_PADDED : POOL_AVG, w, planes, x, y, NULL, 0, 0.0f);
+}
+
+void hone_rt_lppool(const hone_rt_window *w, int64_t planes, const float *x, float *y, float p)
+{
+    pool_planes(POOL_LP, w, planes, x, y, NULL, 0, p);
+}
+
+/* One plane's reduction for global pooling. */
+static float reduce_plane(hone_rt_gpool kind, int64_t len, const float *x, float p)
+{
+    double acc = kind == HONE_RT_GPOOL_MAX ? -INFINITY : 0.0;
+    for (int64_t i = 0; i < len; i++) {
+        if (kind == HONE_RT_GPOOL_MAX)
+            acc = x[i] > acc || i == 0 ? x[i] : acc;
+        else if (kind == HONE_RT_GPOOL_AVG)
+            acc += x[i];
+        else
+            acc += pow(fabs((double)x[i]), p);
+    }
+    if (kind == HONE_RT_GPOOL_AVG)
+        return len ? (float)(acc / (double)len) : 0.0f;
+    return (float)(kind == HONE_RT_GPOOL_LP ? pow(acc, 1.0 / p) : acc);
+}
+
+void hone_rt_global_pool(hone_rt_gpool kind, int64_t planes, int64_t len, const float *x,
+                         float *y, float p)
+{
+    for (int64_t i = 0; i < planes; i++)
+        y[i] = reduce_plane(kind, len, x + i * len, p);
+}
