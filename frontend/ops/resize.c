@@ -22,8 +22,13 @@
 
 typedef enum { M_NEAREST, M_LINEAR, M_CUBIC } interp_mode;
 typedef enum {
-    CT_HALF_PIXEL, CT_HALF_PIXEL_SYMMETRIC, CT_PYTORCH_HALF_PIXEL, CT_ALIGN_CORNERS,
-    CT_ASYMMETRIC, CT_TF_HALF_PIXEL_FOR_NN, CT_TF_CROP_AND_RESIZE,
+    CT_HALF_PIXEL,
+    CT_HALF_PIXEL_SYMMETRIC,
+    CT_PYTORCH_HALF_PIXEL,
+    CT_ALIGN_CORNERS,
+    CT_ASYMMETRIC,
+    CT_TF_HALF_PIXEL_FOR_NN,
+    CT_TF_CROP_AND_RESIZE,
 } coord_mode;
 typedef enum { NR_PREFER_FLOOR, NR_PREFER_CEIL, NR_FLOOR, NR_CEIL, NR_SIMPLE } nearest_mode;
 
@@ -33,10 +38,10 @@ typedef struct resize_plan {
     nearest_mode nearest;
     double cubic_a, extrapolation;
     bool exclude_outside;
-    bool known;                         /* scale and out are known */
+    bool known; /* scale and out are known */
     double scale[HONE_MAX_RANK];
     int64_t out[HONE_MAX_RANK];
-    double roi[2 * HONE_MAX_RANK];      /* starts then ends, normalised coordinates */
+    double roi[2 * HONE_MAX_RANK]; /* starts then ends, normalised coordinates */
 } resize_plan;
 
 /* Index of s in names (n entries), or -1. */
@@ -52,22 +57,25 @@ static int pick(const char *s, const char *const *names, int n)
 static hone_status resize_attrs(hone_infer *ic, bool legacy, resize_plan *p)
 {
     static const char *const modes[] = {"nearest", "linear", "cubic", "bilinear"};
-    static const char *const coords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
-                                         "align_corners", "asymmetric", "tf_half_pixel_for_nn",
-                                         "tf_crop_and_resize"};
-    static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+    static const char *const coords[] = {
+        "half_pixel", "half_pixel_symmetric", "pytorch_half_pixel", "align_corners",
+        "asymmetric", "tf_half_pixel_for_nn", "tf_crop_and_resize"};
+    static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor",
+                                          "ceil"};
     const hone_node *n = ic->node;
-    int m = pick(hone_attr_str(n, "mode", "nearest"), modes, legacy ? 2 : 3);
-    if (m < 0 && legacy && !strcmp(hone_attr_str(n, "mode", ""), "bilinear"))
+    const char *ms = hone_attr_str(n, "mode", "nearest");
+    const char *cs = hone_attr_str(n, "coordinate_transformation_mode", "half_pixel");
+    const char *rs = hone_attr_str(n, "nearest_mode", "round_prefer_floor");
+    int m = pick(ms, modes, legacy ? 2 : 3);
+    int c = legacy ? CT_ASYMMETRIC : pick(cs, coords, 7);
+    int r = legacy ? NR_SIMPLE : pick(rs, nearest, 4);
+    if (m < 0 && legacy && !strcmp(ms, "bilinear"))
         m = M_LINEAR;
-    int c = legacy ? CT_ASYMMETRIC : pick(hone_attr_str(n, "coordinate_transformation_mode", "half_pixel"), coords, 7);
-    int r = legacy ? NR_SIMPLE : pick(hone_attr_str(n, "nearest_mode", "round_prefer_floor"), nearest, 4);
     if (m < 0 || c < 0 || r < 0)
-        return hone_node_fail(ic->ctx, n, HONE_ERR_INVALID, "unknown %s '%s'",
-                              m < 0 ? "mode" : c < 0 ? "coordinate_transformation_mode" : "nearest_mode",
-                              m < 0 ? hone_attr_str(n, "mode", "") : c < 0
-                                  ? hone_attr_str(n, "coordinate_transformation_mode", "")
-                                  : hone_attr_str(n, "nearest_mode", ""));
+        return hone_node_fail(ic->ctx, n, HONE_ERR_INVALID, "unknown mode '%s'",
+                              m < 0       ? ms
+                                  : c < 0 ? cs
+                                          : rs);
     if (hone_attr_int(n, "antialias", 0) ||
         strcmp(hone_attr_str(n, "keep_aspect_ratio_policy", "stretch"), "stretch"))
         return hone_node_fail(ic->ctx, n, HONE_ERR_UNSUPPORTED,
@@ -100,7 +108,7 @@ static hone_status resize_axes(hone_infer *ic, int rank, int *axes, int *na)
     if (n > rank)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "more axes than dims");
     for (int i = 0; i < *na; i++) {
-        hone_status st = n < 0 ? HONE_OK : hone_infer_axis(ic, a[i], rank, &axes[i]);
+        hone_status st = n < 0 ? HONE_OK : tf_axis(ic, a[i], rank, &axes[i]);
         if (st)
             return st;
         if (n < 0)
@@ -124,14 +132,15 @@ static hone_status plan_from_sizes(hone_infer *ic, const hone_tinfo *x, const in
 {
     int64_t v[HONE_MAX_RANK];
     if (t->numel != na)
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "sizes has %lld entries, expected %d",
-                              (long long)t->numel, na);
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                              "sizes has %lld entries, expected %d", (long long)t->numel, na);
     hone_tensor_ints(t, v, HONE_MAX_RANK);
     for (int k = 0; k < na; k++) {
         int64_t d = x->dims[axes[k]];
         if (v[k] < 0 || (d == 0 && v[k] > 0))
-            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "cannot resize dim %d from %lld to %lld",
-                                  axes[k], (long long)d, (long long)v[k]);
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                                  "cannot resize dim %d from %lld to %lld", axes[k], (long long)d,
+                                  (long long)v[k]);
         p->out[axes[k]] = v[k];
         p->scale[axes[k]] = d > 0 ? (double)v[k] / (double)d : 1;
     }
@@ -144,14 +153,15 @@ static hone_status plan_from_scales(hone_infer *ic, const hone_tinfo *x, const i
 {
     double v[HONE_MAX_RANK];
     if (read_doubles(t, v, HONE_MAX_RANK) != na)
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "scales has %lld entries, expected %d",
-                              (long long)t->numel, na);
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                              "scales has %lld entries, expected %d", (long long)t->numel, na);
     for (int k = 0; k < na; k++) {
         int a = axes[k];
         double roi = p->coord == CT_TF_CROP_AND_RESIZE ? p->roi[x->rank + a] - p->roi[a] : 1;
         double o = floor((double)x->dims[a] * roi * v[k]);
         if (!(v[k] > 0) || !(o < (double)((int64_t)1 << 52)))
-            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "invalid scale %g for dim %d", v[k], a);
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "invalid scale %g for dim %d",
+                                  v[k], a);
         p->scale[a] = v[k];
         p->out[a] = x->dims[a] < 0 ? HONE_DIM_UNKNOWN : (int64_t)o;
     }
@@ -159,7 +169,8 @@ static hone_status plan_from_scales(hone_infer *ic, const hone_tinfo *x, const i
 }
 
 /* Reads the roi input (tf_crop_and_resize only); defaults to the whole input. */
-static hone_status plan_roi(hone_infer *ic, int rank, const int *axes, int na, int iroi, resize_plan *p)
+static hone_status plan_roi(hone_infer *ic, int rank, const int *axes, int na, int iroi,
+                            resize_plan *p)
 {
     double v[4 * HONE_MAX_RANK];
     for (int i = 0; i < rank; i++) {
@@ -170,8 +181,8 @@ static hone_status plan_roi(hone_infer *ic, int rank, const int *axes, int na, i
     if (p->coord != CT_TF_CROP_AND_RESIZE || !t || t->numel == 0)
         return HONE_OK;
     if (read_doubles(t, v, 4 * HONE_MAX_RANK) != 2 * na)
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "roi has %lld entries, expected %d",
-                              (long long)t->numel, 2 * na);
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                              "roi has %lld entries, expected %d", (long long)t->numel, 2 * na);
     for (int k = 0; k < na; k++) {
         p->roi[axes[k]] = v[k];
         p->roi[rank + axes[k]] = v[na + k];
@@ -189,7 +200,8 @@ static hone_status pick_target(hone_infer *ic, int iscales, int isizes, const ho
     *t = NULL;
     *sizes = false;
     if (has_s && has_z && ic->in[iscales]->rank == 1 && ic->in[iscales]->dims[0] > 0)
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID, "give scales or sizes, not both");
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID,
+                              "give scales or sizes, not both");
     if (!has_s && !has_z && iscales >= 0)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID, "needs scales or sizes");
     if (has_s && !(has_z && s == NULL))
@@ -201,6 +213,22 @@ static hone_status pick_target(hone_infer *ic, int iscales, int isizes, const ho
     return HONE_OK;
 }
 
+/* Upsample-7: the scales attribute, one per dim. */
+static hone_status plan_from_attr(hone_infer *ic, const int *axes, int na, resize_plan *p)
+{
+    const float *f;
+    double v[HONE_MAX_RANK];
+    int n = hone_attr_floats(ic->node, "scales", &f);
+    if (n != ic->in[0]->rank)
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "scales must have %d entries",
+                              ic->in[0]->rank);
+    for (int i = 0; i < n; i++)
+        v[i] = f[i];
+    hone_tensor t = {HONE_DT_DOUBLE, 1, {n}, n, v};
+    p->known = true;
+    return plan_from_scales(ic, ic->in[0], axes, na, &t, p);
+}
+
 /* Everything Resize/Upsample needs: attributes, roi, per-dim scale and size. */
 static hone_status resize_prepare(hone_infer *ic, bool upsample, resize_plan *p)
 {
@@ -208,7 +236,6 @@ static hone_status resize_prepare(hone_infer *ic, bool upsample, resize_plan *p)
     int axes[HONE_MAX_RANK], na, iscales, isizes, iroi;
     const hone_tensor *t;
     bool sizes;
-    double attr_scales[HONE_MAX_RANK];
     hone_status st = resize_attrs(ic, upsample || ic->opset < 11, p);
     p->known = false;
     if (st || x->rank < 0)
@@ -218,19 +245,11 @@ static hone_status resize_prepare(hone_infer *ic, bool upsample, resize_plan *p)
         p->scale[i] = 1;
         p->out[i] = x->dims[i];
     }
-    if ((st = resize_axes(ic, x->rank, axes, &na)) || (st = plan_roi(ic, x->rank, axes, na, iroi, p)))
+    if ((st = resize_axes(ic, x->rank, axes, &na)) ||
+        (st = plan_roi(ic, x->rank, axes, na, iroi, p)))
         return st;
-    if (iscales < 0) {
-        const float *f;
-        int n = hone_attr_floats(ic->node, "scales", &f);
-        if (n != x->rank)
-            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "scales must have %d entries", x->rank);
-        for (int i = 0; i < n; i++)
-            attr_scales[i] = f[i];
-        hone_tensor fake = {HONE_DT_DOUBLE, 1, {n}, n, attr_scales};
-        p->known = true;
-        return plan_from_scales(ic, x, axes, na, &fake, p);
-    }
+    if (iscales < 0)
+        return plan_from_attr(ic, axes, na, p);
     if ((st = pick_target(ic, iscales, isizes, &t, &sizes)) || !t)
         return st;
     p->known = true;
@@ -282,7 +301,8 @@ static double to_input(const resize_plan *p, int d, int rank, double j, int64_t 
     case CT_TF_HALF_PIXEL_FOR_NN: return (j + 0.5) / s;
     case CT_TF_CROP_AND_RESIZE:
         return r0 * (double)(in - 1) +
-               (ow == 1 ? (r1 - r0) * (double)(in - 1) / 2 : j * (r1 - r0) * (double)(in - 1) / (ow - 1));
+            (ow == 1 ? (r1 - r0) * (double)(in - 1) / 2
+                     : j * (r1 - r0) * (double)(in - 1) / (ow - 1));
     default: return j / s;
     }
 }
@@ -320,7 +340,8 @@ static int kernel_weights(const resize_plan *p, double t, double *w)
 
 /* The terms of one output coordinate: input indices (clamped to the edge)
  * and weights, zero weights dropped. Returns the count (0: extrapolate). */
-static int coord_terms(const resize_plan *p, double x, int64_t in, double scale, int64_t *idx, double *w)
+static int coord_terms(const resize_plan *p, double x, int64_t in, double scale, int64_t *idx,
+                       double *w)
 {
     if (p->coord == CT_TF_CROP_AND_RESIZE && (x < 0 || x > (double)(in - 1)))
         return 0;
@@ -353,9 +374,9 @@ static int coord_terms(const resize_plan *p, double x, int64_t in, double scale,
 }
 
 typedef struct dim_terms {
-    int *n;          /* per output coordinate: term count (0 = extrapolate) */
-    int64_t *idx;    /* [out * 4] element offsets (index * stride) */
-    double *w;       /* [out * 4] */
+    int *n; /* per output coordinate: term count (0 = extrapolate) */
+    int64_t *idx; /* [out * 4] element offsets (index * stride) */
+    double *w; /* [out * 4] */
 } dim_terms;
 
 /* Weighted sum over the product of the dims' terms for output multi-index o. */
@@ -371,7 +392,8 @@ static double accumulate(const hone_tensor *x, const dim_terms *dt, const int64_
 }
 
 /* Fills y from x with the precomputed terms. */
-static void resample(const resize_plan *p, const hone_tensor *x, hone_tensor *y, const dim_terms *dt)
+static void resample(const resize_plan *p, const hone_tensor *x, hone_tensor *y,
+                     const dim_terms *dt)
 {
     int64_t o[HONE_MAX_RANK] = {0};
     for (int64_t k = 0; k < y->numel; k++, tf_next_index(y->rank, y->dims, o)) {
@@ -397,7 +419,8 @@ static hone_status build_terms(hone_eval *ec, const resize_plan *p, const hone_t
     int64_t total = 0, xs[HONE_MAX_RANK];
     for (int d = 0; d < x->rank; d++)
         total += y->dims[d];
-    char *m = malloc((size_t)(total + 1) * (sizeof(int) + 4 * sizeof(int64_t) + 4 * sizeof(double)));
+    char *m =
+        malloc((size_t)(total + 1) * (sizeof(int) + 4 * sizeof(int64_t) + 4 * sizeof(double)));
     if (!(*buf = m))
         return hone_node_fail(ec->ctx, ec->node, HONE_ERR_NOMEM, "out of memory");
     hone_strides(x->rank, x->dims, xs);

@@ -15,8 +15,8 @@
 /* ---- Constant ---- */
 
 static const char *const constant_attrs[] = {
-    "value", "value_float", "value_floats", "value_int", "value_ints",
-    "value_string", "value_strings", "sparse_value",
+    "value",      "value_float",  "value_floats",  "value_int",
+    "value_ints", "value_string", "value_strings", "sparse_value",
 };
 
 /* The one attribute that defines a Constant's value; reports an error otherwise. */
@@ -57,8 +57,8 @@ static hone_status constant_type(hone_infer *ic, const hone_attr *a, hone_dtype 
     case HONE_ATTR_STRINGS: *rank = 1; /* fall through */
     case HONE_ATTR_STRING: *dt = HONE_DT_STRING; break;
     default:
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID, "attribute '%s' has the wrong kind",
-                              a->name);
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID,
+                              "attribute '%s' has the wrong kind", a->name);
     }
     dims[0] = a->n;
     return HONE_OK;
@@ -153,12 +153,15 @@ static hone_status shape_input(hone_infer *ic, int i, int *rank, int64_t *v)
     if (s->rank == 1 && s->dims[0] > HONE_MAX_RANK)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_LIMIT, "requested rank %lld is above %d",
                               (long long)s->dims[0], HONE_MAX_RANK);
-    if (s->rank == 1 && s->dims[0] >= 0)
-        *rank = (int)s->dims[0];
-    for (int k = 0; k < *rank; k++)
-        v[k] = HONE_DIM_UNKNOWN;
+    if (s->value && s->value->numel > HONE_MAX_RANK)
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_LIMIT, "requested rank %lld is above %d",
+                              (long long)s->value->numel, HONE_MAX_RANK);
     if (s->value)
-        hone_tensor_ints(s->value, v, HONE_MAX_RANK);
+        *rank = hone_tensor_ints(s->value, v, HONE_MAX_RANK);
+    else if (s->rank == 1 && s->dims[0] >= 0)
+        *rank = (int)s->dims[0];
+    for (int k = 0; !s->value && k < *rank; k++)
+        v[k] = HONE_DIM_UNKNOWN;
     return HONE_OK;
 }
 
@@ -168,7 +171,8 @@ static hone_status check_sizes(hone_infer *ic, int rank, const int64_t *dims, bo
     for (int k = 0; known && k < rank; k++)
         if (dims[k] < 0)
             return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
-                                  "requested dimension %d is negative (%lld)", k, (long long)dims[k]);
+                                  "requested dimension %d is negative (%lld)", k,
+                                  (long long)dims[k]);
     return known ? tf_check_size(ic, rank, dims) : HONE_OK;
 }
 
@@ -357,14 +361,16 @@ static hone_status reshape_resolve(hone_infer *ic, const int64_t *req, int rank,
             return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "invalid dimension %lld",
                                   (long long)req[i]);
         if (req[i] == -1 && neg >= 0)
-            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "more than one -1 in the shape");
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                                  "more than one -1 in the shape");
         if (req[i] == -1)
             neg = i;
         zero |= req[i] == 0;
         if (req[i] == 0 && !allowzero) {
             if (x->rank >= 0 && i >= x->rank)
                 return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
-                                      "0 at position %d copies a dim the rank-%d input lacks", i, x->rank);
+                                      "0 at position %d copies a dim the rank-%d input lacks", i,
+                                      x->rank);
             out[i] = x->rank >= 0 ? x->dims[i] : HONE_DIM_UNKNOWN;
         }
     }
@@ -467,14 +473,15 @@ static hone_status squeeze_mask(hone_infer *ic, const int64_t *axes, int n, bool
         drop[i] = n < 0 && x->dims[i] == 1;
     for (int k = 0; k < n; k++) {
         int a;
-        hone_status st = hone_infer_axis(ic, axes[k], x->rank, &a);
+        hone_status st = tf_axis(ic, axes[k], x->rank, &a);
         if (st)
             return st;
         if (drop[a])
             return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "axis %d repeated", a);
         if (x->dims[a] >= 0 && x->dims[a] != 1)
             return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
-                                  "cannot squeeze axis %d of extent %lld", a, (long long)x->dims[a]);
+                                  "cannot squeeze axis %d of extent %lld", a,
+                                  (long long)x->dims[a]);
         drop[a] = true;
     }
     return HONE_OK;
@@ -492,7 +499,8 @@ hone_status infer_squeeze(hone_infer *ic)
     bool unknown_ones = n == TF_ABSENT && x->rank >= 0 && tf_dims_prod(x->rank, x->dims) < 0;
     if (x->rank < 0 || n == TF_UNKNOWN || unknown_ones) {
         int rr = x->rank >= 0 && n == TF_UNKNOWN && ic->in[1]->rank == 1 && ic->in[1]->dims[0] >= 0
-                     ? x->rank - (int)ic->in[1]->dims[0] : -1;
+            ? x->rank - (int)ic->in[1]->dims[0]
+            : -1;
         tf_infer_rank(ic, 0, x->dtype, rr);
         return HONE_OK;
     }
@@ -521,7 +529,8 @@ hone_status infer_unsqueeze(hone_infer *ic)
     if (n == TF_ABSENT)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID, "axes are required");
     if (n == TF_TOOLONG || (n >= 0 && x->rank + n > HONE_MAX_RANK))
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_LIMIT, "output rank above %d", HONE_MAX_RANK);
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_LIMIT, "output rank above %d",
+                              HONE_MAX_RANK);
     if (x->rank < 0 || n < 0) {
         tf_infer_rank(ic, 0, x->dtype, -1);
         return HONE_OK;
@@ -571,7 +580,8 @@ static hone_status range_count(hone_ctx *ctx, const hone_node *n, const hone_ten
     if (isnan(c) || isinf(c))
         return hone_node_fail(ctx, n, HONE_ERR_INVALID, "delta is zero or the range is not finite");
     if (c > (double)ctx->limits.max_numel)
-        return hone_node_fail(ctx, n, HONE_ERR_LIMIT, "range of %.0f elements exceeds the limit", c);
+        return hone_node_fail(ctx, n, HONE_ERR_LIMIT, "range of %.0f elements exceeds the limit",
+                              c);
     *count = c < 0 ? 0 : (int64_t)c;
     return HONE_OK;
 }
@@ -590,7 +600,8 @@ hone_status infer_range(hone_infer *ic)
         return HONE_OK;
     }
     int64_t n;
-    hone_status st = range_count(ic->ctx, ic->node, tf_ival(ic, 0), tf_ival(ic, 1), tf_ival(ic, 2), &n);
+    hone_status st =
+        range_count(ic->ctx, ic->node, tf_ival(ic, 0), tf_ival(ic, 1), tf_ival(ic, 2), &n);
     if (!st)
         st = tf_check_size(ic, 1, &n);
     if (!st)
@@ -598,6 +609,7 @@ hone_status infer_range(hone_infer *ic)
     return st;
 }
 
+/* Writes start + i*delta, in int64 for integer types and double otherwise. */
 hone_status eval_range(hone_eval *ec)
 {
     hone_tensor *o = ec->out[0];
@@ -639,6 +651,7 @@ hone_status infer_eyelike(hone_infer *ic)
     return HONE_OK;
 }
 
+/* Sets ones on diagonal k of the zeroed output. */
 hone_status eval_eyelike(hone_eval *ec)
 {
     hone_status st = tf_need_out(ec);
@@ -653,7 +666,8 @@ hone_status eval_eyelike(hone_eval *ec)
     return HONE_OK;
 }
 
-/* Trilu: x[..., n, m], k -> x with the part below (upper=1) or above (upper=0) diagonal k zeroed. */
+/* Trilu: x[..., n, m], k -> x with the part below (upper=1) or above (upper=0) diagonal k zeroed.
+ */
 hone_status infer_trilu(hone_infer *ic)
 {
     const hone_tinfo *x = ic->in[0];
@@ -667,6 +681,7 @@ hone_status infer_trilu(hone_infer *ic)
     return st;
 }
 
+/* Copies, row by row, the run of columns the triangle keeps; the rest stays zero. */
 hone_status eval_trilu(hone_eval *ec)
 {
     hone_status st = tf_need_out(ec);
@@ -686,7 +701,8 @@ hone_status eval_trilu(hone_eval *ec)
             lo = lo < 0 ? 0 : lo;
             hi = hi > cols ? cols : hi;
             if (lo < hi)
-                tf_copy(ec->out[0], (m * rows + i) * cols + lo, x, (m * rows + i) * cols + lo, hi - lo);
+                tf_copy(ec->out[0], (m * rows + i) * cols + lo, x, (m * rows + i) * cols + lo,
+                        hi - lo);
         }
     return HONE_OK;
 }

@@ -54,9 +54,9 @@ hone_status infer_gather(hone_infer *ic)
         return st;
     }
     if (x->rank == 0 || x->rank + ix->rank - 1 > HONE_MAX_RANK)
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "cannot gather from rank %d with rank %d indices",
-                              x->rank, ix->rank);
-    if ((st = hone_infer_axis(ic, hone_attr_int(ic->node, "axis", 0), x->rank, &axis)))
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                              "cannot gather from rank %d with rank %d indices", x->rank, ix->rank);
+    if ((st = tf_axis(ic, hone_attr_int(ic->node, "axis", 0), x->rank, &axis)))
         return st;
     int r = 0;
     for (int i = 0; i < axis; i++)
@@ -69,6 +69,7 @@ hone_status infer_gather(hone_infer *ic)
     return HONE_OK;
 }
 
+/* Validates each index, then copies its inner block for every outer position. */
 hone_status eval_gather(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0], *ix = ec->in[1];
@@ -91,16 +92,17 @@ hone_status eval_gather(hone_eval *ec)
 
 /* Shared checks of GatherElements/ScatterElements: indices of data's rank,
  * no larger than data off the axis; returns the axis. */
-static hone_status elements_check(hone_infer *ic, const hone_tinfo *x, const hone_tinfo *ix, int *axis)
+static hone_status elements_check(hone_infer *ic, const hone_tinfo *x, const hone_tinfo *ix,
+                                  int *axis)
 {
     hone_status st = tf_check_int_input(ic, 1, "indices");
     if (st || x->rank < 0)
         return st;
-    if ((st = hone_infer_axis(ic, hone_attr_int(ic->node, "axis", 0), x->rank, axis)))
+    if ((st = tf_axis(ic, hone_attr_int(ic->node, "axis", 0), x->rank, axis)))
         return st;
     if (ix->rank >= 0 && ix->rank != x->rank)
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "indices rank %d differs from data rank %d",
-                              ix->rank, x->rank);
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                              "indices rank %d differs from data rank %d", ix->rank, x->rank);
     for (int i = 0; ix->rank >= 0 && i < x->rank; i++)
         if (i != *axis && x->dims[i] >= 0 && ix->dims[i] > x->dims[i])
             return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
@@ -109,7 +111,8 @@ static hone_status elements_check(hone_infer *ic, const hone_tinfo *x, const hon
     return HONE_OK;
 }
 
-/* GatherElements: data, indices (same rank) -> indices' shape, out[i] = data[i with axis -> idx]. */
+/* GatherElements: data, indices (same rank) -> indices' shape, out[i] = data[i with axis -> idx].
+ */
 hone_status infer_gatherelements(hone_infer *ic)
 {
     int axis;
@@ -135,6 +138,7 @@ static hone_status elements_offset(hone_eval *ec, const hone_tensor *x, const ho
     return HONE_OK;
 }
 
+/* Walks indices, reading data at the index with the axis coordinate replaced. */
 hone_status eval_gatherelements(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0], *ix = ec->in[1];
@@ -175,11 +179,14 @@ static void scatter_apply(hone_tensor *o, int64_t oi, const hone_tensor *u, int6
     for (int64_t k = 0; k < n; k++) {
         double a = hone_tensor_get_f64(o, oi + k), b = hone_tensor_get_f64(u, ui + k);
         int64_t ia = hone_tensor_get_i64(o, oi + k), ib = hone_tensor_get_i64(u, ui + k);
-        double v = r == RED_ADD ? a + b : r == RED_MUL ? a * b : r == RED_MAX ? fmax(a, b) : fmin(a, b);
+        double v = r == RED_ADD ? a + b
+            : r == RED_MUL      ? a * b
+            : r == RED_MAX      ? fmax(a, b)
+                                : fmin(a, b);
         int64_t iv = r == RED_ADD ? (int64_t)((uint64_t)ia + (uint64_t)ib)
-                     : r == RED_MUL ? (int64_t)((uint64_t)ia * (uint64_t)ib)
-                     : r == RED_MAX ? (ia > ib ? ia : ib)
-                                    : (ia < ib ? ia : ib);
+            : r == RED_MUL        ? (int64_t)((uint64_t)ia * (uint64_t)ib)
+            : r == RED_MAX        ? (ia > ib ? ia : ib)
+                                  : (ia < ib ? ia : ib);
         if (isint)
             hone_tensor_set_i64(o, oi + k, iv);
         else
@@ -202,12 +209,25 @@ hone_status infer_scatterelements(hone_infer *ic)
     for (int i = 0; same && u->rank >= 0 && i < u->rank; i++)
         same = u->dims[i] < 0 || ix->dims[i] < 0 || u->dims[i] == ix->dims[i];
     if (!st && u->rank >= 0 && ix->rank >= 0 && !same)
-        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "updates and indices differ in shape");
+        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                            "updates and indices differ in shape");
     if (!st)
         hone_infer_set(ic, 0, x->dtype, x->rank, x->dims);
     return st;
 }
 
+/* Common start of the scatter kernels: output sized, reduction read, data copied. */
+static hone_status scatter_start(hone_eval *ec, reduction *r)
+{
+    hone_status st = tf_need_out(ec);
+    if (!st)
+        st = scatter_reduction(ec->ctx, ec->node, r);
+    if (!st)
+        tf_copy(ec->out[0], 0, ec->in[0], 0, ec->in[0]->numel);
+    return st;
+}
+
+/* Copies data, then writes (or reduces) each update at its index. */
 hone_status eval_scatterelements(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0], *ix = ec->in[1], *u = ec->in[2];
@@ -215,12 +235,7 @@ hone_status eval_scatterelements(hone_eval *ec)
     axis = axis < 0 ? axis + x->rank : axis;
     int64_t idx[HONE_MAX_RANK] = {0}, off;
     reduction r;
-    hone_status st = tf_need_out(ec);
-    if (!st)
-        st = scatter_reduction(ec->ctx, ec->node, &r);
-    if (st)
-        return st;
-    tf_copy(ec->out[0], 0, x, 0, x->numel);
+    hone_status st = scatter_start(ec, &r);
     for (int64_t k = 0; !st && k < ix->numel; k++, tf_next_index(ix->rank, ix->dims, idx))
         if (!(st = elements_offset(ec, x, ix, axis, idx, k, &off)))
             scatter_apply(ec->out[0], off, u, k, 1, r);
@@ -255,7 +270,8 @@ static hone_status nd_check(hone_infer *ic, int batch, int *k)
     int64_t kk = ix->dims[ix->rank - 1];
     if (kk >= 0 && (kk < 1 || kk > x->rank - batch))
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
-                              "index tuples of length %lld for data rank %d", (long long)kk, x->rank);
+                              "index tuples of length %lld for data rank %d", (long long)kk,
+                              x->rank);
     *k = (int)kk;
     return HONE_OK;
 }
@@ -321,6 +337,7 @@ static hone_status nd_walk(hone_eval *ec, int batch, bool scatter, reduction r)
     return st;
 }
 
+/* Copies the data slice each index tuple selects, batch by batch. */
 hone_status eval_gathernd(hone_eval *ec)
 {
     hone_status st = tf_need_out(ec);
@@ -339,29 +356,26 @@ hone_status infer_scatternd(hone_infer *ic)
     if (!st)
         st = scatter_reduction(ic->ctx, ic->node, &r);
     if (!st && k >= 0 && u->rank >= 0 && u->rank != ix->rank - 1 + x->rank - k)
-        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "updates rank %d, expected %d", u->rank,
-                            ix->rank - 1 + x->rank - k);
+        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "updates rank %d, expected %d",
+                            u->rank, ix->rank - 1 + x->rank - k);
     for (int i = 0; !st && k >= 0 && u->rank >= 0 && i < u->rank; i++) {
         int64_t want = i < ix->rank - 1 ? ix->dims[i] : x->dims[k + i - (ix->rank - 1)];
         if (want >= 0 && u->dims[i] >= 0 && want != u->dims[i])
-            st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "updates dim %d is %lld, expected %lld",
-                                i, (long long)u->dims[i], (long long)want);
+            st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                                "updates dim %d is %lld, expected %lld", i, (long long)u->dims[i],
+                                (long long)want);
     }
     if (!st)
         hone_infer_set(ic, 0, x->dtype, x->rank, x->dims);
     return st;
 }
 
+/* Copies data, then writes (or reduces) each update slice at its index tuple. */
 hone_status eval_scatternd(hone_eval *ec)
 {
     reduction r;
-    hone_status st = tf_need_out(ec);
-    if (!st)
-        st = scatter_reduction(ec->ctx, ec->node, &r);
-    if (st)
-        return st;
-    tf_copy(ec->out[0], 0, ec->in[0], 0, ec->in[0]->numel);
-    return nd_walk(ec, 0, true, r);
+    hone_status st = scatter_start(ec, &r);
+    return st ? st : nd_walk(ec, 0, true, r);
 }
 
 /* ---- OneHot ---- */
@@ -388,7 +402,8 @@ hone_status infer_onehot(hone_infer *ic)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "values must hold [off, on]");
     if (ix->rank < 0 || ix->rank + 1 > HONE_MAX_RANK) {
         tf_infer_rank(ic, 0, v->dtype, ix->rank < 0 ? -1 : ix->rank + 1);
-        return ix->rank < 0 ? HONE_OK : hone_node_fail(ic->ctx, ic->node, HONE_ERR_LIMIT, "rank too large");
+        return ix->rank < 0 ? HONE_OK
+                            : hone_node_fail(ic->ctx, ic->node, HONE_ERR_LIMIT, "rank too large");
     }
     hone_status st = hone_infer_axis(ic, hone_attr_int(ic->node, "axis", -1), ix->rank + 1, &axis);
     if (!st && tf_ival(ic, 1))
@@ -403,6 +418,7 @@ hone_status infer_onehot(hone_infer *ic)
     return st;
 }
 
+/* Fills with the off value, then writes the on value at each valid index. */
 hone_status eval_onehot(hone_eval *ec)
 {
     const hone_tensor *ix = ec->in[0], *v = ec->in[2];
@@ -426,7 +442,8 @@ hone_status eval_onehot(hone_eval *ec)
 
 /* ---- Compress, NonZero ---- */
 
-/* Compress: x, condition[c] (bool), axis? -> the slices (or flat elements) where condition holds. */
+/* Compress: x, condition[c] (bool), axis? -> the slices (or flat elements) where condition holds.
+ */
 hone_status infer_compress(hone_infer *ic)
 {
     const hone_tinfo *x = ic->in[0], *c = ic->in[1];
@@ -448,7 +465,7 @@ hone_status infer_compress(hone_infer *ic)
         tf_infer_rank(ic, 0, x->dtype, -1);
         return HONE_OK;
     }
-    hone_status st = hone_infer_axis(ic, a->i, x->rank, &axis);
+    hone_status st = tf_axis(ic, a->i, x->rank, &axis);
     memcpy(d, x->dims, sizeof d);
     d[axis] = kept;
     if (!st)
@@ -456,6 +473,7 @@ hone_status infer_compress(hone_infer *ic)
     return st;
 }
 
+/* Counts the selected slices, allocates, and copies them in order. */
 hone_status eval_compress(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0], *c = ec->in[1];
@@ -467,8 +485,8 @@ hone_status eval_compress(hone_eval *ec)
         bool on = hone_tensor_get_f64(c, i) != 0;
         if (on && i >= dim)
             return hone_node_fail(ec->ctx, ec->node, HONE_ERR_INVALID,
-                                  "condition selects index %lld beyond the extent %lld", (long long)i,
-                                  (long long)dim);
+                                  "condition selects index %lld beyond the extent %lld",
+                                  (long long)i, (long long)dim);
         kept += on;
     }
     memcpy(d, x->dims, sizeof d);
@@ -490,6 +508,7 @@ hone_status infer_nonzero(hone_infer *ic)
     return HONE_OK;
 }
 
+/* Counts nonzero elements, allocates [rank, nnz] and writes their coordinates. */
 hone_status eval_nonzero(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0];

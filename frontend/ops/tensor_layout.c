@@ -55,6 +55,7 @@ hone_status infer_transpose(hone_infer *ic)
     return HONE_OK;
 }
 
+/* A view of x with permuted strides. */
 hone_status eval_transpose(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0];
@@ -89,32 +90,40 @@ static hone_status concat_axis(hone_infer *ic, int rank, int *axis)
     const hone_attr *a = hone_attr_find(ic->node, "axis");
     if (!a && ic->opset >= 4)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID, "missing 'axis' attribute");
-    return hone_infer_axis(ic, a ? a->i : 1, rank, axis);
+    return tf_axis(ic, a ? a->i : 1, rank, axis);
+}
+
+/* The common rank (-1 if none known) and dtype of Concat's inputs. */
+static hone_status concat_rank_type(hone_infer *ic, int *rank, hone_dtype *dt)
+{
+    *rank = -1;
+    *dt = HONE_DT_UNDEF;
+    for (int k = 0; k < ic->n_in; k++) {
+        const hone_tinfo *x = ic->in[k];
+        if (!x)
+            continue;
+        if (x->rank >= 0 && *rank >= 0 && x->rank != *rank)
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "inputs differ in rank");
+        if (x->dtype && *dt && x->dtype != *dt)
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "inputs differ in type");
+        *rank = x->rank >= 0 ? x->rank : *rank;
+        *dt = x->dtype ? x->dtype : *dt;
+    }
+    return HONE_OK;
 }
 
 /* Concat: x_k[.., a_k, ..] (same dims except at axis) -> [.., sum a_k, ..]. */
 hone_status infer_concat(hone_infer *ic)
 {
-    int rank = -1, axis;
+    int rank, axis;
     int64_t d[HONE_MAX_RANK], sum = 0;
-    hone_dtype dt = HONE_DT_UNDEF;
-    for (int k = 0; k < ic->n_in; k++)
-        if (ic->in[k] && ic->in[k]->rank >= 0) {
-            if (rank >= 0 && ic->in[k]->rank != rank)
-                return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "inputs differ in rank");
-            rank = ic->in[k]->rank;
-        }
-    for (int k = 0; k < ic->n_in; k++)
-        if (ic->in[k] && ic->in[k]->dtype) {
-            if (dt && ic->in[k]->dtype != dt)
-                return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "inputs differ in type");
-            dt = ic->in[k]->dtype;
-        }
-    if (rank < 0) {
+    hone_dtype dt;
+    hone_status st = concat_rank_type(ic, &rank, &dt);
+    if (st || rank < 0) {
         tf_infer_rank(ic, 0, dt, -1);
-        return HONE_OK;
+        return st;
     }
-    hone_status st = concat_axis(ic, rank, &axis);
+    st = concat_axis(ic, rank, &axis);
     for (int i = 0; i < rank; i++)
         d[i] = HONE_DIM_UNKNOWN;
     for (int k = 0; !st && k < ic->n_in; k++) {
@@ -164,6 +173,7 @@ static void move_part(hone_tensor *whole, hone_tensor *part, int axis, int64_t o
         tf_copy_block(part, 0, ps, whole, off * inner, ws, 2, dims);
 }
 
+/* Copies each input into its band of the output along the axis. */
 hone_status eval_concat(hone_eval *ec)
 {
     hone_tensor *o = ec->out[0];
@@ -187,13 +197,13 @@ hone_status eval_concat(hone_eval *ec)
 static hone_status split_sizes(hone_infer *ic, int64_t dim, int64_t *sz)
 {
     int n = ic->n_out;
-    int k = tf_ints_arg(ic->node, ic->opset, ic->opset == 1 ? 0 : 13, "split",
-                        tf_has(ic, 1), tf_ival(ic, 1), sz, TF_MAX_INTS);
+    int k = tf_ints_arg(ic->node, ic->opset, ic->opset == 1 ? 0 : 13, "split", tf_has(ic, 1),
+                        tf_ival(ic, 1), sz, TF_MAX_INTS);
     if (ic->opset == 1 && k == TF_ABSENT && tf_has(ic, 1))
         k = tf_ints_arg(ic->node, 13, 13, "split", true, tf_ival(ic, 1), sz, TF_MAX_INTS);
     if (k == TF_TOOLONG || (k >= 0 && k != n))
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "split has %d entries for %d outputs",
-                              k, n);
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                              "split has %d entries for %d outputs", k, n);
     if (k >= 0) {
         int64_t sum = 0;
         for (int i = 0; i < n; i++) {
@@ -207,14 +217,14 @@ static hone_status split_sizes(hone_infer *ic, int64_t dim, int64_t *sz)
                                   (long long)dim);
         return HONE_OK;
     }
-    int64_t part = dim >= 0 ? (dim + n - 1) / n : HONE_DIM_UNKNOWN;
-    if (k == TF_ABSENT && dim >= 0 && dim % n && ic->opset < 18)
+    int64_t part = dim >= 0 && k == TF_ABSENT ? (dim + n - 1) / n : HONE_DIM_UNKNOWN;
+    int64_t last = part >= 0 ? dim - part * (n - 1) : HONE_DIM_UNKNOWN;
+    if (part >= 0 && (last < 0 || (dim % n && ic->opset < 18)))
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
-                              "axis extent %lld does not split into %d equal parts", (long long)dim, n);
+                              "axis extent %lld does not split into %d equal parts", (long long)dim,
+                              n);
     for (int i = 0; i < n; i++)
-        sz[i] = k == TF_UNKNOWN ? HONE_DIM_UNKNOWN
-                : part < 0     ? part
-                               : (i < n - 1 ? part : dim - part * (n - 1));
+        sz[i] = i < n - 1 ? part : last;
     return HONE_OK;
 }
 
@@ -231,7 +241,7 @@ hone_status infer_split(hone_infer *ic)
             tf_infer_rank(ic, i, x->dtype, -1);
         return HONE_OK;
     }
-    hone_status st = hone_infer_axis(ic, hone_attr_int(ic->node, "axis", 0), x->rank, &axis);
+    hone_status st = tf_axis(ic, hone_attr_int(ic->node, "axis", 0), x->rank, &axis);
     if (!st)
         st = split_sizes(ic, x->dims[axis], sz);
     for (int i = 0; !st && i < ic->n_out; i++) {
@@ -242,6 +252,7 @@ hone_status infer_split(hone_infer *ic)
     return st;
 }
 
+/* Copies each band of the input along the axis into its output. */
 hone_status eval_split(hone_eval *ec)
 {
     hone_tensor *x = (hone_tensor *)ec->in[0];
@@ -261,11 +272,11 @@ hone_status eval_split(hone_eval *ec)
 /* ---- Slice ---- */
 
 typedef struct slice_args {
-    int n;                                 /* entries in starts/ends/axes/steps */
+    int n; /* entries in starts/ends/axes/steps */
     int64_t starts[HONE_MAX_RANK], ends[HONE_MAX_RANK];
     int64_t axes[HONE_MAX_RANK], steps[HONE_MAX_RANK];
-    bool known;                            /* all contents known */
-    bool axes_known;                       /* which axes are sliced is known */
+    bool known; /* all contents known */
+    bool axes_known; /* which axes are sliced is known */
 } slice_args;
 
 /* Reads one Slice argument list (attribute before opset 10, else input i). */
@@ -290,14 +301,16 @@ static hone_status slice_args_read(hone_infer *ic, int rank, slice_args *a)
     if (ns == TF_TOOLONG || ne == TF_TOOLONG || na == TF_TOOLONG || nt == TF_TOOLONG)
         return hone_node_fail(ic->ctx, nd, HONE_ERR_SHAPE, "more slice entries than dims");
     a->known = ns >= 0 && ne >= 0 && na != TF_UNKNOWN && nt != TF_UNKNOWN;
-    a->axes_known = na >= 0 || (na == TF_ABSENT && (ns >= 0 || (ic->in[1] && ic->in[1]->rank == 1 &&
-                                                                ic->in[1]->dims[0] >= 0)));
+    a->axes_known = na >= 0 ||
+        (na == TF_ABSENT &&
+         (ns >= 0 || (ic->in[1] && ic->in[1]->rank == 1 && ic->in[1]->dims[0] >= 0)));
     a->n = ns >= 0 ? ns : ne >= 0 ? ne : na >= 0 ? na : nt >= 0 ? nt : -1;
     if (a->n < 0 && a->axes_known)
         a->n = (int)ic->in[1]->dims[0];
     if ((ns >= 0 && ns != a->n) || (ne >= 0 && ne != a->n) || (na >= 0 && na != a->n) ||
         (nt >= 0 && nt != a->n))
-        return hone_node_fail(ic->ctx, nd, HONE_ERR_SHAPE, "starts, ends, axes, steps differ in length");
+        return hone_node_fail(ic->ctx, nd, HONE_ERR_SHAPE,
+                              "starts, ends, axes, steps differ in length");
     for (int i = 0; i < a->n && na == TF_ABSENT; i++)
         a->axes[i] = i;
     for (int i = 0; i < a->n && nt == TF_ABSENT; i++)
@@ -306,7 +319,8 @@ static hone_status slice_args_read(hone_infer *ic, int rank, slice_args *a)
 }
 
 /* Clamped start and element count of one sliced dim of extent dim. */
-static void slice_dim(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *s, int64_t *cnt)
+static void slice_dim(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t *s,
+                      int64_t *cnt)
 {
     start = start < 0 ? start + dim : start;
     end = end < 0 ? end + dim : end;
@@ -337,7 +351,7 @@ static hone_status slice_plan(hone_infer *ic, int rank, const int64_t *dims, con
     }
     for (int k = 0; k < a->n; k++) {
         int ax;
-        hone_status st = hone_infer_axis(ic, a->axes[k], rank, &ax);
+        hone_status st = tf_axis(ic, a->axes[k], rank, &ax);
         if (st)
             return st;
         if (seen[ax] || a->steps[k] == 0)
@@ -390,6 +404,7 @@ hone_status infer_slice(hone_infer *ic)
     return st;
 }
 
+/* A view of x: offset at the starts, strides scaled by the steps. */
 hone_status eval_slice(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0];
@@ -428,8 +443,8 @@ hone_status infer_expand(hone_infer *ic)
     if (st)
         return st;
     if (s->rank >= 0 && (s->rank != 1 || s->dims[0] > HONE_MAX_RANK))
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "shape must be 1-D of length <= %d",
-                              HONE_MAX_RANK);
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                              "shape must be 1-D of length <= %d", HONE_MAX_RANK);
     if (!s->value) {
         int n = s->rank == 1 && s->dims[0] >= 0 ? (int)s->dims[0] : -1;
         tf_infer_rank(ic, 0, x->dtype, n >= 0 && x->rank >= 0 ? (n > x->rank ? n : x->rank) : -1);
@@ -438,8 +453,8 @@ hone_status infer_expand(hone_infer *ic)
     int n = hone_tensor_ints(s->value, req, HONE_MAX_RANK);
     for (int i = 0; i < n; i++)
         if (req[i] < 0)
-            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "negative dimension %lld in shape",
-                                  (long long)req[i]);
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                                  "negative dimension %lld in shape", (long long)req[i]);
     st = hone_infer_broadcast(ic, x->rank, x->dims, n, req, &r, d);
     if (!st)
         st = tf_check_size(ic, r, d);
@@ -448,6 +463,7 @@ hone_status infer_expand(hone_infer *ic)
     return st;
 }
 
+/* A view of x with stride 0 on the broadcast dims. */
 hone_status eval_expand(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0];
@@ -473,11 +489,12 @@ static hone_status tile_repeats(hone_infer *ic, int rank, int64_t *rep, bool *kn
     if (ic->opset < 6) {
         const hone_tensor *t = tf_ival(ic, 1), *a = tf_ival(ic, 2);
         if (!tf_has(ic, 2))
-            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID, "Tile-1 needs tiles and axis");
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID,
+                                  "Tile-1 needs tiles and axis");
         if (!t || !a)
             return HONE_OK;
         int ax;
-        hone_status st = hone_infer_axis(ic, hone_tensor_get_i64(a, 0), rank, &ax);
+        hone_status st = tf_axis(ic, hone_tensor_get_i64(a, 0), rank, &ax);
         for (int i = 0; i < rank; i++)
             rep[i] = i == ax ? hone_tensor_get_i64(t, 0) : 1;
         *known = !st;
@@ -487,7 +504,8 @@ static hone_status tile_repeats(hone_infer *ic, int rank, int64_t *rep, bool *kn
     if (n == TF_UNKNOWN)
         return HONE_OK;
     if (n != rank)
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "repeats must have %d entries", rank);
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "repeats must have %d entries",
+                              rank);
     *known = true;
     return HONE_OK;
 }
@@ -521,6 +539,7 @@ hone_status infer_tile(hone_infer *ic)
     return st;
 }
 
+/* A 2r-dim view [rep0, d0, rep1, d1, ...] of x with stride 0 on the repeats. */
 hone_status eval_tile(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0];
@@ -551,30 +570,50 @@ static hone_status block_size(hone_ctx *ctx, const hone_node *n, int64_t *b)
     return HONE_OK;
 }
 
-/* DepthToSpace: x[N, C*b*b, H, W] -> [N, C, H*b, W*b] (modes DCR, CRD). */
-hone_status infer_depthtospace(hone_infer *ic)
+/* Shared rule of DepthToSpace (to_space) and SpaceToDepth on x[N, C, H, W]:
+ * dims 1..3 are multiplied by mul and divided by div, which must divide them. */
+static hone_status infer_blocks(hone_infer *ic, bool to_space)
 {
     const hone_tinfo *x = ic->in[0];
     int64_t b, d[4];
     hone_status st = block_size(ic->ctx, ic->node, &b);
-    const char *mode = hone_attr_str(ic->node, "mode", "DCR");
-    if (!st && strcmp(mode, "DCR") && strcmp(mode, "CRD"))
-        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID, "unknown mode '%s'", mode);
     if (!st && x->rank >= 0 && x->rank != 4)
         st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "input must be 4-D");
-    if (!st && x->rank == 4 && x->dims[1] >= 0 && x->dims[1] % (b * b))
-        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
-                            "channels %lld are not a multiple of blocksize^2", (long long)x->dims[1]);
     if (st || x->rank < 0) {
         tf_infer_rank(ic, 0, x->dtype, 4);
         return st;
     }
-    d[0] = x->dims[0];
-    d[1] = x->dims[1] >= 0 ? x->dims[1] / (b * b) : HONE_DIM_UNKNOWN;
-    d[2] = x->dims[2] >= 0 ? x->dims[2] * b : HONE_DIM_UNKNOWN;
-    d[3] = x->dims[3] >= 0 ? x->dims[3] * b : HONE_DIM_UNKNOWN;
+    int64_t mul[4] = {1, to_space ? 1 : b * b, to_space ? b : 1, to_space ? b : 1};
+    int64_t div[4] = {1, to_space ? b * b : 1, to_space ? 1 : b, to_space ? 1 : b};
+    for (int i = 0; i < 4; i++) {
+        if (x->dims[i] >= 0 && x->dims[i] % div[i])
+            return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                                  "dim %d (%lld) is not a multiple of %lld", i,
+                                  (long long)x->dims[i], (long long)div[i]);
+        d[i] = x->dims[i] < 0 ? (i ? HONE_DIM_UNKNOWN : x->dims[i]) : x->dims[i] / div[i] * mul[i];
+    }
     hone_infer_set(ic, 0, x->dtype, 4, d);
     return HONE_OK;
+}
+
+/* Common start of the block kernels: outputs sized, blocksize, x's strides. */
+static hone_status eval_blocks_start(hone_eval *ec, int64_t *b, int64_t *s)
+{
+    hone_status st = tf_need_out(ec);
+    if (!st)
+        st = block_size(ec->ctx, ec->node, b);
+    if (!st)
+        hone_strides(4, ec->in[0]->dims, s);
+    return st;
+}
+
+/* DepthToSpace: x[N, C*b*b, H, W] -> [N, C, H*b, W*b] (modes DCR, CRD). */
+hone_status infer_depthtospace(hone_infer *ic)
+{
+    const char *mode = hone_attr_str(ic->node, "mode", "DCR");
+    if (strcmp(mode, "DCR") && strcmp(mode, "CRD"))
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID, "unknown mode '%s'", mode);
+    return infer_blocks(ic, true);
 }
 
 /* Output viewed as [N, C, H, b, W, b]; x[n, src channel, h, w] per mode:
@@ -583,12 +622,9 @@ hone_status eval_depthtospace(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0];
     int64_t b, s[4];
-    hone_status st = tf_need_out(ec);
-    if (!st)
-        st = block_size(ec->ctx, ec->node, &b);
+    hone_status st = eval_blocks_start(ec, &b, s);
     if (st)
         return st;
-    hone_strides(4, x->dims, s);
     int64_t c = x->dims[1] / (b * b);
     bool crd = !strcmp(hone_attr_str(ec->node, "mode", "DCR"), "CRD");
     int64_t vd[6] = {x->dims[0], c, x->dims[2], b, x->dims[3], b};
@@ -601,25 +637,7 @@ hone_status eval_depthtospace(hone_eval *ec)
 /* SpaceToDepth: x[N, C, H*b, W*b] -> [N, C*b*b, H, W]. */
 hone_status infer_spacetodepth(hone_infer *ic)
 {
-    const hone_tinfo *x = ic->in[0];
-    int64_t b, d[4];
-    hone_status st = block_size(ic->ctx, ic->node, &b);
-    if (!st && x->rank >= 0 && x->rank != 4)
-        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "input must be 4-D");
-    for (int i = 2; !st && x->rank == 4 && i < 4; i++)
-        if (x->dims[i] >= 0 && x->dims[i] % b)
-            st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
-                                "dim %d (%lld) is not a multiple of blocksize", i, (long long)x->dims[i]);
-    if (st || x->rank < 0) {
-        tf_infer_rank(ic, 0, x->dtype, 4);
-        return st;
-    }
-    d[0] = x->dims[0];
-    d[1] = x->dims[1] >= 0 ? x->dims[1] * b * b : HONE_DIM_UNKNOWN;
-    d[2] = x->dims[2] >= 0 ? x->dims[2] / b : HONE_DIM_UNKNOWN;
-    d[3] = x->dims[3] >= 0 ? x->dims[3] / b : HONE_DIM_UNKNOWN;
-    hone_infer_set(ic, 0, x->dtype, 4, d);
-    return HONE_OK;
+    return infer_blocks(ic, false);
 }
 
 /* Output viewed as [N, b(i), b(j), C, H, W] reading x[n, c, h*b + i, w*b + j]. */
@@ -627,12 +645,9 @@ hone_status eval_spacetodepth(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0];
     int64_t b, s[4];
-    hone_status st = tf_need_out(ec);
-    if (!st)
-        st = block_size(ec->ctx, ec->node, &b);
+    hone_status st = eval_blocks_start(ec, &b, s);
     if (st)
         return st;
-    hone_strides(4, x->dims, s);
     int64_t vd[6] = {x->dims[0], b, b, x->dims[1], x->dims[2] / b, x->dims[3] / b};
     int64_t vs[6] = {s[0], s[2], s[3], s[1], s[2] * b, s[3] * b};
     tf_copy_view(ec->out[0], x, 0, vs, 6, vd);
@@ -661,14 +676,16 @@ hone_status infer_reversesequence(hone_infer *ic)
         st = tf_check_int_input(ic, 1, "sequence_lens");
     if (!st && x->rank >= 0 && x->rank < 2)
         st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "input rank must be >= 2");
-    if (!st && l->rank >= 0 && (l->rank != 1 || (x->rank >= 2 && l->dims[0] >= 0 &&
-                                                 x->dims[b] >= 0 && l->dims[0] != x->dims[b])))
+    if (!st && l->rank >= 0 &&
+        (l->rank != 1 ||
+         (x->rank >= 2 && l->dims[0] >= 0 && x->dims[b] >= 0 && l->dims[0] != x->dims[b])))
         st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "sequence_lens must be [batch]");
     if (!st)
         hone_infer_set(ic, 0, x->dtype, x->rank, x->dims);
     return st;
 }
 
+/* Copies each (batch, time) block from its mirrored time step within the sequence length. */
 hone_status eval_reversesequence(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0], *l = ec->in[1];
@@ -681,8 +698,9 @@ hone_status eval_reversesequence(hone_eval *ec)
     int64_t T = x->dims[ta], B = x->dims[ba], inner = T * B != 0 ? x->numel / (T * B) : 0;
     int64_t ts = ta == 0 ? B * inner : inner, bs = ba == 0 ? T * inner : inner;
     if (l->numel != B)
-        return hone_node_fail(ec->ctx, ec->node, HONE_ERR_SHAPE, "sequence_lens has %lld entries, batch is %lld",
-                              (long long)l->numel, (long long)B);
+        return hone_node_fail(ec->ctx, ec->node, HONE_ERR_SHAPE,
+                              "sequence_lens has %lld entries, batch is %lld", (long long)l->numel,
+                              (long long)B);
     for (int64_t b = 0; b < B; b++) {
         int64_t len = hone_tensor_get_i64(l, b);
         if (len < 0 || len > T)
@@ -690,7 +708,8 @@ hone_status eval_reversesequence(hone_eval *ec)
                                   "sequence length %lld of batch %lld is outside [0, %lld]",
                                   (long long)len, (long long)b, (long long)T);
         for (int64_t t = 0; t < T; t++)
-            tf_copy(ec->out[0], b * bs + t * ts, x, b * bs + (t < len ? len - 1 - t : t) * ts, inner);
+            tf_copy(ec->out[0], b * bs + t * ts, x, b * bs + (t < len ? len - 1 - t : t) * ts,
+                    inner);
     }
     return HONE_OK;
 }

@@ -70,6 +70,8 @@ const hone_tensor *tf_ein(const hone_eval *ec, int i);
  * TF_ABSENT, TF_UNKNOWN or TF_TOOLONG (more than cap entries). */
 int tf_ints_arg(const hone_node *nd, int opset, int from, const char *attr, bool present,
                 const hone_tensor *t, int64_t *v, int cap);
+/* hone_infer_axis for ops that need a real axis: scalars have none. */
+hone_status tf_axis(hone_infer *ic, int64_t a, int rank, int *out);
 /* Normalises index i into [0, dim) from [-dim, dim); false when out of range. */
 bool tf_norm_index(int64_t *i, int64_t dim);
 /* Product of dims, or HONE_DIM_UNKNOWN when one is not known (no overflow

@@ -37,7 +37,7 @@ static hone_status pad_spread(hone_infer *ic, int rank, const int64_t *axes, int
         pads[i] = 0;
     for (int k = 0; k < na; k++) {
         int a;
-        hone_status st = hone_infer_axis(ic, axes[k], rank, &a);
+        hone_status st = tf_axis(ic, axes[k], rank, &a);
         if (st)
             return st;
         pads[a] = given[k];
@@ -59,6 +59,8 @@ static hone_status pad_amounts(hone_infer *ic, int rank, int64_t *pads, bool *kn
     *known = n >= 0 && na != TF_UNKNOWN;
     if (n == TF_ABSENT)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_INVALID, "pads are required");
+    if (n == TF_TOOLONG || na == TF_TOOLONG)
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "more pads or axes than dims");
     if (!*known)
         return HONE_OK;
     if (na == TF_ABSENT) {
@@ -102,7 +104,8 @@ hone_status infer_pad(hone_infer *ic)
     if (!st)
         st = tf_check_int_input(ic, 1, "pads");
     if (!st && tf_has(ic, 2) && ic->in[2]->dtype && x->dtype && ic->in[2]->dtype != x->dtype)
-        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "constant_value type differs from input");
+        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                            "constant_value type differs from input");
     if (st || x->rank < 0) {
         tf_infer_rank(ic, 0, x->dtype, x->rank);
         return st;
@@ -205,6 +208,7 @@ static hone_status pad_mapped(hone_eval *ec, pad_mode m, const int64_t *pads)
     return HONE_OK;
 }
 
+/* Constant mode by fill and block copy, the other modes by coordinate tables. */
 hone_status eval_pad(hone_eval *ec)
 {
     hone_tinfo ti[4];
@@ -219,6 +223,8 @@ hone_status eval_pad(hone_eval *ec)
         st = pad_mode_of(ec->ctx, ec->node, &m);
     if (!st)
         st = pad_amounts(&ic, ec->in[0]->rank, pads, &known);
+    if (!st && !known)
+        st = hone_node_fail(ec->ctx, ec->node, HONE_ERR_INTERNAL, "pads not known at run time");
     if (st)
         return st;
     return m == PAD_CONSTANT ? pad_fill_copy(ec, pads) : pad_mapped(ec, m, pads);

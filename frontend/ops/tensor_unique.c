@@ -15,7 +15,7 @@
 
 typedef struct items {
     const hone_tensor *x;
-    int64_t outer, n, inner;   /* x viewed as [outer, n, inner] */
+    int64_t outer, n, inner; /* x viewed as [outer, n, inner] */
 } items;
 
 /* Three-way comparison of elements a and b of t. */
@@ -38,7 +38,8 @@ static int item_cmp(const items *it, int64_t a, int64_t b)
 {
     for (int64_t o = 0; o < it->outer; o++)
         for (int64_t i = 0; i < it->inner; i++) {
-            int c = elem_cmp(it->x, (o * it->n + a) * it->inner + i, (o * it->n + b) * it->inner + i);
+            int c =
+                elem_cmp(it->x, (o * it->n + a) * it->inner + i, (o * it->n + b) * it->inner + i);
             if (c)
                 return c;
         }
@@ -63,10 +64,10 @@ static void sort_items(const items *it, int64_t *ord, int64_t *tmp, int64_t n)
 }
 
 typedef struct groups {
-    int64_t u;        /* number of unique items */
-    int64_t *first;   /* by output position: first occurrence */
-    int64_t *count;   /* by output position: occurrences */
-    int64_t *inv;     /* by item: output position */
+    int64_t u; /* number of unique items */
+    int64_t *first; /* by output position: first occurrence */
+    int64_t *count; /* by output position: occurrences */
+    int64_t *inv; /* by item: output position */
 } groups;
 
 /* Groups equal items; positions follow sorted order or first occurrence. */
@@ -104,7 +105,7 @@ hone_status infer_unique(hone_infer *ic)
     int axis = 0;
     int64_t n = x->rank >= 0 ? tf_dims_prod(x->rank, x->dims) : HONE_DIM_UNKNOWN;
     if (a && x->rank >= 0) {
-        hone_status st = hone_infer_axis(ic, a->i, x->rank, &axis);
+        hone_status st = tf_axis(ic, a->i, x->rank, &axis);
         if (st)
             return st;
         n = x->dims[axis];
@@ -134,8 +135,8 @@ static hone_status unique_outputs(hone_eval *ec, const items *it, int axis, bool
         return st;
     for (int64_t p = 0; p < g->u; p++)
         for (int64_t o = 0; o < it->outer; o++)
-            tf_copy(ec->out[0], (o * g->u + p) * it->inner, x, (o * it->n + g->first[p]) * it->inner,
-                    it->inner);
+            tf_copy(ec->out[0], (o * g->u + p) * it->inner, x,
+                    (o * it->n + g->first[p]) * it->inner, it->inner);
     const int64_t *src[4] = {NULL, g->first, g->inv, g->count};
     for (int i = 1; i < ec->n_out && i < 4; i++)
         if (ec->out[i])
@@ -143,6 +144,7 @@ static hone_status unique_outputs(hone_eval *ec, const items *it, int axis, bool
     return HONE_OK;
 }
 
+/* Sorts item numbers, groups equal items and writes the four outputs. */
 hone_status eval_unique(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0];

@@ -188,8 +188,8 @@ hone_status tf_check_int_input(hone_infer *ic, int i, const char *what)
         return HONE_OK;
     hone_dtype dt = ic->in[i]->dtype;
     if (dt != HONE_DT_UNDEF && !hone_dtype_is_int(dt))
-        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "%s must be an integer tensor, got %s",
-                              what, hone_dtype_name(dt));
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
+                              "%s must be an integer tensor, got %s", what, hone_dtype_name(dt));
     return HONE_OK;
 }
 
@@ -228,4 +228,12 @@ void tf_eval_view(const hone_eval *ec, hone_infer *ic, hone_tinfo *ti, const hon
     ic->opset = ec->opset;
     ic->n_in = ec->n_in;
     ic->in = pi;
+}
+
+hone_status tf_axis(hone_infer *ic, int64_t a, int rank, int *out)
+{
+    if (rank == 0)
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "a scalar has no axis %lld",
+                              (long long)a);
+    return hone_infer_axis(ic, a, rank, out);
 }

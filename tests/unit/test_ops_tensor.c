@@ -122,16 +122,19 @@ static void test_slice_negative_steps(void **state)
     hone_graph *g = hone_graph_new();
     hone_node *n = node(g, "Slice", 5, 1, 13);
     int64_t d10[] = {10}, d3[] = {3}, m[] = {3, 4}, md[] = {3, 2};
-    run_expect(n, (hone_tensor *[]){iota(1, d10), ints(1, (double[]){8}), ints(1, (double[]){1}),
-                                    ints(1, (double[]){0}), ints(1, (double[]){-3})},
+    run_expect(n,
+               (hone_tensor *[]){iota(1, d10), ints(1, (double[]){8}), ints(1, (double[]){1}),
+                                 ints(1, (double[]){0}), ints(1, (double[]){-3})},
                1, d3, (double[]){8, 5, 2});
     /* rows reversed; columns from 10 (clamped to 3) down past the front, step -2 */
-    run_expect(n, (hone_tensor *[]){iota(2, m), ints(2, (double[]){-1, 10}),
-                                    ints(2, (double[]){-100, -100}), ints(2, (double[]){0, 1}),
-                                    ints(2, (double[]){-1, -2})},
+    run_expect(n,
+               (hone_tensor *[]){iota(2, m), ints(2, (double[]){-1, 10}),
+                                 ints(2, (double[]){-100, -100}), ints(2, (double[]){0, 1}),
+                                 ints(2, (double[]){-1, -2})},
                2, md, (double[]){11, 9, 7, 5, 3, 1});
-    run_fails(n, (hone_tensor *[]){iota(1, d10), ints(1, (double[]){0}), ints(1, (double[]){5}),
-                                   ints(1, (double[]){0}), ints(1, (double[]){0})},
+    run_fails(n,
+              (hone_tensor *[]){iota(1, d10), ints(1, (double[]){0}), ints(1, (double[]){5}),
+                                ints(1, (double[]){0}), ints(1, (double[]){0})},
               HONE_ERR_SHAPE);
     /* opset 1: attributes, ends past the end clamp */
     hone_node *a = node(g, "Slice", 1, 1, 1);
@@ -152,8 +155,10 @@ static void test_gather_negative_and_bad(void **state)
                (double[]){5, 6, 1, 2});
     hone_node *c = node(g, "Gather", 2, 1, 13);
     hone_node_set_attr_int(g, c, "axis", 1);
-    run_expect(c, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), tn(HONE_DT_INT64, 2, id11, (double[]){-1})},
-               3, od1, (double[]){2, 4, 6});
+    run_expect(
+        c,
+        (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), tn(HONE_DT_INT64, 2, id11, (double[]){-1})},
+        3, od1, (double[]){2, 4, 6});
     run_fails(n, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(2, (double[]){0, 3})},
               HONE_ERR_INVALID);
     run_fails(n, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(1, (double[]){-4})},
@@ -168,16 +173,17 @@ static void test_pad_modes(void **state)
     double x[] = {1, 2, 3, 4, 5, 6};
     hone_node *r = node(g, "Pad", 2, 1, 13);
     hone_node_set_attr_string(g, r, "mode", "reflect");
-    run_expect(r, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(4, (double[]){0, 2, 0, 1})}, 2,
-               od, (double[]){3, 2, 1, 2, 3, 2, 6, 5, 4, 5, 6, 5});
+    run_expect(r, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(4, (double[]){0, 2, 0, 1})},
+               2, od, (double[]){3, 2, 1, 2, 3, 2, 6, 5, 4, 5, 6, 5});
     hone_node *e = node(g, "Pad", 2, 1, 13);
     hone_node_set_attr_string(g, e, "mode", "edge");
-    run_expect(e, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(4, (double[]){0, 2, 0, 1})}, 2,
-               od, (double[]){1, 1, 1, 2, 3, 3, 4, 4, 4, 5, 6, 6});
+    run_expect(e, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(4, (double[]){0, 2, 0, 1})},
+               2, od, (double[]){1, 1, 1, 2, 3, 3, 4, 4, 4, 5, 6, 6});
     /* constant 9: one row added on top, the first column cropped */
     hone_node *k = node(g, "Pad", 3, 1, 13);
-    run_expect(k, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(4, (double[]){1, -1, 0, 0}),
-                                    tn(HONE_DT_FLOAT, 0, NULL, (double[]){9})},
+    run_expect(k,
+               (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(4, (double[]){1, -1, 0, 0}),
+                                 tn(HONE_DT_FLOAT, 0, NULL, (double[]){9})},
                2, cd, (double[]){9, 9, 2, 3, 5, 6});
     /* opset 2: pads attribute and value */
     hone_node *o = node(g, "Pad", 1, 1, 2);
@@ -185,8 +191,9 @@ static void test_pad_modes(void **state)
     hone_node_set_attr_float(g, o, "value", -1);
     run_expect(o, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x)}, 2, ad,
                (double[]){1, 2, 3, 4, 5, 6, -1, -1, -1});
-    run_fails(k, (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(4, (double[]){0, -4, 0, 0}),
-                                   tn(HONE_DT_FLOAT, 0, NULL, (double[]){0})},
+    run_fails(k,
+              (hone_tensor *[]){tn(HONE_DT_FLOAT, 2, xd, x), ints(4, (double[]){0, -4, 0, 0}),
+                                tn(HONE_DT_FLOAT, 0, NULL, (double[]){0})},
               HONE_ERR_SHAPE);
     hone_graph_free(g);
 }
@@ -210,18 +217,21 @@ static void test_resize_nearest(void **state)
     double x[] = {10, 20, 30, 40};
     /* half_pixel, scale 3/4: coordinates 1/6, 3/2, 17/6 */
     hone_node *f = resize_node(g, "nearest", "half_pixel", true);
-    run_expect(f, (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, d4, x), NULL, NULL, ints(1, (double[]){3})},
+    run_expect(f,
+               (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, d4, x), NULL, NULL, ints(1, (double[]){3})},
                1, d3, (double[]){10, 20, 40});
     hone_node *c = resize_node(g, "nearest", "half_pixel", true);
     hone_node_set_attr_string(g, c, "nearest_mode", "round_prefer_ceil");
-    run_expect(c, (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, d4, x), NULL, NULL, ints(1, (double[]){3})},
+    run_expect(c,
+               (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, d4, x), NULL, NULL, ints(1, (double[]){3})},
                1, d3, (double[]){10, 30, 40});
     /* asymmetric floor upsampling by 2 of an int tensor: plain repetition */
     hone_node *u = resize_node(g, "nearest", "asymmetric", false);
     hone_node_set_attr_string(g, u, "nearest_mode", "floor");
     int64_t xd[] = {1, 2}, od[] = {2, 4};
-    run_expect(u, (hone_tensor *[]){tn(HONE_DT_INT32, 2, xd, (double[]){7, 8}), NULL,
-                                    tn(HONE_DT_FLOAT, 1, (int64_t[]){2}, (double[]){2, 2})},
+    run_expect(u,
+               (hone_tensor *[]){tn(HONE_DT_INT32, 2, xd, (double[]){7, 8}), NULL,
+                                 tn(HONE_DT_FLOAT, 1, (int64_t[]){2}, (double[]){2, 2})},
                2, od, (double[]){7, 7, 8, 8, 7, 7, 8, 8});
     hone_graph_free(g);
 }
@@ -232,15 +242,17 @@ static void test_resize_linear(void **state)
     int64_t xd[] = {1, 1, 2, 2}, od[] = {1, 1, 4, 4}, d2[] = {2}, d4[] = {4};
     /* half_pixel: output coordinates -1/4, 1/4, 3/4, 5/4 on both axes */
     hone_node *n = resize_node(g, "linear", "half_pixel", false);
-    run_expect(n, (hone_tensor *[]){tn(HONE_DT_FLOAT, 4, xd, (double[]){1, 2, 3, 4}), NULL,
-                                    tn(HONE_DT_FLOAT, 1, d4, (double[]){1, 1, 2, 2})},
-               4, od,
-               (double[]){1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25,
-                          3.75, 4});
+    run_expect(
+        n,
+        (hone_tensor *[]){tn(HONE_DT_FLOAT, 4, xd, (double[]){1, 2, 3, 4}), NULL,
+                          tn(HONE_DT_FLOAT, 1, d4, (double[]){1, 1, 2, 2})},
+        4, od,
+        (double[]){1, 1.25, 1.75, 2, 1.5, 1.75, 2.25, 2.5, 2.5, 2.75, 3.25, 3.5, 3, 3.25, 3.75, 4});
     /* align_corners maps the ends onto each other: 0, 1/3, 2/3, 1 */
     hone_node *a = resize_node(g, "linear", "align_corners", true);
-    run_expect(a, (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, d2, (double[]){0, 3}), NULL, NULL,
-                                    ints(1, (double[]){4})},
+    run_expect(a,
+               (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, d2, (double[]){0, 3}), NULL, NULL,
+                                 ints(1, (double[]){4})},
                1, d4, (double[]){0, 1, 2, 3});
     hone_graph_free(g);
 }
@@ -259,8 +271,8 @@ static void test_depth_space_roundtrip(void **state)
     /* SpaceToDepth undoes DCR */
     hone_node *s2d = node(g, "SpaceToDepth", 1, 1, 13);
     hone_node_set_attr_int(g, s2d, "blocksize", 2);
-    run_expect(s2d, (hone_tensor *[]){tn(HONE_DT_FLOAT, 4, od, (double[]){0, 2, 4, 6, 1, 3, 5, 7})}, 4,
-               xd, (double[]){0, 1, 2, 3, 4, 5, 6, 7});
+    run_expect(s2d, (hone_tensor *[]){tn(HONE_DT_FLOAT, 4, od, (double[]){0, 2, 4, 6, 1, 3, 5, 7})},
+               4, xd, (double[]){0, 1, 2, 3, 4, 5, 6, 7});
     hone_graph_free(g);
 }
 
@@ -272,7 +284,8 @@ static void test_split_parts(void **state)
     int64_t xd[] = {2, 3}, p1[] = {2, 1}, p2[] = {2, 2};
     hone_node *n = node(g, "Split", 2, 2, 13);
     hone_node_set_attr_int(g, n, "axis", 1);
-    assert_int_equal(run(&ctx, n, (hone_tensor *[]){iota(2, xd), ints(2, (double[]){1, 2})}, out), HONE_OK);
+    assert_int_equal(run(&ctx, n, (hone_tensor *[]){iota(2, xd), ints(2, (double[]){1, 2})}, out),
+                     HONE_OK);
     expect(out[0], 2, p1, (double[]){0, 3});
     expect(out[1], 2, p2, (double[]){1, 2, 4, 5});
     /* three columns do not split into two equal parts before opset 18 */
@@ -312,16 +325,19 @@ static void test_scatter(void **state)
     hone_node *n = node(g, "ScatterND", 3, 1, 16);
     hone_node_set_attr_string(g, n, "reduction", "add");
     /* duplicate index 1 accumulates both updates */
-    run_expect(n, (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, xd, (double[]){1, 1, 1, 1}),
-                                    tn(HONE_DT_INT64, 2, id, (double[]){1, 1}),
-                                    tn(HONE_DT_FLOAT, 1, ud, (double[]){5, 7})},
+    run_expect(n,
+               (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, xd, (double[]){1, 1, 1, 1}),
+                                 tn(HONE_DT_INT64, 2, id, (double[]){1, 1}),
+                                 tn(HONE_DT_FLOAT, 1, ud, (double[]){5, 7})},
                1, xd, (double[]){1, 13, 1, 1});
     hone_node *e = node(g, "ScatterElements", 3, 1, 13);
-    run_expect(e, (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, xd, NULL), ints(2, (double[]){-1, 0}),
-                                    tn(HONE_DT_FLOAT, 1, ud, (double[]){5, 7})},
+    run_expect(e,
+               (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, xd, NULL), ints(2, (double[]){-1, 0}),
+                                 tn(HONE_DT_FLOAT, 1, ud, (double[]){5, 7})},
                1, xd, (double[]){7, 0, 0, 5});
-    run_fails(e, (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, xd, NULL), ints(2, (double[]){0, 4}),
-                                   tn(HONE_DT_FLOAT, 1, ud, (double[]){5, 7})},
+    run_fails(e,
+              (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, xd, NULL), ints(2, (double[]){0, 4}),
+                                tn(HONE_DT_FLOAT, 1, ud, (double[]){5, 7})},
               HONE_ERR_INVALID);
     hone_graph_free(g);
 }
@@ -361,13 +377,15 @@ static void test_huge_sizes_fail_cleanly(void **state)
     run_fails(t, (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, d1, NULL), ints(1, (double[]){9e18})},
               HONE_ERR_LIMIT);
     hone_node *r = node(g, "Range", 3, 1, 13);
-    run_fails(r, (hone_tensor *[]){tn(HONE_DT_INT64, 0, NULL, (double[]){0}),
-                                   tn(HONE_DT_INT64, 0, NULL, (double[]){9e18}),
-                                   tn(HONE_DT_INT64, 0, NULL, (double[]){1})},
+    run_fails(r,
+              (hone_tensor *[]){tn(HONE_DT_INT64, 0, NULL, (double[]){0}),
+                                tn(HONE_DT_INT64, 0, NULL, (double[]){9e18}),
+                                tn(HONE_DT_INT64, 0, NULL, (double[]){1})},
               HONE_ERR_LIMIT);
-    run_fails(r, (hone_tensor *[]){tn(HONE_DT_INT64, 0, NULL, (double[]){0}),
-                                   tn(HONE_DT_INT64, 0, NULL, (double[]){5}),
-                                   tn(HONE_DT_INT64, 0, NULL, (double[]){0})},
+    run_fails(r,
+              (hone_tensor *[]){tn(HONE_DT_INT64, 0, NULL, (double[]){0}),
+                                tn(HONE_DT_INT64, 0, NULL, (double[]){5}),
+                                tn(HONE_DT_INT64, 0, NULL, (double[]){0})},
               HONE_ERR_INVALID);
     hone_graph_free(g);
 }
@@ -380,20 +398,28 @@ static hone_value *konst(hone_graph *g, hone_tensor *t)
     return v;
 }
 
-/* x -> Shape -> Gather(0) -> Unsqueeze -> Concat(.., [-1]) -> Reshape(x, ..). */
-static hone_graph *flatten_chain(int64_t batch)
+/* A graph at opset 13 with input x: f32[batch,3,4] (batch < 0: symbol N). */
+static hone_graph *graph_with_x(int64_t batch, hone_value **x)
 {
     static hone_opset os = {"", 13};
     hone_graph *g = hone_graph_new();
     g->opsets = &os;
     g->n_opsets = 1;
-    hone_value *x = hone_graph_new_value(g, "x");
-    x->dtype = HONE_DT_FLOAT;
-    x->rank = 3;
-    x->dims[0] = batch >= 0 ? batch : HONE_DIM_SYM(hone_graph_sym(g, "N"));
-    x->dims[1] = 3;
-    x->dims[2] = 4;
-    hone_graph_add_input(g, x);
+    *x = hone_graph_new_value(g, "x");
+    (*x)->dtype = HONE_DT_FLOAT;
+    (*x)->rank = 3;
+    (*x)->dims[0] = batch >= 0 ? batch : HONE_DIM_SYM(hone_graph_sym(g, "N"));
+    (*x)->dims[1] = 3;
+    (*x)->dims[2] = 4;
+    hone_graph_add_input(g, *x);
+    return g;
+}
+
+/* x -> Shape -> Gather(0) -> Unsqueeze -> Concat(.., [-1]) -> Reshape(x, ..). */
+static hone_graph *flatten_chain(int64_t batch)
+{
+    hone_value *x;
+    hone_graph *g = graph_with_x(batch, &x);
     hone_node *sh = hone_graph_add_node(g, "Shape", "", "shape", 1, 1);
     sh->in[0] = x;
     sh->out[0] = hone_graph_new_value(g, NULL);
@@ -440,19 +466,10 @@ static void test_infer_shape_chain(void **state)
 
 static void test_infer_symbolic_reshape(void **state)
 {
-    static hone_opset os = {"", 13};
     hone_ctx ctx;
     hone_ctx_init(&ctx);
-    hone_graph *g = hone_graph_new();
-    g->opsets = &os;
-    g->n_opsets = 1;
-    hone_value *x = hone_graph_new_value(g, "x");
-    x->dtype = HONE_DT_FLOAT;
-    x->rank = 3;
-    x->dims[0] = HONE_DIM_SYM(hone_graph_sym(g, "N"));
-    x->dims[1] = 3;
-    x->dims[2] = 4;
-    hone_graph_add_input(g, x);
+    hone_value *x;
+    hone_graph *g = graph_with_x(-1, &x);
     hone_node *re = hone_graph_add_node(g, "Reshape", "", "reshape", 2, 1);
     re->in[0] = x;
     re->in[1] = konst(g, ints(2, (double[]){0, -1}));
@@ -467,13 +484,20 @@ static void test_infer_symbolic_reshape(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reshape_zero_and_neg),   cmocka_unit_test(test_slice_negative_steps),
-        cmocka_unit_test(test_gather_negative_and_bad), cmocka_unit_test(test_pad_modes),
-        cmocka_unit_test(test_resize_nearest),         cmocka_unit_test(test_resize_linear),
-        cmocka_unit_test(test_depth_space_roundtrip),  cmocka_unit_test(test_split_parts),
-        cmocka_unit_test(test_unique_orders),          cmocka_unit_test(test_scatter),
-        cmocka_unit_test(test_strings_are_copied),     cmocka_unit_test(test_huge_sizes_fail_cleanly),
-        cmocka_unit_test(test_infer_shape_chain),      cmocka_unit_test(test_infer_symbolic_reshape),
+        cmocka_unit_test(test_reshape_zero_and_neg),
+        cmocka_unit_test(test_slice_negative_steps),
+        cmocka_unit_test(test_gather_negative_and_bad),
+        cmocka_unit_test(test_pad_modes),
+        cmocka_unit_test(test_resize_nearest),
+        cmocka_unit_test(test_resize_linear),
+        cmocka_unit_test(test_depth_space_roundtrip),
+        cmocka_unit_test(test_split_parts),
+        cmocka_unit_test(test_unique_orders),
+        cmocka_unit_test(test_scatter),
+        cmocka_unit_test(test_strings_are_copied),
+        cmocka_unit_test(test_huge_sizes_fail_cleanly),
+        cmocka_unit_test(test_infer_shape_chain),
+        cmocka_unit_test(test_infer_symbolic_reshape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
