@@ -481,6 +481,68 @@ static void test_infer_symbolic_reshape(void **state)
     hone_graph_free(g);
 }
 
+/* Adds node op(ins...) -> one new value to g; returns that value. */
+static hone_value *add1(hone_graph *g, const char *op, int n_in, hone_value **ins)
+{
+    hone_node *n = hone_graph_add_node(g, op, "", NULL, n_in, 1);
+    for (int i = 0; i < n_in; i++)
+        n->in[i] = ins[i];
+    n->out[0] = hone_graph_new_value(g, NULL);
+    return n->out[0];
+}
+
+/* A graph input of int64 [len] whose contents are unknown. */
+static hone_value *shape_input(hone_graph *g, const char *name, int64_t len)
+{
+    hone_value *v = hone_graph_new_value(g, name);
+    v->dtype = HONE_DT_INT64;
+    v->rank = 1;
+    v->dims[0] = len;
+    hone_graph_add_input(g, v);
+    return v;
+}
+
+/* Asserts the printed type of v. */
+static void type_is(const hone_graph *g, const hone_value *v, const char *want)
+{
+    char buf[128];
+    assert_string_equal(hone_value_type_str(g, v, buf, sizeof buf), want);
+}
+
+static void test_infer_partial(void **state)
+{
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_value *x;
+    hone_graph *g = graph_with_x(-1, &x);
+    hone_value *s2 = shape_input(g, "s2", 2), *s1 = shape_input(g, "s1", 1);
+    hone_value *ends = konst(g, ints(1, (double[]){10})), *ax2 = konst(g, ints(1, (double[]){2}));
+    hone_value *rep = konst(g, ints(3, (double[]){1, 2, 1})),
+               *idx = konst(g, ints(2, (double[]){0, 1}));
+    hone_value *reshape = add1(g, "Reshape", 2, (hone_value *[]){x, s2});
+    hone_value *slice = add1(g, "Slice", 4, (hone_value *[]){x, s1, ends, ax2});
+    hone_value *cos = add1(g, "ConstantOfShape", 1, (hone_value *[]){s2});
+    hone_value *squeeze = add1(g, "Squeeze", 2, (hone_value *[]){x, s1});
+    hone_value *tile = add1(g, "Tile", 2, (hone_value *[]){x, rep});
+    hone_value *flat = add1(g, "Flatten", 1, (hone_value *[]){x});
+    hone_value *tr = add1(g, "Transpose", 1, (hone_value *[]){x});
+    hone_node *ga = hone_graph_add_node(g, "Gather", "", NULL, 2, 1);
+    ga->in[0] = x;
+    ga->in[1] = idx;
+    ga->out[0] = hone_graph_new_value(g, NULL);
+    hone_node_set_attr_int(g, ga, "axis", 2);
+    assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+    type_is(g, reshape, "f32[?,?]");
+    type_is(g, slice, "f32[N,3,?]");
+    type_is(g, cos, "f32[?,?]");
+    type_is(g, squeeze, "f32[?,?]");
+    type_is(g, tile, "f32[N,6,4]");
+    type_is(g, flat, "f32[N,12]");
+    type_is(g, tr, "f32[4,3,N]");
+    type_is(g, ga->out[0], "f32[N,3,2]");
+    hone_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -498,6 +560,7 @@ int main(void)
         cmocka_unit_test(test_huge_sizes_fail_cleanly),
         cmocka_unit_test(test_infer_shape_chain),
         cmocka_unit_test(test_infer_symbolic_reshape),
+        cmocka_unit_test(test_infer_partial),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
