@@ -58,17 +58,36 @@ bool tf_next_index(int rank, const int64_t *dims, int64_t *idx)
     return false;
 }
 
-/* Copies one innermost row of the block: contiguous runs in one call. */
-static void copy_row(hone_tensor *dst, int64_t d, int64_t ds, const hone_tensor *src, int64_t s,
+/* Strided copy of n elements of es bytes (1, 2, 4 or 8: typed loads and stores). */
+#define STRIDED(T)                                                                                 \
+    for (int64_t i = 0; i < n; i++)                                                                \
+        ((T *)d)[i * ds] = ((const T *)s)[i * ss];
+
+/* Copies one innermost row of the block: contiguous runs in one call,
+ * strided rows of plain types with typed moves, strings one by one. */
+static void copy_row(hone_tensor *dst, int64_t di, int64_t ds, const hone_tensor *src, int64_t si,
                      int64_t ss, int64_t n)
 {
+    size_t es = hone_dtype_size(src->dtype);
     if (ds == 1 && ss == 1) {
-        tf_copy(dst, d, src, s, n);
+        tf_copy(dst, di, src, si, n);
         return;
     }
-    for (int64_t i = 0; i < n; i++)
-        tf_copy(dst, d + i * ds, src, s + i * ss, 1);
+    if (src->dtype == HONE_DT_STRING || (es != 1 && es != 2 && es != 4 && es != 8)) {
+        for (int64_t i = 0; i < n; i++)
+            tf_copy(dst, di + i * ds, src, si + i * ss, 1);
+        return;
+    }
+    char *d = (char *)dst->data + di * (int64_t)es;
+    const char *s = (const char *)src->data + si * (int64_t)es;
+    switch (es) {
+    case 1: STRIDED(uint8_t) break;
+    case 2: STRIDED(uint16_t) break;
+    case 4: STRIDED(uint32_t) break;
+    default: STRIDED(uint64_t) break;
+    }
 }
+#undef STRIDED
 
 void tf_copy_block(hone_tensor *dst, int64_t doff, const int64_t *dstr, const hone_tensor *src,
                    int64_t soff, const int64_t *sstr, int rank, const int64_t *dims)
