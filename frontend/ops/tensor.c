@@ -412,6 +412,8 @@ hone_status infer_reshape(hone_infer *ic)
     if (!st)
         st = reshape_resolve(ic, req, rank, out);
     if (!st)
+        st = tf_check_size(ic, rank, out);
+    if (!st)
         hone_infer_set(ic, 0, ic->in[0]->dtype, rank, out);
     return st;
 }
@@ -501,7 +503,7 @@ hone_status infer_squeeze(hone_infer *ic)
         int rr = x->rank >= 0 && n == TF_UNKNOWN && ic->in[1]->rank == 1 && ic->in[1]->dims[0] >= 0
             ? x->rank - (int)ic->in[1]->dims[0]
             : -1;
-        tf_infer_rank(ic, 0, x->dtype, rr);
+        tf_infer_rank(ic, 0, x->dtype, rr >= 0 ? rr : -1);
         return HONE_OK;
     }
     hone_status st = squeeze_mask(ic, axes, n, drop);
@@ -619,7 +621,7 @@ hone_status eval_range(hone_eval *ec)
     if (hone_dtype_is_int(o->dtype)) {
         int64_t a = hone_tensor_get_i64(ec->in[0], 0), k = hone_tensor_get_i64(ec->in[2], 0);
         for (int64_t i = 0; i < o->numel; i++)
-            hone_tensor_set_i64(o, i, a + i * k);
+            hone_tensor_set_i64(o, i, (int64_t)((uint64_t)a + (uint64_t)i * (uint64_t)k));
     } else {
         double a = hone_tensor_get_f64(ec->in[0], 0), k = hone_tensor_get_f64(ec->in[2], 0);
         for (int64_t i = 0; i < o->numel; i++)

@@ -355,6 +355,8 @@ hone_status infer_scatternd(hone_infer *ic)
     hone_status st = nd_check(ic, 0, &k);
     if (!st)
         st = scatter_reduction(ic->ctx, ic->node, &r);
+    if (!st && u->dtype && x->dtype && u->dtype != x->dtype)
+        st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "updates type differs from data");
     if (!st && k >= 0 && u->rank >= 0 && u->rank != ix->rank - 1 + x->rank - k)
         st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "updates rank %d, expected %d",
                             u->rank, ix->rank - 1 + x->rank - k);
@@ -400,10 +402,12 @@ hone_status infer_onehot(hone_infer *ic)
     int axis;
     if (v->rank >= 0 && tf_dims_prod(v->rank, v->dims) >= 0 && tf_dims_prod(v->rank, v->dims) != 2)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "values must hold [off, on]");
-    if (ix->rank < 0 || ix->rank + 1 > HONE_MAX_RANK) {
-        tf_infer_rank(ic, 0, v->dtype, ix->rank < 0 ? -1 : ix->rank + 1);
-        return ix->rank < 0 ? HONE_OK
-                            : hone_node_fail(ic->ctx, ic->node, HONE_ERR_LIMIT, "rank too large");
+    if (ix->rank + 1 > HONE_MAX_RANK)
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_LIMIT, "output rank above %d",
+                              HONE_MAX_RANK);
+    if (ix->rank < 0) {
+        tf_infer_rank(ic, 0, v->dtype, -1);
+        return HONE_OK;
     }
     hone_status st = hone_infer_axis(ic, hone_attr_int(ic->node, "axis", -1), ix->rank + 1, &axis);
     if (!st && tf_ival(ic, 1))

@@ -43,7 +43,8 @@ hone_status infer_transpose(hone_infer *ic)
     int64_t perm[HONE_MAX_RANK], d[HONE_MAX_RANK];
     const int64_t *p;
     if (x->rank < 0) {
-        tf_infer_rank(ic, 0, x->dtype, hone_attr_ints(ic->node, "perm", &p));
+        int n = hone_attr_ints(ic->node, "perm", &p);
+        tf_infer_rank(ic, 0, x->dtype, n <= HONE_MAX_RANK ? n : -1);
         return HONE_OK;
     }
     hone_status st = transpose_perm(ic->ctx, ic->node, x->rank, perm);
@@ -123,7 +124,8 @@ hone_status infer_concat(hone_infer *ic)
         tf_infer_rank(ic, 0, dt, -1);
         return st;
     }
-    st = concat_axis(ic, rank, &axis);
+    if ((st = concat_axis(ic, rank, &axis)))
+        return st;
     for (int i = 0; i < rank; i++)
         d[i] = HONE_DIM_UNKNOWN;
     for (int k = 0; !st && k < ic->n_in; k++) {
@@ -207,8 +209,9 @@ static hone_status split_sizes(hone_infer *ic, int64_t dim, int64_t *sz)
     if (k >= 0) {
         int64_t sum = 0;
         for (int i = 0; i < n; i++) {
-            if (sz[i] < 0)
-                return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "negative split size");
+            if (sz[i] < 0 || sz[i] > INT64_MAX - sum)
+                return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "invalid split size %lld",
+                                      (long long)sz[i]);
             sum += sz[i];
         }
         if (dim >= 0 && sum != dim)
@@ -358,9 +361,12 @@ static hone_status slice_plan(hone_infer *ic, int rank, const int64_t *dims, con
             return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
                                   seen[ax] ? "axis %d repeated" : "step 0 on axis %d", ax);
         seen[ax] = true;
-        step[ax] = a->steps[k];
+        /* a step longer than the dim takes at most one element: clamp it so
+         * stride arithmetic cannot overflow */
+        int64_t lim = dims[ax] >= 0 ? dims[ax] + 1 : INT64_MAX;
+        step[ax] = a->steps[k] > lim ? lim : a->steps[k] < -lim ? -lim : a->steps[k];
         if (dims[ax] >= 0)
-            slice_dim(dims[ax], a->starts[k], a->ends[k], a->steps[k], &start[ax], &cnt[ax]);
+            slice_dim(dims[ax], a->starts[k], a->ends[k], step[ax], &start[ax], &cnt[ax]);
         else if (!(a->starts[k] == 0 && a->steps[k] == 1 && a->ends[k] >= INT32_MAX))
             cnt[ax] = HONE_DIM_UNKNOWN;
     }

@@ -39,9 +39,10 @@ enum { TF_ABSENT = -1, TF_UNKNOWN = -2, TF_TOOLONG = -3 };
 
 /* ===================== tensor_util.c ===================== */
 
-/* Copies n elements src[si..] to dst[di..] (same dtype); strings are duplicated. */
+/* Copies n elements src[si..] to dst[di..]; strings are duplicated. The
+ * dtypes must match (an invariant inference guarantees; asserted). */
 void tf_copy(hone_tensor *dst, int64_t di, const hone_tensor *src, int64_t si, int64_t n);
-/* Sets dst[di..di+n) to copies of src[si]. */
+/* Sets dst[di..di+n) to copies of src[si] (same dtype, asserted). */
 void tf_fill(hone_tensor *dst, int64_t di, int64_t n, const hone_tensor *src, int64_t si);
 /* Copies the block dims (rank <= TF_MAX_RANK) from src at offset soff with
  * element strides sstr into dst at doff with strides dstr (strides may be 0

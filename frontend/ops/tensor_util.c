@@ -23,6 +23,7 @@ static void copy_strings(char **d, char *const *s, int64_t n)
 
 void tf_copy(hone_tensor *dst, int64_t di, const hone_tensor *src, int64_t si, int64_t n)
 {
+    HONE_ASSERT(dst->dtype == src->dtype);
     if (n <= 0)
         return;
     if (src->dtype == HONE_DT_STRING) {
@@ -36,6 +37,7 @@ void tf_copy(hone_tensor *dst, int64_t di, const hone_tensor *src, int64_t si, i
 
 void tf_fill(hone_tensor *dst, int64_t di, int64_t n, const hone_tensor *src, int64_t si)
 {
+    HONE_ASSERT(dst->dtype == src->dtype);
     if (src->dtype == HONE_DT_STRING) {
         for (int64_t i = 0; i < n; i++)
             copy_strings((char **)dst->data + di + i, (char *const *)src->data + si, 1);
