@@ -335,6 +335,12 @@ static void test_scatter(void **state)
                (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, xd, NULL), ints(2, (double[]){-1, 0}),
                                  tn(HONE_DT_FLOAT, 1, ud, (double[]){5, 7})},
                1, xd, (double[]){7, 0, 0, 5});
+    /* updates of another type would be copied as raw bytes: rejected */
+    run_fails(n,
+              (hone_tensor *[]){tn(HONE_DT_STRING, 1, xd, NULL),
+                                tn(HONE_DT_INT64, 2, id, (double[]){1, 1}),
+                                tn(HONE_DT_FLOAT, 1, ud, (double[]){5, 7})},
+              HONE_ERR_SHAPE);
     run_fails(e,
               (hone_tensor *[]){tn(HONE_DT_FLOAT, 1, xd, NULL), ints(2, (double[]){0, 4}),
                                 tn(HONE_DT_FLOAT, 1, ud, (double[]){5, 7})},
