@@ -163,7 +163,10 @@ static hone_status plan_from_scales(hone_infer *ic, const hone_tinfo *x, const i
             return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "invalid scale %g for dim %d",
                                   v[k], a);
         p->scale[a] = v[k];
-        p->out[a] = x->dims[a] < 0 ? HONE_DIM_UNKNOWN : (int64_t)o;
+        if (x->dims[a] >= 0)
+            p->out[a] = (int64_t)o;
+        else /* an unknown dim survives only an identity scale */
+            p->out[a] = v[k] == 1 && roi == 1 ? x->dims[a] : HONE_DIM_UNKNOWN;
     }
     return HONE_OK;
 }

@@ -532,6 +532,8 @@ static void test_infer_partial(void **state)
     hone_value *tile = add1(g, "Tile", 2, (hone_value *[]){x, rep});
     hone_value *flat = add1(g, "Flatten", 1, (hone_value *[]){x});
     hone_value *tr = add1(g, "Transpose", 1, (hone_value *[]){x});
+    hone_value *scales = konst(g, tn(HONE_DT_FLOAT, 1, (int64_t[]){3}, (double[]){1, 1, 2}));
+    hone_value *rs = add1(g, "Resize", 3, (hone_value *[]){x, NULL, scales});
     hone_node *ga = hone_graph_add_node(g, "Gather", "", NULL, 2, 1);
     ga->in[0] = x;
     ga->in[1] = idx;
@@ -546,6 +548,7 @@ static void test_infer_partial(void **state)
     type_is(g, flat, "f32[N,12]");
     type_is(g, tr, "f32[4,3,N]");
     type_is(g, ga->out[0], "f32[N,3,2]");
+    type_is(g, rs, "f32[N,3,8]");
     hone_graph_free(g);
 }
 
