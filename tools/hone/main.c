@@ -12,6 +12,9 @@ static const command commands[] = {
     {"run", "run a model in the reference interpreter", cmd_run, help_run},
     {"dump", "print the text IR of a model", cmd_dump, help_dump},
     {"conformance", "run ONNX backend test folders", cmd_conformance, help_conformance},
+    {"opt", "optimise a model with a pass pipeline", cmd_opt, help_opt},
+    {"compare", "compare every value of a model before and after passes", cmd_compare, help_compare},
+    {"passes", "list the graph passes and their options", cmd_passes, help_passes},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof *commands)
 
