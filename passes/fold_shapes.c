@@ -136,7 +136,7 @@ static const svec *const_in(fshape *fs, const hone_node *n, int i, svec *tmp)
     return s && all_int(s) ? s : NULL;
 }
 
-static bool eval_shape(fshape *fs, const hone_node *n, svec *o)
+static bool vec_shape(fshape *fs, const hone_node *n, svec *o)
 {
     const hone_value *x = n->in[0];
     if (x->rank < 0 || x->rank > VEC_MAX)
@@ -152,7 +152,7 @@ static bool eval_shape(fshape *fs, const hone_node *n, svec *o)
     return true;
 }
 
-static bool eval_gather(fshape *fs, const hone_node *n, svec *o)
+static bool vec_gather(fshape *fs, const hone_node *n, svec *o)
 {
     svec t1, t2;
     const svec *d = vec_of(fs, n->in[0], &t1), *idx = const_in(fs, n, 1, &t2);
@@ -185,7 +185,7 @@ static int axes_of(fshape *fs, const hone_node *n, int64_t *ax)
 }
 
 /* Unsqueeze of a scalar to [1] and Squeeze of a [1] to a scalar. */
-static bool eval_squeeze(fshape *fs, const hone_node *n, svec *o, bool un)
+static bool vec_squeeze(fshape *fs, const hone_node *n, svec *o, bool un)
 {
     svec t;
     int64_t ax[VEC_MAX];
@@ -200,7 +200,7 @@ static bool eval_squeeze(fshape *fs, const hone_node *n, svec *o, bool un)
     return true;
 }
 
-static bool eval_concat(fshape *fs, const hone_node *n, svec *o)
+static bool vec_concat(fshape *fs, const hone_node *n, svec *o)
 {
     int64_t axis = hone_attr_int(n, "axis", 0);
     if (axis != 0 && axis != -1)
@@ -218,7 +218,7 @@ static bool eval_concat(fshape *fs, const hone_node *n, svec *o)
 }
 
 /* Slice of a 1-D vector; starts/ends/axes/steps from inputs (opset >= 10). */
-static bool eval_slice(fshape *fs, const hone_node *n, svec *o)
+static bool vec_slice(fshape *fs, const hone_node *n, svec *o)
 {
     svec t0, t1, t2, t3, t4;
     const svec *d = vec_of(fs, n->in[0], &t0), *st = const_in(fs, n, 1, &t1),
@@ -240,7 +240,7 @@ static bool eval_slice(fshape *fs, const hone_node *n, svec *o)
 }
 
 /* Mul/Div of two vectors with scalar (or [1]) broadcasting. */
-static bool eval_arith(fshape *fs, const hone_node *n, svec *o, bool div)
+static bool vec_arith(fshape *fs, const hone_node *n, svec *o, bool div)
 {
     svec t0, t1;
     const svec *a = vec_of(fs, n->in[0], &t0), *b = vec_of(fs, n->in[1], &t1);
@@ -259,24 +259,24 @@ static bool is_int_cast(const hone_node *n)
 }
 
 /* The vector n's single output holds, when derivable. */
-static bool eval_node(fshape *fs, const hone_node *n, svec *o)
+static bool vec_node(fshape *fs, const hone_node *n, svec *o)
 {
     svec t;
     memset(o, 0, sizeof *o);
     if (n->n_out != 1 || !n->n_in || !n->in[0])
         return false;
     if (hone_pass_is_op(n, "Shape"))
-        return eval_shape(fs, n, o);
+        return vec_shape(fs, n, o);
     if (hone_pass_is_op(n, "Gather"))
-        return eval_gather(fs, n, o);
+        return vec_gather(fs, n, o);
     if (hone_pass_is_op(n, "Unsqueeze") || hone_pass_is_op(n, "Squeeze"))
-        return eval_squeeze(fs, n, o, hone_pass_is_op(n, "Unsqueeze"));
+        return vec_squeeze(fs, n, o, hone_pass_is_op(n, "Unsqueeze"));
     if (hone_pass_is_op(n, "Concat"))
-        return eval_concat(fs, n, o);
+        return vec_concat(fs, n, o);
     if (hone_pass_is_op(n, "Slice"))
-        return n->n_in >= 3 && eval_slice(fs, n, o);
+        return n->n_in >= 3 && vec_slice(fs, n, o);
     if ((hone_pass_is_op(n, "Mul") || hone_pass_is_op(n, "Div")) && n->n_in == 2)
-        return eval_arith(fs, n, o, hone_pass_is_op(n, "Div"));
+        return vec_arith(fs, n, o, hone_pass_is_op(n, "Div"));
     if (hone_pass_is_op(n, "Identity") || is_int_cast(n)) {
         const svec *d = vec_of(fs, n->in[0], &t);
         if (d)
@@ -466,7 +466,7 @@ static bool walk(fshape *fs)
             changed = true;
             continue;
         }
-        if (!n->out[0] || !eval_node(fs, n, &o))
+        if (!n->out[0] || !vec_node(fs, n, &o))
             continue;
         o.ok = true;
         if (n->out[0]->id < fs->n_vec)
