@@ -488,13 +488,13 @@ hone_status hone_pass_fold_shapes(hone_pass_ctx *pc, hone_graph *g)
         bool refined = refine_views(&fs);
         if (refined) {
             hone_pass_note(pc, "dims named", 1);
-            st = hone_pass_infer(pc->ctx, g);
+            st = hone_graph_infer(pc->ctx, g);
         }
         bool rewrote = !st && walk(&fs);
         if (!refined && !rewrote)
             break;
         if (rewrote)
-            st = hone_pass_infer(pc->ctx, g);
+            st = hone_graph_infer(pc->ctx, g);
     }
     free(fs.vec);
     return st;

@@ -174,8 +174,9 @@ static void fuse(hone_graph *g, chain *c)
     for (int a = 0; a < cv->n_attr; a++)
         if (cv->attrs[a].kind != HONE_ATTR_TENSOR)
             *hone_node_add_attr(g, f, cv->attrs[a].name, cv->attrs[a].kind) = cv->attrs[a];
-    if (c->act) {
+    if (c->act)
         hone_node_set_attr_string(g, f, "activation", c->act);
+    if (c->n_params) {
         hone_attr *p = hone_node_add_attr(g, f, "activation_params", HONE_ATTR_FLOATS);
         p->n = c->n_params;
         p->floats = hone_arena_alloc(g->arena, sizeof(float) * 2);

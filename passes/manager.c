@@ -70,7 +70,7 @@ int64_t hone_pass_params(const hone_graph *g)
     int64_t n = 0;
     for (int i = 0; i < g->n_values; i++) {
         const hone_value *v = g->values[i];
-        if (v->data && !v->producer && v->n_uses > 0)
+        if (v->data && !v->producer && v->n_uses > 0 && hone_dtype_is_float(v->data->dtype))
             n += v->data->numel;
     }
     return n;
@@ -108,7 +108,7 @@ static hone_status settle(hone_ctx *ctx, hone_graph *g)
     if (!st)
         st = hone_graph_verify(ctx, g);
     if (!st)
-        st = hone_pass_infer(ctx, g);
+        st = hone_graph_infer(ctx, g);
     hone_graph_update_uses(g);
     return st;
 }

@@ -134,7 +134,7 @@ typedef struct hone_passes_opts {
  * after each one. opts may be NULL. stats (may be NULL) receives p->n rows. */
 hone_status hone_passes_run(hone_ctx *ctx, hone_graph *g, const hone_pipeline *p,
                             const hone_passes_opts *opts, hone_pass_stats *stats);
-/* Parameters: elements of the constants that nodes read. */
+/* Parameters: elements of the floating-point constants that nodes read. */
 int64_t hone_pass_params(const hone_graph *g);
 /* Writes s as a JSON string literal. */
 void hone_json_string(FILE *f, const char *s);
@@ -165,9 +165,6 @@ void hone_pass_set_input(hone_graph *g, hone_node *n, int idx, hone_value *v);
 int hone_pass_index(const hone_graph *g, const hone_node *n);
 /* Adds (domain, version) to the graph's opset imports when missing. */
 void hone_pass_add_opset(hone_graph *g, const char *domain, int64_t version);
-/* Re-infers g; a graph holding ops outside the op table (only the text reader
- * makes such graphs) keeps its declared types. */
-hone_status hone_pass_infer(hone_ctx *ctx, hone_graph *g);
 /* Reads a constant integer vector (at most cap); -1 when v is not one. */
 int hone_pass_const_ints(const hone_value *v, int64_t *out, int cap);
 

@@ -166,7 +166,7 @@ static hone_status parse_option(lexer *lx, hone_pass_inst *it, unsigned *seen)
 static hone_status parse_item(lexer *lx, hone_pass_inst *it)
 {
     char name[64], list[1024];
-    if (!read_token(lx, ",{", name, sizeof name) || !*name)
+    if (!read_token(lx, ",{ \t\n", name, sizeof name) || !*name)
         return syntax(lx, "expected a pass name");
     it->info = hone_pass_find(name);
     if (!it->info)

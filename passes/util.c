@@ -142,11 +142,3 @@ int hone_pass_const_ints(const hone_value *v, int64_t *out, int cap)
         out[i] = hone_tensor_get_i64(v->data, i);
     return (int)v->data->numel;
 }
-
-hone_status hone_pass_infer(hone_ctx *ctx, hone_graph *g)
-{
-    for (int i = 0; i < g->n_nodes; i++)
-        if (g->nodes[i]->op == HONE_OP_UNKNOWN)
-            return HONE_OK;
-    return hone_graph_infer(ctx, g);
-}
