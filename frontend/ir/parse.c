@@ -12,9 +12,9 @@
  * The reader is line-oriented: one declaration or node per line, '#' lines are
  * comments. It accepts two things the printer never writes: explicit constant
  * contents ("= [v, ...]" after a const, "tensor T[d] [v, ...]" in an
- * attribute). Float constants without contents get a deterministic
+ * attribute). Float tensors without contents get a deterministic
  * pseudo-random fill in [-1, 1) seeded by the value's name, so numeric tests
- * need no data files; integer constants must list their values. "[?]" reads as
+ * need no data files; other types are zero-filled. "[?]" reads as
  * an unknown rank (the printer writes a rank-1 unknown dim the same way).
  * Value names end at ", ", ")", ": " or white space. The graph is sorted and
  * verified, not inferred: ops outside the op table are allowed here.
@@ -201,17 +201,15 @@ static hone_status parse_tensor_body(parser *ps, const char *name, hone_dtype dt
         return st;
     skip_ws(ps);
     if (*ps->p != '[') {
-        if (hone_dtype_is_float(dt)) {
+        if (hone_dtype_is_float(dt))
             fill_pseudo_random(*out, name);
-            return HONE_OK;
-        }
-        hone_tensor_free(*out);
-        return perr(ps, "a non-float constant needs explicit values");
+        return HONE_OK;
     }
     static double v[MAX_LITERAL];
     int n;
     if ((st = parse_numbers(ps, v, MAX_LITERAL, &n)) || n != (*out)->numel) {
         hone_tensor_free(*out);
+        *out = NULL;
         return st ? st : perr(ps, "value count does not match the shape");
     }
     for (int i = 0; i < n; i++)
