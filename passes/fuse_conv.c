@@ -164,10 +164,11 @@ static void fuse(hone_graph *g, chain *c)
     hone_pass_add_opset(g, "hone", 1);
     hone_value *b = c->bias ? hone_pass_new_const(g, c->bias, "fused_bias")
                             : (cv->n_in > 2 ? cv->in[2] : NULL);
-    hone_node *f = hone_graph_add_node(g, "FusedConv", "hone", cv->name, c->z ? 4 : 3, 1);
+    hone_node *f = hone_graph_add_node(g, "FusedConv", "hone", cv->name, c->z ? 4 : b ? 3 : 2, 1);
     f->in[0] = cv->in[0];
     f->in[1] = cv->in[1];
-    f->in[2] = b;
+    if (f->n_in > 2)
+        f->in[2] = b;
     if (c->z)
         f->in[3] = c->z;
     f->out[0] = c->tail;
