@@ -177,11 +177,14 @@ static hone_status parse_item(lexer *lx, hone_pass_inst *it)
         return HONE_OK;
     lx->p++;
     unsigned seen = 0;
-    do {
+    for (;;) {
         hone_status st = parse_option(lx, it, &seen);
         if (st)
             return st;
-    } while (*lx->p == ',' && lx->p++);
+        if (*lx->p != ',')
+            break;
+        lx->p++;
+    }
     if (*lx->p != '}')
         return syntax(lx, "expected '}'");
     lx->p++;

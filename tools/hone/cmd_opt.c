@@ -49,12 +49,22 @@ int cli_pass_flag(const char *cmd, int argc, char **argv, int *i, cli_passes *cp
             return cli_usage(cmd, "'%s': optimisation levels are -O0 to -O3", argv[*i]), -1;
         cp->level = level;
     } else if ((v = cli_opt(argc, argv, i, "--passes"))) {
+        hone_ctx ctx;
+        hone_pipeline p;
+        hone_ctx_init(&ctx);
+        if (hone_pipeline_parse(&ctx, v, &p))
+            return cli_usage(cmd, "%s", ctx.msg), -1;
+        hone_pipeline_free(&p);
         cp->text = v;
     } else if ((v = cli_opt(argc, argv, i, "--print-after"))) {
         cp->opts.print_after = v;
     } else if ((v = cli_opt(argc, argv, i, "--print-dir"))) {
         cp->opts.print_dir = v;
     } else if ((v = cli_opt(argc, argv, i, "--disable-pass"))) {
+        char list[1024];
+        if (!hone_pass_find(v))
+            return cli_usage(cmd, "cannot disable unknown pass '%s' (valid passes: %s)", v,
+                             hone_pass_names(list, sizeof list)), -1;
         if (cp->opts.n_disabled == 64)
             return cli_usage(cmd, "too many --disable-pass flags"), -1;
         cp->disabled[cp->opts.n_disabled++] = v;
