@@ -44,7 +44,8 @@ static bool attr_equal(const hone_attr *a, const hone_attr *b)
     case HONE_ATTR_INT: return a->i == b->i;
     case HONE_ATTR_FLOAT: return a->f == b->f;
     case HONE_ATTR_STRING: return a->s_len == b->s_len && !memcmp(a->s, b->s, a->s_len);
-    case HONE_ATTR_INTS: return a->n == b->n && !memcmp(a->ints, b->ints, sizeof *a->ints * (size_t)a->n);
+    case HONE_ATTR_INTS:
+        return a->n == b->n && !memcmp(a->ints, b->ints, sizeof *a->ints * (size_t)a->n);
     case HONE_ATTR_FLOATS:
         return a->n == b->n && !memcmp(a->floats, b->floats, sizeof *a->floats * (size_t)a->n);
     case HONE_ATTR_STRINGS:
@@ -75,8 +76,7 @@ static bool nodes_equal(const hone_node *a, const hone_node *b)
 
 static bool mergeable(const hone_node *n)
 {
-    if (!strncmp(n->op_type, "Random", 6) || !strcmp(n->op_type, "Multinomial") ||
-        !strcmp(n->op_type, "Bernoulli") || !n->n_out)
+    if (hone_pass_is_random(n) || !n->n_out)
         return false;
     for (int k = 0; k < n->n_attr; k++)
         if (n->attrs[k].kind == HONE_ATTR_GRAPH || n->attrs[k].kind == HONE_ATTR_GRAPHS)

@@ -141,7 +141,8 @@ static bool fold_matmul(hone_graph *g, hone_node *p, hone_node *bn, const affine
     if (!t)
         return false;
     hone_pass_set_input(g, p, 1, scaled(g, w, a, 1));
-    hone_node *add = hone_graph_add_node(g, "Add", "", hone_arena_printf(g->arena, "%s_shift", bn->name), 2, 1);
+    const char *name = hone_arena_printf(g->arena, "%s_shift", bn->name);
+    hone_node *add = hone_graph_add_node(g, "Add", "", name, 2, 1);
     add->in[0] = p->out[0];
     add->in[1] = t;
     add->out[0] = bn->out[0];

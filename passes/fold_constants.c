@@ -17,12 +17,6 @@
 
 #include "passes.h"
 
-static bool is_random(const hone_node *n)
-{
-    return !strncmp(n->op_type, "Random", 6) || !strcmp(n->op_type, "Multinomial") ||
-           !strcmp(n->op_type, "Bernoulli");
-}
-
 static bool writes_graph_output(const hone_node *n)
 {
     for (int j = 0; j < n->n_out; j++)
@@ -77,11 +71,8 @@ static hone_tensor *shape_value(hone_ctx *ctx, const hone_node *n)
             hone_tensor_set_i64(t, 0, numel);
         return t;
     }
-    int64_t r = x->rank, s = hone_attr_int(n, "start", 0), e = hone_attr_int(n, "end", r);
-    s = s < 0 ? s + r : s;
-    e = e < 0 ? e + r : e;
-    s = s < 0 ? 0 : s > r ? r : s;
-    e = e < s ? s : e > r ? r : e;
+    int64_t s, e;
+    hone_pass_shape_range(n, x->rank, &s, &e);
     hone_tensor *t = make(ctx, HONE_DT_INT64, false, e - s);
     for (int64_t i = s; t && i < e; i++)
         hone_tensor_set_i64(t, i - s, x->dims[i]);
@@ -133,7 +124,7 @@ static bool fold_outputs(hone_pass_ctx *pc, const hone_node *n, int64_t max, hon
 {
     for (int j = 0; j < n->n_out; j++)
         outs[j] = NULL;
-    if (is_random(n) || writes_graph_output(n) || known_too_big(n, max))
+    if (hone_pass_is_random(n) || writes_graph_output(n) || known_too_big(n, max))
         return false;
     if (hone_pass_is_op(n, "Constant"))
         return n->n_out == 1 && (outs[0] = constant_value(pc->ctx, n));

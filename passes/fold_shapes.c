@@ -141,11 +141,8 @@ static bool vec_shape(fshape *fs, const hone_node *n, svec *o)
     const hone_value *x = n->in[0];
     if (x->rank < 0 || x->rank > VEC_MAX)
         return false;
-    int64_t r = x->rank, s = hone_attr_int(n, "start", 0), e = hone_attr_int(n, "end", r);
-    s = s < 0 ? s + r : s;
-    e = e < 0 ? e + r : e;
-    s = s < 0 ? 0 : s > r ? r : s;
-    e = e < s ? s : e > r ? r : e;
+    int64_t s, e;
+    hone_pass_shape_range(n, x->rank, &s, &e);
     o->rank = 1;
     for (int64_t i = s; i < e; i++)
         o->e[o->n++] = from_dim(fs->g, x->dims[i]);
@@ -371,7 +368,8 @@ static bool refine_views(fshape *fs)
             continue;
         if (hone_pass_is_op(n, "Flatten"))
             changed |= refine_flatten(fs, n);
-        const svec *tv = hone_pass_is_op(n, "Reshape") && n->n_in == 2 ? const_in(fs, n, 1, &t) : NULL;
+        bool reshape = hone_pass_is_op(n, "Reshape") && n->n_in == 2;
+        const svec *tv = reshape ? const_in(fs, n, 1, &t) : NULL;
         if (tv && tv->rank == 1 && n->in[0]->rank >= 0 &&
             reshape_dims(fs, n->in[0], tv, hone_attr_int(n, "allowzero", 0), dims))
             changed |= refine(fs, n->out[0], dims, tv->n);
@@ -434,7 +432,8 @@ static bool rewrite_reshape(fshape *fs, hone_node *n)
 {
     svec t;
     int64_t c[VEC_MAX];
-    const svec *tv = n->n_in == 2 && !hone_pass_is_const(n->in[1]) ? vec_of(fs, n->in[1], &t) : NULL;
+    bool computed = n->n_in == 2 && !hone_pass_is_const(n->in[1]);
+    const svec *tv = computed ? vec_of(fs, n->in[1], &t) : NULL;
     if (!tv || tv->rank != 1 || !n->in[0])
         return false;
     for (int i = 0; i < tv->n; i++)

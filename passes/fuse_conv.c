@@ -72,32 +72,11 @@ static bool add_bias(hone_pass_ctx *pc, chain *c, const hone_value *b, int64_t m
         else if (hone_tensor_new(pc->ctx, b->data->dtype, 1, dims, &c->bias))
             return false;
     }
-    for (int64_t i = 0; i < m; i++)
-        hone_tensor_set_f64(c->bias, i, hone_tensor_get_f64(c->bias, i) +
-                                            hone_tensor_get_f64(b->data, b->data->numel == 1 ? 0 : i));
-    return true;
-}
-
-static bool same_shape(const hone_value *a, const hone_value *b)
-{
-    if (a->rank < 0 || a->rank != b->rank)
-        return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] == HONE_DIM_UNKNOWN || a->dims[i] != b->dims[i])
-            return false;
-    return true;
-}
-
-static bool in_list(const char *list, const char *name)
-{
-    size_t n = strlen(name);
-    for (const char *p = list; *p;) {
-        size_t k = strcspn(p, ",");
-        if (k == n && !strncmp(p, name, n))
-            return true;
-        p += k + (p[k] == ',');
+    for (int64_t i = 0; i < m; i++) {
+        double add = hone_tensor_get_f64(b->data, b->data->numel == 1 ? 0 : i);
+        hone_tensor_set_f64(c->bias, i, hone_tensor_get_f64(c->bias, i) + add);
     }
-    return false;
+    return true;
 }
 
 /* Clip bounds from inputs (opset >= 11) or attributes. */
@@ -119,8 +98,9 @@ static bool clip_bounds(const hone_node *n, float *p)
 static bool take_activation(hone_pass_ctx *pc, chain *c, hone_node *n)
 {
     static const char *const acts[] = {"Relu", "LeakyRelu", "Clip", "Sigmoid"};
+    const char *allowed = hone_pass_opt_str(pc, "activations");
     for (size_t k = 0; k < sizeof acts / sizeof *acts; k++) {
-        if (!hone_pass_is_op(n, acts[k]) || !in_list(hone_pass_opt_str(pc, "activations"), acts[k]))
+        if (!hone_pass_is_op(n, acts[k]) || !hone_pass_in_list(allowed, acts[k]))
             continue;
         if (k == 2 && !clip_bounds(n, c->params))
             return false;
@@ -148,8 +128,8 @@ static void grow(hone_pass_ctx *pc, hone_graph *g, chain *c)
         n = hone_pass_single_user(g, c->tail);
     }
     hone_value *z = is_add(n) ? other(n, c->tail) : NULL;
-    if (z && z != c->tail && hone_pass_opt_bool(pc, "residual") && same_shape(n->out[0], c->tail) &&
-        absorb(c, n)) {
+    if (z && z != c->tail && hone_pass_opt_bool(pc, "residual") &&
+        hone_pass_same_shape(n->out[0], c->tail) && absorb(c, n)) {
         c->z = z;
         n = hone_pass_single_user(g, c->tail);
     }

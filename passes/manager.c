@@ -113,16 +113,9 @@ static hone_status settle(hone_ctx *ctx, hone_graph *g)
     return st;
 }
 
-static bool in_list(const char *list, const char *name)
+static bool print_selected(const char *list, const char *name)
 {
-    size_t n = strlen(name);
-    for (const char *p = list; p && *p;) {
-        size_t k = strcspn(p, ",");
-        if ((k == n && !strncmp(p, name, n)) || (k == 3 && !strncmp(p, "all", 3)))
-            return true;
-        p += k + (p[k] == ',');
-    }
-    return false;
+    return hone_pass_in_list(list, "all") || hone_pass_in_list(list, name);
 }
 
 static bool is_disabled(const hone_passes_opts *o, const char *name)
@@ -138,15 +131,17 @@ static hone_status check_names(hone_ctx *ctx, const hone_passes_opts *o)
     char list[1024];
     for (int i = 0; i < o->n_disabled; i++)
         if (!hone_pass_find(o->disabled[i]))
-            return hone_fail(ctx, HONE_ERR_ARG, "cannot disable unknown pass '%s' (valid passes: %s)",
-                             o->disabled[i], hone_pass_names(list, sizeof list));
+            return hone_fail(ctx, HONE_ERR_ARG,
+                             "cannot disable unknown pass '%s' (valid passes: %s)", o->disabled[i],
+                             hone_pass_names(list, sizeof list));
     for (const char *p = o->print_after; p && *p;) {
         size_t k = strcspn(p, ",");
         char name[64];
         snprintf(name, sizeof name, "%.*s", (int)(k < 63 ? k : 63), p);
         if (strcmp(name, "all") && !hone_pass_find(name))
-            return hone_fail(ctx, HONE_ERR_ARG, "cannot print after unknown pass '%s' (valid: all, %s)",
-                             name, hone_pass_names(list, sizeof list));
+            return hone_fail(ctx, HONE_ERR_ARG,
+                             "cannot print after unknown pass '%s' (valid: all, %s)", name,
+                             hone_pass_names(list, sizeof list));
         p += k + (p[k] == ',');
     }
     return HONE_OK;
@@ -285,7 +280,7 @@ static hone_status run_all(hone_ctx *ctx, hone_graph *g, const hone_pipeline *p,
         if (s[i].disabled)
             continue;
         st = run_one(ctx, g, &p->items[i], o, &s[i]);
-        if (!st && in_list(o->print_after, p->items[i].info->name))
+        if (!st && print_selected(o->print_after, p->items[i].info->name))
             st = print_after(ctx, o, g, i, &s[i]);
     }
     return st;

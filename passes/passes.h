@@ -21,7 +21,12 @@
 
 /* ===================== table.c: the pass table ===================== */
 
-typedef enum hone_opt_kind { HONE_OPT_INT, HONE_OPT_FLOAT, HONE_OPT_STRING, HONE_OPT_BOOL } hone_opt_kind;
+typedef enum hone_opt_kind {
+    HONE_OPT_INT,
+    HONE_OPT_FLOAT,
+    HONE_OPT_STRING,
+    HONE_OPT_BOOL
+} hone_opt_kind;
 
 /* One typed pass option; dflt is written as pipeline text ("0.5", "true"). */
 typedef struct hone_pass_opt {
@@ -143,6 +148,14 @@ void hone_json_string(FILE *f, const char *s);
 
 /* True when n is the ai.onnx op op_type. */
 bool hone_pass_is_op(const hone_node *n, const char *op_type);
+/* True for ops whose result is random (never folded or merged). */
+bool hone_pass_is_random(const hone_node *n);
+/* True when a and b have the same rank and equal known dims (numbers or the same symbol). */
+bool hone_pass_same_shape(const hone_value *a, const hone_value *b);
+/* True when name is an item of the comma-separated list. */
+bool hone_pass_in_list(const char *list, const char *name);
+/* Shape's [start, end) range over an input of rank r (opset 15 attributes, clamped). */
+void hone_pass_shape_range(const hone_node *n, int64_t r, int64_t *start, int64_t *end);
 /* True when v holds constant contents. */
 bool hone_pass_is_const(const hone_value *v);
 /* True when v has concrete rank and dims. */

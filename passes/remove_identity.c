@@ -15,17 +15,6 @@
 
 #define MAX_PADS 64
 
-/* Same rank and every dim equal and known (number or symbol). */
-static bool same_shape(const hone_value *a, const hone_value *b)
-{
-    if (!a || !b || a->rank < 0 || a->rank != b->rank)
-        return false;
-    for (int i = 0; i < a->rank; i++)
-        if (a->dims[i] == HONE_DIM_UNKNOWN || a->dims[i] != b->dims[i])
-            return false;
-    return true;
-}
-
 static bool noop_identity(const hone_node *n)
 {
     return true;
@@ -44,7 +33,7 @@ static bool noop_dropout(const hone_node *n)
 
 static bool noop_view(const hone_node *n)
 {
-    return same_shape(n->in[0], n->out[0]);
+    return hone_pass_same_shape(n->in[0], n->out[0]);
 }
 
 static bool noop_transpose(const hone_node *n)
@@ -93,7 +82,7 @@ static bool noop_slice(const hone_node *n)
             if (steps[i] != 1)
                 return false;
     }
-    return same_shape(n->in[0], n->out[0]);
+    return hone_pass_same_shape(n->in[0], n->out[0]);
 }
 
 static const struct rule {

@@ -98,8 +98,10 @@ void hone_pass_table_markdown(FILE *f)
                "`--print-after=NAME|all`, `--disable-pass=NAME`,\n`--time-passes` and "
                "`--report=FILE.json` help to debug a pipeline pass by pass.\n\n"
                "Optimisation levels:\n\n");
-    for (int l = 0; hone_pipeline_level(l); l++)
-        fprintf(f, "- `-O%d`: %s\n", l, *hone_pipeline_level(l) ? hone_pipeline_level(l) : "(none)");
+    for (int l = 0; hone_pipeline_level(l); l++) {
+        const char *p = hone_pipeline_level(l);
+        fprintf(f, "- `-O%d`: %s%s%s\n", l, *p ? "`" : "", *p ? p : "(none)", *p ? "`" : "");
+    }
     fputc('\n', f);
     for (int i = 0; i < hone_pass_count; i++)
         markdown_pass(f, &hone_pass_table[i]);

@@ -14,6 +14,43 @@ bool hone_pass_is_op(const hone_node *n, const char *op_type)
     return n && !*n->domain && !strcmp(n->op_type, op_type);
 }
 
+bool hone_pass_is_random(const hone_node *n)
+{
+    return !strncmp(n->op_type, "Random", 6) || !strcmp(n->op_type, "Multinomial") ||
+           !strcmp(n->op_type, "Bernoulli");
+}
+
+bool hone_pass_same_shape(const hone_value *a, const hone_value *b)
+{
+    if (!a || !b || a->rank < 0 || a->rank != b->rank)
+        return false;
+    for (int i = 0; i < a->rank; i++)
+        if (a->dims[i] == HONE_DIM_UNKNOWN || a->dims[i] != b->dims[i])
+            return false;
+    return true;
+}
+
+bool hone_pass_in_list(const char *list, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *p = list; p && *p;) {
+        size_t k = strcspn(p, ",");
+        if (k == n && !strncmp(p, name, n))
+            return true;
+        p += k + (p[k] == ',');
+    }
+    return false;
+}
+
+void hone_pass_shape_range(const hone_node *n, int64_t r, int64_t *start, int64_t *end)
+{
+    int64_t s = hone_attr_int(n, "start", 0), e = hone_attr_int(n, "end", r);
+    s = s < 0 ? s + r : s;
+    e = e < 0 ? e + r : e;
+    *start = s < 0 ? 0 : s > r ? r : s;
+    *end = e < *start ? *start : e > r ? r : e;
+}
+
 bool hone_pass_is_const(const hone_value *v)
 {
     return v && v->data && !v->producer;

@@ -444,7 +444,8 @@ static hone_status parse_node(parser *ps)
     if ((st = parse_attrs(ps, n)))
         return st;
     skip_ws(ps);
-    return *ps->p && *ps->p != '#' && *ps->p != '\n' ? perr(ps, "unexpected text after node") : HONE_OK;
+    bool rest = *ps->p && *ps->p != '#' && *ps->p != '\n';
+    return rest ? perr(ps, "unexpected text after node") : HONE_OK;
 }
 
 /* "graph NAME (ir 8; ai.onnx 13; hone 1) {" */
@@ -515,7 +516,7 @@ static hone_status parse_lines(parser *ps, const char *text)
 {
     enum { HEAD, BODY, DONE } state = HEAD;
     hone_status st = HONE_OK;
-    for (const char *line = text; *line && !st; line = strchr(line, '\n') ? strchr(line, '\n') + 1 : "") {
+    for (const char *line = text, *nl; *line && !st; line = (nl = strchr(line, '\n')) ? nl + 1 : "") {
         ps->line++;
         ps->p = line;
         if (blank_or_comment(line))

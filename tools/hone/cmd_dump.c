@@ -77,7 +77,8 @@ static void print_dot(FILE *f, const hone_graph *g)
         dot_label(f, v->name);
         fprintf(f, "\"];\n  ");
         dot_source(f, v);
-        fprintf(f, " -> \"out%d\" [label=\"%s\"];\n", i, hone_value_type_str(g, v, buf, sizeof buf));
+        fprintf(f, " -> \"out%d\" [label=\"%s\"];\n", i,
+                hone_value_type_str(g, v, buf, sizeof buf));
     }
     fprintf(f, "}\n");
 }
@@ -115,7 +116,8 @@ static void json_attr_value(FILE *f, const hone_attr *a)
         fputc(']', f);
         break;
     case HONE_ATTR_TENSOR:
-        snprintf(buf, sizeof buf, "tensor %s", a->t ? hone_tensor_type_str(a->t, type, sizeof type) : "?");
+        snprintf(buf, sizeof buf, "tensor %s",
+                 a->t ? hone_tensor_type_str(a->t, type, sizeof type) : "?");
         hone_json_string(f, buf);
         break;
     default: fprintf(f, "null"); break;

@@ -106,6 +106,7 @@ static hone_status load_text(hone_ctx *ctx, const char *path, hone_graph **out)
 {
     uint8_t *buf;
     size_t len;
+    *out = NULL;
     hone_status st = hone_read_file(ctx, path, &buf, &len);
     if (st)
         return st;
@@ -114,12 +115,15 @@ static hone_status load_text(hone_ctx *ctx, const char *path, hone_graph **out)
     text[len] = 0;
     st = hone_graph_parse(ctx, text, out);
     free(text);
-    if (!st && ((st = hone_graph_check_supported(ctx, *out)) || (st = hone_graph_infer(ctx, *out)))) {
+    if (!st)
+        st = hone_graph_check_supported(ctx, *out);
+    if (!st)
+        st = hone_graph_infer(ctx, *out);
+    if (st) {
         hone_graph_free(*out);
         *out = NULL;
-    }
-    if (st)
         hone_fail_wrap(ctx, "%s", path);
+    }
     return st;
 }
 
