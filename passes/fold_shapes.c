@@ -317,12 +317,12 @@ static bool reshape_dims(fshape *fs, const hone_value *x, const svec *t, bool al
     return out[neg].k != E_UNK;
 }
 
-/* Sets unknown dims of v from the derived ones; true when one changed. */
-static bool refine(fshape *fs, hone_value *v, const elem *dims, int rank)
+/* Sets unknown dims of v from the derived ones; returns how many it set. */
+static int refine(fshape *fs, hone_value *v, const elem *dims, int rank)
 {
-    bool changed = false;
+    int changed = 0;
     if (v->rank >= 0 && v->rank != rank)
-        return false;
+        return 0;
     if (v->rank < 0) {
         v->rank = rank;
         for (int i = 0; i < rank; i++)
@@ -333,18 +333,18 @@ static bool refine(fshape *fs, hone_value *v, const elem *dims, int rank)
         int64_t d = dims[i].k == E_INT ? dims[i].v : hone_symdim_to_dim(fs->g, &s);
         if (v->dims[i] == HONE_DIM_UNKNOWN && d != HONE_DIM_UNKNOWN) {
             v->dims[i] = d;
-            changed = true;
+            changed++;
         }
     }
     return changed;
 }
 
-static bool refine_flatten(fshape *fs, hone_node *n)
+static int refine_flatten(fshape *fs, hone_node *n)
 {
     const hone_value *x = n->in[0];
     int64_t axis = hone_attr_int(n, "axis", 1);
     if (x->rank < 0 || axis < -x->rank || axis > x->rank)
-        return false;
+        return 0;
     axis = axis < 0 ? axis + x->rank : axis;
     hone_symdim part[2] = {{.coef = 1}, {.coef = 1}};
     for (int i = 0; i < x->rank; i++) {
@@ -356,10 +356,11 @@ static bool refine_flatten(fshape *fs, hone_node *n)
     return refine(fs, n->out[0], dims, 2);
 }
 
-/* Names the product dims of Reshape/Flatten outputs that inference left unknown. */
-static bool refine_views(fshape *fs)
+/* Names the product dims of Reshape/Flatten outputs that inference left
+ * unknown; returns how many dims it named. */
+static int refine_views(fshape *fs)
 {
-    bool changed = false;
+    int changed = 0;
     for (int i = 0; i < fs->g->n_nodes; i++) {
         hone_node *n = fs->g->nodes[i];
         svec t;
@@ -367,12 +368,12 @@ static bool refine_views(fshape *fs)
         if (n->n_out < 1 || !n->out[0] || !n->n_in || !n->in[0])
             continue;
         if (hone_pass_is_op(n, "Flatten"))
-            changed |= refine_flatten(fs, n);
+            changed += refine_flatten(fs, n);
         bool reshape = hone_pass_is_op(n, "Reshape") && n->n_in == 2;
         const svec *tv = reshape ? const_in(fs, n, 1, &t) : NULL;
         if (tv && tv->rank == 1 && n->in[0]->rank >= 0 &&
             reshape_dims(fs, n->in[0], tv, hone_attr_int(n, "allowzero", 0), dims))
-            changed |= refine(fs, n->out[0], dims, tv->n);
+            changed += refine(fs, n->out[0], dims, tv->n);
     }
     return changed;
 }
@@ -484,9 +485,9 @@ hone_status hone_pass_fold_shapes(hone_pass_ctx *pc, hone_graph *g)
     hone_status st = HONE_OK;
     for (int round = 0; round < MAX_ROUNDS && !st; round++) {
         hone_graph_update_uses(g);
-        bool refined = refine_views(&fs);
+        int refined = refine_views(&fs);
         if (refined) {
-            hone_pass_note(pc, "dims named", 1);
+            hone_pass_note(pc, "dims named", refined);
             st = hone_graph_infer(pc->ctx, g);
         }
         bool rewrote = !st && walk(&fs);
