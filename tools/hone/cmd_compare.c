@@ -1,9 +1,9 @@
 /*
  * hone compare MODEL [--passes=...|-On] [--input NAME=FILE]...: runs the
- * model as loaded and as transformed by a pipeline in the interpreter, and
- * compares every value whose name exists in both (a value folded into a
- * constant is compared through its contents). Rows come in the original
- * graph's execution order; the first value above tolerance is named first,
+ * model as loaded, then as transformed by a pipeline, in the interpreter
+ * (storing every computed value), and compares every value whose name exists
+ * in both (a value folded into a constant is compared through its contents).
+ * Rows come in the original graph's execution order; the first value above tolerance is named first,
  * which points at the pass (with --disable-pass) and the node that broke.
  *
  * max abs = max |t - o|; max rel = max |t - o| / max(|o|, atol), o being the
@@ -36,11 +36,17 @@ typedef struct row {
     const char *why;            /* NULL, or why the two cannot be compared */
 } row;
 
+/* The computed values of one run, by value id. */
+typedef struct run_store {
+    hone_tensor **t;
+    int n;
+} run_store;
+
 typedef struct cmp {
-    const hone_graph *t;        /* transformed graph */
-    hone_tensor **store;        /* its computed values, by value id */
+    const hone_graph *g, *t;    /* original and transformed graphs */
+    run_store so, st;           /* their computed values */
     row *rows;
-    int n_rows, cap_rows;
+    int n_rows;
     double rtol, atol;
 } cmp;
 
@@ -57,9 +63,32 @@ void help_compare(FILE *f)
 
 static void store_value(void *user, const hone_value *v, const hone_tensor *t)
 {
-    cmp *c = user;
-    hone_tensor_free(c->store[v->id]);
-    c->store[v->id] = hone_tensor_clone(t);
+    run_store *s = user;
+    HONE_ASSERT(v->id < s->n);
+    hone_tensor_free(s->t[v->id]);
+    s->t[v->id] = hone_tensor_clone(t);
+}
+
+/* Runs g storing every computed value into s (allocated here). */
+static hone_status run_and_store(hone_ctx *ctx, const hone_graph *g, const hone_tensor **ins,
+                                 run_store *s, const char *which)
+{
+    hone_tensor *outs[g->n_outputs + 1];
+    hone_interp_hooks hooks = {store_value, s};
+    s->n = g->n_values;
+    s->t = calloc((size_t)s->n + 1, sizeof *s->t);
+    HONE_ASSERT(s->t);
+    hone_status st = hone_interp_run(ctx, g, ins, outs, &hooks);
+    for (int i = 0; !st && i < g->n_outputs; i++)
+        hone_tensor_free(outs[i]);
+    return st ? hone_fail_wrap(ctx, "running the %s model", which) : HONE_OK;
+}
+
+static void store_free(run_store *s)
+{
+    for (int i = 0; i < s->n; i++)
+        hone_tensor_free(s->t[i]);
+    free(s->t);
 }
 
 static bool same_type(const hone_tensor *a, const hone_tensor *b)
@@ -92,22 +121,29 @@ static void measure(const cmp *c, const hone_tensor *t, const hone_tensor *o, ro
     }
 }
 
-static void compare_value(void *user, const hone_value *v, const hone_tensor *o)
+/* A row for original value v when the transformed graph has it too. */
+static void compare_value(cmp *c, const hone_value *v)
 {
-    cmp *c = user;
     const hone_value *tv = hone_graph_find(c->t, v->name);
-    const hone_tensor *t = !tv ? NULL : tv->data ? tv->data : c->store[tv->id];
-    if (!t)
+    const hone_tensor *t = !tv ? NULL : tv->data ? tv->data : c->st.t[tv->id];
+    const hone_tensor *o = c->so.t[v->id];
+    if (!t || !o)
         return;
-    if (c->n_rows == c->cap_rows) {
-        c->cap_rows = c->cap_rows ? 2 * c->cap_rows : 64;
-        c->rows = realloc(c->rows, sizeof *c->rows * (size_t)c->cap_rows);
-        HONE_ASSERT(c->rows);
-    }
     row *r = &c->rows[c->n_rows++];
     memset(r, 0, sizeof *r);
     r->v = v;
     measure(c, t, o, r);
+}
+
+/* Rows for every node output of the original graph, in execution order. */
+static void compare_all(cmp *c)
+{
+    c->rows = calloc((size_t)c->g->n_values + 1, sizeof *c->rows);
+    HONE_ASSERT(c->rows);
+    for (int i = 0; i < c->g->n_nodes; i++)
+        for (int j = 0; j < c->g->nodes[i]->n_out; j++)
+            if (c->g->nodes[i]->out[j])
+                compare_value(c, c->g->nodes[i]->out[j]);
 }
 
 /* Deterministic input for v: floats uniform in [-1, 1), other types zero. */
@@ -205,44 +241,28 @@ static int report(const cmp *c, const hone_graph *g)
     return bad;
 }
 
-/* Runs t storing every value, then g comparing against the stored ones. */
-static hone_status run_both(hone_ctx *ctx, const hone_graph *g, const hone_graph *t,
-                            const hone_tensor **ins, cmp *c)
-{
-    hone_tensor *outs[g->n_outputs + t->n_outputs + 1];
-    hone_interp_hooks store = {store_value, c}, check = {compare_value, c};
-    hone_status st = hone_interp_run(ctx, t, ins, outs, &store);
-    for (int i = 0; !st && i < t->n_outputs; i++)
-        hone_tensor_free(outs[i]);
-    if (st)
-        return hone_fail_wrap(ctx, "running the transformed model");
-    st = hone_interp_run(ctx, g, ins, outs, &check);
-    for (int i = 0; !st && i < g->n_outputs; i++)
-        hone_tensor_free(outs[i]);
-    return st ? hone_fail_wrap(ctx, "running the original model") : HONE_OK;
-}
-
+/* Runs the original, then the transformed graph, then compares their values. */
 static hone_status compare(hone_ctx *ctx, hone_graph *g, const cmp_args *a, int *bad)
 {
     hone_graph *t = hone_graph_clone(g);
     hone_tensor *ins[g->n_inputs + 1];
     memset(ins, 0, sizeof ins);
-    cmp c = {.t = t, .rtol = a->rtol, .atol = a->atol};
+    cmp c = {.g = g, .t = t, .rtol = a->rtol, .atol = a->atol};
     hone_status st = cli_run_passes(ctx, t, &a->cp, 2);
     if (!st)
         st = bind_inputs(ctx, g, a, ins);
-    if (!st) {
-        c.store = calloc((size_t)t->n_values + 1, sizeof *c.store);
-        HONE_ASSERT(c.store);
-        st = run_both(ctx, g, t, (const hone_tensor **)ins, &c);
-    }
     if (!st)
+        st = run_and_store(ctx, g, (const hone_tensor **)ins, &c.so, "original");
+    if (!st)
+        st = run_and_store(ctx, t, (const hone_tensor **)ins, &c.st, "transformed");
+    if (!st) {
+        compare_all(&c);
         *bad = report(&c, g);
-    for (int i = 0; c.store && i < t->n_values; i++)
-        hone_tensor_free(c.store[i]);
+    }
+    store_free(&c.so);
+    store_free(&c.st);
     for (int i = 0; i < g->n_inputs; i++)
         hone_tensor_free(ins[i]);
-    free(c.store);
     free(c.rows);
     hone_graph_free(t);
     return st;
