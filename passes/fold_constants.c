@@ -7,8 +7,8 @@
  * shape is static: together with the general rule this makes the
  * Shape->Gather->Unsqueeze->Concat->Reshape chains of PyTorch exports vanish.
  *
- * Not folded: random ops, nodes producing graph outputs, outputs above the
- * max-size option, and nodes whose kernel fails on their constants (counted
+ * Not folded: random ops, nodes producing graph outputs, computed outputs
+ * above the max-size option (Constant, Shape and Size always fold), and nodes whose kernel fails on their constants (counted
  * as "failed"; the error resurfaces when the model runs). One walk in
  * topological order suffices: folding a node makes its readers' inputs
  * constant before the walk reaches them.
@@ -124,14 +124,14 @@ static bool fold_outputs(hone_pass_ctx *pc, const hone_node *n, int64_t max, hon
 {
     for (int j = 0; j < n->n_out; j++)
         outs[j] = NULL;
-    if (hone_pass_is_random(n) || writes_graph_output(n) || known_too_big(n, max))
+    if (hone_pass_is_random(n) || writes_graph_output(n))
         return false;
     if (hone_pass_is_op(n, "Constant"))
         return n->n_out == 1 && (outs[0] = constant_value(pc->ctx, n));
     if ((hone_pass_is_op(n, "Shape") || hone_pass_is_op(n, "Size")) && n->n_out == 1 &&
         (outs[0] = shape_value(pc->ctx, n)))
         return true;
-    if (!evaluate(pc, n, outs))
+    if (known_too_big(n, max) || !evaluate(pc, n, outs))
         return false;
     bool fits = true;
     for (int j = 0; j < n->n_out; j++)

@@ -3,7 +3,8 @@
  * pass and after each one it sorts, verifies and re-infers the graph, so a pass
  * may leave nodes out of order and a broken graph is blamed on the pass that
  * broke it. Around each pass it measures node and parameter counts (and MACs
- * through a pluggable cost function), wall time and the growth of peak RSS.
+ * through a pluggable cost function), wall time (the pass plus the sort,
+ * verification and inference after it) and the growth of peak RSS.
  * Debugging aids: dump the graph after chosen passes (to a stream or one file
  * per pass in a folder), disable passes by name to bisect a wrong result, a
  * timing table, and a JSON report of every pass.

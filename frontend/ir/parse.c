@@ -48,7 +48,7 @@ static void skip_ws(parser *ps)
 }
 
 /* Consumes the literal s after optional blanks; false (nothing consumed) if absent. */
-static bool accept(parser *ps, const char *s)
+static bool eat(parser *ps, const char *s)
 {
     skip_ws(ps);
     size_t n = strlen(s);
@@ -61,7 +61,7 @@ static bool accept(parser *ps, const char *s)
 static hone_status expect(parser *ps, const char *s)
 {
     char what[64];
-    if (accept(ps, s))
+    if (eat(ps, s))
         return HONE_OK;
     snprintf(what, sizeof what, "expected '%s'", s);
     return perr(ps, what);
@@ -135,18 +135,18 @@ static hone_status parse_type(parser *ps, hone_dtype *dt, int *rank, int64_t *di
     if (st)
         return st;
     *rank = 0;
-    if (accept(ps, "?]")) {
+    if (eat(ps, "?]")) {
         *rank = -1;
         return HONE_OK;
     }
-    if (accept(ps, "]"))
+    if (eat(ps, "]"))
         return HONE_OK;
     do {
         if (*rank == HONE_MAX_RANK)
             return perr(ps, "rank above the limit");
         if ((st = parse_dim(ps, &dims[(*rank)++])))
             return st;
-    } while (accept(ps, ","));
+    } while (eat(ps, ","));
     return expect(ps, "]");
 }
 
@@ -155,7 +155,7 @@ static hone_status parse_numbers(parser *ps, double *v, int cap, int *n)
 {
     hone_status st = expect(ps, "[");
     *n = 0;
-    if (st || accept(ps, "]"))
+    if (st || eat(ps, "]"))
         return st;
     do {
         skip_ws(ps);
@@ -167,7 +167,7 @@ static hone_status parse_numbers(parser *ps, double *v, int cap, int *n)
             return perr(ps, "too many values");
         v[(*n)++] = x;
         ps->p = end;
-    } while (accept(ps, ","));
+    } while (eat(ps, ","));
     return expect(ps, "]");
 }
 
@@ -220,7 +220,7 @@ static hone_status parse_tensor_body(parser *ps, const char *name, hone_dtype dt
 /* "%name" reference to a value, created on first sight. */
 static hone_status parse_ref(parser *ps, hone_value **v)
 {
-    if (!accept(ps, "%"))
+    if (!eat(ps, "%"))
         return perr(ps, "expected '%name'");
     const char *nm = read_name(ps);
     if (!nm)
@@ -249,7 +249,7 @@ static hone_status parse_const(parser *ps)
     hone_status st = parse_decl(ps, &v);
     if (st)
         return st;
-    if (!accept(ps, "="))
+    if (!eat(ps, "="))
         skip_ws(ps);
     if ((st = parse_tensor_body(ps, v->name, v->dtype, v->rank, v->dims, &t)))
         return st;
@@ -301,7 +301,7 @@ static hone_status parse_attr(parser *ps, hone_node *n, const char *name)
     skip_ws(ps);
     if (*ps->p == '"')
         return parse_string_attr(ps, n, name);
-    if (accept(ps, "tensor"))
+    if (eat(ps, "tensor"))
         return parse_tensor_attr(ps, n, name);
     bool is_list = *ps->p == '[', is_float = false;
     size_t span = is_list ? strcspn(ps->p, "]") : strcspn(ps->p, ",}");
@@ -330,11 +330,11 @@ static hone_status parse_attr(parser *ps, hone_node *n, const char *name)
 
 static hone_status parse_attrs(parser *ps, hone_node *n)
 {
-    if (!accept(ps, "{"))
+    if (!eat(ps, "{"))
         return HONE_OK;
     do {
         skip_ws(ps);
-        size_t k = strcspn(ps->p, "=\n");
+        size_t k = strcspn(ps->p, "= \t,}\n");
         if (ps->p[k] != '=' || !k)
             return perr(ps, "expected 'name=value'");
         const char *name = hone_arena_strndup(ps->g->arena, ps->p, k);
@@ -342,7 +342,7 @@ static hone_status parse_attrs(parser *ps, hone_node *n)
         hone_status st = parse_attr(ps, n, name);
         if (st)
             return st;
-    } while (accept(ps, ","));
+    } while (eat(ps, ","));
     return expect(ps, "}");
 }
 
@@ -359,13 +359,13 @@ static hone_status parse_outputs(parser *ps, hone_value **outs, int *n)
         if (*n == MAX_ARGS)
             return perr(ps, "too many outputs");
         hone_status st = HONE_OK;
-        if (accept(ps, "_"))
+        if (eat(ps, "_"))
             outs[(*n)++] = NULL;
         else if (!(st = parse_decl(ps, &outs[*n])))
             (*n)++;
         if (st)
             return st;
-    } while (accept(ps, ","));
+    } while (eat(ps, ","));
     return HONE_OK;
 }
 
@@ -373,18 +373,18 @@ static hone_status parse_inputs(parser *ps, hone_value **ins, int *n)
 {
     *n = 0;
     hone_status st = expect(ps, "(");
-    if (st || accept(ps, ")"))
+    if (st || eat(ps, ")"))
         return st;
     do {
         if (*n == MAX_ARGS)
             return perr(ps, "too many inputs");
-        if (accept(ps, "_"))
+        if (eat(ps, "_"))
             ins[(*n)++] = NULL;
         else if (!(st = parse_ref(ps, &ins[*n])))
             (*n)++;
         if (st)
             return st;
-    } while (accept(ps, ","));
+    } while (eat(ps, ","));
     return expect(ps, ")");
 }
 
@@ -451,7 +451,7 @@ static hone_status parse_node(parser *ps)
 /* "graph NAME (ir 8; ai.onnx 13; hone 1) {" */
 static hone_status parse_header(parser *ps)
 {
-    if (!accept(ps, "graph"))
+    if (!eat(ps, "graph"))
         return perr(ps, "expected 'graph NAME (...) {'");
     const char *name = read_name(ps);
     if (name)
@@ -459,7 +459,7 @@ static hone_status parse_header(parser *ps)
     hone_status st = expect(ps, "(");
     hone_opset sets[64];
     int n = 0;
-    while (!st && !accept(ps, ")")) {
+    while (!st && !eat(ps, ")")) {
         const char *key = read_name(ps);
         skip_ws(ps);
         char *end;
@@ -471,7 +471,7 @@ static hone_status parse_header(parser *ps)
             ps->g->ir_version = v;
         else
             sets[n++] = (hone_opset){strcmp(key, "ai.onnx") ? key : "", v};
-        if (!accept(ps, ";") && !(skip_ws(ps), *ps->p == ')'))
+        if (!eat(ps, ";") && !(skip_ws(ps), *ps->p == ')'))
             return perr(ps, "expected ';' or ')'");
     }
     ps->g->n_opsets = n;
@@ -485,17 +485,17 @@ static hone_status parse_line(parser *ps)
 {
     hone_value *v;
     hone_status st;
-    if (accept(ps, "input ")) {
+    if (eat(ps, "input ")) {
         if (!(st = parse_decl(ps, &v)))
             hone_graph_add_input(ps->g, v);
         return st;
     }
-    if (accept(ps, "const "))
+    if (eat(ps, "const "))
         return parse_const(ps);
-    if (accept(ps, "output ")) {
+    if (eat(ps, "output ")) {
         if ((st = parse_ref(ps, &v)))
             return st;
-        if (accept(ps, ":"))
+        if (eat(ps, ":"))
             st = parse_type(ps, &v->dtype, &v->rank, v->dims);
         if (!st)
             hone_graph_add_output(ps->g, v);
@@ -526,7 +526,7 @@ static hone_status parse_lines(parser *ps, const char *text)
         if (state == HEAD) {
             st = parse_header(ps);
             state = BODY;
-        } else if (accept(ps, "}")) {
+        } else if (eat(ps, "}")) {
             state = DONE;
         } else {
             st = parse_line(ps);

@@ -497,6 +497,79 @@ static void test_parse_errors(void **state)
     expect_parse_error("graph g () {\n  output %y: f32[1]\n}\n", "never produced");
 }
 
+/* ---- hone.FusedConv ---- */
+
+static hone_status infer_text(const char *text, hone_ctx *ctx)
+{
+    hone_graph *g = parse_ok(text);
+    hone_ctx_init(ctx);
+    hone_status st = hone_graph_infer(ctx, g);
+    hone_graph_free(g);
+    return st;
+}
+
+static void test_fused_conv_errors(void **state)
+{
+    hone_ctx ctx;
+    const char *bad_act = "graph g (ir 8; ai.onnx 13; hone 1) {\n"
+                          "  input %x: f32[1,1,3,3]\n  const %w: f32[1,1,1,1]\n"
+                          "  %y: f32[1,1,3,3] = hone.FusedConv(%x, %w) {activation=\"Tanh\"}  # f\n"
+                          "  output %y: f32[1,1,3,3]\n}\n";
+    assert_int_equal(infer_text(bad_act, &ctx), HONE_ERR_INVALID);
+    assert_non_null(strstr(ctx.msg, "node 'f' (FusedConv): activation 'Tanh'"));
+    const char *bad_params = "graph g (ir 8; ai.onnx 13; hone 1) {\n"
+                             "  input %x: f32[1,1,3,3]\n  const %w: f32[1,1,1,1]\n"
+                             "  %y: f32[1,1,3,3] = hone.FusedConv(%x, %w) "
+                             "{activation=\"Clip\", activation_params=[0.5]}  # f\n"
+                             "  output %y: f32[1,1,3,3]\n}\n";
+    assert_int_equal(infer_text(bad_params, &ctx), HONE_ERR_INVALID);
+    assert_non_null(strstr(ctx.msg, "has 1 values, Clip takes 2"));
+    const char *big_z = "graph g (ir 8; ai.onnx 13; hone 1) {\n"
+                        "  input %x: f32[1,1,3,3]\n  input %z: f32[2,1,3,3]\n"
+                        "  const %w: f32[1,1,1,1]\n"
+                        "  %y: f32[1,1,3,3] = hone.FusedConv(%x, %w, _, %z)  # f\n"
+                        "  output %y: f32[1,1,3,3]\n}\n";
+    hone_status st = infer_text(big_z, &ctx);
+    if (hone_op_lookup("", "Conv") == HONE_OP_UNKNOWN) {
+        assert_int_equal(st, HONE_ERR_UNSUPPORTED);
+        assert_non_null(strstr(ctx.msg, "Conv op, which this build lacks"));
+    } else {
+        assert_int_equal(st, HONE_ERR_SHAPE);
+        assert_non_null(strstr(ctx.msg, "would enlarge"));
+    }
+}
+
+/* FusedConv against a hand computation: 1x1 conv (w=2, b=1), Z added, Clip to [0, 4]. */
+static void test_fused_conv_values(void **state)
+{
+    if (hone_op_lookup("", "Conv") == HONE_OP_UNKNOWN) {
+        print_message("skipped: Conv is not in this build\n");
+        return;
+    }
+    hone_graph *g = parse_ok("graph g (ir 8; ai.onnx 13; hone 1) {\n"
+                             "  input %x: f32[1,1,2,2]\n  input %z: f32[1,1,1,2]\n"
+                             "  const %w: f32[1,1,1,1] = [2]\n  const %b: f32[1] = [1]\n"
+                             "  %y: f32[1,1,2,2] = hone.FusedConv(%x, %w, %b, %z) "
+                             "{kernel_shape=[1,1], activation=\"Clip\", activation_params=[0.0, 4.0]}  # f\n"
+                             "  output %y: f32[1,1,2,2]\n}\n");
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    int64_t dx[] = {1, 1, 2, 2}, dz[] = {1, 1, 1, 2};
+    float xv[] = {-3, 0.5f, 1, 2}, zv[] = {0.25f, -1};
+    const hone_tensor *ins[] = {tu_tensor_f32(4, dx, xv), tu_tensor_f32(4, dz, zv)};
+    hone_tensor *out[1];
+    assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+    assert_int_equal(hone_interp_run(&ctx, g, ins, out, NULL), HONE_OK);
+    /* 2x+1+z: -6+1+0.25 -> 0 (clipped), 1+1-1 = 1, 2+1+0.25 = 3.25, 4+1-1 = 4 */
+    float want[] = {0, 1, 3.25f, 4};
+    for (int i = 0; i < 4; i++)
+        assert_float_equal(((float *)out[0]->data)[i], want[i], 1e-6);
+    hone_tensor_free(out[0]);
+    hone_tensor_free((hone_tensor *)ins[0]);
+    hone_tensor_free((hone_tensor *)ins[1]);
+    hone_graph_free(g);
+}
+
 /* ---- docs ---- */
 
 static void test_passes_doc_current(void **state)
@@ -529,6 +602,8 @@ int main(void)
         cmocka_unit_test(test_symdim),
         cmocka_unit_test(test_parse_roundtrip),
         cmocka_unit_test(test_parse_errors),
+        cmocka_unit_test(test_fused_conv_errors),
+        cmocka_unit_test(test_fused_conv_values),
         cmocka_unit_test(test_passes_doc_current),
         cmocka_unit_test(test_golden),
         cmocka_unit_test(test_disable_each_pass),
