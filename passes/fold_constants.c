@@ -8,8 +8,9 @@
  * Shape->Gather->Unsqueeze->Concat->Reshape chains of PyTorch exports vanish.
  *
  * Not folded: random ops, nodes producing graph outputs, computed outputs
- * above the max-size option (Constant, Shape and Size always fold), and nodes whose kernel fails on their constants (counted
- * as "failed"; the error resurfaces when the model runs). One walk in
+ * above the max-size option (Constant, Shape and Size always fold), and
+ * nodes whose kernel fails on their constants (counted as "failed"; the error
+ * resurfaces when the model runs). One walk in
  * topological order suffices: folding a node makes its readers' inputs
  * constant before the walk reaches them.
  */

@@ -516,7 +516,8 @@ static hone_status parse_lines(parser *ps, const char *text)
 {
     enum { HEAD, BODY, DONE } state = HEAD;
     hone_status st = HONE_OK;
-    for (const char *line = text, *nl; *line && !st; line = (nl = strchr(line, '\n')) ? nl + 1 : "") {
+    const char *nl;
+    for (const char *line = text; *line && !st; line = (nl = strchr(line, '\n')) ? nl + 1 : "") {
         ps->line++;
         ps->p = line;
         if (blank_or_comment(line))

@@ -550,7 +550,8 @@ static void test_fused_conv_values(void **state)
                              "  input %x: f32[1,1,2,2]\n  input %z: f32[1,1,1,2]\n"
                              "  const %w: f32[1,1,1,1] = [2]\n  const %b: f32[1] = [1]\n"
                              "  %y: f32[1,1,2,2] = hone.FusedConv(%x, %w, %b, %z) "
-                             "{kernel_shape=[1,1], activation=\"Clip\", activation_params=[0.0, 4.0]}  # f\n"
+                             "{kernel_shape=[1,1], activation=\"Clip\", "
+                             "activation_params=[0.0, 4.0]}  # f\n"
                              "  output %y: f32[1,1,2,2]\n}\n");
     hone_ctx ctx;
     hone_ctx_init(&ctx);
