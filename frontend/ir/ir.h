@@ -330,4 +330,9 @@ void hone_graph_print(FILE *f, const hone_graph *g);
 const char *hone_value_type_str(const hone_graph *g, const hone_value *v, char *buf, size_t n);
 const char *hone_dims_str(const hone_graph *g, int rank, const int64_t *dims, char *buf, size_t n);
 
+/* ===================== parse.c ===================== */
+
+/* Reads the text dump back into a graph (sorted and verified, not inferred). */
+hone_status hone_graph_parse(hone_ctx *ctx, const char *text, hone_graph **out);
+
 #endif

@@ -15,6 +15,9 @@ static const command commands[] = {
     {"conformance", "run ONNX backend test folders", cmd_conformance, help_conformance},
     {"eval", "measure a model's top-1 accuracy or PSNR on a dataset", cmd_eval, help_eval},
     {"stats", "count parameters, MACs and FLOPs per op type", cmd_stats, help_stats},
+    {"opt", "optimise a model with a pass pipeline", cmd_opt, help_opt},
+    {"compare", "compare every value of a model before and after passes", cmd_compare, help_compare},
+    {"passes", "list the graph passes and their options", cmd_passes, help_passes},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof *commands)
 
