@@ -7,7 +7,7 @@
  * which points at the pass (with --disable-pass) and the node that broke.
  *
  * max abs = max |t - o|; max rel = max |t - o| / max(|o|, atol), o being the
- * original. A value diverges when some element has |t - o| > atol + rtol*|o|,
+ * original; scaled = max abs / max |o| (the error relative to the value's scale). A value diverges when some element has |t - o| > atol + rtol*|o|,
  * a NaN on one side only, or a different type or shape. Inputs not given get
  * deterministic random values (floats in [-1, 1), symbolic dims = 1).
  */
@@ -31,7 +31,7 @@ typedef struct cmp_args {
 
 typedef struct row {
     const hone_value *v;        /* in the original graph */
-    double max_abs, max_rel;
+    double max_abs, max_rel, max_ref;
     bool diverged;
     const char *why;            /* NULL, or why the two cannot be compared */
 } row;
@@ -113,6 +113,7 @@ static void measure(const cmp *c, const hone_tensor *t, const hone_tensor *o, ro
             r->diverged |= isnan(a) != isnan(b);
             continue;
         }
+        r->max_ref = fmax(r->max_ref, fabs(b));
         if (a == b)
             continue;
         r->max_abs = fmax(r->max_abs, d);
@@ -216,8 +217,9 @@ static void print_row(const cmp *c, const row *r, const hone_graph *g)
 {
     char type[128];
     hone_value_type_str(g, r->v, type, sizeof type);
-    printf("%c %-44s %-22s %12.4g %12.4g%s%s\n", r->diverged ? '!' : ' ', r->v->name, type,
-           r->max_abs, r->max_rel, r->why ? "  " : "", r->why ? r->why : "");
+    double scaled = r->max_ref > 0 ? r->max_abs / r->max_ref : r->max_abs;
+    printf("%c %-44s %-22s %12.4g %12.4g %12.4g%s%s\n", r->diverged ? '!' : ' ', r->v->name, type,
+           r->max_abs, r->max_rel, scaled, r->why ? "  " : "", r->why ? r->why : "");
 }
 
 /* Prints the first divergence, then every row; returns how many diverge. */
@@ -233,7 +235,7 @@ static int report(const cmp *c, const hone_graph *g)
                first->v->name, first->v->producer ? first->v->producer->name : "?",
                first->v->producer ? first->v->producer->op_type : "?", first->max_abs,
                first->max_rel, first->why ? ", " : "", first->why ? first->why : "");
-    printf("  %-44s %-22s %12s %12s\n", "value", "type", "max abs", "max rel");
+    printf("  %-44s %-22s %12s %12s %12s\n", "value", "type", "max abs", "max rel", "scaled");
     for (int i = 0; i < c->n_rows; i++)
         print_row(c, &c->rows[i], g);
     printf("%d values compared, %d above tolerance (rtol %g, atol %g)\n", c->n_rows, bad, c->rtol,
