@@ -257,13 +257,21 @@ static hone_status parse_const(parser *ps)
     return HONE_OK;
 }
 
+/* double -> int64, saturating (a cast out of range is undefined behaviour). */
+static int64_t sat_i64(double v)
+{
+    if (!(v == v))
+        return 0;
+    return v >= 9.2e18 ? INT64_MAX : v <= -9.2e18 ? INT64_MIN : (int64_t)v;
+}
+
 static void set_number_list(parser *ps, hone_node *n, const char *name, const double *v, int cnt,
                             bool is_float)
 {
     if (!is_float) {
         int64_t iv[cnt + 1];
         for (int i = 0; i < cnt; i++)
-            iv[i] = (int64_t)v[i];
+            iv[i] = sat_i64(v[i]);
         hone_node_set_attr_ints(ps->g, n, name, iv, cnt);
         return;
     }
@@ -324,7 +332,7 @@ static hone_status parse_attr(parser *ps, hone_node *n, const char *name)
     if (is_float)
         hone_node_set_attr_float(ps->g, n, name, (float)v[0]);
     else
-        hone_node_set_attr_int(ps->g, n, name, (int64_t)v[0]);
+        hone_node_set_attr_int(ps->g, n, name, sat_i64(v[0]));
     return HONE_OK;
 }
 
