@@ -57,6 +57,9 @@ typedef struct hone_ctx {
 } hone_ctx;
 
 void hone_ctx_init(hone_ctx *ctx);
+/* Defaults new contexts copy; set once at start-up, before any thread starts. */
+void hone_limits_get_defaults(hone_limits *l);
+void hone_limits_set_defaults(const hone_limits *l);
 /* Records an error (printf-style) and returns its status code. */
 hone_status hone_fail(hone_ctx *ctx, hone_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
