@@ -175,4 +175,10 @@ double hone_rt_dist_loss(int l1, int64_t n, const float *x, const float *t, floa
 void hone_rt_softmax_grad(int log_softmax, int64_t outer, int64_t len, int64_t inner,
                           const float *y, const float *dy, float *dx);
 
+/* resize_grad.c: one axis of the adjoint of a separable resampling of x[outer, in_len, inner]
+ * into y[outer, out_len, inner]: output o read input idx[2o], idx[2o+1] (in [0, in_len)) with
+ * weights w[2o], w[2o+1]; dx (overwritten) gets the weighted sums of dy. */
+void hone_rt_resample_adjoint(int64_t outer, int64_t out_len, int64_t in_len, int64_t inner,
+                              const int64_t *idx, const float *w, const float *dy, float *dx);
+
 #endif

