@@ -131,7 +131,7 @@ void hone_rt_act_grad(hone_rt_act k, int64_t n, const float *dy, const float *t,
                       float b, float *dx);
 
 /* conv_grad.c: Conv backward; any of dx, dw, db may be NULL (not wanted). */
-size_t hone_rt_conv_grad_scratch(const hone_rt_window *w, int64_t c, int64_t groups);
+size_t hone_rt_conv_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups);
 void hone_rt_conv_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                        const float *x, const float *wt, const float *dy, float *dx, float *dw,
                        float *db, float *scratch);

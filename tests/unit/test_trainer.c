@@ -362,6 +362,60 @@ static void test_errors(void **state)
     hone_graph_free(m);
 }
 
+/* ---------- the bundled fmnist_resnet14 ---------- */
+
+/* A step on a batch of 8 gives every parameter a finite, non-zero gradient;
+ * after a few SGD steps, sync writes a model whose own inference (the
+ * interpreter on the model graph) equals the trainer's. */
+static void test_resnet14(void **state)
+{
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *m;
+    assert_int_equal(hone_onnx_load(&ctx, tu_src("models/fmnist_resnet14.onnx"), &m), HONE_OK);
+    hone_train_spec spec;
+    hone_train_spec_init(&spec);
+    hone_trainer *t;
+    hone_status st = hone_trainer_new(&ctx, m, &spec, &t);
+    if (st)
+        fail_msg("%s", ctx.msg);
+    assert_int_equal(hone_trainer_n_params(t), 32); /* 15 convs (weight, bias) + fc */
+    int64_t xd[4] = {8, 1, 28, 28};
+    hone_tensor *x = rand_f32(4, xd, 1.0), *lab = labels_for(8);
+    float loss;
+    for (int s = 0; s < 3; s++) {
+        assert_int_equal(hone_trainer_step(t, x, lab, NULL, &loss), HONE_OK);
+        assert_true(isfinite(loss) && loss > 0);
+        for (int p = 0; p < hone_trainer_n_params(t); p++) {
+            const hone_tensor *g = hone_trainer_grad(t, p);
+            hone_tensor *w = hone_trainer_param(t, p);
+            double norm = 0;
+            assert_int_equal(g->numel, w->numel);
+            for (int64_t i = 0; i < g->numel; i++) {
+                float v = ((const float *)g->data)[i];
+                assert_true(isfinite(v));
+                norm += fabs(v);
+                ((float *)w->data)[i] -= 0.05f * v;
+            }
+            if (!(norm > 0))
+                fail_msg("parameter %s has a zero gradient", hone_trainer_param_name(t, p));
+        }
+    }
+    hone_tensor *want, *got[1];
+    const hone_tensor *in[1] = {x};
+    assert_int_equal(hone_trainer_infer(t, x, &want), HONE_OK);
+    assert_int_equal(hone_trainer_sync(t, m), HONE_OK);
+    assert_int_equal(hone_interp_run(&ctx, m, in, got, NULL), HONE_OK);
+    assert_int_equal(got[0]->numel, 80);
+    assert_memory_equal(got[0]->data, want->data, 80 * sizeof(float));
+    hone_tensor_free(got[0]);
+    hone_tensor_free(want);
+    hone_tensor_free(x);
+    hone_tensor_free(lab);
+    hone_trainer_free(t);
+    hone_graph_free(m);
+}
+
 int main(void)
 {
     if (getenv("HONE_TEST_SEED")) /* stress runs: other random draws */
@@ -373,6 +427,7 @@ int main(void)
         cmocka_unit_test(test_train_and_sync),
         cmocka_unit_test(test_loss_kinds),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_resnet14),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
