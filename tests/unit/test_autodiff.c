@@ -422,6 +422,11 @@ static void test_conv(void **state)
         /* 1-D and 3-D */
         {1, 2, 3, 2, 1, {9}, {4}, {2}, {1}, {2, 1}, true},
         {3, 1, 2, 2, 1, {4, 4, 3}, {2, 3, 2}, {1, 1, 1}, {1, 1, 1}, {1, 0, 1, 0, 1, 1}, true},
+        /* stride 1, dilation 2, "same" size (shifted-plane im2col, transposed window) */
+        {2, 2, 2, 3, 1, {5, 5}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, true},
+        {2, 2, 3, 2, 1, {3, 3}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, false},
+        /* 5 images of 40x40: column blocks of 3 and 2 images */
+        {2, 5, 2, 3, 1, {40, 40}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, true},
         /* auto_pad SAME_UPPER with stride 2 */
         {2, 1, 2, 3, 1, {5, 6}, {3, 3}, {2, 2}, {1, 1}, {0}, true, "SAME_UPPER"},
     };
