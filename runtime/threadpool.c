@@ -164,12 +164,18 @@ int hone_rt_pool_size(const hone_rt_pool *p)
     return p ? p->size : 1;
 }
 
+/* ceil(a / b) for a >= 0, b > 0, without overflow. */
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
 /* The job record for n items cut for size workers, chunks of at least grain. */
 static pool_job make_job(int size, int64_t n, int64_t grain, hone_rt_range_fn fn, void *ctx)
 {
-    int64_t target = (n + (int64_t)size * CHUNKS_PER_WORKER - 1) / ((int64_t)size * CHUNKS_PER_WORKER);
+    int64_t target = ceil_div(n, (int64_t)size * CHUNKS_PER_WORKER);
     pool_job job = {fn, ctx, n, target > grain ? target : grain, 0};
-    job.n_chunks = (n + job.chunk - 1) / job.chunk;
+    job.n_chunks = ceil_div(n, job.chunk);
     return job;
 }
 

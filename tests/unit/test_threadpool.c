@@ -5,7 +5,8 @@
  * n(n-1)/2; the pool really runs chunks at the same time (a rendezvous that
  * only completes when all workers hold a chunk at once); serial fallbacks
  * (NULL pool, size 1, n <= grain, nesting) and bad sizes; two external
- * threads sharing one pool; and many jobs in a row.
+ * threads sharing one pool; a range of INT64_MAX items (chunk arithmetic
+ * must not overflow); and many jobs in a row.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -277,6 +278,39 @@ static void test_concurrent_callers(void **state)
     hone_rt_pool_destroy(p);
 }
 
+/* Chunk bookkeeping without touching the range: total length, count, bad bounds. */
+typedef struct span_log {
+    atomic_llong total;
+    atomic_int chunks, bad;
+    int64_t n;
+} span_log;
+
+static void log_span(void *ctx, int64_t b, int64_t e, int worker)
+{
+    span_log *l = ctx;
+    atomic_fetch_add(&l->total, e - b);
+    atomic_fetch_add(&l->chunks, 1);
+    if (b < 0 || e <= b || e > l->n)
+        atomic_fetch_add(&l->bad, 1);
+}
+
+static void test_huge_range_no_overflow(void **state)
+{
+    hone_rt_pool *p = hone_rt_pool_create(4);
+    assert_non_null(p);
+    span_log l = {.n = INT64_MAX};
+    atomic_init(&l.total, 0);
+    atomic_init(&l.chunks, 0);
+    atomic_init(&l.bad, 0);
+    /* grain INT64_MAX/3 = 3074457345618258602 exceeds the per-worker target
+     * ceil(INT64_MAX/16), so chunks are grain long: 3 full ones and a last one of 1. */
+    hone_rt_parallel_for(p, INT64_MAX, INT64_MAX / 3, log_span, &l);
+    assert_int_equal(atomic_load(&l.total), INT64_MAX);
+    assert_int_equal(atomic_load(&l.chunks), 4);
+    assert_int_equal(atomic_load(&l.bad), 0);
+    hone_rt_pool_destroy(p);
+}
+
 static void test_create_destroy_cycles(void **state)
 {
     for (int i = 0; i < 50; i++) {
@@ -298,6 +332,7 @@ int main(void)
         cmocka_unit_test(test_bad_sizes),
         cmocka_unit_test(test_nested_runs_inline),
         cmocka_unit_test(test_concurrent_callers),
+        cmocka_unit_test(test_huge_range_no_overflow),
         cmocka_unit_test(test_create_destroy_cycles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
