@@ -103,7 +103,7 @@ done < <(models)
   echo "Measured by \`bench/perf_vs_ort.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). Reproduce with:"
   echo
   echo '```'
-  echo "bench/perf_vs_ort.sh            # THREADS=$THREADS REPEAT=$REPEAT by default"
+  echo "THREADS=$THREADS REPEAT=$REPEAT bench/perf_vs_ort.sh"
   echo '```'
   echo
   echo "- Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs available"
