@@ -1,0 +1,592 @@
+/*
+ * Data movement as loop nests. Most layout ops are one strided copy: a nest
+ * over the output (contiguous, innermost axis last) whose input operand has
+ * per-axis strides and a base offset computed at compile time:
+ *
+ *   Transpose      input strides permuted
+ *   Slice          base = sum start*stride, strides scaled by the steps
+ *   Concat, Split  one copy per piece, into or out of an offset sub-block
+ *   Expand         stride 0 along broadcast axes
+ *   Tile           each axis split into (repeat, extent) with stride 0 on repeat
+ *   DepthToSpace,  the output viewed as 6-D [N, C', H, b, W, b] (or the input
+ *   SpaceToDepth   as such), which makes the channel shuffle affine
+ *
+ * Pad and nearest Resize need per-axis index tables (private constant
+ * globals of element offsets, a negative sentinel marking padding); linear
+ * Resize adds a weight table and sums the 2^k corners of its k interpolated
+ * axes. Gather reads its indices at run time (a constant index tensor is
+ * just a global), checks each against the axis extent and returns status 1
+ * from the node function on an out-of-range index rather than reading out
+ * of bounds.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend.h"
+#include "ops_util.h"
+
+/* ===================== strided copies ===================== */
+
+typedef struct copy_body {
+    LLVMTypeRef t;
+    LLVMValueRef out, in;
+} copy_body;
+
+static void copy_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMValueRef *ivs)
+{
+    copy_body *c = user;
+    LLVMValueRef v = LLVMBuildLoad2(L->b, c->t, bk_gep(L, c->t, c->in, offs[1]), "");
+    LLVMBuildStore(L->b, v, bk_gep(L, c->t, c->out, offs[0]));
+}
+
+void bk_emit_copy(bk_lower *L, LLVMTypeRef ty, LLVMValueRef out, LLVMValueRef in, const bk_nest *n)
+{
+    copy_body c = {ty, out, in};
+    bk_nest_emit(L, n, copy_emit_body, &c);
+}
+
+/* A nest over dims with contiguous output strides and input strides is. */
+static bk_nest copy_nest(int rank, const int64_t *dims, const int64_t *is)
+{
+    bk_nest n = {.rank = rank, .n_ops = 2};
+    memcpy(n.dims, dims, sizeof(int64_t) * (size_t)rank);
+    bk_strides(rank, dims, n.strides[0]);
+    memcpy(n.strides[1], is, sizeof(int64_t) * (size_t)rank);
+    return n;
+}
+
+static LLVMTypeRef elem_type(bk_lower *L)
+{
+    return bk_type(L, bk_out(L, 0)->dtype);
+}
+
+/* Copies input 0 into output 0 through input strides is and base offset. */
+static hone_status copy_view(bk_lower *L, const int64_t *is, int64_t base)
+{
+    const hone_value *y = bk_out(L, 0);
+    bk_nest n = copy_nest(y->rank, y->dims, is);
+    LLVMTypeRef t = elem_type(L);
+    bk_emit_copy(L, t, L->out[0], bk_gep_c(L, t, L->in[0], base), &n);
+    return HONE_OK;
+}
+
+/* Known integer input i into v (at most cap); -1 when not known at compile time. */
+static int known_ints(bk_lower *L, int i, int64_t *v, int cap)
+{
+    const hone_tensor *t = bk_in_known(L, i);
+    if (!t || t->numel > cap || !hone_dtype_is_int(t->dtype))
+        return -1;
+    return hone_tensor_ints(t, v, cap);
+}
+
+static int norm_axis(int64_t a, int rank)
+{
+    return (int)(a < 0 ? a + rank : a);
+}
+
+hone_status bk_lower_transpose(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0);
+    int64_t xs[HONE_MAX_RANK], is[HONE_MAX_RANK];
+    const int64_t *perm;
+    int np = hone_attr_ints(L->node, "perm", &perm);
+    bk_strides(x->rank, x->dims, xs);
+    for (int i = 0; i < x->rank; i++)
+        is[i] = xs[np == x->rank ? perm[i] : x->rank - 1 - i];
+    return copy_view(L, is, 0);
+}
+
+hone_status bk_lower_expand(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
+    int64_t is[HONE_MAX_RANK];
+    bk_bcast_strides(x->rank, x->dims, y->rank, y->dims, is);
+    return copy_view(L, is, 0);
+}
+
+/* Slice: per sliced axis the first index and the step; counts are the output's. */
+hone_status bk_lower_slice(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0);
+    int64_t st[HONE_MAX_RANK], ax[HONE_MAX_RANK], sp[HONE_MAX_RANK], xs[HONE_MAX_RANK], is[HONE_MAX_RANK];
+    int ns, na, nsp;
+    if (L->node->opset < 10) {
+        const int64_t *a;
+        ns = hone_attr_ints(L->node, "starts", &a);
+        memcpy(st, a, sizeof(int64_t) * (size_t)(ns > 0 ? ns : 0));
+        na = hone_attr_ints(L->node, "axes", &a);
+        memcpy(ax, a, sizeof(int64_t) * (size_t)(na > 0 ? na : 0));
+        nsp = -1;
+    } else {
+        ns = known_ints(L, 1, st, HONE_MAX_RANK);
+        na = bk_in(L, 3) ? known_ints(L, 3, ax, HONE_MAX_RANK) : -2;
+        nsp = bk_in(L, 4) ? known_ints(L, 4, sp, HONE_MAX_RANK) : -2;
+        if (ns < 0 || na == -1 || nsp == -1)
+            return bk_unsupported(L, "starts, axes or steps computed at run time");
+    }
+    if (na < 0)
+        for (na = 0; na < ns; na++)
+            ax[na] = na;
+    bk_strides(x->rank, x->dims, xs);
+    memcpy(is, xs, sizeof is);
+    int64_t base = 0;
+    for (int k = 0; k < na && k < ns; k++) {
+        int a = norm_axis(ax[k], x->rank);
+        int64_t step = nsp > k ? sp[k] : 1, d = x->dims[a], s = st[k] < 0 ? st[k] + d : st[k];
+        s = step > 0 ? (s < 0 ? 0 : s > d ? d : s) : (s < 0 ? 0 : s > d - 1 ? d - 1 : s);
+        base += s * xs[a];
+        is[a] = step * xs[a];
+    }
+    return copy_view(L, is, base);
+}
+
+hone_status bk_lower_tile(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0);
+    int64_t rep[HONE_MAX_RANK], xs[HONE_MAX_RANK], ys = 1;
+    if (known_ints(L, 1, rep, HONE_MAX_RANK) != x->rank)
+        return bk_unsupported(L, "repeats computed at run time");
+    bk_strides(x->rank, x->dims, xs);
+    bk_nest n = {.rank = 2 * x->rank, .n_ops = 2};
+    for (int a = x->rank - 1; a >= 0; a--) {
+        n.dims[2 * a] = rep[a];
+        n.dims[2 * a + 1] = x->dims[a];
+        n.strides[0][2 * a + 1] = ys;
+        n.strides[0][2 * a] = ys * x->dims[a];
+        ys *= x->dims[a] * rep[a];
+        n.strides[1][2 * a] = 0;
+        n.strides[1][2 * a + 1] = xs[a];
+    }
+    bk_emit_copy(L, elem_type(L), L->out[0], L->in[0], &n);
+    return HONE_OK;
+}
+
+/* Concat: each input copied into its slab of the output along axis. */
+hone_status bk_lower_concat(bk_lower *L)
+{
+    const hone_value *y = bk_out(L, 0);
+    int axis = norm_axis(hone_attr_int(L->node, "axis", 0), y->rank);
+    int64_t ys[HONE_MAX_RANK], at = 0;
+    bk_strides(y->rank, y->dims, ys);
+    LLVMTypeRef t = elem_type(L);
+    for (int i = 0; i < L->node->n_in; i++) {
+        const hone_value *x = bk_in(L, i);
+        if (!x)
+            continue;
+        bk_nest n = {.rank = x->rank, .n_ops = 2};
+        memcpy(n.dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
+        memcpy(n.strides[0], ys, sizeof ys);
+        bk_strides(x->rank, x->dims, n.strides[1]);
+        bk_emit_copy(L, t, bk_gep_c(L, t, L->out[0], at * ys[axis]), L->in[i], &n);
+        at += x->dims[axis];
+    }
+    return HONE_OK;
+}
+
+/* Split: each output copied out of its slab of the input along axis. */
+hone_status bk_lower_split(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0);
+    int axis = norm_axis(hone_attr_int(L->node, "axis", 0), x->rank);
+    int64_t xs[HONE_MAX_RANK], at = 0;
+    bk_strides(x->rank, x->dims, xs);
+    LLVMTypeRef t = bk_type(L, x->dtype);
+    for (int i = 0; i < L->node->n_out; i++) {
+        const hone_value *y = bk_out(L, i);
+        if (!y)
+            continue;
+        bk_nest n = {.rank = y->rank, .n_ops = 2};
+        memcpy(n.dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
+        bk_strides(y->rank, y->dims, n.strides[0]);
+        memcpy(n.strides[1], xs, sizeof xs);
+        bk_emit_copy(L, t, L->out[i], bk_gep_c(L, t, L->in[0], at * xs[axis]), &n);
+        at += y->dims[axis];
+    }
+    return HONE_OK;
+}
+
+/* DepthToSpace: Y[N, C', H*b, W*b] walked as [N, C', H, b, W, b]. */
+hone_status bk_lower_depth_to_space(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
+    int64_t b = hone_attr_int(L->node, "blocksize", 1), c2 = y->dims[1];
+    int64_t sC = x->dims[2] * x->dims[3], sH = x->dims[3], sN = x->dims[1] * sC;
+    bool crd = !strcmp(hone_attr_str(L->node, "mode", "DCR"), "CRD");
+    if (x->rank != 4)
+        return bk_unsupported(L, "rank %d input", x->rank);
+    int64_t dims[6] = {x->dims[0], c2, x->dims[2], b, x->dims[3], b};
+    int64_t is[6] = {sN, crd ? b * b * sC : sC, sH, crd ? b * sC : b * c2 * sC, 1, crd ? sC : c2 * sC};
+    bk_nest n = copy_nest(6, dims, is);
+    bk_emit_copy(L, elem_type(L), L->out[0], L->in[0], &n);
+    return HONE_OK;
+}
+
+/* SpaceToDepth: Y[N, b*b*C, H/b, W/b] walked as [N, b, b, C, H/b, W/b]. */
+hone_status bk_lower_space_to_depth(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
+    int64_t b = hone_attr_int(L->node, "blocksize", 1);
+    int64_t sH = x->dims[3], sC = x->dims[2] * sH, sN = x->dims[1] * sC;
+    if (x->rank != 4)
+        return bk_unsupported(L, "rank %d input", x->rank);
+    int64_t dims[6] = {x->dims[0], b, b, x->dims[1], y->dims[2], y->dims[3]};
+    int64_t is[6] = {sN, sH, 1, sC, b * sH, b};
+    bk_nest n = copy_nest(6, dims, is);
+    bk_emit_copy(L, elem_type(L), L->out[0], L->in[0], &n);
+    return HONE_OK;
+}
+
+/* ===================== Gather ===================== */
+
+/* Branches to a block returning status 1 unless ok holds. */
+static void check_or_fail(bk_lower *L, LLVMValueRef ok)
+{
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(L->b));
+    LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(L->c, fn, "inrange");
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->c, fn, "outofrange");
+    LLVMBuildCondBr(L->b, ok, good, bad);
+    LLVMPositionBuilderAtEnd(L->b, bad);
+    LLVMBuildRet(L->b, bk_i32(L, 1));
+    LLVMPositionBuilderAtEnd(L->b, good);
+}
+
+/* Gather(data, indices) along axis: Y[outer, j, inner] = X[outer, idx[j], inner]. */
+hone_status bk_lower_gather(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0), *ix = bk_in(L, 1);
+    int axis = norm_axis(hone_attr_int(L->node, "axis", 0), x->rank);
+    int64_t outer = 1, inner = 1, d = x->dims[axis], ni = bk_numel(ix);
+    for (int i = 0; i < x->rank; i++)
+        *(i < axis ? &outer : &inner) *= i == axis ? 1 : x->dims[i];
+    if (!ni || !outer || !inner)
+        return HONE_OK;
+    LLVMTypeRef t = bk_type(L, x->dtype), it = bk_type(L, ix->dtype);
+    bk_loop lo, lj, li;
+    LLVMValueRef o = bk_loop_begin(L, outer, &lo), j = bk_loop_begin(L, ni, &lj);
+    LLVMValueRef k = LLVMBuildIntCast2(L->b, LLVMBuildLoad2(L->b, it, bk_gep(L, it, L->in[1], j), ""),
+                                       L->i64, 1, "");
+    LLVMValueRef neg = LLVMBuildICmp(L->b, LLVMIntSLT, k, bk_i64(L, 0), "");
+    k = LLVMBuildSelect(L->b, neg, LLVMBuildAdd(L->b, k, bk_i64(L, d), ""), k, "");
+    LLVMValueRef ok = LLVMBuildAnd(L->b, LLVMBuildICmp(L->b, LLVMIntSGE, k, bk_i64(L, 0), ""),
+                                   LLVMBuildICmp(L->b, LLVMIntSLT, k, bk_i64(L, d), ""), "");
+    check_or_fail(L, ok);
+    LLVMValueRef src = LLVMBuildMul(L->b, LLVMBuildAdd(L->b, LLVMBuildMul(L->b, o, bk_i64(L, d), ""), k, ""), bk_i64(L, inner), "");
+    LLVMValueRef dst = LLVMBuildMul(L->b, LLVMBuildAdd(L->b, LLVMBuildMul(L->b, o, bk_i64(L, ni), ""), j, ""), bk_i64(L, inner), "");
+    LLVMValueRef i = bk_loop_begin(L, inner, &li);
+    LLVMValueRef v = LLVMBuildLoad2(L->b, t, bk_gep(L, t, L->in[0], LLVMBuildAdd(L->b, src, i, "")), "");
+    LLVMBuildStore(L->b, v, bk_gep(L, t, L->out[0], LLVMBuildAdd(L->b, dst, i, "")));
+    bk_loop_end(L, &li);
+    bk_loop_end(L, &lj);
+    bk_loop_end(L, &lo);
+    return HONE_OK;
+}
+
+/* ===================== table-driven copies: Pad, Resize ===================== */
+
+/* Marks an index table entry as padding; sums of up to 16 entries stay negative. */
+#define PAD_MARK (INT64_MIN / 32)
+
+typedef struct table_body {
+    LLVMTypeRef t;
+    int rank;
+    LLVMValueRef tab[HONE_MAX_RANK];   /* per axis: i64 offsets (2 per entry for linear) */
+    LLVMValueRef wts[HONE_MAX_RANK];   /* linear: per axis f64 weight pairs, NULL = single term */
+    LLVMValueRef pad;                  /* Pad: the value for marked entries */
+} table_body;
+
+static LLVMValueRef table_at(bk_lower *L, LLVMTypeRef t, LLVMValueRef tab, LLVMValueRef i, int64_t k)
+{
+    LLVMValueRef idx = k ? LLVMBuildAdd(L->b, LLVMBuildMul(L->b, i, bk_i64(L, 2), ""), bk_i64(L, k - 1), "") : i;
+    return LLVMBuildLoad2(L->b, t, bk_gep(L, t, tab, idx), "");
+}
+
+/* Pad / nearest body: offset = sum of the axes' table entries; marked -> pad value. */
+static void gather_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMValueRef *ivs)
+{
+    table_body *b = user;
+    LLVMValueRef off = bk_i64(L, 0);
+    for (int a = 0; a < b->rank; a++)
+        off = LLVMBuildAdd(L->b, off, table_at(L, L->i64, b->tab[a], ivs[a], 0), "");
+    if (!b->pad) {
+        LLVMBuildStore(L->b, LLVMBuildLoad2(L->b, b->t, bk_gep(L, b->t, L->in[0], off), ""),
+                       bk_gep(L, b->t, L->out[0], offs[0]));
+        return;
+    }
+    LLVMValueRef inside = LLVMBuildICmp(L->b, LLVMIntSGE, off, bk_i64(L, 0), "");
+    LLVMValueRef safe = LLVMBuildSelect(L->b, inside, off, bk_i64(L, 0), "");
+    LLVMValueRef v = LLVMBuildLoad2(L->b, b->t, bk_gep(L, b->t, L->in[0], safe), "");
+    LLVMBuildStore(L->b, LLVMBuildSelect(L->b, inside, v, b->pad, ""), bk_gep(L, b->t, L->out[0], offs[0]));
+}
+
+/* Runs the table body over the output shape (axes kept for the tables). */
+static void emit_table_nest(bk_lower *L, table_body *b, bk_body_fn body)
+{
+    const hone_value *y = bk_out(L, 0);
+    bk_nest n = {.rank = y->rank, .n_ops = 1, .keep_axes = true};
+    memcpy(n.dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
+    bk_strides(y->rank, y->dims, n.strides[0]);
+    bk_nest_emit(L, &n, body, b);
+}
+
+/* Source index along a padded axis, or -1 for a constant-mode pad element. */
+static int64_t pad_source(const char *mode, int64_t i, int64_t d)
+{
+    if (!strcmp(mode, "edge"))
+        return i < 0 ? 0 : i >= d ? d - 1 : i;
+    if (!strcmp(mode, "wrap"))
+        return ((i % d) + d) % d;
+    if (!strcmp(mode, "reflect")) {
+        if (d == 1)
+            return 0;
+        int64_t p = 2 * (d - 1), r = ((i % p) + p) % p;
+        return r < d ? r : p - r;
+    }
+    return i < 0 || i >= d ? -1 : i;
+}
+
+/* Pad's begin pads per axis (pads input or attribute, optional axes input). */
+static hone_status pad_begins(bk_lower *L, int rank, int64_t *begin)
+{
+    int64_t pads[2 * HONE_MAX_RANK], ax[HONE_MAX_RANK];
+    int np, na = rank;
+    if (L->node->opset < 11) {
+        const int64_t *a;
+        np = hone_attr_ints(L->node, "pads", &a);
+        memcpy(pads, a, sizeof(int64_t) * (size_t)(np > 0 ? np : 0));
+    } else {
+        np = known_ints(L, 1, pads, 2 * HONE_MAX_RANK);
+    }
+    if (bk_in(L, 3) && (na = known_ints(L, 3, ax, HONE_MAX_RANK)) < 0)
+        return bk_unsupported(L, "axes computed at run time");
+    if (np < 0 || np != 2 * na)
+        return bk_unsupported(L, "pads computed at run time");
+    memset(begin, 0, sizeof(int64_t) * (size_t)rank);
+    for (int k = 0; k < na; k++)
+        begin[bk_in(L, 3) ? norm_axis(ax[k], rank) : k] = pads[k];
+    return HONE_OK;
+}
+
+/* The pad value: the attribute (old opsets), input 2 (loaded at run time), or 0. */
+static LLVMValueRef pad_value(bk_lower *L, LLVMTypeRef t)
+{
+    bool fp = LLVMGetTypeKind(t) == LLVMFloatTypeKind || LLVMGetTypeKind(t) == LLVMDoubleTypeKind;
+    if (L->node->opset < 11) {
+        double v = hone_attr_float(L->node, "value", 0);
+        return fp ? LLVMConstReal(t, v) : LLVMConstInt(t, (unsigned long long)(int64_t)v, 1);
+    }
+    const hone_value *c = bk_in(L, 2);
+    if (c && bk_numel(c) > 0)
+        return LLVMBuildLoad2(L->b, t, L->in[2], "");
+    return LLVMConstNull(t);
+}
+
+hone_status bk_lower_pad(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
+    const char *mode = hone_attr_str(L->node, "mode", "constant");
+    int64_t begin[HONE_MAX_RANK], xs[HONE_MAX_RANK];
+    hone_status st = pad_begins(L, x->rank, begin);
+    if (st)
+        return st;
+    bk_strides(x->rank, x->dims, xs);
+    table_body b = {elem_type(L), x->rank};
+    for (int a = 0; a < x->rank; a++) {
+        if (x->dims[a] == 0 && y->dims[a] > 0 && strcmp(mode, "constant"))
+            return bk_unsupported(L, "%s padding of an empty axis", mode);
+        int64_t *tab = malloc(sizeof(int64_t) * (size_t)(y->dims[a] + 1));
+        HONE_ASSERT(tab);
+        for (int64_t i = 0; i < y->dims[a]; i++) {
+            int64_t s = pad_source(mode, i - begin[a], x->dims[a]);
+            tab[i] = s < 0 ? PAD_MARK : s * xs[a];
+        }
+        b.tab[a] = bk_global_bytes(L, tab, sizeof(int64_t) * (size_t)y->dims[a], "padtab");
+        free(tab);
+    }
+    b.pad = pad_value(L, b.t);
+    emit_table_nest(L, &b, gather_emit_body);
+    return HONE_OK;
+}
+
+/* ---- Resize ---- */
+
+typedef struct rs_plan {
+    bool linear, legacy;
+    int coord;              /* index into the coordinate mode names */
+    int nearest;            /* index into the nearest mode names; 4 = legacy truncation */
+    double scale[HONE_MAX_RANK];
+} rs_plan;
+
+enum { C_HALF, C_HALF_SYM, C_PYTORCH, C_ALIGN, C_ASYM, C_TF_NN };
+
+static int pick(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
+/* Mode, coordinate rule and per-axis scale of a Resize / Upsample node. */
+static hone_status rs_prepare(bk_lower *L, rs_plan *p)
+{
+    static const char *const coords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
+                                         "align_corners", "asymmetric", "tf_half_pixel_for_nn"};
+    static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
+    const hone_node *n = L->node;
+    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
+    const char *mode = hone_attr_str(n, "mode", "nearest");
+    bool up = !strcmp(n->op_type, "Upsample");
+    p->legacy = up || n->opset < 11;
+    p->linear = !strcmp(mode, "linear") || (p->legacy && !strcmp(mode, "bilinear"));
+    p->coord = p->legacy ? C_ASYM : pick(hone_attr_str(n, "coordinate_transformation_mode", "half_pixel"), coords, 6);
+    p->nearest = p->legacy ? 4 : pick(hone_attr_str(n, "nearest_mode", "round_prefer_floor"), nearest, 4);
+    if ((!p->linear && strcmp(mode, "nearest")) || p->coord < 0 || p->nearest < 0 ||
+        hone_attr_int(n, "exclude_outside", 0) || hone_attr_find(n, "axes"))
+        return bk_unsupported(L, "mode '%s' with these attributes (nearest and linear without "
+                                 "tf_crop_and_resize, exclude_outside or axes are compiled)", mode);
+    int is = up && n->opset < 9 ? -1 : p->legacy ? 1 : 2;
+    double sc[HONE_MAX_RANK];
+    const hone_tensor *t = is >= 0 ? bk_in_known(L, is) : NULL;
+    const float *fa;
+    int nf = is < 0 ? hone_attr_floats(n, "scales", &fa) : -1;
+    for (int a = 0; a < x->rank; a++) {
+        sc[a] = x->dims[a] ? (double)y->dims[a] / (double)x->dims[a] : 1;
+        if (t && t->numel == x->rank)
+            sc[a] = hone_tensor_get_f64(t, a);
+        if (nf == x->rank)
+            sc[a] = fa[a];
+        p->scale[a] = sc[a];
+    }
+    if (is >= 0 && bk_in(L, is) && bk_numel(bk_in(L, is)) > 0 && !t)
+        return bk_unsupported(L, "scales computed at run time");
+    return HONE_OK;
+}
+
+/* Input coordinate of output coordinate j along an axis of extents in -> out. */
+static double rs_coord(const rs_plan *p, int a, double j, int64_t in, int64_t out)
+{
+    double s = p->scale[a], ow = s * (double)in;
+    switch (p->coord) {
+    case C_HALF: return (j + 0.5) / s - 0.5;
+    case C_HALF_SYM: return (double)in / 2 * (1 - (double)out / ow) + (j + 0.5) / s - 0.5;
+    case C_PYTORCH: return out > 1 ? (j + 0.5) / s - 0.5 : 0;
+    case C_ALIGN: return ow == 1 ? 0 : j * (double)(in - 1) / (ow - 1);
+    case C_TF_NN: return (j + 0.5) / s;
+    default: return j / s;
+    }
+}
+
+static int64_t clampi(int64_t i, int64_t n)
+{
+    return i < 0 ? 0 : i >= n ? n - 1 : i;
+}
+
+/* Nearest input index of coordinate c under the plan's rounding rule. */
+static int64_t rs_nearest(const rs_plan *p, double c, double scale)
+{
+    double f = floor(c), t = c - f;
+    if (t == 0)
+        return (int64_t)f;
+    switch (p->nearest) {
+    case 0: return (int64_t)(t <= 0.5 ? f : f + 1);
+    case 1: return (int64_t)(t < 0.5 ? f : f + 1);
+    case 2: return (int64_t)f;
+    case 3: return (int64_t)f + 1;
+    default: return (int64_t)(scale < 1 ? ceil(c) : c);
+    }
+}
+
+/* Linear terms of coordinate c: two (index, weight) pairs; the fraction lies in (0, 1]. */
+static void rs_linear(double c, int64_t in, int64_t *idx, double *w)
+{
+    if (!(fabs(c) < 1e15))
+        c = 0;
+    double f = floor(c), t = c - f;
+    if (t == 0) {
+        f -= 1;
+        t = 1;
+    }
+    idx[0] = clampi((int64_t)f, in);
+    idx[1] = clampi((int64_t)f + 1, in);
+    w[0] = 1 - t;
+    w[1] = t;
+}
+
+/* Linear body: the weighted sum over the 2^k corners of the k two-term axes, in double. */
+static void linear_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMValueRef *ivs)
+{
+    table_body *b = user;
+    LLVMValueRef base = bk_i64(L, 0), o[HONE_MAX_RANK][2], w[HONE_MAX_RANK][2], sum = LLVMConstReal(L->f64, 0);
+    int two[HONE_MAX_RANK], k = 0;
+    for (int a = 0; a < b->rank; a++) {
+        if (!b->wts[a]) {
+            base = LLVMBuildAdd(L->b, base, table_at(L, L->i64, b->tab[a], ivs[a], 0), "");
+            continue;
+        }
+        two[k++] = a;
+        for (int t = 0; t < 2; t++) {
+            o[a][t] = table_at(L, L->i64, b->tab[a], ivs[a], t + 1);
+            w[a][t] = table_at(L, L->f64, b->wts[a], ivs[a], t + 1);
+        }
+    }
+    for (int corner = 0; corner < (1 << k); corner++) {
+        LLVMValueRef off = base, wt = LLVMConstReal(L->f64, 1);
+        for (int q = 0; q < k; q++) {
+            int a = two[q], t = (corner >> q) & 1;
+            off = LLVMBuildAdd(L->b, off, o[a][t], "");
+            wt = LLVMBuildFMul(L->b, wt, w[a][t], "");
+        }
+        LLVMValueRef v = LLVMBuildLoad2(L->b, b->t, bk_gep(L, b->t, L->in[0], off), "");
+        sum = LLVMBuildFAdd(L->b, sum, LLVMBuildFMul(L->b, wt, LLVMBuildFPCast(L->b, v, L->f64, ""), ""), "");
+    }
+    LLVMBuildStore(L->b, LLVMBuildFPCast(L->b, sum, b->t, ""), bk_gep(L, b->t, L->out[0], offs[0]));
+}
+
+/* The tables of axis a: nearest offsets, or linear (offset, weight) pairs;
+ * an axis whose terms are all one index with weight 1 gets a plain table. */
+static void rs_axis_tables(bk_lower *L, const rs_plan *p, int a, int64_t stride, table_body *b)
+{
+    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
+    int64_t n = y->dims[a], in = x->dims[a], *tab = malloc(sizeof(int64_t) * (size_t)(2 * n + 1));
+    double *wt = malloc(sizeof(double) * (size_t)(2 * n + 1));
+    bool single = true;
+    HONE_ASSERT(tab && wt);
+    for (int64_t j = 0; j < n; j++) {
+        double c = rs_coord(p, a, (double)j, in, n);
+        if (!p->linear) {
+            tab[j] = clampi(rs_nearest(p, fabs(c) < 1e15 ? c : 0, p->scale[a]), in) * stride;
+            continue;
+        }
+        rs_linear(c, in, &tab[2 * j], &wt[2 * j]);
+        tab[2 * j] *= stride;
+        tab[2 * j + 1] *= stride;
+        single = single && wt[2 * j] == 0;
+    }
+    if (p->linear && single)
+        for (int64_t j = 0; j < n; j++)
+            tab[j] = tab[2 * j + 1];
+    bool pairs = p->linear && !single;
+    b->tab[a] = bk_global_bytes(L, tab, sizeof(int64_t) * (size_t)(pairs ? 2 * n : n), "rstab");
+    b->wts[a] = pairs ? bk_global_bytes(L, wt, sizeof(double) * (size_t)(2 * n), "rswts") : NULL;
+    free(tab);
+    free(wt);
+}
+
+hone_status bk_lower_resize(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0);
+    rs_plan p;
+    hone_status st = rs_prepare(L, &p);
+    if (st)
+        return st;
+    if (p.linear && !hone_dtype_is_float(x->dtype))
+        return bk_unsupported(L, "linear interpolation of %s", hone_dtype_onnx_name(x->dtype));
+    int64_t xs[HONE_MAX_RANK];
+    bk_strides(x->rank, x->dims, xs);
+    table_body b = {elem_type(L), x->rank};
+    for (int a = 0; a < x->rank; a++)
+        rs_axis_tables(L, &p, a, xs[a], &b);
+    emit_table_nest(L, &b, p.linear ? linear_emit_body : gather_emit_body);
+    return HONE_OK;
+}
