@@ -1,23 +1,28 @@
 /*
- * hone run MODEL.onnx --input NAME=FILE ... [--output-dir DIR]: runs the model
- * in the reference interpreter; inputs are .npy or TensorProto .pb files,
- * outputs are written as .npy and summarised on stdout.
+ * hone run MODEL.onnx --input NAME=FILE ... [--output-dir DIR] [--jit]: runs
+ * the model in the reference interpreter, or with --jit compiled to native
+ * code in memory by the LLVM backend (shapes fixed to the given inputs');
+ * inputs are .npy or TensorProto .pb files, outputs are written as .npy and
+ * summarised on stdout.
  */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "interp.h"
 #include "onnx.h"
 
 void help_run(FILE *f)
 {
-    fprintf(f, "usage: hone run MODEL.onnx --input NAME=FILE [--input ...] [--output-dir DIR]\n\n"
+    fprintf(f, "usage: hone run MODEL.onnx --input NAME=FILE [--input ...] [--output-dir DIR] [--jit]\n\n"
                "Runs MODEL in the reference interpreter. FILE is .npy or an ONNX TensorProto .pb;\n"
                "a model with one input also takes --input FILE. Each output is summarised on\n"
-               "stdout and, with --output-dir, written there as NAME.npy.\n");
+               "stdout and, with --output-dir, written there as NAME.npy.\n"
+               "--jit: compile the model to native code in memory (LLVM backend) and run that;\n"
+               "symbolic input dims are fixed to the given inputs' shapes.\n");
 }
 
 static void summarise(const hone_value *v, const hone_tensor *t)
@@ -40,6 +45,7 @@ typedef struct run_args {
     const char *model, *outdir;
     const char *in_names[64], *in_files[64];
     int n_in;
+    bool jit;
 } run_args;
 
 static int parse(int argc, char **argv, run_args *a)
@@ -54,6 +60,8 @@ static int parse(int argc, char **argv, run_args *a)
             a->in_files[a->n_in++] = eq ? eq + 1 : v;
         } else if ((v = cli_opt(argc, argv, &i, "--output-dir"))) {
             a->outdir = v;
+        } else if (!strcmp(argv[i], "--jit")) {
+            a->jit = true;
         } else if (argv[i][0] == '-') {
             return cli_usage("run", "unknown or incomplete option '%s'", argv[i]);
         } else if (!a->model) {
@@ -110,6 +118,27 @@ static hone_status write_outputs(hone_ctx *ctx, const hone_graph *g, hone_tensor
     return HONE_OK;
 }
 
+/* Compiles g for the shapes of ins and runs it. */
+static hone_status run_jit(hone_ctx *ctx, const hone_graph *g, const hone_tensor **ins,
+                           hone_tensor **outs)
+{
+    hone_backend_opts o;
+    hone_backend_opts_init(&o);
+    for (int i = 0; i < g->n_inputs && i < HONE_BACKEND_MAX_SHAPES; i++) {
+        hone_backend_shape *s = &o.shapes[o.n_shapes++];
+        snprintf(s->name, sizeof s->name, "%s", g->inputs[i]->name);
+        s->rank = ins[i]->rank;
+        memcpy(s->dims, ins[i]->dims, sizeof s->dims);
+    }
+    hone_jit_t *j;
+    hone_status st = hone_jit_compile(ctx, g, &o, &j, NULL);
+    if (st)
+        return st;
+    st = hone_jit_run(ctx, j, ins, outs);
+    hone_jit_free(j);
+    return st;
+}
+
 /* Loads the model, runs it on the bound inputs and reports the outputs. */
 static int run_model(const run_args *a)
 {
@@ -122,7 +151,9 @@ static int run_model(const run_args *a)
     memset(ins, 0, sizeof ins);
     memset(outs, 0, sizeof outs);
     hone_status st = bind_inputs(&ctx, g, a, ins);
-    if (!st)
+    if (!st && a->jit)
+        st = run_jit(&ctx, g, (const hone_tensor **)ins, outs);
+    else if (!st)
         st = hone_interp_run(&ctx, g, (const hone_tensor **)ins, outs, NULL);
     if (!st)
         st = write_outputs(&ctx, g, outs, a->outdir);
