@@ -103,6 +103,21 @@ const hone_model_info *hone_jit_info(const hone_jit_t *j);
  * frees. Inputs are checked against the compiled shapes and dtypes. */
 hone_status hone_jit_run(hone_ctx *ctx, hone_jit_t *j, const hone_tensor **in, hone_tensor **out);
 void hone_jit_free(hone_jit_t *j);
+/* Runs any compiled model (JIT or loaded library) on tensors in graph input
+ * order: inputs checked against its shapes, outputs allocated; ws holds
+ * mi->workspace_size bytes (hone_model_workspace allocates one, free() it). */
+hone_status hone_model_run(hone_ctx *ctx, const hone_model_info *mi, const hone_tensor **in,
+                           hone_tensor **out, void *ws);
+void *hone_model_workspace(const hone_model_info *mi);
+
+/* ===================== compile.c: loading a compiled library ===================== */
+
+typedef struct hone_lib hone_lib_t;
+/* dlopens a library written by hone_backend_compile(HONE_EMIT_LIB) and finds
+ * NAME_info in it. */
+hone_status hone_lib_load(hone_ctx *ctx, const char *path, const char *name, hone_lib_t **out);
+const hone_model_info *hone_lib_info(const hone_lib_t *l);
+void hone_lib_free(hone_lib_t *l);
 
 /* ===================== prep.c: the specialised model ===================== */
 

@@ -6,6 +6,7 @@
  * report. The header needs only the first two stages.
  */
 #include <ctype.h>
+#include <dlfcn.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -165,4 +166,49 @@ hone_status hone_backend_compile(hone_ctx *ctx, const hone_graph *g, const hone_
     if (c)
         LLVMContextDispose(c);
     return st;
+}
+
+struct hone_lib {
+    void *handle;
+    const hone_model_info *info;
+};
+
+hone_status hone_lib_load(hone_ctx *ctx, const char *path, const char *name, hone_lib_t **out)
+{
+    void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    if (!h)
+        return hone_fail(ctx, HONE_ERR_IO, "cannot load '%s': %s", path, dlerror());
+    char sym[300];
+    snprintf(sym, sizeof sym, "%s_info", name);
+    const hone_model_info *(*info)(void) = (const hone_model_info *(*)(void))dlsym(h, sym);
+    if (!info) {
+        dlclose(h);
+        return hone_fail(ctx, HONE_ERR_INVALID, "'%s' has no %s: not a hone model named '%s'",
+                         path, sym, name);
+    }
+    hone_lib_t *l = malloc(sizeof *l);
+    HONE_ASSERT(l);
+    l->handle = h;
+    l->info = info();
+    int abi = l->info->abi_version;
+    if (abi != HONE_MODEL_ABI_VERSION) {
+        hone_lib_free(l);
+        return hone_fail(ctx, HONE_ERR_INVALID, "'%s' has model ABI %d, this hone reads %d", path,
+                         abi, HONE_MODEL_ABI_VERSION);
+    }
+    *out = l;
+    return HONE_OK;
+}
+
+const hone_model_info *hone_lib_info(const hone_lib_t *l)
+{
+    return l->info;
+}
+
+void hone_lib_free(hone_lib_t *l)
+{
+    if (!l)
+        return;
+    dlclose(l->handle);
+    free(l);
 }

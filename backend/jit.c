@@ -26,7 +26,6 @@ struct hone_jit {
     LLVMOrcLLJITRef jit;
     const hone_model_info *info;
     void *ws;
-    size_t ws_size;
 };
 
 /* The runtime entry points compiled code may call. */
@@ -147,26 +146,11 @@ static hone_status check_input(hone_ctx *ctx, const hone_tensor_desc *d, const h
                      hone_dtype_onnx_name(d->dtype), d->rank);
 }
 
-/* The cached workspace, grown to the model's size. */
-static hone_status workspace(hone_ctx *ctx, hone_jit_t *j, void **ws)
+hone_status hone_model_run(hone_ctx *ctx, const hone_model_info *mi, const hone_tensor **in,
+                           hone_tensor **out, void *ws)
 {
-    size_t need = (j->info->workspace_size + BK_ALIGN - 1) / BK_ALIGN * BK_ALIGN;
-    if (need && j->ws_size < need) {
-        free(j->ws);
-        j->ws = aligned_alloc(BK_ALIGN, need);
-        j->ws_size = j->ws ? need : 0;
-        if (!j->ws)
-            return hone_fail(ctx, HONE_ERR_NOMEM, "cannot allocate a %zu-byte workspace", need);
-    }
-    *ws = j->ws;
-    return HONE_OK;
-}
-
-hone_status hone_jit_run(hone_ctx *ctx, hone_jit_t *j, const hone_tensor **in, hone_tensor **out)
-{
-    const hone_model_info *mi = j->info;
     const void *ip[mi->n_inputs + 1];
-    void *op[mi->n_outputs + 1], *ws = NULL;
+    void *op[mi->n_outputs + 1];
     hone_status st = HONE_OK;
     for (int i = 0; i < mi->n_inputs && !st; i++) {
         st = check_input(ctx, &mi->inputs[i], in[i]);
@@ -179,8 +163,6 @@ hone_status hone_jit_run(hone_ctx *ctx, hone_jit_t *j, const hone_tensor **in, h
         st = hone_tensor_new(ctx, (hone_dtype)d->dtype, d->rank, d->dims, &out[i]);
         op[i] = st ? NULL : out[i]->data;
     }
-    if (!st)
-        st = workspace(ctx, j, &ws);
     int rc = st ? 0 : mi->run(ip, op, ws);
     if (rc)
         st = hone_fail(ctx, HONE_ERR_INVALID, "compiled model '%s' failed with status %d (an index "
@@ -190,6 +172,20 @@ hone_status hone_jit_run(hone_ctx *ctx, hone_jit_t *j, const hone_tensor **in, h
         out[i] = NULL;
     }
     return st;
+}
+
+void *hone_model_workspace(const hone_model_info *mi)
+{
+    size_t need = (mi->workspace_size + BK_ALIGN - 1) / BK_ALIGN * BK_ALIGN;
+    return aligned_alloc(BK_ALIGN, need ? need : BK_ALIGN);
+}
+
+hone_status hone_jit_run(hone_ctx *ctx, hone_jit_t *j, const hone_tensor **in, hone_tensor **out)
+{
+    if (!j->ws && !(j->ws = hone_model_workspace(j->info)))
+        return hone_fail(ctx, HONE_ERR_NOMEM, "cannot allocate a %zu-byte workspace",
+                         j->info->workspace_size);
+    return hone_model_run(ctx, j->info, in, out, j->ws);
 }
 
 void hone_jit_free(hone_jit_t *j)
