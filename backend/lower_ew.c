@@ -774,7 +774,7 @@ size_t bk_scratch_reduce(const bk_model *m, const hone_node *n)
 /* Accumulator start value of a kind. */
 static LLVMValueRef red_init(bk_lower *L, const red_spec *s)
 {
-    bool mx = s->kind == R_MAX || s->kind == R_LSE, mn = s->kind == R_MIN;
+    bool mx = s->kind == R_MAX, mn = s->kind == R_MIN;
     if (s->fp)
         return cf(L->f64, s->kind == R_PROD ? 1 : mx ? -INFINITY : mn ? INFINITY : 0);
     return bk_i64(L, s->kind == R_PROD ? 1 : mx ? INT64_MIN : mn ? INT64_MAX : 0);
