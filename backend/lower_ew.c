@@ -134,13 +134,15 @@ static void ew_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMValueR
     LLVMBuildStore(L->b, b->elem(L, b->e, v), bk_gep(L, b->out_ty, b->out, offs[0]));
 }
 
-/* Legacy (opset < 7) broadcast of B onto A: B's dims placed at `axis`. */
+/* Legacy (opset < 7) broadcast of B onto A: B's dims placed at `axis`
+ * (broadcast=1), or PRelu's 1-D slope along the channel axis 1. */
 static bool legacy_dims(bk_lower *L, int ra, int rb, const int64_t *db, int64_t *out)
 {
     const hone_node *n = L->node;
-    if (n->opset >= 7 || !hone_attr_int(n, "broadcast", 0) || rb > ra)
+    bool prelu = !strcmp(n->op_type, "PRelu") && rb == 1 && ra >= 2;
+    if (n->opset >= 7 || !(prelu || hone_attr_int(n, "broadcast", 0)) || rb > ra)
         return false;
-    int64_t axis = hone_attr_int(n, "axis", ra - rb);
+    int64_t axis = hone_attr_int(n, "axis", prelu ? 1 : ra - rb);
     axis = axis < 0 ? axis + ra : axis;
     if (axis < 0 || axis + rb > ra)
         return false;
@@ -536,8 +538,6 @@ hone_status bk_lower_binary(bk_lower *L)
         e.flag = !strcmp(hone_attr_str(L->node, "direction", ""), "LEFT");
     if (e.kind == B_POW)
         e.flag = is_unsigned(bk_in(L, 1)->dtype);
-    if (e.kind == B_PRELU && L->node->opset < 7)
-        return bk_unsupported(L, "PRelu before opset 7 (legacy slope broadcast)");
     int idx[2] = {0, 1};
     return emit_ew(L, &e, idx, 2, binary_elem);
 }
