@@ -86,6 +86,9 @@ typedef struct hone_backend_report {
 void hone_backend_opts_init(hone_backend_opts *o);
 /* Parses an emit kind name (lib, obj, asm, llvm-ir, bc, header); -1 when unknown. */
 int hone_backend_emit_kind(const char *s);
+/* The runtime archive (libhone_rt.a) compiled objects link with: $HONE_RT_LIB
+ * or the build tree's. */
+const char *hone_backend_runtime_archive(void);
 /* Compiles g and writes `kind` to path, atomically. rep may be NULL. */
 hone_status hone_backend_compile(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *o,
                                  hone_emit_kind kind, const char *path, hone_backend_report *rep);

@@ -193,10 +193,15 @@ static int run_tool(char *const *argv, char *err, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+const char *hone_backend_runtime_archive(void)
+{
+    return getenv("HONE_RT_LIB") ? getenv("HONE_RT_LIB") : HONE_RT_LIBRARY;
+}
+
 hone_status bk_link_shared(hone_ctx *ctx, const char *obj, const char *path)
 {
     const char *cc = getenv("HONE_CC") ? getenv("HONE_CC") : "cc";
-    const char *rt = getenv("HONE_RT_LIB") ? getenv("HONE_RT_LIB") : HONE_RT_LIBRARY;
+    const char *rt = hone_backend_runtime_archive();
     if (access(rt, R_OK))
         return hone_fail(ctx, HONE_ERR_IO, "runtime library '%s' not found (set HONE_RT_LIB to libhone_rt.a)", rt);
     char *tmp, msg[1024];
