@@ -135,6 +135,7 @@ static hone_status run_backend(hone_ctx *ctx, const hone_graph *g, const hone_te
         return hone_interp_run(ctx, g, ins, outs, NULL);
     hone_backend_opts bo;
     hone_backend_opts_init(&bo);
+    bo.name = "model";
     for (int i = 0; i < g->n_inputs && i < HONE_BACKEND_MAX_SHAPES; i++) {
         hone_backend_shape *s = &bo.shapes[bo.n_shapes++];
         snprintf(s->name, sizeof s->name, "%s", g->inputs[i]->name);
