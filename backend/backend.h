@@ -84,6 +84,8 @@ typedef struct hone_backend_report {
 } hone_backend_report;
 
 void hone_backend_opts_init(hone_backend_opts *o);
+/* Fixes every graph input's shape to that of the tensor given for it. */
+void hone_backend_shapes_from(hone_backend_opts *o, const hone_graph *g, const hone_tensor **ins);
 /* Parses an emit kind name (lib, obj, asm, llvm-ir, bc, header); -1 when unknown. */
 int hone_backend_emit_kind(const char *s);
 /* The runtime archive (libhone_rt.a) compiled objects link with: $HONE_RT_LIB

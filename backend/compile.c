@@ -20,6 +20,17 @@ void hone_backend_opts_init(hone_backend_opts *o)
     o->opt_level = 3;
 }
 
+void hone_backend_shapes_from(hone_backend_opts *o, const hone_graph *g, const hone_tensor **ins)
+{
+    o->n_shapes = 0;
+    for (int i = 0; i < g->n_inputs && i < HONE_BACKEND_MAX_SHAPES; i++) {
+        hone_backend_shape *s = &o->shapes[o->n_shapes++];
+        snprintf(s->name, sizeof s->name, "%s", g->inputs[i]->name);
+        s->rank = ins[i]->rank;
+        memcpy(s->dims, ins[i]->dims, sizeof s->dims);
+    }
+}
+
 int hone_backend_emit_kind(const char *s)
 {
     static const char *const names[] = {"lib", "obj", "asm", "llvm-ir", "bc", "header"};

@@ -180,12 +180,7 @@ static double jit_vs_interp(hone_graph *g, const hone_tensor **ins)
     hone_ctx_init(&ctx);
     hone_backend_opts o;
     hone_backend_opts_init(&o);
-    for (int i = 0; i < g->n_inputs; i++) {
-        hone_backend_shape *s = &o.shapes[o.n_shapes++];
-        snprintf(s->name, sizeof s->name, "%s", g->inputs[i]->name);
-        s->rank = ins[i]->rank;
-        memcpy(s->dims, ins[i]->dims, sizeof s->dims);
-    }
+    hone_backend_shapes_from(&o, g, ins);
     hone_tensor *want[8], *got[8];
     hone_jit_t *j;
     assert_int_equal(hone_interp_run(&ctx, g, ins, want, NULL), HONE_OK);

@@ -136,12 +136,7 @@ static hone_status run_backend(hone_ctx *ctx, const hone_graph *g, const hone_te
     hone_backend_opts bo;
     hone_backend_opts_init(&bo);
     bo.name = "model";
-    for (int i = 0; i < g->n_inputs && i < HONE_BACKEND_MAX_SHAPES; i++) {
-        hone_backend_shape *s = &bo.shapes[bo.n_shapes++];
-        snprintf(s->name, sizeof s->name, "%s", g->inputs[i]->name);
-        s->rank = ins[i]->rank;
-        memcpy(s->dims, ins[i]->dims, sizeof s->dims);
-    }
+    hone_backend_shapes_from(&bo, g, ins);
     if (o->backend == BACKEND_AOT)
         return run_aot(ctx, g, &bo, ins, outs);
     hone_jit_t *j = NULL;
