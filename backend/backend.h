@@ -24,8 +24,11 @@
  *   lower_ew.c    elementwise ops as loop nests (unary, broadcasting binary,
  *                 Where, Clip, Cast, variadic), and reductions
  *   lower_move.c  data movement as strided or table-driven copies (Transpose,
- *                 Concat, Slice, Split, Gather, Pad, Expand, Tile,
- *                 DepthToSpace, SpaceToDepth, Resize)
+ *                 Concat, Slice, Split, Pad, Expand, Tile, DepthToSpace,
+ *                 SpaceToDepth, Resize)
+ *   lower_index.c ops driven by run-time indices, checked against their
+ *                 extents (Gather, GatherElements, GatherND, ScatterElements,
+ *                 ScatterND), Trilu, CumSum
  *   emit.c        target machine, the LLVM pass pipeline, object / assembly /
  *                 IR / bitcode files, the self-contained shared library
  *   header.c      the generated C header of a compiled model
@@ -213,7 +216,7 @@ typedef struct bk_lower {
     LLVMContextRef c;
     LLVMModuleRef mod;
     LLVMBuilderRef b;
-    LLVMTypeRef i1, i8, i16, i32, i64, f32, f64, ptr, vd;
+    LLVMTypeRef i1, i8, i16, i32, i64, f16, f32, f64, ptr, vd;
     LLVMValueRef *globals;  /* per value id: constant global, created on demand */
     int n_unsupported;
     char unsupported[1536]; /* "node 'x' (Op): why; ..." */
@@ -241,8 +244,10 @@ const hone_value *bk_out(bk_lower *L, int i);
 #define BK_MAX_AXES (2 * HONE_MAX_RANK)
 #define BK_MAX_OPERANDS 16
 
-/* LLVM type of an element of dt (bool as i8), or NULL when not lowered. */
+/* LLVM type of an element of dt (bool as i8, float16 as half), or NULL when not lowered. */
 LLVMTypeRef bk_type(bk_lower *L, hone_dtype dt);
+/* True for half, float and double. */
+bool bk_is_float_type(LLVMTypeRef t);
 LLVMValueRef bk_i64(bk_lower *L, int64_t v);
 LLVMValueRef bk_i32(bk_lower *L, int32_t v);
 LLVMValueRef bk_f32(bk_lower *L, double v);
@@ -263,6 +268,13 @@ LLVMValueRef bk_intrinsic_n(bk_lower *L, const char *name, LLVMTypeRef *tys, int
 /* memcpy / memset of n bytes. */
 void bk_memcpy(bk_lower *L, LLVMValueRef dst, LLVMValueRef src, int64_t n);
 void bk_memset(bk_lower *L, LLVMValueRef dst, int byte, int64_t n);
+
+/* Returns status 1 from the node function unless ok (i1) holds. */
+void bk_check_or_fail(bk_lower *L, LLVMValueRef ok);
+/* Loads an index (integer type it) at base[off] as i64, negative ones counted
+ * from extent, and fails the node unless it lies in [0, extent). */
+LLVMValueRef bk_load_index(bk_lower *L, LLVMTypeRef it, LLVMValueRef base, LLVMValueRef off,
+                           int64_t extent);
 
 /* A counted loop [0, n), n > 0: bk_loop_begin returns the induction variable. */
 typedef struct bk_loop {
@@ -292,7 +304,7 @@ void bk_strides(int rank, const int64_t *dims, int64_t *st);
  * broadcast axes, right-aligned as numpy does. */
 void bk_bcast_strides(int r, const int64_t *d, int rank, const int64_t *dims, int64_t *st);
 
-/* ===================== lower_nn.c / lower_ew.c / lower_move.c ===================== */
+/* ===================== lower_nn.c / lower_ew.c / lower_move.c / lower_index.c ===================== */
 
 /* Lowering functions named by the rule table. */
 hone_status bk_lower_conv(bk_lower *L);
@@ -332,7 +344,6 @@ hone_status bk_lower_transpose(bk_lower *L);
 hone_status bk_lower_concat(bk_lower *L);
 hone_status bk_lower_split(bk_lower *L);
 hone_status bk_lower_slice(bk_lower *L);
-hone_status bk_lower_gather(bk_lower *L);
 hone_status bk_lower_pad(bk_lower *L);
 hone_status bk_lower_expand(bk_lower *L);
 hone_status bk_lower_tile(bk_lower *L);
@@ -343,6 +354,15 @@ hone_status bk_lower_resize(bk_lower *L);
  * out first), elements of type ty, out and in already offset. */
 void bk_emit_copy(bk_lower *L, LLVMTypeRef ty, LLVMValueRef out, LLVMValueRef in,
                   const bk_nest *n);
+
+/* lower_index.c: ops driven by run-time indices or a run-time axis */
+hone_status bk_lower_gather(bk_lower *L);
+hone_status bk_lower_gather_elements(bk_lower *L);
+hone_status bk_lower_scatter_elements(bk_lower *L);
+hone_status bk_lower_gather_nd(bk_lower *L);
+hone_status bk_lower_scatter_nd(bk_lower *L);
+hone_status bk_lower_trilu(bk_lower *L);
+hone_status bk_lower_cumsum(bk_lower *L);
 
 /* ===================== emit.c: target, passes, files ===================== */
 

@@ -20,6 +20,7 @@ LLVMTypeRef bk_type(bk_lower *L, hone_dtype dt)
 {
     switch (dt) {
     case HONE_DT_FLOAT: return L->f32;
+    case HONE_DT_FLOAT16: return L->f16;
     case HONE_DT_DOUBLE: return L->f64;
     case HONE_DT_BOOL: case HONE_DT_INT8: case HONE_DT_UINT8: return L->i8;
     case HONE_DT_INT16: case HONE_DT_UINT16: return L->i16;
@@ -27,6 +28,12 @@ LLVMTypeRef bk_type(bk_lower *L, hone_dtype dt)
     case HONE_DT_INT64: case HONE_DT_UINT64: return L->i64;
     default: return NULL;
     }
+}
+
+bool bk_is_float_type(LLVMTypeRef t)
+{
+    LLVMTypeKind k = LLVMGetTypeKind(t);
+    return k == LLVMFloatTypeKind || k == LLVMDoubleTypeKind || k == LLVMHalfTypeKind;
 }
 
 LLVMValueRef bk_i64(bk_lower *L, int64_t v)
@@ -228,4 +235,28 @@ void bk_nest_emit(bk_lower *L, const bk_nest *n, bk_body_fn body, void *user)
     for (int k = 0; k < n->n_ops; k++)
         offs[k] = bk_i64(L, 0);
     walk(L, &w, 0, offs);
+}
+
+void bk_check_or_fail(bk_lower *L, LLVMValueRef ok)
+{
+    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(L->b));
+    LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(L->c, fn, "inrange");
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->c, fn, "outofrange");
+    LLVMBuildCondBr(L->b, ok, good, bad);
+    LLVMPositionBuilderAtEnd(L->b, bad);
+    LLVMBuildRet(L->b, bk_i32(L, 1));
+    LLVMPositionBuilderAtEnd(L->b, good);
+}
+
+LLVMValueRef bk_load_index(bk_lower *L, LLVMTypeRef it, LLVMValueRef base, LLVMValueRef off,
+                           int64_t extent)
+{
+    LLVMValueRef k = LLVMBuildLoad2(L->b, it, bk_gep(L, it, base, off), "");
+    k = LLVMBuildIntCast2(L->b, k, L->i64, 1, "");
+    LLVMValueRef neg = LLVMBuildICmp(L->b, LLVMIntSLT, k, bk_i64(L, 0), "");
+    k = LLVMBuildSelect(L->b, neg, LLVMBuildAdd(L->b, k, bk_i64(L, extent), ""), k, "");
+    LLVMValueRef ok = LLVMBuildAnd(L->b, LLVMBuildICmp(L->b, LLVMIntSGE, k, bk_i64(L, 0), ""),
+                                   LLVMBuildICmp(L->b, LLVMIntSLT, k, bk_i64(L, extent), ""), "");
+    bk_check_or_fail(L, ok);
+    return k;
 }

@@ -62,6 +62,7 @@ static void init_types(bk_lower *L)
     L->i16 = LLVMInt16TypeInContext(L->c);
     L->i32 = LLVMInt32TypeInContext(L->c);
     L->i64 = LLVMInt64TypeInContext(L->c);
+    L->f16 = LLVMHalfTypeInContext(L->c);
     L->f32 = LLVMFloatTypeInContext(L->c);
     L->f64 = LLVMDoubleTypeInContext(L->c);
     L->ptr = LLVMPointerTypeInContext(L->c, 0);

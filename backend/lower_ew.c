@@ -27,8 +27,7 @@
 
 static bool is_fp(LLVMTypeRef t)
 {
-    LLVMTypeKind k = LLVMGetTypeKind(t);
-    return k == LLVMFloatTypeKind || k == LLVMDoubleTypeKind;
+    return bk_is_float_type(t);
 }
 
 static bool is_unsigned(hone_dtype dt)
@@ -125,13 +124,25 @@ typedef struct ew_body {
     LLVMTypeRef out_ty, in_ty[BK_MAX_OPERANDS];
 } ew_body;
 
+/* float16 elements compute in float32: widened on load, rounded on store. */
 static void ew_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMValueRef *ivs)
 {
     ew_body *b = user;
     LLVMValueRef v[BK_MAX_OPERANDS];
-    for (int k = 0; k < b->n_in; k++)
+    for (int k = 0; k < b->n_in; k++) {
         v[k] = LLVMBuildLoad2(L->b, b->in_ty[k], bk_gep(L, b->in_ty[k], b->in[k], offs[k + 1]), "");
-    LLVMBuildStore(L->b, b->elem(L, b->e, v), bk_gep(L, b->out_ty, b->out, offs[0]));
+        if (b->in_ty[k] == L->f16)
+            v[k] = LLVMBuildFPExt(L->b, v[k], L->f32, "");
+    }
+    LLVMValueRef r = b->elem(L, b->e, v);
+    if (b->out_ty == L->f16)
+        r = LLVMBuildFPTrunc(L->b, r, L->f16, "");
+    LLVMBuildStore(L->b, r, bk_gep(L, b->out_ty, b->out, offs[0]));
+}
+
+static hone_dtype compute_dt(hone_dtype dt)
+{
+    return dt == HONE_DT_FLOAT16 ? HONE_DT_FLOAT : dt;
 }
 
 /* Legacy (opset < 7) broadcast of B onto A: B's dims placed at `axis`
@@ -160,7 +171,10 @@ static hone_status emit_ew(bk_lower *L, const ew_ctx *e, const int *idx, int n, 
     bk_nest nest = {.rank = y->rank, .n_ops = n + 1};
     memcpy(nest.dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
     bk_strides(y->rank, y->dims, nest.strides[0]);
-    ew_body b = {e, elem, n, L->out[0], {0}, bk_type(L, y->dtype), {0}};
+    ew_ctx ce = *e;
+    ce.in_dt = compute_dt(e->in_dt);
+    ce.out_dt = compute_dt(e->out_dt);
+    ew_body b = {&ce, elem, n, L->out[0], {0}, bk_type(L, y->dtype), {0}};
     for (int k = 0; k < n; k++) {
         const hone_value *x = bk_in(L, idx[k]);
         int64_t ld[HONE_MAX_RANK];

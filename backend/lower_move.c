@@ -14,10 +14,7 @@
  * Pad and nearest Resize need per-axis index tables (private constant
  * globals of element offsets, a negative sentinel marking padding); linear
  * Resize adds a weight table and sums the 2^k corners of its k interpolated
- * axes. Gather reads its indices at run time (a constant index tensor is
- * just a global), checks each against the axis extent and returns status 1
- * from the node function on an out-of-range index rather than reading out
- * of bounds.
+ * axes. Ops driven by run-time indices live in lower_index.c.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -237,51 +234,6 @@ hone_status bk_lower_space_to_depth(bk_lower *L)
     return HONE_OK;
 }
 
-/* ===================== Gather ===================== */
-
-/* Branches to a block returning status 1 unless ok holds. */
-static void check_or_fail(bk_lower *L, LLVMValueRef ok)
-{
-    LLVMValueRef fn = LLVMGetBasicBlockParent(LLVMGetInsertBlock(L->b));
-    LLVMBasicBlockRef good = LLVMAppendBasicBlockInContext(L->c, fn, "inrange");
-    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->c, fn, "outofrange");
-    LLVMBuildCondBr(L->b, ok, good, bad);
-    LLVMPositionBuilderAtEnd(L->b, bad);
-    LLVMBuildRet(L->b, bk_i32(L, 1));
-    LLVMPositionBuilderAtEnd(L->b, good);
-}
-
-/* Gather(data, indices) along axis: Y[outer, j, inner] = X[outer, idx[j], inner]. */
-hone_status bk_lower_gather(bk_lower *L)
-{
-    const hone_value *x = bk_in(L, 0), *ix = bk_in(L, 1);
-    int axis = norm_axis(hone_attr_int(L->node, "axis", 0), x->rank);
-    int64_t outer = 1, inner = 1, d = x->dims[axis], ni = bk_numel(ix);
-    for (int i = 0; i < x->rank; i++)
-        *(i < axis ? &outer : &inner) *= i == axis ? 1 : x->dims[i];
-    if (!ni || !outer || !inner)
-        return HONE_OK;
-    LLVMTypeRef t = bk_type(L, x->dtype), it = bk_type(L, ix->dtype);
-    bk_loop lo, lj, li;
-    LLVMValueRef o = bk_loop_begin(L, outer, &lo), j = bk_loop_begin(L, ni, &lj);
-    LLVMValueRef k = LLVMBuildIntCast2(L->b, LLVMBuildLoad2(L->b, it, bk_gep(L, it, L->in[1], j), ""),
-                                       L->i64, 1, "");
-    LLVMValueRef neg = LLVMBuildICmp(L->b, LLVMIntSLT, k, bk_i64(L, 0), "");
-    k = LLVMBuildSelect(L->b, neg, LLVMBuildAdd(L->b, k, bk_i64(L, d), ""), k, "");
-    LLVMValueRef ok = LLVMBuildAnd(L->b, LLVMBuildICmp(L->b, LLVMIntSGE, k, bk_i64(L, 0), ""),
-                                   LLVMBuildICmp(L->b, LLVMIntSLT, k, bk_i64(L, d), ""), "");
-    check_or_fail(L, ok);
-    LLVMValueRef src = LLVMBuildMul(L->b, LLVMBuildAdd(L->b, LLVMBuildMul(L->b, o, bk_i64(L, d), ""), k, ""), bk_i64(L, inner), "");
-    LLVMValueRef dst = LLVMBuildMul(L->b, LLVMBuildAdd(L->b, LLVMBuildMul(L->b, o, bk_i64(L, ni), ""), j, ""), bk_i64(L, inner), "");
-    LLVMValueRef i = bk_loop_begin(L, inner, &li);
-    LLVMValueRef v = LLVMBuildLoad2(L->b, t, bk_gep(L, t, L->in[0], LLVMBuildAdd(L->b, src, i, "")), "");
-    LLVMBuildStore(L->b, v, bk_gep(L, t, L->out[0], LLVMBuildAdd(L->b, dst, i, "")));
-    bk_loop_end(L, &li);
-    bk_loop_end(L, &lj);
-    bk_loop_end(L, &lo);
-    return HONE_OK;
-}
-
 /* ===================== table-driven copies: Pad, Resize ===================== */
 
 /* Marks an index table entry as padding; sums of up to 16 entries stay negative. */
@@ -370,7 +322,7 @@ static hone_status pad_begins(bk_lower *L, int rank, int64_t *begin)
 /* The pad value: the attribute (old opsets), input 2 (loaded at run time), or 0. */
 static LLVMValueRef pad_value(bk_lower *L, LLVMTypeRef t)
 {
-    bool fp = LLVMGetTypeKind(t) == LLVMFloatTypeKind || LLVMGetTypeKind(t) == LLVMDoubleTypeKind;
+    bool fp = bk_is_float_type(t);
     if (L->node->opset < 11) {
         double v = hone_attr_float(L->node, "value", 0);
         return fp ? LLVMConstReal(t, v) : LLVMConstInt(t, (unsigned long long)(int64_t)v, 1);

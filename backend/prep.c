@@ -151,6 +151,13 @@ static bool outputs_small(const hone_node *n)
     return total <= FOLD_MAX_NUMEL;
 }
 
+/* True for ops whose result depends only on input 0's shape (EyeLike). */
+static bool shape_only(const hone_node *n)
+{
+    return !*n->domain && !strcmp(n->op_type, "EyeLike") && n->n_in == 1 && n->in[0] &&
+           is_static(n->in[0]) && bk_numel(n->in[0]) <= FOLD_MAX_NUMEL;
+}
+
 /* Folds node n when its outputs are computable now; errors are the model's. */
 static hone_status fold_node(hone_ctx *ctx, bk_model *m, const hone_node *n)
 {
@@ -158,13 +165,18 @@ static hone_status fold_node(hone_ctx *ctx, bk_model *m, const hone_node *n)
                  !*n->domain && n->n_in == 1 && n->in[0] && is_static(n->in[0]);
     if (shape && n->out[0])
         return fold_shape(ctx, n, &m->known[n->out[0]->id]);
-    if (!foldable_op(n) || !inputs_known(m, n) || !outputs_small(n))
+    bool dummy_in = shape_only(n) && !bk_known(m, n->in[0]);
+    if (!foldable_op(n) || (!dummy_in && !inputs_known(m, n)) || !outputs_small(n))
         return HONE_OK;
+    hone_tensor *dummy = NULL;
+    if (dummy_in && hone_tensor_new(ctx, n->in[0]->dtype, n->in[0]->rank, n->in[0]->dims, &dummy))
+        return hone_fail_wrap(ctx, "folding a compile-time value");
     const hone_tensor *in[n->n_in + 1];
     hone_tensor *out[n->n_out + 1];
     for (int i = 0; i < n->n_in; i++)
-        in[i] = bk_known(m, n->in[i]);
+        in[i] = dummy && i == 0 ? dummy : bk_known(m, n->in[i]);
     hone_status st = hone_node_run(ctx, n, in, out, NULL);
+    hone_tensor_free(dummy);
     if (st)
         return hone_fail_wrap(ctx, "folding a compile-time value");
     for (int i = 0; i < n->n_out; i++)
