@@ -28,7 +28,8 @@
  *                 SpaceToDepth, Resize)
  *   lower_index.c ops driven by run-time indices, checked against their
  *                 extents (Gather, GatherElements, GatherND, ScatterElements,
- *                 ScatterND), Trilu, CumSum
+ *                 ScatterND), Trilu, CumSum, the NLL and softmax
+ *                 cross-entropy losses (labels checked)
  *   emit.c        target machine, the LLVM pass pipeline, object / assembly /
  *                 IR / bitcode files, the self-contained shared library
  *   header.c      the generated C header of a compiled model
@@ -363,6 +364,7 @@ hone_status bk_lower_gather_nd(bk_lower *L);
 hone_status bk_lower_scatter_nd(bk_lower *L);
 hone_status bk_lower_trilu(bk_lower *L);
 hone_status bk_lower_cumsum(bk_lower *L);
+hone_status bk_lower_loss(bk_lower *L);
 
 /* ===================== emit.c: target, passes, files ===================== */
 

@@ -19,6 +19,7 @@
  *                    or wrapping int64; a run-time axis becomes a switch over
  *                    the rank's possible axes
  */
+#include <math.h>
 #include <string.h>
 
 #include "backend.h"
@@ -319,5 +320,115 @@ hone_status bk_lower_cumsum(bk_lower *L)
     LLVMPositionBuilderAtEnd(L->b, bad);
     LLVMBuildRet(L->b, bk_i32(L, 1));
     LLVMPositionBuilderAtEnd(L->b, end);
+    return HONE_OK;
+}
+
+/* ===================== NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss ===================== */
+
+/* The loss geometry: input [N, C, D...] seen as [N, C, D], labels [N, D]. */
+typedef struct loss_geo {
+    int64_t n, c, d;
+    LLVMTypeRef t;
+    bool sce;
+    LLVMValueRef sl, sw;    /* allocas: running loss and weight sums (double) */
+} loss_geo;
+
+static LLVMValueRef x_at(bk_lower *L, const loss_geo *g, LLVMValueRef off)
+{
+    return LLVMBuildFPCast(L->b, load_at(L, g->t, L->in[0], off), L->f64, "");
+}
+
+/* log-sum-exp over C at base (stride D); writes log-probabilities to output 1 when asked. */
+static LLVMValueRef log_sum_exp(bk_lower *L, const loss_geo *g, LLVMValueRef base, LLVMValueRef acc)
+{
+    bk_loop lc;
+    LLVMBuildStore(L->b, LLVMConstReal(L->f64, -INFINITY), acc);
+    LLVMValueRef c = bk_loop_begin(L, g->c, &lc);
+    LLVMValueRef v = x_at(L, g, LLVMBuildAdd(L->b, base, LLVMBuildMul(L->b, c, bk_i64(L, g->d), ""), ""));
+    LLVMValueRef cur = LLVMBuildLoad2(L->b, L->f64, acc, "");
+    LLVMBuildStore(L->b, LLVMBuildSelect(L->b, LLVMBuildFCmp(L->b, LLVMRealOGT, v, cur, ""), v, cur, ""), acc);
+    bk_loop_end(L, &lc);
+    LLVMValueRef mx = LLVMBuildLoad2(L->b, L->f64, acc, "");
+    LLVMBuildStore(L->b, LLVMConstReal(L->f64, 0), acc);
+    c = bk_loop_begin(L, g->c, &lc);
+    v = x_at(L, g, LLVMBuildAdd(L->b, base, LLVMBuildMul(L->b, c, bk_i64(L, g->d), ""), ""));
+    LLVMValueRef e = bk_intrinsic(L, "llvm.exp", L->f64, (LLVMValueRef[]){LLVMBuildFSub(L->b, v, mx, "")}, 1);
+    LLVMBuildStore(L->b, LLVMBuildFAdd(L->b, LLVMBuildLoad2(L->b, L->f64, acc, ""), e, ""), acc);
+    bk_loop_end(L, &lc);
+    LLVMValueRef s = LLVMBuildLoad2(L->b, L->f64, acc, "");
+    LLVMValueRef lse = LLVMBuildFAdd(L->b, mx, bk_intrinsic(L, "llvm.log", L->f64, &s, 1), "");
+    if (bk_out(L, 1)) {
+        c = bk_loop_begin(L, g->c, &lc);
+        LLVMValueRef off = LLVMBuildAdd(L->b, base, LLVMBuildMul(L->b, c, bk_i64(L, g->d), ""), "");
+        LLVMValueRef lp = LLVMBuildFSub(L->b, x_at(L, g, off), lse, "");
+        LLVMBuildStore(L->b, LLVMBuildFPCast(L->b, lp, g->t, ""), bk_gep(L, g->t, L->out[1], off));
+        bk_loop_end(L, &lc);
+    }
+    return lse;
+}
+
+/* One position (n, j): its loss and weight; a label outside [0, C) that is
+ * not ignore_index fails the node. */
+static void loss_position(bk_lower *L, const loss_geo *g, LLVMValueRef n, LLVMValueRef j, LLVMValueRef acc,
+                          bool none)
+{
+    const hone_node *nd = L->node;
+    LLVMValueRef base = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, n, bk_i64(L, g->c * g->d), ""), j, "");
+    LLVMValueRef lse = g->sce ? log_sum_exp(L, g, base, acc) : NULL;
+    LLVMValueRef pos = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, n, bk_i64(L, g->d), ""), j, "");
+    LLVMValueRef lab = LLVMBuildIntCast2(L->b, load_at(L, bk_type(L, bk_in(L, 1)->dtype), L->in[1], pos),
+                                         L->i64, 1, "");
+    LLVMValueRef ign = hone_attr_find(nd, "ignore_index")
+                           ? LLVMBuildICmp(L->b, LLVMIntEQ, lab, bk_i64(L, hone_attr_int(nd, "ignore_index", 0)), "")
+                           : LLVMConstInt(L->i1, 0, 0);
+    LLVMValueRef in = LLVMBuildAnd(L->b, LLVMBuildICmp(L->b, LLVMIntSGE, lab, bk_i64(L, 0), ""),
+                                   LLVMBuildICmp(L->b, LLVMIntSLT, lab, bk_i64(L, g->c), ""), "");
+    bk_check_or_fail(L, LLVMBuildOr(L->b, ign, in, ""));
+    LLVMValueRef safe = LLVMBuildSelect(L->b, ign, bk_i64(L, 0), lab, "");
+    LLVMValueRef lp = x_at(L, g, LLVMBuildAdd(L->b, base, LLVMBuildMul(L->b, safe, bk_i64(L, g->d), ""), ""));
+    if (lse)
+        lp = LLVMBuildFSub(L->b, lp, lse, "");
+    LLVMValueRef w = LLVMConstReal(L->f64, 1);
+    if (bk_in(L, 2))
+        w = LLVMBuildFPCast(L->b, load_at(L, bk_type(L, bk_in(L, 2)->dtype), L->in[2], safe), L->f64, "");
+    w = LLVMBuildSelect(L->b, ign, LLVMConstReal(L->f64, 0), w, "");
+    LLVMValueRef loss = LLVMBuildFNeg(L->b, LLVMBuildFMul(L->b, lp, w, ""), "");
+    loss = LLVMBuildSelect(L->b, ign, LLVMConstReal(L->f64, 0), loss, "");
+    if (none) {
+        LLVMBuildStore(L->b, LLVMBuildFPCast(L->b, loss, g->t, ""), bk_gep(L, g->t, L->out[0], pos));
+        return;
+    }
+    LLVMBuildStore(L->b, LLVMBuildFAdd(L->b, LLVMBuildLoad2(L->b, L->f64, g->sl, ""), loss, ""), g->sl);
+    LLVMBuildStore(L->b, LLVMBuildFAdd(L->b, LLVMBuildLoad2(L->b, L->f64, g->sw, ""), w, ""), g->sw);
+}
+
+/* NegativeLogLikelihoodLoss and SoftmaxCrossEntropyLoss (log-softmax over C
+ * first), in double: reduction none, sum, or mean = sum(loss) / sum(weight). */
+hone_status bk_lower_loss(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0);
+    const char *red = hone_attr_str(L->node, "reduction", "mean");
+    bool none = !strcmp(red, "none"), sum = !strcmp(red, "sum");
+    if (!hone_dtype_is_float(x->dtype) || x->rank < 2)
+        return bk_unsupported(L, "input of type %s, rank %d", hone_dtype_onnx_name(x->dtype), x->rank);
+    loss_geo g = {x->dims[0], x->dims[1], span(x->dims, 2, x->rank), bk_type(L, x->dtype),
+                  !strcmp(L->node->op_type, "SoftmaxCrossEntropyLoss")};
+    g.sl = LLVMBuildAlloca(L->b, L->f64, "sl");
+    g.sw = LLVMBuildAlloca(L->b, L->f64, "sw");
+    LLVMValueRef acc = LLVMBuildAlloca(L->b, L->f64, "acc");
+    LLVMBuildStore(L->b, LLVMConstReal(L->f64, 0), g.sl);
+    LLVMBuildStore(L->b, LLVMConstReal(L->f64, 0), g.sw);
+    if (g.n && g.d) {
+        bk_loop ln, lj;
+        LLVMValueRef n = bk_loop_begin(L, g.n, &ln), j = bk_loop_begin(L, g.d, &lj);
+        loss_position(L, &g, n, j, acc, none);
+        bk_loop_end(L, &lj);
+        bk_loop_end(L, &ln);
+    }
+    if (!none) {
+        LLVMValueRef sl = LLVMBuildLoad2(L->b, L->f64, g.sl, "");
+        LLVMValueRef v = sum ? sl : LLVMBuildFDiv(L->b, sl, LLVMBuildLoad2(L->b, L->f64, g.sw, ""), "");
+        LLVMBuildStore(L->b, LLVMBuildFPCast(L->b, v, g.t, ""), L->out[0]);
+    }
     return HONE_OK;
 }

@@ -125,6 +125,8 @@ static const bk_rule rules[] = {
     {"", "ScatterND", bk_lower_scatter_nd, NULL},
     {"", "Trilu", bk_lower_trilu, NULL},
     {"", "CumSum", bk_lower_cumsum, NULL},
+    {"", "NegativeLogLikelihoodLoss", bk_lower_loss, NULL},
+    {"", "SoftmaxCrossEntropyLoss", bk_lower_loss, NULL},
     {"", "Pad", bk_lower_pad, NULL},
     {"", "Expand", bk_lower_expand, NULL},
     {"", "Tile", bk_lower_tile, NULL},
