@@ -242,14 +242,16 @@ hone_status bk_lower_space_to_depth(bk_lower *L)
 typedef struct table_body {
     LLVMTypeRef t;
     int rank;
-    LLVMValueRef tab[HONE_MAX_RANK];   /* per axis: i64 offsets (2 per entry for linear) */
-    LLVMValueRef wts[HONE_MAX_RANK];   /* linear: per axis f64 weight pairs, NULL = single term */
-    LLVMValueRef pad;                  /* Pad: the value for marked entries */
+    LLVMValueRef tab[HONE_MAX_RANK];   /* per axis: i64 offsets, nterms[a] per entry */
+    LLVMValueRef wts[HONE_MAX_RANK];   /* per axis f64 weights, NULL = one term of weight 1 */
+    int nterms[HONE_MAX_RANK];
+    LLVMValueRef pad;                  /* Pad, Resize extrapolation: value for marked entries */
 } table_body;
 
-static LLVMValueRef table_at(bk_lower *L, LLVMTypeRef t, LLVMValueRef tab, LLVMValueRef i, int64_t k)
+/* Entry i, term k of a table with nt terms per entry. */
+static LLVMValueRef table_at(bk_lower *L, LLVMTypeRef t, LLVMValueRef tab, LLVMValueRef i, int nt, int k)
 {
-    LLVMValueRef idx = k ? LLVMBuildAdd(L->b, LLVMBuildMul(L->b, i, bk_i64(L, 2), ""), bk_i64(L, k - 1), "") : i;
+    LLVMValueRef idx = nt > 1 ? LLVMBuildAdd(L->b, LLVMBuildMul(L->b, i, bk_i64(L, nt), ""), bk_i64(L, k), "") : i;
     return LLVMBuildLoad2(L->b, t, bk_gep(L, t, tab, idx), "");
 }
 
@@ -259,7 +261,7 @@ static void gather_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMVa
     table_body *b = user;
     LLVMValueRef off = bk_i64(L, 0);
     for (int a = 0; a < b->rank; a++)
-        off = LLVMBuildAdd(L->b, off, table_at(L, L->i64, b->tab[a], ivs[a], 0), "");
+        off = LLVMBuildAdd(L->b, off, table_at(L, L->i64, b->tab[a], ivs[a], 1, 0), "");
     if (!b->pad) {
         LLVMBuildStore(L->b, LLVMBuildLoad2(L->b, b->t, bk_gep(L, b->t, L->in[0], off), ""),
                        bk_gep(L, b->t, L->out[0], offs[0]));
@@ -362,14 +364,15 @@ hone_status bk_lower_pad(bk_lower *L)
 
 /* ---- Resize ---- */
 
-typedef struct rs_plan {
-    bool linear, legacy;
-    int coord;              /* index into the coordinate mode names */
-    int nearest;            /* index into the nearest mode names; 4 = legacy truncation */
-    double scale[HONE_MAX_RANK];
-} rs_plan;
+enum { M_NEAREST, M_LINEAR, M_CUBIC };
+enum { C_HALF, C_HALF_SYM, C_PYTORCH, C_ALIGN, C_ASYM, C_TF_NN, C_CROP };
 
-enum { C_HALF, C_HALF_SYM, C_PYTORCH, C_ALIGN, C_ASYM, C_TF_NN };
+typedef struct rs_plan {
+    int mode, coord, nearest;   /* nearest: rounding rule index; 4 = legacy truncation */
+    double cubic_a, extrapolation;
+    bool exclude_outside;
+    double scale[HONE_MAX_RANK], roi[2 * HONE_MAX_RANK];
+} rs_plan;
 
 static int pick(const char *s, const char *const *names, int n)
 {
@@ -379,52 +382,97 @@ static int pick(const char *s, const char *const *names, int n)
     return -1;
 }
 
-/* Mode, coordinate rule and per-axis scale of a Resize / Upsample node. */
-static hone_status rs_prepare(bk_lower *L, rs_plan *p)
+/* Mode, coordinate rule and rounding of a Resize / Upsample node; Upsample
+ * and Resize-10 use asymmetric coordinates and truncating nearest. */
+static hone_status rs_attrs(bk_lower *L, rs_plan *p)
 {
+    static const char *const modes[] = {"nearest", "linear", "cubic"};
     static const char *const coords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
-                                         "align_corners", "asymmetric", "tf_half_pixel_for_nn"};
+                                         "align_corners", "asymmetric", "tf_half_pixel_for_nn",
+                                         "tf_crop_and_resize"};
     static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
     const hone_node *n = L->node;
-    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
-    const char *mode = hone_attr_str(n, "mode", "nearest");
-    bool up = !strcmp(n->op_type, "Upsample");
-    p->legacy = up || n->opset < 11;
-    p->linear = !strcmp(mode, "linear") || (p->legacy && !strcmp(mode, "bilinear"));
-    p->coord = p->legacy ? C_ASYM : pick(hone_attr_str(n, "coordinate_transformation_mode", "half_pixel"), coords, 6);
-    p->nearest = p->legacy ? 4 : pick(hone_attr_str(n, "nearest_mode", "round_prefer_floor"), nearest, 4);
-    if ((!p->linear && strcmp(mode, "nearest")) || p->coord < 0 || p->nearest < 0 ||
-        hone_attr_int(n, "exclude_outside", 0) || hone_attr_find(n, "axes"))
-        return bk_unsupported(L, "mode '%s' with these attributes (nearest and linear without "
-                                 "tf_crop_and_resize, exclude_outside or axes are compiled)", mode);
-    int is = up && n->opset < 9 ? -1 : p->legacy ? 1 : 2;
-    double sc[HONE_MAX_RANK];
-    const hone_tensor *t = is >= 0 ? bk_in_known(L, is) : NULL;
-    const float *fa;
-    int nf = is < 0 ? hone_attr_floats(n, "scales", &fa) : -1;
-    for (int a = 0; a < x->rank; a++) {
-        sc[a] = x->dims[a] ? (double)y->dims[a] / (double)x->dims[a] : 1;
-        if (t && t->numel == x->rank)
-            sc[a] = hone_tensor_get_f64(t, a);
-        if (nf == x->rank)
-            sc[a] = fa[a];
-        p->scale[a] = sc[a];
-    }
-    if (is >= 0 && bk_in(L, is) && bk_numel(bk_in(L, is)) > 0 && !t)
-        return bk_unsupported(L, "scales computed at run time");
+    bool legacy = !strcmp(n->op_type, "Upsample") || n->opset < 11;
+    const char *ms = hone_attr_str(n, "mode", "nearest");
+    p->mode = legacy && !strcmp(ms, "bilinear") ? M_LINEAR : pick(ms, modes, legacy ? 2 : 3);
+    p->coord = legacy ? C_ASYM : pick(hone_attr_str(n, "coordinate_transformation_mode", "half_pixel"), coords, 7);
+    p->nearest = legacy ? 4 : pick(hone_attr_str(n, "nearest_mode", "round_prefer_floor"), nearest, 4);
+    p->cubic_a = hone_attr_float(n, "cubic_coeff_a", -0.75f);
+    p->exclude_outside = hone_attr_int(n, "exclude_outside", 0) != 0;
+    p->extrapolation = hone_attr_float(n, "extrapolation_value", 0);
+    if (p->mode < 0 || p->coord < 0 || p->nearest < 0 || hone_attr_int(n, "antialias", 0) ||
+        strcmp(hone_attr_str(n, "keep_aspect_ratio_policy", "stretch"), "stretch"))
+        return bk_unsupported(L, "mode '%s' with these attributes", ms);
     return HONE_OK;
 }
 
-/* Input coordinate of output coordinate j along an axis of extents in -> out. */
-static double rs_coord(const rs_plan *p, int a, double j, int64_t in, int64_t out)
+/* Known floating values of input i (at most cap), -1 when absent or empty, -2 when unknown. */
+static int known_doubles(bk_lower *L, int i, double *v, int cap)
 {
-    double s = p->scale[a], ow = s * (double)in;
+    const hone_value *x = bk_in(L, i);
+    const hone_tensor *t = bk_in_known(L, i);
+    if (!x || bk_numel(x) == 0)
+        return -1;
+    if (!t || t->numel > cap)
+        return -2;
+    for (int64_t k = 0; k < t->numel; k++)
+        v[k] = hone_tensor_get_f64(t, k);
+    return (int)t->numel;
+}
+
+/* Per-axis scale (given scales, else output/input extents) and roi. */
+static hone_status rs_prepare(bk_lower *L, rs_plan *p)
+{
+    const hone_node *n = L->node;
+    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
+    hone_status st = rs_attrs(L, p);
+    if (st)
+        return st;
+    bool v11 = strcmp(n->op_type, "Upsample") && n->opset >= 11;
+    int iscales = !strcmp(n->op_type, "Upsample") && n->opset < 9 ? -1 : v11 ? 2 : 1;
+    const int64_t *ax;
+    int na = n->opset >= 18 ? hone_attr_ints(n, "axes", &ax) : -1, axes[HONE_MAX_RANK];
+    for (int k = 0; k < (na < 0 ? x->rank : na); k++)
+        axes[k] = na < 0 ? k : (int)(ax[k] < 0 ? ax[k] + x->rank : ax[k]);
+    na = na < 0 ? x->rank : na;
+    double sc[HONE_MAX_RANK], roi[2 * HONE_MAX_RANK];
+    int ns = iscales >= 0 ? known_doubles(L, iscales, sc, HONE_MAX_RANK) : -1;
+    int nr = v11 ? known_doubles(L, 1, roi, 2 * HONE_MAX_RANK) : -1;
+    const float *fa;
+    if (iscales < 0 && hone_attr_floats(n, "scales", &fa) == x->rank)
+        for (ns = 0; ns < x->rank; ns++)
+            sc[ns] = fa[ns];
+    if (ns == -2 || (p->coord == C_CROP && nr == -2))
+        return bk_unsupported(L, "scales or roi computed at run time");
+    for (int a = 0; a < x->rank; a++) {
+        p->scale[a] = x->dims[a] ? (double)y->dims[a] / (double)x->dims[a] : 1;
+        p->roi[a] = 0;
+        p->roi[x->rank + a] = 1;
+    }
+    for (int k = 0; k < na; k++) {
+        if (ns == na)
+            p->scale[axes[k]] = sc[k];
+        if (p->coord == C_CROP && nr == 2 * na) {
+            p->roi[axes[k]] = roi[k];
+            p->roi[x->rank + axes[k]] = roi[na + k];
+        }
+    }
+    return HONE_OK;
+}
+
+/* Input coordinate of output coordinate j along axis a of extents in -> out. */
+static double rs_coord(const rs_plan *p, int a, int rank, double j, int64_t in, int64_t out)
+{
+    double s = p->scale[a], ow = s * (double)in, r0 = p->roi[a], r1 = p->roi[rank + a];
     switch (p->coord) {
     case C_HALF: return (j + 0.5) / s - 0.5;
     case C_HALF_SYM: return (double)in / 2 * (1 - (double)out / ow) + (j + 0.5) / s - 0.5;
     case C_PYTORCH: return out > 1 ? (j + 0.5) / s - 0.5 : 0;
     case C_ALIGN: return ow == 1 ? 0 : j * (double)(in - 1) / (ow - 1);
     case C_TF_NN: return (j + 0.5) / s;
+    case C_CROP:
+        return r0 * (double)(in - 1) + (ow == 1 ? (r1 - r0) * (double)(in - 1) / 2
+                                                 : j * (r1 - r0) * (double)(in - 1) / (ow - 1));
     default: return j / s;
     }
 }
@@ -449,80 +497,127 @@ static int64_t rs_nearest(const rs_plan *p, double c, double scale)
     }
 }
 
-/* Linear terms of coordinate c: two (index, weight) pairs; the fraction lies in (0, 1]. */
-static void rs_linear(double c, int64_t in, int64_t *idx, double *w)
+/* Interpolation weights for fraction t in (0, 1]: 2 (linear) or 4 (cubic). */
+static int rs_weights(const rs_plan *p, double t, double *w)
 {
+    double a = p->cubic_a, u = 1 - t;
+    if (p->mode == M_LINEAR) {
+        w[0] = 1 - t;
+        w[1] = t;
+        return 2;
+    }
+    w[0] = ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a;
+    w[1] = ((a + 2) * t - (a + 3)) * t * t + 1;
+    w[2] = ((a + 2) * u - (a + 3)) * u * u + 1;
+    w[3] = ((a * (u + 1) - 5 * a) * (u + 1) + 8 * a) * (u + 1) - 4 * a;
+    return 4;
+}
+
+/* The terms (input index clamped to the edge, weight) of coordinate c; 0
+ * terms for a tf_crop_and_resize coordinate outside the input. */
+static int rs_terms(const rs_plan *p, double c, int64_t in, double scale, int64_t *idx, double *w)
+{
+    if (p->coord == C_CROP && (c < 0 || c > (double)(in - 1)))
+        return 0;
     if (!(fabs(c) < 1e15))
         c = 0;
-    double f = floor(c), t = c - f;
+    if (p->mode == M_NEAREST) {
+        idx[0] = clampi(rs_nearest(p, c, scale), in);
+        w[0] = 1;
+        return 1;
+    }
+    double f = floor(c), t = c - f, sum = 0;
     if (t == 0) {
         f -= 1;
         t = 1;
     }
-    idx[0] = clampi((int64_t)f, in);
-    idx[1] = clampi((int64_t)f + 1, in);
-    w[0] = 1 - t;
-    w[1] = t;
+    int n = rs_weights(p, t, w);
+    int64_t base = (int64_t)f - (n / 2 - 1);
+    for (int i = 0; i < n; i++) {
+        if (p->exclude_outside && (base + i < 0 || base + i >= in))
+            w[i] = 0;
+        sum += w[i];
+        idx[i] = clampi(base + i, in);
+    }
+    for (int i = 0; i < n && p->exclude_outside && sum != 0; i++)
+        w[i] /= sum;
+    return n;
 }
 
-/* Linear body: the weighted sum over the 2^k corners of the k two-term axes, in double. */
-static void linear_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMValueRef *ivs)
-{
-    table_body *b = user;
-    LLVMValueRef base = bk_i64(L, 0), o[HONE_MAX_RANK][2], w[HONE_MAX_RANK][2], sum = LLVMConstReal(L->f64, 0);
-    int two[HONE_MAX_RANK], k = 0;
-    for (int a = 0; a < b->rank; a++) {
-        if (!b->wts[a]) {
-            base = LLVMBuildAdd(L->b, base, table_at(L, L->i64, b->tab[a], ivs[a], 0), "");
-            continue;
-        }
-        two[k++] = a;
-        for (int t = 0; t < 2; t++) {
-            o[a][t] = table_at(L, L->i64, b->tab[a], ivs[a], t + 1);
-            w[a][t] = table_at(L, L->f64, b->wts[a], ivs[a], t + 1);
-        }
-    }
-    for (int corner = 0; corner < (1 << k); corner++) {
-        LLVMValueRef off = base, wt = LLVMConstReal(L->f64, 1);
-        for (int q = 0; q < k; q++) {
-            int a = two[q], t = (corner >> q) & 1;
-            off = LLVMBuildAdd(L->b, off, o[a][t], "");
-            wt = LLVMBuildFMul(L->b, wt, w[a][t], "");
-        }
-        LLVMValueRef v = LLVMBuildLoad2(L->b, b->t, bk_gep(L, b->t, L->in[0], off), "");
-        sum = LLVMBuildFAdd(L->b, sum, LLVMBuildFMul(L->b, wt, LLVMBuildFPCast(L->b, v, L->f64, ""), ""), "");
-    }
-    LLVMBuildStore(L->b, LLVMBuildFPCast(L->b, sum, b->t, ""), bk_gep(L, b->t, L->out[0], offs[0]));
-}
-
-/* The tables of axis a: nearest offsets, or linear (offset, weight) pairs;
- * an axis whose terms are all one index with weight 1 gets a plain table. */
+/* Emits the tables of axis a: per output entry nt terms (offsets, weights);
+ * an axis whose entries are all one index of weight 1 gets one plain table,
+ * entries outside the input (crop) the PAD_MARK sentinel. */
 static void rs_axis_tables(bk_lower *L, const rs_plan *p, int a, int64_t stride, table_body *b)
 {
     const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
-    int64_t n = y->dims[a], in = x->dims[a], *tab = malloc(sizeof(int64_t) * (size_t)(2 * n + 1));
-    double *wt = malloc(sizeof(double) * (size_t)(2 * n + 1));
-    bool single = true;
+    int64_t n = y->dims[a], in = x->dims[a], *tab = calloc((size_t)(4 * n + 1), sizeof *tab);
+    double *wt = calloc((size_t)(4 * n + 1), sizeof *wt);
     HONE_ASSERT(tab && wt);
+    int nt = 1;
     for (int64_t j = 0; j < n; j++) {
-        double c = rs_coord(p, a, (double)j, in, n);
-        if (!p->linear) {
-            tab[j] = clampi(rs_nearest(p, fabs(c) < 1e15 ? c : 0, p->scale[a]), in) * stride;
-            continue;
+        int64_t idx[4];
+        double w[4];
+        int k = rs_terms(p, rs_coord(p, a, x->rank, (double)j, in, n), in, p->scale[a], idx, w), nz = 0;
+        bool unit = true;
+        for (int t = 0; t < 4; t++) {
+            tab[4 * j + t] = t < k ? idx[t] * stride : k ? 0 : PAD_MARK;
+            wt[4 * j + t] = t < k ? w[t] : 0;
+            nz += t < k && w[t] != 0;
+            unit = unit && (t >= k || w[t] == 0 || w[t] == 1);
         }
-        rs_linear(c, in, &tab[2 * j], &wt[2 * j]);
-        tab[2 * j] *= stride;
-        tab[2 * j + 1] *= stride;
-        single = single && wt[2 * j] == 0;
+        if (k && !(nz == 1 && unit))
+            nt = k > nt ? k : nt;
     }
-    if (p->linear && single)
-        for (int64_t j = 0; j < n; j++)
-            tab[j] = tab[2 * j + 1];
-    bool pairs = p->linear && !single;
-    b->tab[a] = bk_global_bytes(L, tab, sizeof(int64_t) * (size_t)(pairs ? 2 * n : n), "rstab");
-    b->wts[a] = pairs ? bk_global_bytes(L, wt, sizeof(double) * (size_t)(2 * n), "rswts") : NULL;
+    for (int64_t j = 0; j < n * nt; j++) {
+        int64_t e = j / nt, k = j % nt;
+        while (nt == 1 && k < 3 && wt[4 * e + k] == 0 && tab[4 * e] != PAD_MARK)
+            k++;
+        tab[j] = tab[4 * e + (nt == 1 && wt[4 * e + k] == 0 ? 0 : k)];
+        wt[j] = wt[4 * e + k];
+    }
+    b->nterms[a] = nt;
+    b->tab[a] = bk_global_bytes(L, tab, sizeof(int64_t) * (size_t)(n * nt), "rstab");
+    b->wts[a] = nt > 1 ? bk_global_bytes(L, wt, sizeof(double) * (size_t)(n * nt), "rswts") : NULL;
     free(tab);
     free(wt);
+}
+
+/* Interpolating body: the weighted sum over the product of the multi-term
+ * axes' terms, in double; a marked (outside) entry gives the extrapolation value. */
+static void interp_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMValueRef *ivs)
+{
+    table_body *b = user;
+    LLVMValueRef base = bk_i64(L, 0), o[HONE_MAX_RANK][4], w[HONE_MAX_RANK][4], sum = LLVMConstReal(L->f64, 0);
+    int multi[HONE_MAX_RANK], k = 0, corners = 1;
+    for (int a = 0; a < b->rank; a++) {
+        if (b->nterms[a] == 1) {
+            base = LLVMBuildAdd(L->b, base, table_at(L, L->i64, b->tab[a], ivs[a], 1, 0), "");
+            continue;
+        }
+        multi[k++] = a;
+        corners *= b->nterms[a];
+        for (int t = 0; t < b->nterms[a]; t++) {
+            o[a][t] = table_at(L, L->i64, b->tab[a], ivs[a], b->nterms[a], t);
+            w[a][t] = table_at(L, L->f64, b->wts[a], ivs[a], b->nterms[a], t);
+        }
+    }
+    LLVMValueRef outside = LLVMBuildICmp(L->b, LLVMIntSLT, base, bk_i64(L, 0), "");
+    for (int q = 0; q < k; q++)
+        outside = LLVMBuildOr(L->b, outside, LLVMBuildICmp(L->b, LLVMIntSLT, o[multi[q]][0], bk_i64(L, 0), ""), "");
+    for (int corner = 0; corner < corners; corner++) {
+        LLVMValueRef off = base, wt = LLVMConstReal(L->f64, 1);
+        for (int q = 0, c = corner; q < k; q++) {
+            int a = multi[q], t = c % b->nterms[a];
+            c /= b->nterms[a];
+            off = LLVMBuildAdd(L->b, off, o[a][t], "");
+            wt = LLVMBuildFMul(L->b, wt, w[a][t], "");
+        }
+        off = LLVMBuildSelect(L->b, outside, bk_i64(L, 0), off, "");
+        LLVMValueRef v = LLVMBuildLoad2(L->b, b->t, bk_gep(L, b->t, L->in[0], off), "");
+        sum = LLVMBuildFAdd(L->b, sum, LLVMBuildFMul(L->b, wt, LLVMBuildFPCast(L->b, v, L->f64, ""), ""), "");
+    }
+    LLVMValueRef r = LLVMBuildFPCast(L->b, sum, b->t, "");
+    LLVMBuildStore(L->b, LLVMBuildSelect(L->b, outside, b->pad, r, ""), bk_gep(L, b->t, L->out[0], offs[0]));
 }
 
 hone_status bk_lower_resize(bk_lower *L)
@@ -532,13 +627,16 @@ hone_status bk_lower_resize(bk_lower *L)
     hone_status st = rs_prepare(L, &p);
     if (st)
         return st;
-    if (p.linear && !hone_dtype_is_float(x->dtype))
-        return bk_unsupported(L, "linear interpolation of %s", hone_dtype_onnx_name(x->dtype));
     int64_t xs[HONE_MAX_RANK];
     bk_strides(x->rank, x->dims, xs);
     table_body b = {elem_type(L), x->rank};
+    bool interp = p.mode != M_NEAREST || p.coord == C_CROP;
+    if (interp && !hone_dtype_is_float(x->dtype))
+        return bk_unsupported(L, "interpolation of %s", hone_dtype_onnx_name(x->dtype));
     for (int a = 0; a < x->rank; a++)
         rs_axis_tables(L, &p, a, xs[a], &b);
-    emit_table_nest(L, &b, p.linear ? linear_emit_body : gather_emit_body);
+    if (interp)
+        b.pad = LLVMConstReal(b.t, p.extrapolation);
+    emit_table_nest(L, &b, interp ? interp_emit_body : gather_emit_body);
     return HONE_OK;
 }
