@@ -247,6 +247,8 @@ const hone_value *bk_out(bk_lower *L, int i);
 
 /* LLVM type of an element of dt (bool as i8, float16 as half), or NULL when not lowered. */
 LLVMTypeRef bk_type(bk_lower *L, hone_dtype dt);
+/* Index of s in names[0..n), or -1. */
+int bk_find_name(const char *s, const char *const *names, int n);
 /* True for half, float and double. */
 bool bk_is_float_type(LLVMTypeRef t);
 LLVMValueRef bk_i64(bk_lower *L, int64_t v);

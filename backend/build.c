@@ -30,6 +30,14 @@ LLVMTypeRef bk_type(bk_lower *L, hone_dtype dt)
     }
 }
 
+int bk_find_name(const char *s, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s, names[i]))
+            return i;
+    return -1;
+}
+
 bool bk_is_float_type(LLVMTypeRef t)
 {
     LLVMTypeKind k = LLVMGetTypeKind(t);

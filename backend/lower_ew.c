@@ -25,6 +25,18 @@
 
 /* ===================== element helpers ===================== */
 
+/* From an X-macro list of (enumerator, ONNX name): the enum and fn(name),
+ * the enumerator of an op name or -1. */
+#define KIND_ENUM(e, s) e,
+#define KIND_NAME(e, s) s,
+#define KIND_TABLE(LIST, fn)                                                                    \
+    enum { LIST(KIND_ENUM) fn##_count };                                                        \
+    static int fn(const char *name)                                                             \
+    {                                                                                           \
+        static const char *const names[] = {LIST(KIND_NAME)};                                   \
+        return bk_find_name(name, names, fn##_count);                                           \
+    }
+
 static bool is_fp(LLVMTypeRef t)
 {
     return bk_is_float_type(t);
@@ -190,35 +202,18 @@ static hone_status emit_ew(bk_lower *L, const ew_ctx *e, const int *idx, int n, 
 
 /* ===================== unary ===================== */
 
-#define UNARY_OPS(X)                                                                             \
-    X(ABS, "Abs") X(NEG, "Neg") X(SIGN, "Sign") X(EXP, "Exp") X(LOG, "Log") X(SQRT, "Sqrt")      \
-    X(RECIP, "Reciprocal") X(FLOOR, "Floor") X(CEIL, "Ceil") X(ROUND, "Round") X(SIN, "Sin")     \
-    X(COS, "Cos") X(TAN, "Tan") X(ASIN, "Asin") X(ACOS, "Acos") X(ATAN, "Atan") X(SINH, "Sinh")  \
-    X(COSH, "Cosh") X(ASINH, "Asinh") X(ACOSH, "Acosh") X(ATANH, "Atanh") X(ERF, "Erf")          \
-    X(NOT, "Not") X(ISNAN, "IsNaN") X(ISINF, "IsInf") X(RELU, "Relu") X(SIGMOID, "Sigmoid")      \
-    X(TANH, "Tanh") X(SOFTPLUS, "Softplus") X(SOFTSIGN, "Softsign") X(ELU, "Elu")                \
-    X(SELU, "Selu") X(CELU, "Celu") X(LEAKY, "LeakyRelu") X(THRESH, "ThresholdedRelu")           \
-    X(HSIGMOID, "HardSigmoid") X(HSWISH, "HardSwish") X(SHRINK, "Shrink")
+#define UNARY_OPS(X)                                                                              \
+    X(U_ABS, "Abs") X(U_NEG, "Neg") X(U_SIGN, "Sign") X(U_EXP, "Exp") X(U_LOG, "Log")             \
+    X(U_SQRT, "Sqrt") X(U_RECIP, "Reciprocal") X(U_FLOOR, "Floor") X(U_CEIL, "Ceil")              \
+    X(U_ROUND, "Round") X(U_SIN, "Sin") X(U_COS, "Cos") X(U_TAN, "Tan") X(U_ASIN, "Asin")         \
+    X(U_ACOS, "Acos") X(U_ATAN, "Atan") X(U_SINH, "Sinh") X(U_COSH, "Cosh") X(U_ASINH, "Asinh")   \
+    X(U_ACOSH, "Acosh") X(U_ATANH, "Atanh") X(U_ERF, "Erf") X(U_NOT, "Not") X(U_ISNAN, "IsNaN")   \
+    X(U_ISINF, "IsInf") X(U_RELU, "Relu") X(U_SIGMOID, "Sigmoid") X(U_TANH, "Tanh")               \
+    X(U_SOFTPLUS, "Softplus") X(U_SOFTSIGN, "Softsign") X(U_ELU, "Elu") X(U_SELU, "Selu")         \
+    X(U_CELU, "Celu") X(U_LEAKY, "LeakyRelu") X(U_THRESH, "ThresholdedRelu")                      \
+    X(U_HSIGMOID, "HardSigmoid") X(U_HSWISH, "HardSwish") X(U_SHRINK, "Shrink")
 
-enum {
-#define X(e, s) U_##e,
-    UNARY_OPS(X)
-#undef X
-    U_COUNT
-};
-
-static int unary_kind(const char *name)
-{
-    static const char *const names[] = {
-#define X(e, s) s,
-        UNARY_OPS(X)
-#undef X
-    };
-    for (int i = 0; i < U_COUNT; i++)
-        if (!strcmp(names[i], name))
-            return i;
-    return -1;
-}
+KIND_TABLE(UNARY_OPS, unary_kind)
 
 /* Sigmoid without overflow: e = exp(-|x|), r = 1/(1+e); x >= 0 ? r : e r. */
 static LLVMValueRef sigmoid(bk_lower *L, LLVMValueRef x)
@@ -391,31 +386,14 @@ hone_status bk_lower_unary(bk_lower *L)
 
 /* ===================== binary ===================== */
 
-#define BINARY_OPS(X)                                                                           \
-    X(ADD, "Add") X(SUB, "Sub") X(MUL, "Mul") X(DIV, "Div") X(MOD, "Mod") X(POW, "Pow")         \
-    X(SHIFT, "BitShift") X(AND, "And") X(OR, "Or") X(XOR, "Xor") X(EQ, "Equal") X(LT, "Less")  \
-    X(LE, "LessOrEqual") X(GT, "Greater") X(GE, "GreaterOrEqual") X(PRELU, "PRelu")            \
-    X(MAX, "Max") X(MIN, "Min") X(SUM, "Sum") X(MEAN, "Mean")
+#define BINARY_OPS(X)                                                                             \
+    X(B_ADD, "Add") X(B_SUB, "Sub") X(B_MUL, "Mul") X(B_DIV, "Div") X(B_MOD, "Mod")               \
+    X(B_POW, "Pow") X(B_SHIFT, "BitShift") X(B_AND, "And") X(B_OR, "Or") X(B_XOR, "Xor")          \
+    X(B_EQ, "Equal") X(B_LT, "Less") X(B_LE, "LessOrEqual") X(B_GT, "Greater")                    \
+    X(B_GE, "GreaterOrEqual") X(B_PRELU, "PRelu") X(B_MAX, "Max") X(B_MIN, "Min")                 \
+    X(B_SUM, "Sum") X(B_MEAN, "Mean")
 
-enum {
-#define X(e, s) B_##e,
-    BINARY_OPS(X)
-#undef X
-    B_COUNT
-};
-
-static int binary_kind(const char *name)
-{
-    static const char *const names[] = {
-#define X(e, s) s,
-        BINARY_OPS(X)
-#undef X
-    };
-    for (int i = 0; i < B_COUNT; i++)
-        if (!strcmp(names[i], name))
-            return i;
-    return -1;
-}
+KIND_TABLE(BINARY_OPS, binary_kind)
 
 /* numpy / C remainder of doubles x, y (fmod keeps the dividend's sign). */
 static LLVMValueRef mod_f64(bk_lower *L, LLVMValueRef x, LLVMValueRef y, bool cmod)
@@ -710,30 +688,12 @@ void bk_emit_epilogue(bk_lower *L, LLVMValueRef y, int rank, const int64_t *dims
 
 /* ===================== reductions ===================== */
 
-#define REDUCE_OPS(X)                                                                          \
-    X(SUM, "ReduceSum") X(MEAN, "ReduceMean") X(MAX, "ReduceMax") X(MIN, "ReduceMin")         \
-    X(PROD, "ReduceProd") X(L1, "ReduceL1") X(L2, "ReduceL2") X(LOGSUM, "ReduceLogSum")       \
-    X(LSE, "ReduceLogSumExp") X(SUMSQ, "ReduceSumSquare")
+#define REDUCE_OPS(X)                                                                             \
+    X(R_SUM, "ReduceSum") X(R_MEAN, "ReduceMean") X(R_MAX, "ReduceMax") X(R_MIN, "ReduceMin")     \
+    X(R_PROD, "ReduceProd") X(R_L1, "ReduceL1") X(R_L2, "ReduceL2") X(R_LOGSUM, "ReduceLogSum")   \
+    X(R_LSE, "ReduceLogSumExp") X(R_SUMSQ, "ReduceSumSquare")
 
-enum {
-#define X(e, s) R_##e,
-    REDUCE_OPS(X)
-#undef X
-    R_COUNT
-};
-
-static int reduce_kind(const char *name)
-{
-    static const char *const names[] = {
-#define X(e, s) s,
-        REDUCE_OPS(X)
-#undef X
-    };
-    for (int i = 0; i < R_COUNT; i++)
-        if (!strcmp(names[i], name))
-            return i;
-    return -1;
-}
+KIND_TABLE(REDUCE_OPS, reduce_kind)
 
 /* What one reduction does. */
 typedef struct red_spec {

@@ -71,11 +71,7 @@ typedef enum { RED_NONE, RED_ADD, RED_MUL, RED_MAX, RED_MIN } reduction;
 static int scatter_reduction(const hone_node *n)
 {
     static const char *const names[] = {"none", "add", "mul", "max", "min"};
-    const char *s = hone_attr_str(n, "reduction", "none");
-    for (int i = 0; i < 5; i++)
-        if (!strcmp(s, names[i]))
-            return i;
-    return -1;
+    return bk_find_name(hone_attr_str(n, "reduction", "none"), names, 5);
 }
 
 /* Writes u into *p, or combines it with the old value under reduction r. */

@@ -159,48 +159,47 @@ hone_status bk_lower_tile(bk_lower *L)
     return HONE_OK;
 }
 
-/* Concat: each input copied into its slab of the output along axis. */
-hone_status bk_lower_concat(bk_lower *L)
+/* Copies piece (a slab of whole along axis, starting at index at) into
+ * whole (into = true) or out of it; whole has row-major strides ws. */
+static void slab_copy(bk_lower *L, LLVMTypeRef t, const hone_value *piece, LLVMValueRef pp,
+                      LLVMValueRef whole, const int64_t *ws, int64_t at, int axis, bool into)
 {
-    const hone_value *y = bk_out(L, 0);
-    int axis = norm_axis(hone_attr_int(L->node, "axis", 0), y->rank);
-    int64_t ys[HONE_MAX_RANK], at = 0;
-    bk_strides(y->rank, y->dims, ys);
-    LLVMTypeRef t = elem_type(L);
-    for (int i = 0; i < L->node->n_in; i++) {
-        const hone_value *x = bk_in(L, i);
-        if (!x)
+    bk_nest n = {.rank = piece->rank, .n_ops = 2};
+    memcpy(n.dims, piece->dims, sizeof(int64_t) * (size_t)piece->rank);
+    memcpy(n.strides[into ? 0 : 1], ws, sizeof(int64_t) * (size_t)piece->rank);
+    bk_strides(piece->rank, piece->dims, n.strides[into ? 1 : 0]);
+    LLVMValueRef wp = bk_gep_c(L, t, whole, at * ws[axis]);
+    bk_emit_copy(L, t, into ? wp : pp, into ? pp : wp, &n);
+}
+
+/* Concat (into the output) and Split (out of the input): one slab per piece. */
+static hone_status slabs(bk_lower *L, bool concat)
+{
+    const hone_value *whole = concat ? bk_out(L, 0) : bk_in(L, 0);
+    int axis = norm_axis(hone_attr_int(L->node, "axis", 0), whole->rank);
+    int64_t ws[HONE_MAX_RANK], at = 0;
+    bk_strides(whole->rank, whole->dims, ws);
+    LLVMTypeRef t = bk_type(L, whole->dtype);
+    int n = concat ? L->node->n_in : L->node->n_out;
+    for (int i = 0; i < n; i++) {
+        const hone_value *piece = concat ? bk_in(L, i) : bk_out(L, i);
+        if (!piece)
             continue;
-        bk_nest n = {.rank = x->rank, .n_ops = 2};
-        memcpy(n.dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
-        memcpy(n.strides[0], ys, sizeof ys);
-        bk_strides(x->rank, x->dims, n.strides[1]);
-        bk_emit_copy(L, t, bk_gep_c(L, t, L->out[0], at * ys[axis]), L->in[i], &n);
-        at += x->dims[axis];
+        slab_copy(L, t, piece, concat ? L->in[i] : L->out[i], concat ? L->out[0] : L->in[0], ws, at,
+                  axis, concat);
+        at += piece->dims[axis];
     }
     return HONE_OK;
 }
 
-/* Split: each output copied out of its slab of the input along axis. */
+hone_status bk_lower_concat(bk_lower *L)
+{
+    return slabs(L, true);
+}
+
 hone_status bk_lower_split(bk_lower *L)
 {
-    const hone_value *x = bk_in(L, 0);
-    int axis = norm_axis(hone_attr_int(L->node, "axis", 0), x->rank);
-    int64_t xs[HONE_MAX_RANK], at = 0;
-    bk_strides(x->rank, x->dims, xs);
-    LLVMTypeRef t = bk_type(L, x->dtype);
-    for (int i = 0; i < L->node->n_out; i++) {
-        const hone_value *y = bk_out(L, i);
-        if (!y)
-            continue;
-        bk_nest n = {.rank = y->rank, .n_ops = 2};
-        memcpy(n.dims, y->dims, sizeof(int64_t) * (size_t)y->rank);
-        bk_strides(y->rank, y->dims, n.strides[0]);
-        memcpy(n.strides[1], xs, sizeof xs);
-        bk_emit_copy(L, t, L->out[i], bk_gep_c(L, t, L->in[0], at * xs[axis]), &n);
-        at += y->dims[axis];
-    }
-    return HONE_OK;
+    return slabs(L, false);
 }
 
 /* DepthToSpace: Y[N, C', H*b, W*b] walked as [N, C', H, b, W, b]. */
@@ -374,14 +373,6 @@ typedef struct rs_plan {
     double scale[HONE_MAX_RANK], roi[2 * HONE_MAX_RANK];
 } rs_plan;
 
-static int pick(const char *s, const char *const *names, int n)
-{
-    for (int i = 0; i < n; i++)
-        if (!strcmp(s, names[i]))
-            return i;
-    return -1;
-}
-
 /* Mode, coordinate rule and rounding of a Resize / Upsample node; Upsample
  * and Resize-10 use asymmetric coordinates and truncating nearest. */
 static hone_status rs_attrs(bk_lower *L, rs_plan *p)
@@ -394,9 +385,9 @@ static hone_status rs_attrs(bk_lower *L, rs_plan *p)
     const hone_node *n = L->node;
     bool legacy = !strcmp(n->op_type, "Upsample") || n->opset < 11;
     const char *ms = hone_attr_str(n, "mode", "nearest");
-    p->mode = legacy && !strcmp(ms, "bilinear") ? M_LINEAR : pick(ms, modes, legacy ? 2 : 3);
-    p->coord = legacy ? C_ASYM : pick(hone_attr_str(n, "coordinate_transformation_mode", "half_pixel"), coords, 7);
-    p->nearest = legacy ? 4 : pick(hone_attr_str(n, "nearest_mode", "round_prefer_floor"), nearest, 4);
+    p->mode = legacy && !strcmp(ms, "bilinear") ? M_LINEAR : bk_find_name(ms, modes, legacy ? 2 : 3);
+    p->coord = legacy ? C_ASYM : bk_find_name(hone_attr_str(n, "coordinate_transformation_mode", "half_pixel"), coords, 7);
+    p->nearest = legacy ? 4 : bk_find_name(hone_attr_str(n, "nearest_mode", "round_prefer_floor"), nearest, 4);
     p->cubic_a = hone_attr_float(n, "cubic_coeff_a", -0.75f);
     p->exclude_outside = hone_attr_int(n, "exclude_outside", 0) != 0;
     p->extrapolation = hone_attr_float(n, "extrapolation_value", 0);
