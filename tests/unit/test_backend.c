@@ -656,6 +656,13 @@ static double raw_err(const char *path, const hone_tensor *t)
     return e;
 }
 
+/* A sanitizer build's runtime archive needs the sanitizers in the program too. */
+#ifdef __SANITIZE_ADDRESS__
+#define PROGRAM_FLAGS "-fsanitize=address,undefined"
+#else
+#define PROGRAM_FLAGS ""
+#endif
+
 /* Builds the program against the given model files (shared libraries or objects) and runs it. */
 static void build_and_run(const char *dir, const char *objs, bool clf)
 {
@@ -665,8 +672,8 @@ static void build_and_run(const char *dir, const char *objs, bool clf)
     assert_non_null(f);
     fputs(program_text(clf), f);
     fclose(f);
-    snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Werror -I%s -I%s %s/main.c %s -Wl,-rpath,%s -o %s/prog",
-             dir, tu_src("include"), dir, objs, dir, dir);
+    snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Werror %s -I%s -I%s %s/main.c %s -Wl,-rpath,%s -o %s/prog",
+             PROGRAM_FLAGS, dir, tu_src("include"), dir, objs, dir, dir);
     assert_int_equal(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s/prog %s/x.raw %s/probs.raw %s/feat.raw %s/img.raw %s/logits.raw",
              dir, dir, dir, dir, dir, dir);
