@@ -13,11 +13,13 @@
  * Workspace classes are live from the step that defines their root to the
  * last step that reads any member (output copies read at the final step).
  * Kernel scratch (im2col columns, accumulators) is one more buffer, live for
- * its node's step only. Offsets come from a best-fit greedy pass: buffers by
- * decreasing size, each placed in the tightest gap between the buffers
- * already placed whose live intervals overlap its own, else on top. The lower
- * bound is the largest sum of buffers live at one step; greedy-by-size plans
- * typically meet it on CNNs, and the report states both.
+ * its node's step only. Offsets come from greedy placement: buffers taken in
+ * some order, each put in a gap between the buffers already placed whose
+ * live intervals overlap its own (the tightest gap, or the lowest), else on
+ * top. Four orders (by size, by size x lifetime, by lifetime, and by breadth:
+ * the busiest steps' buffers first) times two fit rules are tried and the
+ * smallest plan kept. The lower bound is the largest sum of buffers live at
+ * one step; the report states both.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +39,22 @@ static int by_size_desc(const void *a, const void *b)
     return x->first - y->first;
 }
 
+/* Larger size x lifetime first. */
+static int by_area_desc(const void *a, const void *b)
+{
+    const bk_buf *x = *(bk_buf *const *)a, *y = *(bk_buf *const *)b;
+    double ax = (double)x->size * (x->last - x->first + 1), ay = (double)y->size * (y->last - y->first + 1);
+    return ax != ay ? (ax < ay ? 1 : -1) : by_size_desc(a, b);
+}
+
+/* Longer lifetime first, then larger. */
+static int by_length_desc(const void *a, const void *b)
+{
+    const bk_buf *x = *(bk_buf *const *)a, *y = *(bk_buf *const *)b;
+    int lx = x->last - x->first, ly = y->last - y->first;
+    return lx != ly ? ly - lx : by_size_desc(a, b);
+}
+
 static int by_offset(const void *a, const void *b)
 {
     const bk_buf *x = *(bk_buf *const *)a, *y = *(bk_buf *const *)b;
@@ -48,8 +66,9 @@ static bool overlaps(const bk_buf *a, const bk_buf *b)
     return a->first <= b->last && b->first <= a->last;
 }
 
-/* Offset for b: the tightest gap among the placed buffers live with it. */
-static size_t best_fit(const bk_buf *b, bk_buf **placed, int n_placed, bk_buf **tmp)
+/* Offset for b among the placed buffers live with it: the tightest gap that
+ * fits (best fit) or the lowest one (first fit), else on top of them. */
+static size_t fit(const bk_buf *b, bk_buf **placed, int n_placed, bk_buf **tmp, bool best_fit)
 {
     int k = 0;
     for (int i = 0; i < n_placed; i++)
@@ -59,8 +78,8 @@ static size_t best_fit(const bk_buf *b, bk_buf **placed, int n_placed, bk_buf **
     size_t need = align_up(b->size), at = 0, best = SIZE_MAX, best_gap = SIZE_MAX;
     for (int i = 0; i < k; i++) {
         if (tmp[i]->offset >= at + need && tmp[i]->offset - at < best_gap) {
-            best_gap = tmp[i]->offset - at;
-            best = at;
+            best_gap = best_fit ? tmp[i]->offset - at : 0;
+            best = best == SIZE_MAX || best_fit ? at : best;
         }
         size_t end = tmp[i]->offset + align_up(tmp[i]->size);
         at = end > at ? end : at;
@@ -68,23 +87,86 @@ static size_t best_fit(const bk_buf *b, bk_buf **placed, int n_placed, bk_buf **
     return best != SIZE_MAX ? best : at;
 }
 
-size_t bk_plan_offsets(bk_buf *bufs, int n)
+/* Places the buffers in the given order; returns the extent. */
+static size_t place(bk_buf **order, int n, bool best_fit, bk_buf **tmp)
 {
-    bk_buf **order = malloc(sizeof *order * (size_t)(n + 1));
-    bk_buf **tmp = malloc(sizeof *tmp * (size_t)(n + 1));
-    HONE_ASSERT(order && tmp);
-    for (int i = 0; i < n; i++)
-        order[i] = &bufs[i];
-    qsort(order, (size_t)n, sizeof *order, by_size_desc);
     size_t total = 0;
     for (int i = 0; i < n; i++) {
-        order[i]->offset = order[i]->size ? best_fit(order[i], order, i, tmp) : 0;
+        order[i]->offset = order[i]->size ? fit(order[i], order, i, tmp, best_fit) : 0;
         size_t end = order[i]->offset + align_up(order[i]->size);
         total = end > total ? end : total;
     }
+    return total;
+}
+
+/* Greedy by breadth: steps by decreasing live bytes, each step's unplaced
+ * buffers largest first. */
+static void breadth_order(bk_buf *bufs, int n, bk_buf **order)
+{
+    int steps = 0, k = 0;
+    for (int i = 0; i < n; i++)
+        steps = bufs[i].last + 1 > steps ? bufs[i].last + 1 : steps;
+    size_t *live = calloc((size_t)steps + 1, sizeof *live);
+    int *by_live = malloc(sizeof(int) * (size_t)(steps + 1));
+    bool *taken = calloc((size_t)n + 1, 1);
+    HONE_ASSERT(live && by_live && taken);
+    for (int i = 0; i < n; i++)
+        for (int s = bufs[i].first < 0 ? 0 : bufs[i].first; s <= bufs[i].last; s++)
+            live[s] += align_up(bufs[i].size);
+    for (int s = 0; s < steps; s++)
+        by_live[s] = s;
+    for (int a = 1; a < steps; a++)     /* insertion sort: steps are few */
+        for (int b = a; b > 0 && live[by_live[b]] > live[by_live[b - 1]]; b--) {
+            int t = by_live[b];
+            by_live[b] = by_live[b - 1];
+            by_live[b - 1] = t;
+        }
+    for (int si = 0; si < steps; si++) {
+        int s = by_live[si], k0 = k;
+        for (int i = 0; i < n; i++)
+            if (!taken[i] && bufs[i].first <= s && s <= bufs[i].last) {
+                taken[i] = true;
+                order[k++] = &bufs[i];
+            }
+        qsort(order + k0, (size_t)(k - k0), sizeof *order, by_size_desc);
+    }
+    for (int i = 0; i < n; i++)
+        if (!taken[i])
+            order[k++] = &bufs[i];
+    free(live);
+    free(by_live);
+    free(taken);
+}
+
+size_t bk_plan_offsets(bk_buf *bufs, int n)
+{
+    static int (*const orders[])(const void *, const void *) = {by_size_desc, by_area_desc,
+                                                                 by_length_desc, NULL};
+    bk_buf **order = malloc(sizeof *order * (size_t)(n + 1));
+    bk_buf **tmp = malloc(sizeof *tmp * (size_t)(n + 1));
+    size_t *best_off = malloc(sizeof *best_off * (size_t)(n + 1)), best = SIZE_MAX;
+    HONE_ASSERT(order && tmp && best_off);
+    for (int o = 0; o < 4; o++)
+        for (int bf = 0; bf < 2; bf++) {
+            for (int i = 0; i < n; i++)
+                order[i] = &bufs[i];
+            if (orders[o])
+                qsort(order, (size_t)n, sizeof *order, orders[o]);
+            else
+                breadth_order(bufs, n, order);
+            size_t total = place(order, n, bf == 0, tmp);
+            if (total < best) {
+                best = total;
+                for (int i = 0; i < n; i++)
+                    best_off[i] = bufs[i].offset;
+            }
+        }
+    for (int i = 0; i < n; i++)
+        bufs[i].offset = best_off[i];
     free(order);
     free(tmp);
-    return total;
+    free(best_off);
+    return n ? best : 0;
 }
 
 size_t bk_plan_bound(const bk_buf *bufs, int n)
