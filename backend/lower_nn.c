@@ -56,18 +56,42 @@ static hone_status conv_window(hone_ctx *ctx, const hone_node *n, hone_rt_window
     return nn_window(ctx, n, nsp, in, k, (nn_window_opts){0}, w);
 }
 
+/* Scratch budget of one im2col tile: small enough to sit in L2 and near the
+ * activations' size, large enough for efficient GEMMs. */
+#define CONV_TILE_BYTES ((int64_t)1 << 20)
+
+/* True when im2col is the identity (1x1, stride 1, no padding): no scratch. */
+static bool pointwise(const hone_rt_window *w)
+{
+    for (int d = 0; d < w->nsp; d++)
+        if (w->k[d] != 1 || w->stride[d] != 1 || w->pad[d] != 0 || w->out[d] != w->in[d])
+            return false;
+    return true;
+}
+
+/* Window positions per im2col tile of a conv with c channels in groups. */
+static int64_t conv_tile_cols(const hone_rt_window *w, int64_t c, int64_t g)
+{
+    int64_t rows = c / g * hone_rt_window_k_numel(w), total = hone_rt_window_out_numel(w);
+    int64_t cols = CONV_TILE_BYTES / (int64_t)sizeof(float) / (rows > 0 ? rows : 1);
+    cols = cols < 64 ? 64 : cols;
+    return cols < total ? cols : total;
+}
+
 size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
 {
     hone_ctx ctx;
     hone_rt_window w;
     int64_t g;
     hone_ctx_init(&ctx);
-    if (n->in[0]->dtype != HONE_DT_FLOAT || conv_window(&ctx, n, &w, &g))
+    if (n->in[0]->dtype != HONE_DT_FLOAT || conv_window(&ctx, n, &w, &g) || pointwise(&w))
         return 0;
-    return hone_rt_conv_scratch(&w, n->in[0]->dims[1], g) * sizeof(float);
+    int64_t c = n->in[0]->dims[1];
+    return hone_rt_conv_tile_scratch(&w, c, g, conv_tile_cols(&w, c, g)) * sizeof(float);
 }
 
-/* The hone_rt_conv call of the current node (Conv or FusedConv). */
+/* The conv call of the current node (Conv or FusedConv): hone_rt_conv for
+ * pointwise convs (no scratch), hone_rt_conv_tiled with the planned tile else. */
 static hone_status emit_conv_call(bk_lower *L)
 {
     hone_rt_window w;
@@ -78,13 +102,12 @@ static hone_status emit_conv_call(bk_lower *L)
         st = conv_window(L->ctx, L->node, &w, &g);
     if (st)
         return st;
-    LLVMTypeRef pt[10] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr, L->ptr, L->ptr, L->ptr};
-    LLVMValueRef a[10] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]),
+    bool pw = pointwise(&w);
+    LLVMTypeRef pt[11] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr, L->ptr, L->ptr, L->ptr, L->i64};
+    LLVMValueRef a[11] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]),
                           ci64(L, y->dims[1]), ci64(L, g), L->in[0], L->in[1], maybe_in(L, 2),
-                          L->out[0], L->scratch ? L->scratch : LLVMConstNull(L->ptr)};
-    if (!bk_scratch_conv(L->m, L->node))
-        a[9] = LLVMConstNull(L->ptr);
-    bk_call(L, "hone_rt_conv", L->vd, pt, 10, a);
+                          L->out[0], L->scratch, ci64(L, pw ? 0 : conv_tile_cols(&w, x->dims[1], g))};
+    bk_call(L, pw ? "hone_rt_conv" : "hone_rt_conv_tiled", L->vd, pt, pw ? 10 : 11, a);
     return HONE_OK;
 }
 
