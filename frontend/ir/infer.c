@@ -177,8 +177,9 @@ static hone_status check_arity(hone_ctx *ctx, const hone_node *n)
     if (n->n_out < oi->min_out || (oi->max_out >= 0 && n->n_out > oi->max_out))
         return hone_node_fail(ctx, n, HONE_ERR_INVALID, "has %d outputs, expected %d..%d",
                               n->n_out, oi->min_out, oi->max_out);
-    for (int i = 0; i < oi->min_in && i < n->n_in; i++)
-        if (!n->in[i])
+    /* required inputs, and every input of a variadic op, must be present */
+    for (int i = 0; i < n->n_in; i++)
+        if (!n->in[i] && (i < oi->min_in || oi->max_in < 0))
             return hone_node_fail(ctx, n, HONE_ERR_INVALID, "required input %d is missing", i);
     return HONE_OK;
 }
@@ -267,9 +268,10 @@ static void propagate(hone_ctx *ctx, const hone_node *n, const hone_tinfo **pin,
     for (int i = 0; i < n->n_out; i++) {
         if (!hone_tinfo_static(&tout[i]))
             return;
-        int64_t k = 1;
-        for (int d = 0; d < tout[i].rank; d++)
-            k *= tout[i].dims[d];
+        int64_t k;
+        hone_ctx quiet = *ctx;
+        if (hone_shape_numel(&quiet, tout[i].rank, tout[i].dims, &k) || k > PROPAGATE_MAX_NUMEL)
+            return;
         total += k;
     }
     if (total > PROPAGATE_MAX_NUMEL || n->op == HONE_OP_UNKNOWN)
