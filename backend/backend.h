@@ -334,6 +334,7 @@ hone_status bk_lower_variadic(bk_lower *L);
 hone_status bk_lower_where(bk_lower *L);
 hone_status bk_lower_clip(bk_lower *L);
 hone_status bk_lower_cast(bk_lower *L);
+hone_status bk_lower_quant(bk_lower *L);
 hone_status bk_lower_reduce(bk_lower *L);
 hone_status bk_lower_argminmax(bk_lower *L);
 size_t bk_scratch_reduce(const bk_model *m, const hone_node *n);

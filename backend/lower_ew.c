@@ -174,8 +174,10 @@ static bool legacy_dims(bk_lower *L, int ra, int rb, const int64_t *db, int64_t 
     return true;
 }
 
-/* One nest over output 0 reading inputs idx[0..n) (broadcast), computing elem. */
-static hone_status emit_ew(bk_lower *L, const ew_ctx *e, const int *idx, int n, elem_fn elem)
+/* One nest over output 0 reading inputs idx[0..n), computing elem; input k
+ * is broadcast the numpy way unless over[k] gives its strides. */
+static hone_status emit_ew_over(bk_lower *L, const ew_ctx *e, const int *idx, int n, elem_fn elem,
+                                int64_t (*over)[HONE_MAX_RANK])
 {
     const hone_value *y = bk_out(L, 0);
     if (n + 1 > BK_MAX_OPERANDS)
@@ -193,11 +195,60 @@ static hone_status emit_ew(bk_lower *L, const ew_ctx *e, const int *idx, int n, 
         bool legacy = k == 1 && legacy_dims(L, bk_in(L, idx[0])->rank, x->rank, x->dims, ld);
         bk_bcast_strides(legacy ? y->rank : x->rank, legacy ? ld : x->dims, y->rank, y->dims,
                          nest.strides[k + 1]);
+        if (over && over[k][0] >= 0)
+            memcpy(nest.strides[k + 1], over[k], sizeof(int64_t) * (size_t)y->rank);
         b.in[k] = L->in[idx[k]];
         b.in_ty[k] = bk_type(L, x->dtype);
     }
     bk_nest_emit(L, &nest, ew_emit_body, &b);
     return HONE_OK;
+}
+
+static hone_status emit_ew(bk_lower *L, const ew_ctx *e, const int *idx, int n, elem_fn elem)
+{
+    return emit_ew_over(L, e, idx, n, elem, NULL);
+}
+
+/* ===================== QuantizeLinear / DequantizeLinear ===================== */
+
+/* q = saturate(round_half_even(x / s) + zp), the division rounded to float32
+ * for float32 x (flag), or x = (q - zp) * s; in double. v: x, s[, zp]. */
+static LLVMValueRef quant_elem(bk_lower *L, const ew_ctx *e, LLVMValueRef *v)
+{
+    bool quant = e->kind == 0;
+    hone_dtype qdt = quant ? e->out_dt : e->in_dt;
+    LLVMValueRef x = convert(L, v[0], e->in_dt, HONE_DT_DOUBLE), s = LLVMBuildFPCast(L->b, v[1], L->f64, "");
+    LLVMValueRef zp = e->n_in > 2 ? convert(L, v[2], qdt, HONE_DT_DOUBLE) : cf(L->f64, 0);
+    if (!quant)
+        return convert(L, LLVMBuildFMul(L->b, LLVMBuildFSub(L->b, x, zp, ""), s, ""), HONE_DT_DOUBLE, e->out_dt);
+    LLVMValueRef q = LLVMBuildFDiv(L->b, x, s, "");
+    if (e->flag)
+        q = LLVMBuildFPExt(L->b, LLVMBuildFPTrunc(L->b, q, L->f32, ""), L->f64, "");
+    q = LLVMBuildFAdd(L->b, intr1(L, "llvm.roundeven", q), zp, "");
+    return convert(L, q, HONE_DT_DOUBLE, e->out_dt);
+}
+
+/* Scale and zero point: scalars, or (opset 13) one entry per index of axis. */
+hone_status bk_lower_quant(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0), *sc = bk_in(L, 1);
+    bool quant = !strcmp(L->node->op_type, "QuantizeLinear");
+    ew_ctx e = {quant ? 0 : 1, x->dtype, bk_out(L, 0)->dtype};
+    e.flag = x->dtype == HONE_DT_FLOAT;
+    int idx[3] = {0, 1, 2}, n = bk_in(L, 2) ? 3 : 2;
+    e.n_in = n;
+    int64_t over[3][HONE_MAX_RANK];
+    memset(over, 0, sizeof over);
+    over[0][0] = -1;
+    int64_t a = hone_attr_int(L->node, "axis", 1);
+    a = a < 0 ? a + x->rank : a;
+    for (int k = 1; k < n; k++) {
+        if (bk_numel(sc) == 1)
+            over[k][0] = -1;
+        else if (a >= 0 && a < x->rank)
+            over[k][a] = 1;
+    }
+    return emit_ew_over(L, &e, idx, n, quant_elem, over);
 }
 
 /* ===================== unary ===================== */

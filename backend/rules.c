@@ -79,6 +79,8 @@ static const bk_rule rules[] = {
     {"", "Clip", bk_lower_clip, NULL},
     {"", "Cast", bk_lower_cast, NULL},
     {"", "CastLike", bk_lower_cast, NULL},
+    {"", "QuantizeLinear", bk_lower_quant, NULL},
+    {"", "DequantizeLinear", bk_lower_quant, NULL},
     {"", "Add", bk_lower_binary, NULL},
     {"", "Sub", bk_lower_binary, NULL},
     {"", "Mul", bk_lower_binary, NULL},
