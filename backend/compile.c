@@ -3,7 +3,8 @@
  *   prepare (prep.c) -> plan (plan.c) -> lower (lower.c) -> optimise (emit.c)
  * then either a file (object, assembly, IR, bitcode, shared library, header)
  * or, in jit.c, code in the running process. Each stage is timed for the
- * report. The header needs only the first two stages.
+ * report. The header needs only the first two stages, but is written only
+ * for a model that lowers completely.
  */
 #include <ctype.h>
 #include <dlfcn.h>
@@ -161,7 +162,7 @@ hone_status hone_backend_compile(hone_ctx *ctx, const hone_graph *g, const hone_
 {
     bk_front f;
     bool header = kind == HONE_EMIT_HEADER;
-    LLVMContextRef c = header ? NULL : LLVMContextCreate();
+    LLVMContextRef c = LLVMContextCreate(); /* headers too: every node must lower */
     hone_backend_report local;
     rep = rep ? rep : &local;
     hone_status st = bk_build(ctx, g, o, &f, c, rep);
@@ -174,8 +175,7 @@ hone_status hone_backend_compile(hone_ctx *ctx, const hone_graph *g, const hone_
         st = bk_emit_file(ctx, f.mod, f.tm, kind, path);
     rep->t_emit = now() - t0;
     bk_front_free(&f);
-    if (c)
-        LLVMContextDispose(c);
+    LLVMContextDispose(c);
     return st;
 }
 

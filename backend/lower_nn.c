@@ -69,6 +69,13 @@ static bool pointwise(const hone_rt_window *w)
     return true;
 }
 
+/* True for a 2-D depthwise conv (one input and one output channel per group):
+ * the runtime's direct kernel, no scratch. */
+static bool depthwise(const hone_rt_window *w, int64_t c, int64_t m, int64_t g)
+{
+    return w->nsp == 2 && g == c && m == c && c > 1;
+}
+
 /* Window positions per im2col tile of a conv with c channels in groups. */
 static int64_t conv_tile_cols(const hone_rt_window *w, int64_t c, int64_t g)
 {
@@ -84,14 +91,16 @@ size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
     hone_rt_window w;
     int64_t g;
     hone_ctx_init(&ctx);
-    if (n->in[0]->dtype != HONE_DT_FLOAT || conv_window(&ctx, n, &w, &g) || pointwise(&w))
-        return 0;
     int64_t c = n->in[0]->dims[1];
+    if (n->in[0]->dtype != HONE_DT_FLOAT || conv_window(&ctx, n, &w, &g) || pointwise(&w) ||
+        depthwise(&w, c, n->out[0]->dims[1], g))
+        return 0;
     return hone_rt_conv_tile_scratch(&w, c, g, conv_tile_cols(&w, c, g)) * sizeof(float);
 }
 
-/* The conv call of the current node (Conv or FusedConv): hone_rt_conv for
- * pointwise convs (no scratch), hone_rt_conv_tiled with the planned tile else. */
+/* The conv call of the current node (Conv or FusedConv): the direct kernel
+ * for depthwise convs, hone_rt_conv for pointwise ones (neither needs
+ * scratch), hone_rt_conv_tiled with the planned tile else. */
 static hone_status emit_conv_call(bk_lower *L)
 {
     hone_rt_window w;
@@ -102,6 +111,13 @@ static hone_status emit_conv_call(bk_lower *L)
         st = conv_window(L->ctx, L->node, &w, &g);
     if (st)
         return st;
+    if (depthwise(&w, x->dims[1], y->dims[1], g)) {
+        LLVMTypeRef pt[7] = {L->ptr, L->i64, L->i64, L->ptr, L->ptr, L->ptr, L->ptr};
+        LLVMValueRef a[7] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]), L->in[0],
+                             L->in[1], maybe_in(L, 2), L->out[0]};
+        bk_call(L, "hone_rt_depthwise_conv", L->vd, pt, 7, a);
+        return HONE_OK;
+    }
     bool pw = pointwise(&w);
     LLVMTypeRef pt[11] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr, L->ptr, L->ptr, L->ptr, L->i64};
     LLVMValueRef a[11] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]),

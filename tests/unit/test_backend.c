@@ -91,7 +91,9 @@ static hone_graph *new_graph(void)
 }
 
 /* Conv(3x3, pad 1) + bias -> Relu -> MaxPool 2x2 -> + skip (Conv 1x1) ->
- * GlobalAveragePool -> Gemm -> Softmax: x[2,3,8,8] -> y[2,5]. */
+ * GlobalAveragePool -> Gemm -> Softmax: x[2,3,8,8] -> probs[2,5]; also the
+ * sum ("features") and a depthwise conv of the Relu ("dw": stride, uneven
+ * pads, dilation). */
 static hone_graph *conv_net(void)
 {
     hone_graph *g = new_graph();
@@ -117,8 +119,16 @@ static hone_graph *conv_net(void)
     hone_node *fc = add_node(g, "Gemm", 3, (hone_value *[]){red->out[0], fw, fb}, 1);
     hone_node_set_attr_int(g, fc, "transB", 1);
     hone_node *sm = add_node_named(g, "Softmax", 1, fc->out, 1, "probs");
+    int64_t dwd[] = {4, 1, 3, 3};
+    hone_value *wdw = add_const(g, "wdw", random_f32(4, dwd));
+    hone_node *dw = add_node_named(g, "Conv", 3, (hone_value *[]){r->out[0], wdw, b1}, 1, "dw");
+    hone_node_set_attr_int(g, dw, "group", 4);
+    hone_node_set_attr_ints(g, dw, "pads", (int64_t[]){1, 0, 2, 1}, 4);
+    hone_node_set_attr_ints(g, dw, "strides", (int64_t[]){2, 1}, 2);
+    hone_node_set_attr_ints(g, dw, "dilations", (int64_t[]){1, 2}, 2);
     hone_graph_add_output(g, sm->out[0]);
     hone_graph_add_output(g, add->out[0]);
+    hone_graph_add_output(g, dw->out[0]);
     return g;
 }
 
@@ -614,15 +624,16 @@ static const char *program_text(bool clf)
         "static void io(const char *p, void *b, size_t n, int w)\n"
         "{ FILE *f = fopen(p, w ? \"wb\" : \"rb\"); if (!f || (w ? fwrite(b, 1, n, f) : fread(b, 1, n, f)) != n) exit(3); fclose(f); }\n"
         "int main(int argc, char **argv)\n{\n"
-        "    static float x[NET_X_NUMEL], probs[NET_PROBS_NUMEL], feat[NET_FEATURES_NUMEL];\n"
+        "    static float x[NET_X_NUMEL], probs[NET_PROBS_NUMEL], feat[NET_FEATURES_NUMEL], dw[NET_DW_NUMEL];\n"
         "    const int64_t shape[] = NET_X_SHAPE;\n"
         "    const struct hone_model_info *mi = net_info();\n"
         "    if (mi->workspace_size != NET_WORKSPACE_SIZE || mi->n_inputs != 1 || mi->inputs[0].dims[1] != shape[1]) return 2;\n"
         "    void *ws = aligned_alloc(64, (NET_WORKSPACE_SIZE + 63) / 64 * 64 + 64);\n"
         "    io(argv[1], x, sizeof x, 0);\n"
-        "    net_inputs in = {x};\n    net_outputs out = {probs, feat};\n"
+        "    net_inputs in = {x};\n    net_outputs out = {probs, feat, dw};\n"
         "    if (net_run(&in, &out, ws)) return 1;\n"
         "    io(argv[2], probs, sizeof probs, 1);\n    io(argv[3], feat, sizeof feat, 1);\n"
+        "    io(argv[6], dw, sizeof dw, 1);\n"
         "%s"
         "    free(ws);\n    return 0;\n}\n",
         clf ? "#include \"clf.h\"" : "",
@@ -675,8 +686,8 @@ static void build_and_run(const char *dir, const char *objs, bool clf)
     snprintf(cmd, sizeof cmd, "cc -std=c11 -Wall -Werror %s -I%s -I%s %s/main.c %s -Wl,-rpath,%s -o %s/prog",
              PROGRAM_FLAGS, dir, tu_src("include"), dir, objs, dir, dir);
     assert_int_equal(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "%s/prog %s/x.raw %s/probs.raw %s/feat.raw %s/img.raw %s/logits.raw",
-             dir, dir, dir, dir, dir, dir);
+    snprintf(cmd, sizeof cmd, "%s/prog %s/x.raw %s/probs.raw %s/feat.raw %s/img.raw %s/logits.raw %s/dw.raw",
+             dir, dir, dir, dir, dir, dir, dir);
     assert_int_equal(system(cmd), 0);
 }
 
@@ -696,7 +707,7 @@ static void test_aot_program(void **state)
     char dir[64], path[256], objs[1024];
     temp_dir(dir, sizeof dir);
     int64_t xd[] = {2, 3, 8, 8}, cd[] = {2, 1, 28, 28};
-    hone_tensor *x = random_f32(4, xd), *img = random_f32(4, cd), *want[2], *cwant[1] = {NULL};
+    hone_tensor *x = random_f32(4, xd), *img = random_f32(4, cd), *want[3], *cwant[1] = {NULL};
     snprintf(path, sizeof path, "%s/x.raw", dir);
     write_raw(path, x);
     snprintf(path, sizeof path, "%s/img.raw", dir);
@@ -727,6 +738,8 @@ static void test_aot_program(void **state)
         assert_true(raw_err(path, want[0]) <= 1e-5);
         snprintf(path, sizeof path, "%s/feat.raw", dir);
         assert_true(raw_err(path, want[1]) <= 1e-5);
+        snprintf(path, sizeof path, "%s/dw.raw", dir);
+        assert_true(raw_err(path, want[2]) <= 1e-5);
         snprintf(path, sizeof path, "%s/logits.raw", dir);
         if (clf)
             assert_true(raw_err(path, cwant[0]) <= 1e-4);
@@ -735,6 +748,7 @@ static void test_aot_program(void **state)
     assert_int_equal(system(path), 0);
     hone_tensor_free(want[0]);
     hone_tensor_free(want[1]);
+    hone_tensor_free(want[2]);
     hone_tensor_free(cwant[0]);
     hone_tensor_free(x);
     hone_tensor_free(img);
