@@ -173,6 +173,7 @@ typedef struct bk_loc {
     bk_loc_kind kind;
     int index;              /* graph input / output index */
     size_t offset;          /* workspace offset */
+    int root;               /* the value whose bytes these are (views share a root) */
 } bk_loc;
 
 typedef struct bk_plan {

@@ -99,7 +99,7 @@ static LLVMValueRef value_ptr(bk_lower *L, const run_ptrs *rp, const hone_value 
     switch (l->kind) {
     case BK_LOC_INPUT: return rp->in[l->index];
     case BK_LOC_OUTPUT: return rp->out[l->index];
-    case BK_LOC_CONST: return const_global(L, v);
+    case BK_LOC_CONST: return const_global(L, L->m->g->values[l->root]);
     case BK_LOC_WS: return bk_gep_c(L, L->i8, rp->ws, (int64_t)l->offset);
     default: return LLVMConstNull(L->ptr);
     }

@@ -222,12 +222,12 @@ static void link_views(planner *pl)
 /* Where a root lives before outputs are considered. */
 static bk_loc base_loc(const planner *pl, const hone_value *v)
 {
-    bk_loc l = {BK_LOC_WS, -1, 0};
+    bk_loc l = {BK_LOC_WS, -1, 0, v->id};
     if (bk_known(pl->m, v))
         l.kind = BK_LOC_CONST;
     for (int i = 0; i < pl->m->g->n_inputs; i++)
         if (pl->m->g->inputs[i] == v)
-            l = (bk_loc){BK_LOC_INPUT, i, 0};
+            l = (bk_loc){BK_LOC_INPUT, i, 0, v->id};
     return l;
 }
 
@@ -242,7 +242,7 @@ static void place_outputs(planner *pl)
         bk_loc *l = &pl->p->loc[r];
         if (l->kind == BK_LOC_WS && pl->out_of[r] < 0) {
             pl->out_of[r] = j;
-            *l = (bk_loc){BK_LOC_OUTPUT, j, 0};
+            *l = (bk_loc){BK_LOC_OUTPUT, j, 0, r};
         } else {
             pl->p->out_copy[j] = v;
             pl->last[r] = end;

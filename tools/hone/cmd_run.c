@@ -168,7 +168,9 @@ static hone_status run_graph(hone_ctx *ctx, const hone_graph *g, const run_args 
 {
     hone_jit_t *j = NULL;
     hone_status st = HONE_OK;
-    if (a->jit) {
+    for (int i = 0; a->jit && i < g->n_inputs && !st; i++)
+        st = hone_interp_check_input(ctx, g, g->inputs[i], ins[i]);
+    if (a->jit && !st) {
         hone_backend_opts o;
         hone_backend_opts_init(&o);
         hone_backend_shapes_from(&o, g, ins);
