@@ -18,6 +18,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "backend.h"
 
@@ -59,7 +60,7 @@ const char *bk_c_name(const bk_model *m, int i, char *buf, size_t n)
     sanitise(tensor_at(m, i)->name, buf, n);
     for (int j = 0; j < i; j++) {
         sanitise(tensor_at(m, j)->name, other, sizeof other);
-        if (!strcmp(other, buf)) {
+        if (!strcasecmp(other, buf)) { /* the shape macros are upper case */
             size_t k = strlen(buf);
             snprintf(buf + k, n > k ? n - k : 0, "_%d", i);
             break;
