@@ -962,8 +962,41 @@ hone_status bk_lower_reduce(bk_lower *L)
 
 /* ===================== ArgMax / ArgMin ===================== */
 
-/* For each (outer, inner) position: the index of the extreme along the axis,
- * the first one unless select_last_index; the running best lives in allocas. */
+/* v beats the running best cur: greater (ArgMax) or smaller, ties going to
+ * the later index under select_last_index. */
+static LLVMValueRef arg_better(bk_lower *L, LLVMValueRef v, LLVMValueRef cur, bool mx, bool last,
+                               bool uns)
+{
+    if (is_fp(LLVMTypeOf(v)))
+        return fcmp(L, mx ? (last ? LLVMRealOGE : LLVMRealOGT) : (last ? LLVMRealOLE : LLVMRealOLT), v, cur);
+    LLVMIntPredicate gt = last ? (uns ? LLVMIntUGE : LLVMIntSGE) : (uns ? LLVMIntUGT : LLVMIntSGT);
+    LLVMIntPredicate lt = last ? (uns ? LLVMIntULE : LLVMIntSLE) : (uns ? LLVMIntULT : LLVMIntSLT);
+    return icmp(L, mx ? gt : lt, v, cur);
+}
+
+/* The scan along the axis from element base (len elements, inner apart);
+ * best value and index live in allocas; returns the final index. */
+static LLVMValueRef arg_scan(bk_lower *L, LLVMValueRef base, int64_t len, int64_t inner, bool mx,
+                             bool last, LLVMValueRef best, LLVMValueRef bi)
+{
+    const hone_value *x = bk_in(L, 0);
+    LLVMTypeRef xt = bk_type(L, x->dtype);
+    bk_loop lj;
+    LLVMBuildStore(L->b, LLVMBuildLoad2(L->b, xt, bk_gep(L, xt, L->in[0], base), ""), best);
+    LLVMBuildStore(L->b, bk_i64(L, 0), bi);
+    LLVMValueRef j = bk_loop_begin(L, len, &lj);
+    LLVMValueRef off = LLVMBuildAdd(L->b, base, LLVMBuildMul(L->b, j, bk_i64(L, inner), ""), "");
+    LLVMValueRef v = LLVMBuildLoad2(L->b, xt, bk_gep(L, xt, L->in[0], off), "");
+    LLVMValueRef cur = LLVMBuildLoad2(L->b, xt, best, "");
+    LLVMValueRef better = arg_better(L, v, cur, mx, last, is_unsigned(x->dtype));
+    LLVMBuildStore(L->b, sel(L, better, v, cur), best);
+    LLVMBuildStore(L->b, sel(L, better, j, LLVMBuildLoad2(L->b, L->i64, bi, "")), bi);
+    bk_loop_end(L, &lj);
+    return LLVMBuildLoad2(L->b, L->i64, bi, "");
+}
+
+/* ArgMax / ArgMin: for each (outer, inner) position the index of the extreme
+ * along the axis, the first one unless select_last_index asks for the last. */
 hone_status bk_lower_argminmax(bk_lower *L)
 {
     const hone_value *x = bk_in(L, 0);
@@ -975,30 +1008,13 @@ hone_status bk_lower_argminmax(bk_lower *L)
         *(i < axis ? &outer : &inner) *= i == axis ? 1 : x->dims[i];
     if (len == 0)
         return bk_unsupported(L, "reduction over an empty axis");
-    LLVMTypeRef xt = bk_type(L, x->dtype);
-    bool fp = is_fp(xt), uns = is_unsigned(x->dtype);
-    LLVMValueRef best = LLVMBuildAlloca(L->b, xt, ""), bi = LLVMBuildAlloca(L->b, L->i64, "");
-    bk_loop lo, li, lj;
+    LLVMValueRef best = LLVMBuildAlloca(L->b, bk_type(L, x->dtype), ""), bi = LLVMBuildAlloca(L->b, L->i64, "");
+    bk_loop lo, li;
     LLVMValueRef o = bk_loop_begin(L, outer, &lo), i = bk_loop_begin(L, inner, &li);
     LLVMValueRef base = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, o, bk_i64(L, len * inner), ""), i, "");
-    LLVMBuildStore(L->b, LLVMBuildLoad2(L->b, xt, bk_gep(L, xt, L->in[0], base), ""), best);
-    LLVMBuildStore(L->b, bk_i64(L, 0), bi);
-    LLVMValueRef j = bk_loop_begin(L, len, &lj);
-    LLVMValueRef off = LLVMBuildAdd(L->b, base, LLVMBuildMul(L->b, j, bk_i64(L, inner), ""), "");
-    LLVMValueRef v = LLVMBuildLoad2(L->b, xt, bk_gep(L, xt, L->in[0], off), "");
-    LLVMValueRef cur = LLVMBuildLoad2(L->b, xt, best, "");
-    LLVMValueRef better;
-    if (fp)
-        better = fcmp(L, mx ? (last ? LLVMRealOGE : LLVMRealOGT) : (last ? LLVMRealOLE : LLVMRealOLT), v, cur);
-    else
-        better = icmp(L, mx ? (last ? (uns ? LLVMIntUGE : LLVMIntSGE) : (uns ? LLVMIntUGT : LLVMIntSGT))
-                            : (last ? (uns ? LLVMIntULE : LLVMIntSLE) : (uns ? LLVMIntULT : LLVMIntSLT)),
-                      v, cur);
-    LLVMBuildStore(L->b, sel(L, better, v, cur), best);
-    LLVMBuildStore(L->b, sel(L, better, j, LLVMBuildLoad2(L->b, L->i64, bi, "")), bi);
-    bk_loop_end(L, &lj);
+    LLVMValueRef k = arg_scan(L, base, len, inner, mx, last, best, bi);
     LLVMValueRef yo = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, o, bk_i64(L, inner), ""), i, "");
-    LLVMBuildStore(L->b, LLVMBuildLoad2(L->b, L->i64, bi, ""), bk_gep(L, L->i64, L->out[0], yo));
+    LLVMBuildStore(L->b, k, bk_gep(L, L->i64, L->out[0], yo));
     bk_loop_end(L, &li);
     bk_loop_end(L, &lo);
     return HONE_OK;

@@ -330,13 +330,11 @@ hone_status bk_lower_matmul(bk_lower *L)
 
 /* ===================== pools ===================== */
 
-hone_status bk_lower_pool(bk_lower *L)
+/* The pool window of the current node (kernel_shape, strides, pads, ceil_mode). */
+static hone_status pool_window(bk_lower *L, hone_rt_window *w)
 {
     const hone_node *n = L->node;
     const hone_value *x = bk_in(L, 0);
-    hone_status st = need_f32(L, 1);
-    if (st)
-        return st;
     int nsp = x->rank - 2;
     int64_t in[HONE_MAX_RANK], k[HONE_MAX_RANK];
     const int64_t *ks;
@@ -346,9 +344,18 @@ hone_status bk_lower_pool(bk_lower *L)
         in[d] = x->dims[d + 2];
         k[d] = ks[d];
     }
-    hone_rt_window w;
     nn_window_opts o = {hone_attr_int(n, "ceil_mode", 0) != 0, true};
-    if ((st = nn_window(L->ctx, n, nsp, in, k, o, &w)))
+    return nn_window(L->ctx, n, nsp, in, k, o, w);
+}
+
+/* MaxPool (with optional Indices), AveragePool, LpPool: one runtime call. */
+hone_status bk_lower_pool(bk_lower *L)
+{
+    const hone_node *n = L->node;
+    const hone_value *x = bk_in(L, 0);
+    hone_rt_window w;
+    hone_status st = need_f32(L, 1);
+    if (st || (st = pool_window(L, &w)))
         return st;
     LLVMValueRef planes = ci64(L, x->dims[0] * x->dims[1]), wg = window_global(L, &w);
     if (!strcmp(n->op_type, "MaxPool")) {
@@ -357,16 +364,14 @@ hone_status bk_lower_pool(bk_lower *L)
                              bk_out(L, 1) ? L->out[1] : LLVMConstNull(L->ptr),
                              bk_i32(L, hone_attr_int(n, "storage_order", 0) != 0)};
         bk_call(L, "hone_rt_maxpool", L->vd, pt, 6, a);
-    } else if (!strcmp(n->op_type, "AveragePool")) {
-        LLVMTypeRef pt[5] = {L->ptr, L->i64, L->ptr, L->ptr, L->i32};
-        LLVMValueRef a[5] = {wg, planes, L->in[0], L->out[0],
-                             bk_i32(L, hone_attr_int(n, "count_include_pad", 0) != 0)};
-        bk_call(L, "hone_rt_avgpool", L->vd, pt, 5, a);
-    } else {
-        LLVMTypeRef pt[5] = {L->ptr, L->i64, L->ptr, L->ptr, L->f32};
-        LLVMValueRef a[5] = {wg, planes, L->in[0], L->out[0], bk_f32(L, hone_attr_float(n, "p", 2.0f))};
-        bk_call(L, "hone_rt_lppool", L->vd, pt, 5, a);
+        return HONE_OK;
     }
+    bool avg = !strcmp(n->op_type, "AveragePool");
+    LLVMTypeRef pt[5] = {L->ptr, L->i64, L->ptr, L->ptr, avg ? L->i32 : L->f32};
+    LLVMValueRef a[5] = {wg, planes, L->in[0], L->out[0],
+                         avg ? bk_i32(L, hone_attr_int(n, "count_include_pad", 0) != 0)
+                             : bk_f32(L, hone_attr_float(n, "p", 2.0f))};
+    bk_call(L, avg ? "hone_rt_avgpool" : "hone_rt_lppool", L->vd, pt, 5, a);
     return HONE_OK;
 }
 
