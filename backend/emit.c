@@ -10,7 +10,8 @@
  * object linked by the system C compiler (`cc`, or $HONE_CC) with the
  * runtime archive (libhone_rt.a, PIC, symbols hidden with --exclude-libs so
  * several models' libraries load side by side) and OpenBLAS; the compiler's
- * diagnostics become the error message.
+ * diagnostics become the error message. The archive is $HONE_RT_LIB, else
+ * the build tree's, else the installed one next to the running hone.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -30,6 +31,9 @@
 
 #ifndef HONE_RT_LIBRARY
 #define HONE_RT_LIBRARY "libhone_rt.a"
+#endif
+#ifndef HONE_INSTALL_LIBDIR
+#define HONE_INSTALL_LIBDIR "lib"
 #endif
 
 extern char **environ;
@@ -193,9 +197,29 @@ static int run_tool(char *const *argv, char *err, size_t cap)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* <folder of this executable>/../LIBDIR/libhone_rt.a, the installed layout. */
+static const char *installed_archive(void)
+{
+    static char path[4096];
+    char exe[4000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return NULL;
+    exe[n] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash)
+        return NULL;
+    *slash = 0;
+    snprintf(path, sizeof path, "%s/../%s/libhone_rt.a", exe, HONE_INSTALL_LIBDIR);
+    return path;
+}
+
 const char *hone_backend_runtime_archive(void)
 {
-    return getenv("HONE_RT_LIB") ? getenv("HONE_RT_LIB") : HONE_RT_LIBRARY;
+    if (getenv("HONE_RT_LIB"))
+        return getenv("HONE_RT_LIB");
+    const char *inst = installed_archive();
+    return access(HONE_RT_LIBRARY, R_OK) && inst && !access(inst, R_OK) ? inst : HONE_RT_LIBRARY;
 }
 
 hone_status bk_link_shared(hone_ctx *ctx, const char *obj, const char *path)
