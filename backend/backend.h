@@ -379,9 +379,9 @@ hone_status bk_optimize(hone_ctx *ctx, LLVMModuleRef m, LLVMTargetMachineRef tm,
 /* Writes m as kind (OBJ, ASM, LLVM_IR, BC) to path, through a temporary file. */
 hone_status bk_emit_file(hone_ctx *ctx, LLVMModuleRef m, LLVMTargetMachineRef tm,
                          hone_emit_kind kind, const char *path);
-/* Links an object file with the runtime and BLAS into a shared library at
- * path (through a temporary file). */
-hone_status bk_link_shared(hone_ctx *ctx, const char *obj, const char *path);
+/* Writes m as a shared library at path: a temporary object next to it,
+ * linked with the runtime archive and BLAS, renamed into place. */
+hone_status bk_write_shared(hone_ctx *ctx, LLVMModuleRef m, LLVMTargetMachineRef tm, const char *path);
 
 /* ===================== header.c: the C header ===================== */
 

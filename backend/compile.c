@@ -139,20 +139,13 @@ static char *header_path(const char *path)
     return h;
 }
 
-/* The shared library: an object next to path, linked, removed; and the header beside it. */
+/* The shared library, and the header beside it. */
 static hone_status write_lib(hone_ctx *ctx, const bk_front *f, const char *path)
 {
-    size_t n = strlen(path) + 8;
-    char *obj = malloc(n), *h = header_path(path);
-    HONE_ASSERT(obj);
-    snprintf(obj, n, "%s.o", path);
-    hone_status st = bk_emit_file(ctx, f->mod, f->tm, HONE_EMIT_OBJ, obj);
-    if (!st)
-        st = bk_link_shared(ctx, obj, path);
-    remove(obj);
+    char *h = header_path(path);
+    hone_status st = bk_write_shared(ctx, f->mod, f->tm, path);
     if (!st && strcmp(h, path))
         st = write_header(ctx, f, h);
-    free(obj);
     free(h);
     return st;
 }

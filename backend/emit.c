@@ -222,7 +222,9 @@ const char *hone_backend_runtime_archive(void)
     return access(HONE_RT_LIBRARY, R_OK) && inst && !access(inst, R_OK) ? inst : HONE_RT_LIBRARY;
 }
 
-hone_status bk_link_shared(hone_ctx *ctx, const char *obj, const char *path)
+/* Links an object file with the runtime and BLAS into a shared library at
+ * path (through a temporary file). */
+static hone_status link_shared(hone_ctx *ctx, const char *obj, const char *path)
 {
     const char *cc = getenv("HONE_CC") ? getenv("HONE_CC") : "cc";
     const char *rt = hone_backend_runtime_archive();
@@ -238,4 +240,18 @@ hone_status bk_link_shared(hone_ctx *ctx, const char *obj, const char *path)
     if (rc)
         st = hone_fail(ctx, HONE_ERR_IO, "linking '%s' with %s failed (%d): %s", path, cc, rc, msg);
     return commit(ctx, st, tmp, path, 0777);
+}
+
+hone_status bk_write_shared(hone_ctx *ctx, LLVMModuleRef m, LLVMTargetMachineRef tm, const char *path)
+{
+    char *obj;
+    hone_status st = temp_path(ctx, path, &obj);
+    if (st)
+        return st;
+    st = write_kind(ctx, m, tm, HONE_EMIT_OBJ, obj);
+    if (!st)
+        st = link_shared(ctx, obj, path);
+    unlink(obj);
+    free(obj);
+    return st;
 }
