@@ -10,8 +10,9 @@
  *   plan.c        memory plan: where every value lives (caller input or output
  *                 buffer, embedded constant, or a slot of the one workspace),
  *                 view ops (Reshape & co) sharing their input's slot, liveness
- *                 over the schedule, per-node kernel scratch, and best-fit
- *                 offsets; reports the workspace size and its lower bound
+ *                 over the schedule, per-node kernel scratch, and greedy
+ *                 offsets (the best of several orders); reports the
+ *                 workspace size and its lower bound
  *   rules.c       the lowering table: per ONNX op its lowering function and
  *                 scratch rule, or "view" (no code, shares the input's bytes)
  *   lower.c       the LLVM module: one internal function per scheduled node,
@@ -19,10 +20,12 @@
  *   build.c       IR building helpers: types, constants, loop nests over
  *                 strided operands (dims collapsed, innermost contiguous),
  *                 runtime calls
- *   lower_nn.c    heavy ops as calls into runtime/ kernels (conv, gemm, pools,
- *                 norms, softmax), geometry passed as constant globals
+ *   lower_nn.c    heavy ops as calls into runtime/ kernels (conv with planned
+ *                 im2col tiles or direct depthwise, gemm, pools, norms,
+ *                 softmax), geometry passed as constant globals
  *   lower_ew.c    elementwise ops as loop nests (unary, broadcasting binary,
- *                 Where, Clip, Cast, variadic), and reductions
+ *                 Where, Clip, Cast, (De)QuantizeLinear, variadic),
+ *                 reductions, ArgMax/ArgMin, FusedConv's epilogue
  *   lower_move.c  data movement as strided or table-driven copies (Transpose,
  *                 Concat, Slice, Split, Pad, Expand, Tile, DepthToSpace,
  *                 SpaceToDepth, Resize)
@@ -33,8 +36,10 @@
  *   emit.c        target machine, the LLVM pass pipeline, object / assembly /
  *                 IR / bitcode files, the self-contained shared library
  *   header.c      the generated C header of a compiled model
- *   jit.c         ORC LLJIT: compile in memory, look up PREFIX_info, run
- *   compile.c     the public entry points tying the stages together
+ *   jit.c         ORC LLJIT: compile in memory, look up PREFIX_info, run any
+ *                 compiled model on tensors
+ *   compile.c     the public entry points tying the stages together, loading
+ *                 a compiled library
  *
  * Compiled code never allocates: the caller passes input and output buffers
  * and one workspace of the size the header states (PREFIX_WORKSPACE_SIZE).
@@ -120,6 +125,7 @@ hone_status hone_model_run(hone_ctx *ctx, const hone_model_info *mi, const hone_
 void *hone_model_workspace(const hone_model_info *mi);
 
 /* ===================== compile.c: loading a compiled library ===================== */
+
 
 typedef struct hone_lib hone_lib_t;
 /* dlopens a library written by hone_backend_compile(HONE_EMIT_LIB) and finds
