@@ -12,7 +12,7 @@
 #include "onnx.h"
 
 static const command commands[] = {
-    {"run", "run a model in the reference interpreter", cmd_run, help_run},
+    {"run", "run a model in the reference interpreter (or compiled, --jit)", cmd_run, help_run},
     {"dump", "print the text IR of a model", cmd_dump, help_dump},
     {"conformance", "run ONNX backend test folders", cmd_conformance, help_conformance},
     {"eval", "measure a model's top-1 accuracy or PSNR on a dataset", cmd_eval, help_eval},
