@@ -28,7 +28,7 @@
  *                 reductions, ArgMax/ArgMin, FusedConv's epilogue
  *   lower_move.c  data movement as strided or table-driven copies (Transpose,
  *                 Concat, Slice, Split, Pad, Expand, Tile, DepthToSpace,
- *                 SpaceToDepth, Resize)
+ *                 SpaceToDepth, Resize), and ConstantOfShape fills
  *   lower_index.c ops driven by run-time indices, checked against their
  *                 extents (Gather, GatherElements, GatherND, ScatterElements,
  *                 ScatterND), Trilu, CumSum, the NLL and softmax
@@ -361,6 +361,7 @@ hone_status bk_lower_tile(bk_lower *L);
 hone_status bk_lower_depth_to_space(bk_lower *L);
 hone_status bk_lower_space_to_depth(bk_lower *L);
 hone_status bk_lower_resize(bk_lower *L);
+hone_status bk_lower_constant_of_shape(bk_lower *L);
 /* Copies a strided view: out[oofs] = in[iofs] over the nest (2 operands:
  * out first), elements of type ty, out and in already offset. */
 void bk_emit_copy(bk_lower *L, LLVMTypeRef ty, LLVMValueRef out, LLVMValueRef in,

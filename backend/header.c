@@ -169,8 +169,8 @@ char *bk_header_text(const bk_model *m, const bk_plan *p)
     io_struct(&t, m, "inputs", 0, ni, true);
     io_struct(&t, m, "outputs", ni, ni + no, false);
     put(&t, "/* Runs the model: 0 on success, nonzero when an input holds an out-of-range\n"
-            " * index. Buffers are the tensors' shapes, row-major; outputs must not overlap\n"
-            " * inputs. */\nint %s_run(const %s_inputs *in, %s_outputs *out, void *workspace);\n", pf, pf, pf);
+            " * index or a shape other than the compiled one. Buffers are the tensors'\n"
+            " * shapes, row-major; outputs must not overlap inputs. */\nint %s_run(const %s_inputs *in, %s_outputs *out, void *workspace);\n", pf, pf, pf);
     put(&t, "/* The same with buffers as arrays in graph order. */\n"
             "int %s_run_v(const void *const *in, void *const *out, void *workspace);\n", pf);
     put(&t, "/* Names, shapes and workspace size (struct hone_model_info, hone/model.h). */\n"

@@ -166,7 +166,7 @@ hone_status hone_model_run(hone_ctx *ctx, const hone_model_info *mi, const hone_
     int rc = st ? 0 : mi->run(ip, op, ws);
     if (rc)
         st = hone_fail(ctx, HONE_ERR_INVALID, "compiled model '%s' failed with status %d (an index "
-                       "out of range in its inputs)", mi->name, rc);
+                       "out of range, or a shape other than the compiled one, in its inputs)", mi->name, rc);
     for (int i = 0; st && i < mi->n_outputs; i++) {
         hone_tensor_free(out[i]);
         out[i] = NULL;

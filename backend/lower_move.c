@@ -631,3 +631,45 @@ hone_status bk_lower_resize(bk_lower *L)
     emit_table_nest(L, &b, interp ? interp_emit_body : gather_emit_body);
     return HONE_OK;
 }
+
+/* ===================== ConstantOfShape ===================== */
+
+typedef struct fill_body {
+    LLVMTypeRef t;
+    LLVMValueRef v;
+} fill_body;
+
+static void fill_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMValueRef *ivs)
+{
+    fill_body *f = user;
+    LLVMBuildStore(L->b, f->v, bk_gep(L, f->t, L->out[0], offs[0]));
+}
+
+/* ConstantOfShape (a shape given at run time, or too large to embed): the
+ * value attribute written everywhere, a memset when its bytes are all zero;
+ * a run-time shape other than the compiled one fails the node. */
+hone_status bk_lower_constant_of_shape(bk_lower *L)
+{
+    const hone_value *y = bk_out(L, 0);
+    const hone_attr *a = hone_attr_find(L->node, "value");
+    const hone_tensor *t = a && a->kind == HONE_ATTR_TENSOR ? a->t : NULL;
+    size_t es = hone_dtype_size(y->dtype);
+    static const char zero[16];
+    const void *bytes = t && t->numel >= 1 ? t->data : zero;
+    if (es > sizeof zero || (t && t->dtype != y->dtype))
+        return bk_unsupported(L, "value of type %s", hone_dtype_onnx_name(y->dtype));
+    for (int d = 0; !bk_in_known(L, 0) && d < y->rank; d++) {
+        /* a shape given at run time must be the compiled one */
+        LLVMValueRef v = LLVMBuildLoad2(L->b, L->i64, bk_gep_c(L, L->i64, L->in[0], d), "");
+        bk_check_or_fail(L, LLVMBuildICmp(L->b, LLVMIntEQ, v, bk_i64(L, y->dims[d]), ""));
+    }
+    if (!memcmp(bytes, zero, es)) {
+        bk_memset(L, L->out[0], 0, (int64_t)bk_bytes(y));
+        return HONE_OK;
+    }
+    LLVMTypeRef ty = elem_type(L);
+    fill_body f = {ty, LLVMBuildLoad2(L->b, ty, bk_global_bytes(L, bytes, es, "fill"), "")};
+    bk_nest n = {.rank = 1, .n_ops = 1, .dims = {bk_numel(y)}, .strides = {{1}}};
+    bk_nest_emit(L, &n, fill_emit_body, &f);
+    return HONE_OK;
+}

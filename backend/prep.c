@@ -17,6 +17,11 @@
 
 /* Largest folded output (elements); bigger values are computed at run time. */
 #define FOLD_MAX_NUMEL ((int64_t)1 << 26)
+/* Outputs up to this many elements are always folded; bigger ones only when
+ * they are no bigger than the node's known inputs (a Transpose of weights is
+ * folded, a large ConstantOfShape or Expand is computed at run time rather
+ * than embedded). */
+#define FOLD_SMALL_NUMEL 65536
 
 int64_t bk_numel(const hone_value *v)
 {
@@ -139,16 +144,20 @@ static bool inputs_known(const bk_model *m, const hone_node *n)
     return true;
 }
 
+/* True when n's outputs are static and small enough to embed (see FOLD_SMALL_NUMEL). */
 static bool outputs_small(const hone_node *n)
 {
-    int64_t total = 0;
+    int64_t total = 0, in = 0;
     for (int i = 0; i < n->n_out; i++)
         if (n->out[i]) {
             if (!is_static(n->out[i]))
                 return false;
             total += bk_numel(n->out[i]);
         }
-    return total <= FOLD_MAX_NUMEL;
+    for (int i = 0; i < n->n_in; i++)
+        if (n->in[i] && is_static(n->in[i]))
+            in += bk_numel(n->in[i]);
+    return total <= FOLD_SMALL_NUMEL || (total <= FOLD_MAX_NUMEL && total <= in);
 }
 
 /* True for ops whose result depends only on input 0's shape (EyeLike). */

@@ -136,6 +136,7 @@ static const bk_rule rules[] = {
     {"", "SpaceToDepth", bk_lower_space_to_depth, NULL},
     {"", "Resize", bk_lower_resize, NULL},
     {"", "Upsample", bk_lower_resize, NULL},
+    {"", "ConstantOfShape", bk_lower_constant_of_shape, NULL},
 };
 
 const bk_rule *bk_rule_find(const hone_node *n)
