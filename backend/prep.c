@@ -157,7 +157,8 @@ static bool outputs_small(const hone_node *n)
     for (int i = 0; i < n->n_in; i++)
         if (n->in[i] && is_static(n->in[i]))
             in += bk_numel(n->in[i]);
-    return total <= FOLD_SMALL_NUMEL || (total <= FOLD_MAX_NUMEL && total <= in);
+    bool constant = n->n_in == 0; /* Constant: the data is in the model already */
+    return total <= FOLD_SMALL_NUMEL || (total <= FOLD_MAX_NUMEL && (total <= in || constant));
 }
 
 /* True for ops whose result depends only on input 0's shape (EyeLike). */
