@@ -7,6 +7,13 @@
  * Kernel scratch (im2col columns, statistics) comes from the node's scratch
  * slot of the workspace, sized by the scratch rules below.
  *
+ * Convolutions pick one of three kernels: pointwise ones (1x1, stride 1, no
+ * padding) are a plain GEMM (hone_rt_conv, no scratch), 2-D depthwise ones
+ * run the direct kernel (hone_rt_depthwise_conv, no scratch), and the rest
+ * im2col + GEMM with a planned tile of about 1 MiB (hone_rt_conv_tiled):
+ * the interpreter's own tile can reach 8 MiB and would dominate the
+ * workspace.
+ *
  * Only float32 is lowered here (float64 Gemm/MatMul through dgemm); other
  * element types are reported as unsupported.
  */
