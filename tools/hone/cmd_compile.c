@@ -27,7 +27,10 @@ void help_compile(FILE *f)
             "  --input-shape NAME=1x3x224x224  fixes a symbolic input shape (repeatable)\n"
             "  --mcpu=CPU      target CPU (default: native, the host's)\n"
             "  --mattr=LIST    target features, e.g. +avx2,-avx512f\n"
-            "  -O0..-O3        LLVM optimisation level (default -O3)\n");
+            "  -O0..-O3        optimisation level of both the graph pipeline and LLVM (default\n"
+            "                  -O3: the -O3 graph pipeline, which fuses conv+bias+activation)\n"
+            "  --passes=...    run this graph pipeline instead of the level's\n\n");
+    cli_passes_help(f);
 }
 
 typedef struct compile_args {
@@ -35,6 +38,7 @@ typedef struct compile_args {
     int kind;
     char name[256];
     hone_backend_opts o;
+    cli_passes cp;
 } compile_args;
 
 /* PREFIX from OUT's base name: extension dropped, made a C identifier. */
@@ -85,15 +89,18 @@ static int parse_valued(int argc, char **argv, int *i, compile_args *a, int *rc)
 static int parse(int argc, char **argv, compile_args *a)
 {
     hone_backend_opts_init(&a->o);
+    cli_passes_init(&a->cp);
     a->kind = HONE_EMIT_LIB;
     for (int i = 1; i < argc; i++) {
-        int rc = EXIT_OK;
-        if (parse_valued(argc, argv, &i, a, &rc)) {
+        int rc = EXIT_OK, r = cli_pass_flag("compile", argc, argv, &i, &a->cp);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r) {
+            if (a->cp.level >= 0) /* -On sets both the graph pipeline and LLVM's level */
+                a->o.opt_level = a->cp.level;
+        } else if (parse_valued(argc, argv, &i, a, &rc)) {
             if (rc)
                 return rc;
-        } else if (argv[i][0] == '-' && argv[i][1] == 'O' && argv[i][2] >= '0' &&
-                   argv[i][2] <= '3' && !argv[i][3]) {
-            a->o.opt_level = argv[i][2] - '0';
         } else if (argv[i][0] == '-') {
             return cli_usage("compile", "unknown or incomplete option '%s'", argv[i]);
         } else if (!a->model) {
@@ -121,10 +128,12 @@ int cmd_compile(int argc, char **argv)
     hone_ctx ctx;
     hone_ctx_init(&ctx);
     hone_graph *g;
-    if (hone_onnx_load(&ctx, a.model, &g))
+    if (cli_load_model(&ctx, a.model, &g))
         return cli_fail(&ctx);
     hone_backend_report r;
-    hone_status st = hone_backend_compile(&ctx, g, &a.o, (hone_emit_kind)a.kind, a.out, &r);
+    hone_status st = cli_run_passes(&ctx, g, &a.cp, a.o.opt_level);
+    if (!st)
+        st = hone_backend_compile(&ctx, g, &a.o, (hone_emit_kind)a.kind, a.out, &r);
     hone_graph_free(g);
     if (st)
         return cli_fail(&ctx);
