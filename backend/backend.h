@@ -95,6 +95,10 @@ typedef struct hone_backend_report {
 void hone_backend_opts_init(hone_backend_opts *o);
 /* Fixes every graph input's shape to that of the tensor given for it. */
 void hone_backend_shapes_from(hone_backend_opts *o, const hone_graph *g, const hone_tensor **ins);
+/* Plans g's memory without generating code: the workspace the compiled model
+ * would need and its liveness lower bound, in bytes (shapes must be static). */
+hone_status hone_backend_plan(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *o,
+                              size_t *workspace, size_t *bound);
 /* Parses an emit kind name (lib, obj, asm, llvm-ir, bc, header); -1 when unknown. */
 int hone_backend_emit_kind(const char *s);
 /* The runtime archive (libhone_rt.a) compiled objects link with: $HONE_RT_LIB

@@ -351,3 +351,20 @@ void bk_plan_free(bk_plan *p)
     free(p->out_copy);
     memset(p, 0, sizeof *p);
 }
+
+hone_status hone_backend_plan(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *o,
+                              size_t *workspace, size_t *bound)
+{
+    bk_model m = {0};
+    bk_plan p = {0};
+    hone_status st = bk_model_prepare(ctx, g, o, &m);
+    if (!st)
+        st = bk_plan_model(ctx, &m, &p);
+    if (!st) {
+        *workspace = p.workspace;
+        *bound = p.bound;
+    }
+    bk_plan_free(&p);
+    bk_model_free(&m);
+    return st;
+}
