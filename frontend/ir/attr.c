@@ -1,6 +1,7 @@
 /*
  * Attribute lookup with defaults, the way op kernels read them.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "ir.h"
@@ -18,7 +19,12 @@ int64_t hone_attr_int(const hone_node *n, const char *name, int64_t dflt)
     const hone_attr *a = hone_attr_find(n, name);
     if (!a)
         return dflt;
-    return a->kind == HONE_ATTR_FLOAT ? (int64_t)a->f : a->i;
+    if (a->kind != HONE_ATTR_FLOAT)
+        return a->i;
+    /* saturating: casting a float outside int64's range is undefined */
+    if (!(a->f == a->f))
+        return 0;
+    return a->f >= 9.2e18f ? INT64_MAX : a->f <= -9.2e18f ? INT64_MIN : (int64_t)a->f;
 }
 
 float hone_attr_float(const hone_node *n, const char *name, float dflt)
