@@ -114,4 +114,65 @@ void hone_rt_softmax(hone_rt_softmax_kind kind, int64_t outer, int64_t len, int6
 /* y = x / (L1 or L2 norm along the axis), p in {1, 2}. */
 void hone_rt_lpnorm(int64_t outer, int64_t len, int64_t inner, const float *x, float *y, int p);
 
+/* ===================== *_grad.c: backward kernels of the training engine ===================== */
+
+/* act_grad.c: dx = dy * f'(.) of an activation or unary math op. */
+typedef enum {
+    HONE_RT_ACT_RELU, HONE_RT_ACT_LEAKY_RELU, HONE_RT_ACT_SIGMOID, HONE_RT_ACT_TANH,
+    HONE_RT_ACT_CLIP, HONE_RT_ACT_HARD_SIGMOID, HONE_RT_ACT_HARD_SWISH, HONE_RT_ACT_ELU,
+    HONE_RT_ACT_SOFTPLUS, HONE_RT_ACT_EXP, HONE_RT_ACT_LOG, HONE_RT_ACT_SQRT, HONE_RT_ACT_ABS,
+    HONE_RT_ACT_RECIPROCAL, HONE_RT_ACT_POW, HONE_RT_ACT_COUNT
+} hone_rt_act;
+/* Whether kind k's derivative is read from the forward output y (else the input x). */
+int hone_rt_act_uses_y(hone_rt_act k);
+/* dx[i] = dy[i] * f'(t[i]) for n elements; t is x or y (see above). Parameters: LeakyRelu
+ * a = alpha; Clip [a, b]; HardSigmoid a = alpha, b = beta; Elu a = alpha; Pow a = exponent. */
+void hone_rt_act_grad(hone_rt_act k, int64_t n, const float *dy, const float *t, float a,
+                      float b, float *dx);
+
+/* conv_grad.c: Conv backward; any of dx, dw, db may be NULL (not wanted). */
+size_t hone_rt_conv_grad_scratch(const hone_rt_window *w, int64_t c, int64_t groups);
+void hone_rt_conv_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                       const float *x, const float *wt, const float *dy, float *dx, float *dw,
+                       float *db, float *scratch);
+
+/* norm_grad.c: BatchNormalization with batch statistics over x[n,c,plane]: y, and per
+ * channel mean, invstd = 1/sqrt(var + eps) of the population variance, and the unbiased
+ * variance for running statistics (var, may be NULL). */
+void hone_rt_bn_train(int64_t n, int64_t c, int64_t plane, const float *x, const float *scale,
+                      const float *bias, float eps, float *y, float *mean, float *invstd,
+                      float *var);
+/* Its backward; batch_stats = 0 treats mean/invstd as constants (inference-form BN).
+ * dx, dscale, dbias may each be NULL. */
+void hone_rt_bn_grad(int64_t n, int64_t c, int64_t plane, const float *dy, const float *x,
+                     const float *scale, const float *mean, const float *invstd, int batch_stats,
+                     float *dx, float *dscale, float *dbias);
+
+/* pool_grad.c: MaxPool backward from the forward's flat indices: dx[idx[i]] += dy[i] over a
+ * zeroed dx of n_in elements; returns 0 (dx partly written) when an index is out of range. */
+int hone_rt_maxpool_grad(int64_t n_out, const float *dy, const int64_t *idx, int64_t n_in,
+                         float *dx);
+/* Floats of scratch hone_rt_avgpool_grad needs. */
+size_t hone_rt_avgpool_grad_scratch(const hone_rt_window *w);
+/* AveragePool backward over `planes` images (count_include_pad as in the forward). */
+void hone_rt_avgpool_grad(const hone_rt_window *w, int64_t planes, const float *dy,
+                          int count_include_pad, float *dx, float *scratch);
+/* Global average / max pool backward over planes of len elements (x: the forward input). */
+void hone_rt_global_pool_grad(hone_rt_gpool kind, int64_t planes, int64_t len, const float *x,
+                              const float *dy, float *dx);
+
+/* loss_grad.c: losses returning their value and writing d(loss)/d(input) into grad. */
+/* Mean softmax cross-entropy of logits[rows,k] against labels in [0, k) (caller-checked). */
+double hone_rt_softmax_xent(int64_t rows, int64_t k, const float *logits, const int64_t *labels,
+                            float *grad);
+/* T^2 * mean over rows of KL(softmax(t/T) || softmax(s/T)); grad is d/ds. */
+double hone_rt_soft_kl(int64_t rows, int64_t k, const float *s, const float *t, float temp,
+                       float *grad);
+/* Mean of (x-t)^2 (l1 = 0) or |x-t| (l1 = 1) over n elements; grad is d/dx. */
+double hone_rt_dist_loss(int l1, int64_t n, const float *x, const float *t, float *grad);
+/* Softmax (log_softmax = 0) or LogSoftmax backward from the forward output y, on the
+ * [outer, len, inner] view. */
+void hone_rt_softmax_grad(int log_softmax, int64_t outer, int64_t len, int64_t inner,
+                          const float *y, const float *dy, float *dx);
+
 #endif

@@ -2,12 +2,13 @@
  * hone training engine: the module map.
  *
  * The engine turns a forward graph into a training program: a copy of the
- * graph in which BatchNormalization runs in training mode, a loss node is
- * appended, and reverse-mode autodiff appends the backward nodes (each op's
- * backward builder lives in the op table; backward kernels are hone-domain
- * ops run by the same interpreter). Parameters are the graph's float
- * constants that are not frozen; the program's extra outputs are their
- * gradients. Optimisers update the parameter tensors in place.
+ * graph in which BatchNormalization runs in training mode (hone.BatchNormTrain),
+ * a loss node is appended, and reverse-mode autodiff appends the backward
+ * nodes (one switch over the op in autodiff.c; backward kernels are
+ * hone-domain ops in frontend/ops/grad.def run by the same interpreter).
+ * Parameters are the graph's float constants at parameter slots that are not
+ * frozen; the program's extra outputs are their gradients. Optimisers update
+ * the parameter tensors in place.
  *
  *   autodiff.c   reverse-mode differentiation over the IR
  *   trainer.c    hone_trainer: build the program, run forward+backward, sync back
@@ -26,18 +27,22 @@
 
 /* Appends to g the nodes computing d(loss)/d(wrt[i]) for every i; grads[i]
  * receives the value holding that gradient (NULL when it does not depend on
- * the loss). loss must be a scalar float value of g. */
+ * the loss). loss must be a float32 scalar value of g. g must be
+ * topologically sorted; MaxPool nodes on the gradient path gain an Indices
+ * output. Unsupported ops on the path fail with HONE_ERR_UNSUPPORTED naming
+ * the node. */
 hone_status hone_autodiff(hone_ctx *ctx, hone_graph *g, hone_value *loss, int n_wrt,
                           hone_value **wrt, hone_value **grads);
 
-/* ---------- trainer.c ---------- */
+/* ---------- loss.c ---------- */
 
 typedef enum hone_loss_kind {
-    HONE_LOSS_CE,       /* softmax cross-entropy against integer labels */
-    HONE_LOSS_KD,       /* soft cross-entropy against teacher logits at temperature T */
-    HONE_LOSS_CE_KD,    /* alpha * KD * T^2 + (1 - alpha) * CE */
+    HONE_LOSS_CE,       /* softmax cross-entropy against integer labels (batch mean) */
+    HONE_LOSS_KD,       /* T^2 * KL(teacher || student) of softmax at temperature T */
+    HONE_LOSS_CE_KD,    /* kd_alpha * KD + (1 - kd_alpha) * CE */
     HONE_LOSS_MSE,      /* mean squared error against a float target */
     HONE_LOSS_L1,       /* mean absolute error against a float target */
+    HONE_LOSS_NONE,     /* only the feature-matching term (feat_weight * MSE) */
 } hone_loss_kind;
 
 typedef struct hone_train_spec {
@@ -52,29 +57,69 @@ typedef struct hone_train_spec {
     int n_trainable;
     bool bn_train;            /* BatchNormalization in training mode (default true) */
     float bn_momentum;        /* running-stat momentum (PyTorch convention, default 0.1) */
+    /* Feature matching: adds feat_weight * MSE(feat_student, feat_teacher), two value
+     * names of the model; with feat_teacher NULL the teacher feature is a tensor fed
+     * each step (hone_trainer_step_with). feat_student NULL: no such term. */
+    const char *feat_student;
+    const char *feat_teacher;
+    float feat_weight;        /* default 1 */
 } hone_train_spec;
 
 void hone_train_spec_init(hone_train_spec *s);
 
+/* Graph inputs a loss added (NULL where unused), in the order they were added. */
+typedef struct hone_loss_inputs {
+    hone_value *labels;       /* int64 [N] */
+    hone_value *teacher;      /* float, shaped like the output: teacher logits or target */
+    hone_value *feature;      /* float, shaped like feat_student */
+} hone_loss_inputs;
+
+/* Appends spec's loss over value `out` of g, adding graph inputs for what it
+ * compares against; *loss receives the float32 scalar. */
+hone_status hone_loss_build(hone_ctx *ctx, hone_graph *g, const hone_train_spec *spec,
+                            hone_value *out, hone_loss_inputs *in, hone_value **loss);
+/* The single terms (each returns the scalar loss value, NULL on bad arguments). */
+hone_value *hone_loss_ce(hone_graph *g, hone_value *logits, hone_value *labels);
+hone_value *hone_loss_kd(hone_graph *g, hone_value *logits, hone_value *teacher, float temp);
+hone_value *hone_loss_dist(hone_graph *g, hone_value *x, hone_value *target, bool l1);
+/* sum_i w[i] * terms[i] (w[i] == 1 multiplies by nothing). */
+hone_value *hone_loss_mix(hone_graph *g, int n, hone_value **terms, const float *w);
+
+/* ---------- trainer.c ---------- */
+
 typedef struct hone_trainer hone_trainer;
 
-/* Builds a training program for model (which is not modified until sync). */
+/* Builds a training program for model (which is not modified until sync). The
+ * model's first input takes the batch; a concrete batch dimension becomes
+ * symbolic, so any batch size runs. ctx receives errors of later calls too. */
 hone_status hone_trainer_new(hone_ctx *ctx, const hone_graph *model, const hone_train_spec *spec,
                              hone_trainer **out);
 void hone_trainer_free(hone_trainer *t);
 int hone_trainer_n_params(const hone_trainer *t);
 const char *hone_trainer_param_name(const hone_trainer *t, int i);
 hone_tensor *hone_trainer_param(hone_trainer *t, int i);     /* updated in place */
+/* Gradient of parameter i from the last step (NULL before the first step). */
 const hone_tensor *hone_trainer_grad(const hone_trainer *t, int i);
-/* One forward+backward pass on a batch: input [B,...]; target is int64
- * labels [B] (CE), teacher logits [B,K] (KD), both (CE_KD: labels, teacher),
- * or a float tensor shaped like the output (MSE/L1). Gradients are left in
- * hone_trainer_grad; *loss gets the batch loss. */
+/* The trained output (e.g. logits) of the last step, for training metrics. */
+const hone_tensor *hone_trainer_output(const hone_trainer *t);
+/* One forward+backward pass on a batch: input [B,...]; labels int64 [B] (CE,
+ * CE_KD); teacher: teacher logits [B,K] (KD, CE_KD) or the float target shaped
+ * like the output (MSE, L1). Unused arguments may be NULL. Gradients are left
+ * in hone_trainer_grad; *loss (may be NULL) gets the batch loss. BN running
+ * statistics are updated after the step. */
 hone_status hone_trainer_step(hone_trainer *t, const hone_tensor *input, const hone_tensor *labels,
                               const hone_tensor *teacher, float *loss);
-/* Forward only in inference mode (BN running stats), outputs[i] new tensors. */
+/* Same, with the fed teacher feature of a feature-matching loss. */
+hone_status hone_trainer_step_with(hone_trainer *t, const hone_tensor *input,
+                                   const hone_tensor *labels, const hone_tensor *teacher,
+                                   const hone_tensor *feature, float *loss);
+/* Forward only in inference mode (BN running stats, same parameter tensors):
+ * *output receives a new tensor of the trained output, which the caller frees. */
 hone_status hone_trainer_infer(hone_trainer *t, const hone_tensor *input, hone_tensor **output);
-/* Writes trained parameters and BN running statistics back into model. */
+/* Writes trained parameters and BN running statistics back into model (the
+ * graph given to hone_trainer_new, or one with the same names and shapes). */
 hone_status hone_trainer_sync(hone_trainer *t, hone_graph *model);
+/* The training program, for inspection and dumps (owned by the trainer). */
+const hone_graph *hone_trainer_graph(const hone_trainer *t);
 
 #endif
