@@ -14,10 +14,8 @@
  * agreement with the teacher's argmax or PSNR against its outputs (computed
  * once). Every random choice comes from a seed, and the trainer and
  * interpreter are deterministic, so the same seed gives the same weights bit
- * for bit. When the model's batch dimension is fixed, batches take that size
- * and the last incomplete training batch is dropped (zero padding would bias
- * batch statistics); held-out batches are zero padded and the padding rows
- * ignored.
+ * for bit. The trainer makes the batch dimension symbolic, so batches take
+ * the requested size whatever the model declares, the last one smaller.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -282,8 +280,7 @@ typedef struct fit {
     int64_t *train_idx, n_train, *held_idx, n_held;
     hone_tensor *vx, *vref;           /* held-out samples; labels or reference outputs */
     hone_fit_metric metric;
-    int64_t batch, fixed, steps_per_epoch, step, images;
-    bool drop_last;
+    int64_t batch, steps_per_epoch, step, images;
     int64_t *idx;                     /* sample indices of the current batch */
     const hone_tensor **grads;
     double train_s;
@@ -366,18 +363,11 @@ static hone_status labels_i64(fit *f)
     return st;
 }
 
-/* Batch size, dropping of the last batch, steps per epoch. */
+/* Batch size and steps per epoch. */
 static hone_status plan_batches(fit *f)
 {
-    const hone_value *in = f->model->inputs[0];
-    f->fixed = in->rank >= 1 && in->dims[0] >= 1 ? in->dims[0] : 0;
-    f->batch = f->fixed ? f->fixed : f->spec->batch;
-    f->drop_last = f->fixed > 0;
-    f->steps_per_epoch = f->drop_last ? f->n_train / f->batch
-                                      : (f->n_train + f->batch - 1) / f->batch;
-    if (f->steps_per_epoch < 1)
-        return hone_fail(f->ctx, HONE_ERR_ARG, "%lld training samples make no batch of the "
-                         "model's fixed size %lld", (long long)f->n_train, (long long)f->batch);
+    f->batch = f->spec->batch;
+    f->steps_per_epoch = (f->n_train + f->batch - 1) / f->batch;
     f->idx = malloc(sizeof *f->idx * (size_t)f->batch);
     return f->idx ? HONE_OK : hone_fail(f->ctx, HONE_ERR_NOMEM, "out of memory");
 }
@@ -432,23 +422,6 @@ static hone_status run_teacher(fit *f, const hone_tensor *xb, hone_tensor **out)
     for (int i = 1; i < t->n_outputs; i++)
         hone_tensor_free(outs[i]);
     *out = st ? NULL : outs[0];
-    free(outs);
-    return st;
-}
-
-/* The model's first output in inference mode for a batch. */
-static hone_status run_model(fit *f, const hone_tensor *xb, hone_tensor **out)
-{
-    int no = f->model->n_outputs;
-    hone_tensor **outs = calloc((size_t)no, sizeof *outs);
-    if (!outs)
-        return hone_fail(f->ctx, HONE_ERR_NOMEM, "out of memory");
-    hone_status st = hone_trainer_infer(f->tr, xb, outs);
-    for (int i = 1; i < no; i++)
-        hone_tensor_free(outs[i]);
-    *out = st ? NULL : outs[0];
-    if (st)
-        hone_tensor_free(outs[0]);
     free(outs);
     return st;
 }
@@ -511,13 +484,12 @@ static hone_status prepare_held_out(fit *f)
 static hone_status score_batch(fit *f, int64_t pos, int64_t k, double *score)
 {
     hone_tensor *xb, *out = NULL;
-    int64_t rows = f->fixed ? f->fixed : k;
     for (int64_t i = 0; i < k; i++)
         f->idx[i] = pos + i;
-    hone_status st = hone_data_gather(f->ctx, f->vx, f->idx, k, rows, &xb);
+    hone_status st = hone_data_gather(f->ctx, f->vx, f->idx, k, k, &xb);
     if (st)
         return st;
-    st = run_model(f, xb, &out);
+    st = hone_trainer_infer(f->tr, xb, &out);
     hone_tensor_free(xb);
     if (st)
         return st;
@@ -585,7 +557,7 @@ static hone_status train_step(fit *f, int64_t k, hone_fit_step_info *info)
     float loss = 0;
     hone_status st = make_batch(f, k, &b);
     if (!st)
-        st = hone_trainer_step(f->tr, b.x, b.target ? b.target : b.labels, b.teacher, &loss);
+        st = hone_trainer_step(f->tr, b.x, b.labels, b.target ? b.target : b.teacher, &loss);
     batch_free(&b);
     if (!st && !isfinite(loss))
         st = hone_fail(f->ctx, HONE_ERR_ARG, "the loss became %g at step %lld (lower the "
@@ -614,7 +586,7 @@ static hone_status train_epoch(fit *f, hone_batcher *bt, int epoch, hone_fit_epo
     double sum = 0, t0 = now_s();
     hone_status st = HONE_OK;
     hone_batcher_shuffle(bt, rng_for(s->seed, TAG_SHUFFLE, (uint64_t)epoch).s);
-    while (!st && (k = hone_batcher_next(bt, &pos)) > 0 && !(f->drop_last && k < f->batch)) {
+    while (!st && (k = hone_batcher_next(bt, &pos)) > 0) {
         for (int64_t i = 0; i < k; i++)
             f->idx[i] = f->train_idx[pos[i]];
         st = train_step(f, k, &info);

@@ -151,7 +151,7 @@ typedef struct hone_fit_epoch_info {
 
 typedef struct hone_fit_spec {
     int epochs;
-    int64_t batch;                 /* forced to the model's batch size when that is fixed */
+    int64_t batch;                 /* the last batch of an epoch may be smaller */
     hone_optim_spec optim;
     hone_sched_kind schedule;
     double lr, min_lr;

@@ -41,6 +41,7 @@ CMD(dump)
 CMD(conformance)
 CMD(eval)
 CMD(stats)
+CMD(finetune)
 #undef CMD
 
 #endif

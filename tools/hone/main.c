@@ -15,6 +15,8 @@ static const command commands[] = {
     {"conformance", "run ONNX backend test folders", cmd_conformance, help_conformance},
     {"eval", "measure a model's top-1 accuracy or PSNR on a dataset", cmd_eval, help_eval},
     {"stats", "count parameters, MACs and FLOPs per op type", cmd_stats, help_stats},
+    {"finetune", "train a model's weights on a dataset (SGD/Adam, schedules, distillation)", cmd_finetune,
+     help_finetune},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof *commands)
 
