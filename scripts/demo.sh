@@ -26,8 +26,11 @@ echo "== 3. what changed"
 "$HONE" stats "$OUT/fmnist_resnet14.opt.onnx" --input-shape input=1x1x28x28
 
 echo
-echo "== 4. same function? per-value comparison, original vs optimised"
-/usr/bin/env printf '' # keep set -e happy on older shells
+echo "== 4. same function? every value compared, original vs optimised (seeded random input)"
+"$HONE" compare "$MODEL" -O3 | tail -4
+
+echo
+echo "== 5. accuracy on the Fashion-MNIST test set ($LIMIT images), original vs optimised"
 "$HONE" eval "$MODEL" --data "$DATA/t10k-images-idx3-ubyte.gz" --labels "$DATA/t10k-labels-idx1-ubyte.gz" \
   "${NORM[@]}" --limit "$LIMIT" | tail -1 | sed 's/^/   original:  /'
 "$HONE" eval "$OUT/fmnist_resnet14.opt.onnx" --data "$DATA/t10k-images-idx3-ubyte.gz" \

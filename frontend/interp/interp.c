@@ -71,6 +71,40 @@ static hone_status run_node(hone_ctx *ctx, const hone_node *n, hone_tensor **val
     return HONE_OK;
 }
 
+/* Bytes n's outputs will take, from their statically inferred shapes (0 if unknown). */
+static int64_t planned_bytes(const hone_node *n)
+{
+    int64_t total = 0;
+    for (int j = 0; j < n->n_out; j++) {
+        const hone_value *v = n->out[j];
+        if (!v || v->rank < 0)
+            continue;
+        int64_t k = (int64_t)hone_dtype_size(v->dtype);
+        for (int d = 0; d < v->rank && k > 0; d++)
+            k = v->dims[d] < 0 ? 0 : (v->dims[d] && k > INT64_MAX / v->dims[d]) ? INT64_MAX : k * v->dims[d];
+        total = total > INT64_MAX - k ? INT64_MAX : total + k;
+    }
+    return total;
+}
+
+/* Bytes of every intermediate alive now plus `extra`, checked against
+ * ctx->limits.max_memory (before a node runs, extra = its planned outputs). */
+static hone_status check_memory(hone_ctx *ctx, const hone_graph *g, hone_tensor **vals,
+                                const hone_node *n, int64_t extra)
+{
+    if (ctx->limits.max_memory <= 0)
+        return HONE_OK;
+    int64_t live = extra;
+    for (int i = 0; i < g->n_values; i++)
+        if (vals[i])
+            live += (int64_t)hone_tensor_nbytes(vals[i]);
+    if (live <= ctx->limits.max_memory)
+        return HONE_OK;
+    return hone_node_fail(ctx, n, HONE_ERR_LIMIT,
+                          "intermediates take %lld bytes, above --max-memory %lld",
+                          (long long)live, (long long)ctx->limits.max_memory);
+}
+
 hone_status hone_interp_run(hone_ctx *ctx, const hone_graph *g, const hone_tensor **inputs,
                             hone_tensor **outputs, const hone_interp_hooks *hooks)
 {
@@ -85,7 +119,11 @@ hone_status hone_interp_run(hone_ctx *ctx, const hone_graph *g, const hone_tenso
     }
     for (int i = 0; i < g->n_nodes && !st; i++) {
         const hone_node *n = g->nodes[i];
-        st = run_node(ctx, n, vals, hooks);
+        st = check_memory(ctx, g, vals, n, planned_bytes(n));
+        if (!st)
+            st = run_node(ctx, n, vals, hooks);
+        if (!st)
+            st = check_memory(ctx, g, vals, n, 0);
         for (int j = 0; j < n->n_in && !st; j++) {
             const hone_value *v = n->in[j];
             if (v && last[v->id] == i) {

@@ -85,12 +85,12 @@ static int64_t window_size(const hone_node *n)
     return s;
 }
 
-/* MACs of Conv, ConvTranspose, Gemm and MatMul; -1 for other ops. */
+/* MACs of Conv (and hone.FusedConv), ConvTranspose, Gemm and MatMul; -1 for other ops. */
 static int64_t product_macs(const hone_node *n, bool *exact)
 {
     const char *op = n->op_type;
     const hone_value *y = n->n_out ? n->out[0] : NULL;
-    if (!strcmp(op, "Conv"))
+    if (!strcmp(op, "Conv") || (!strcmp(n->domain, "hone") && !strcmp(op, "FusedConv")))
         return numel_from(y, 0, exact) * numel_from(input(n, 1), 1, exact);
     if (!strcmp(op, "ConvTranspose"))
         return numel_from(input(n, 0), 0, exact) * numel_from(input(n, 1), 1, exact);

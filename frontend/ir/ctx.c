@@ -30,13 +30,30 @@ _Noreturn void hone_assert_fail(const char *what, const char *file, int line)
     abort();
 }
 
+/* Process-wide defaults every new context starts from (set once at start-up,
+ * e.g. from the command line's --max-* flags). */
+static hone_limits default_limits = {
+    .max_dim = (int64_t)1 << 40,
+    .max_numel = (int64_t)1 << 40,
+    .max_bytes = (int64_t)1 << 42,
+    .max_nodes = 1000000,
+    .max_memory = 0,
+};
+
+void hone_limits_get_defaults(hone_limits *l)
+{
+    *l = default_limits;
+}
+
+void hone_limits_set_defaults(const hone_limits *l)
+{
+    default_limits = *l;
+}
+
 void hone_ctx_init(hone_ctx *ctx)
 {
     memset(ctx, 0, sizeof *ctx);
-    ctx->limits.max_dim = (int64_t)1 << 40;
-    ctx->limits.max_numel = (int64_t)1 << 40;
-    ctx->limits.max_bytes = (int64_t)1 << 42;
-    ctx->limits.max_nodes = 1000000;
+    ctx->limits = default_limits;
 }
 
 void hone_ctx_clear(hone_ctx *ctx)

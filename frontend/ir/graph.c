@@ -384,7 +384,7 @@ hone_status hone_graph_toposort(hone_ctx *ctx, hone_graph *g)
         const hone_node *c = on_cycle(g, done);
         st = hone_fail(ctx, HONE_ERR_INVALID, "graph has a cycle through node '%s' (%s)",
                        c->name, c->op_type);
-    } else {
+    } else if (n) {
         memcpy(g->nodes, order, sizeof *order * (size_t)n);
         for (int i = 0; i < n; i++)
             g->nodes[i]->id = i;

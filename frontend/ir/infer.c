@@ -267,9 +267,10 @@ static void propagate(hone_ctx *ctx, const hone_node *n, const hone_tinfo **pin,
     for (int i = 0; i < n->n_out; i++) {
         if (!hone_tinfo_static(&tout[i]))
             return;
-        int64_t k = 1;
-        for (int d = 0; d < tout[i].rank; d++)
-            k *= tout[i].dims[d];
+        int64_t k;
+        hone_ctx quiet = *ctx;
+        if (hone_shape_numel(&quiet, tout[i].rank, tout[i].dims, &k) || k > PROPAGATE_MAX_NUMEL)
+            return;
         total += k;
     }
     if (total > PROPAGATE_MAX_NUMEL || n->op == HONE_OP_UNKNOWN)

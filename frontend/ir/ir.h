@@ -57,6 +57,9 @@ typedef struct hone_ctx {
 } hone_ctx;
 
 void hone_ctx_init(hone_ctx *ctx);
+/* Defaults new contexts copy; set once at start-up, before any thread starts. */
+void hone_limits_get_defaults(hone_limits *l);
+void hone_limits_set_defaults(const hone_limits *l);
 /* Records an error (printf-style) and returns its status code. */
 hone_status hone_fail(hone_ctx *ctx, hone_status st, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -329,5 +332,10 @@ void hone_graph_print(FILE *f, const hone_graph *g);
 /* "f32[N,3,224,224]" for a value. */
 const char *hone_value_type_str(const hone_graph *g, const hone_value *v, char *buf, size_t n);
 const char *hone_dims_str(const hone_graph *g, int rank, const int64_t *dims, char *buf, size_t n);
+
+/* ===================== parse.c ===================== */
+
+/* Reads the text dump back into a graph (sorted and verified, not inferred). */
+hone_status hone_graph_parse(hone_ctx *ctx, const char *text, hone_graph **out);
 
 #endif

@@ -104,12 +104,14 @@ static hone_status import_attr(importer *im, hone_node *n, const Onnx__Attribute
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__FLOATS:
         d->n = (int)a->n_floats;
         d->floats = hone_arena_alloc(g->arena, sizeof(float) * (a->n_floats + 1));
-        memcpy(d->floats, a->floats, sizeof(float) * a->n_floats);
+        if (a->n_floats)
+            memcpy(d->floats, a->floats, sizeof(float) * a->n_floats);
         break;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__INTS:
         d->n = (int)a->n_ints;
         d->ints = hone_arena_alloc(g->arena, sizeof(int64_t) * (a->n_ints + 1));
-        memcpy(d->ints, a->ints, sizeof(int64_t) * a->n_ints);
+        if (a->n_ints)
+            memcpy(d->ints, a->ints, sizeof(int64_t) * a->n_ints);
         break;
     case ONNX__ATTRIBUTE_PROTO__ATTRIBUTE_TYPE__STRINGS:
         d->n = (int)a->n_strings;

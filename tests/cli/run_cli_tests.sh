@@ -124,5 +124,11 @@ check stats-fixed 0 "^flops 36$" -- "$HONE" stats "$D/cls_sym.onnx" --input-shap
 check stats-bad-input 1 "no input 'q'" -- "$HONE" stats "$D/cls_sym.onnx" --input-shape q=4x3
 check stats-conflict 1 "dim 1 cannot be 5" -- "$HONE" stats "$D/cls_sym.onnx" --input-shape x=4x5
 
+# ---- resource limits (global flags) ----
+check limit-bad-value 2 "needs a positive size" -- "$HONE" --max-memory=lots dump "$D/base.onnx"
+check limit-dim 1 "above the limit 1" -- "$HONE" --max-dim=1 dump "$D/cls_b4.onnx"
+check limit-nodes 1 "above the limit 1" -- "$HONE" dump "$D/cls_sym.onnx" --max-nodes=1
+check limit-memory 1 "above --max-memory" -- "$HONE" eval "$D/cls_sym.onnx" --data "$D/cls_x.npy" --labels "$D/cls_y.npy" --max-memory=8
+
 echo "$pass passed, $fail failed"
 [ "$fail" = 0 ]

@@ -10,6 +10,7 @@
 #include <stdio.h>
 
 #include "ir.h"
+#include "passes.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2 };
 
@@ -33,6 +34,23 @@ int cli_parse_shape(const char *s, char *name, size_t name_cap, int64_t *dims);
 /* Loads a tensor from .npy or .pb (by extension). */
 hone_status cli_load_tensor(hone_ctx *ctx, const char *path, hone_tensor **out);
 
+/* Pass-manager flags shared by opt, dump and compare (cmd_opt.c). */
+typedef struct cli_passes {
+    const char *text;          /* --passes */
+    int level;                 /* -O<level>; -1 when not given */
+    hone_passes_opts opts;
+    const char *disabled[64];
+} cli_passes;
+void cli_passes_init(cli_passes *cp);
+/* Consumes the pass flag at argv[*i]: 1 consumed, 0 not a pass flag, -1 usage error (printed). */
+int cli_pass_flag(const char *cmd, int argc, char **argv, int *i, cli_passes *cp);
+/* Runs the chosen pipeline on g; when none was chosen, level dflt (-1: nothing). */
+hone_status cli_run_passes(hone_ctx *ctx, hone_graph *g, const cli_passes *cp, int dflt);
+/* Help text of the pass flags. */
+void cli_passes_help(FILE *f);
+/* Loads MODEL.onnx, or a text IR dump (.txt); verified and inferred. */
+hone_status cli_load_model(hone_ctx *ctx, const char *path, hone_graph **out);
+
 #define CMD(name) \
     int cmd_##name(int argc, char **argv); \
     void help_##name(FILE *f);
@@ -41,6 +59,9 @@ CMD(dump)
 CMD(conformance)
 CMD(eval)
 CMD(stats)
+CMD(opt)
+CMD(compare)
+CMD(passes)
 CMD(finetune)
 #undef CMD
 
