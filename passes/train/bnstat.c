@@ -22,6 +22,7 @@
 #include "hone_rt.h"
 #include "interp.h"
 #include "loop.h"
+#include "passes.h"
 
 /* One BN of the original graph and its running sums. */
 typedef struct bn_acc {
@@ -213,5 +214,38 @@ hone_status hone_bn_recalibrate(hone_ctx *ctx, hone_graph *g, const hone_tensor 
     free(r.bn);
     free(r.scratch);
     hone_graph_free(c);
+    return st;
+}
+
+/* ===================== the pass ===================== */
+
+/* recalibrate-bn{data=FILE, samples=N, batch=B, scale, mean, std}: the first
+ * N samples of FILE, normalised (x*scale - mean)/std and shaped like the
+ * model input, re-estimate every BN's running statistics. */
+hone_status hone_pass_recalibrate_bn(hone_pass_ctx *pc, hone_graph *g)
+{
+    const char *path = hone_pass_opt_str(pc, "data");
+    hone_norm nm = {hone_pass_opt_float(pc, "scale"), hone_pass_opt_float(pc, "mean"),
+                    hone_pass_opt_float(pc, "std")};
+    hone_tensor *raw, *x = NULL;
+    int n_bn = 0;
+    if (!*path)
+        return hone_fail(pc->ctx, HONE_ERR_ARG, "recalibrate-bn needs calibration samples: "
+                         "recalibrate-bn{data=FILE}");
+    if (g->n_inputs != 1)
+        return hone_fail(pc->ctx, HONE_ERR_ARG, "recalibrate-bn needs a model with one input "
+                         "(it has %d)", g->n_inputs);
+    hone_status st = hone_data_load(pc->ctx, path, &raw);
+    if (st)
+        return st;
+    hone_data_limit(raw, hone_pass_opt_int(pc, "samples"));
+    st = hone_data_to_float(pc->ctx, raw, nm, &x);
+    hone_tensor_free(raw);
+    if (!st)
+        st = hone_data_fit_shape(pc->ctx, x, g, g->inputs[0]);
+    if (!st)
+        st = hone_bn_recalibrate(pc->ctx, g, x, hone_pass_opt_int(pc, "batch"), &n_bn);
+    hone_tensor_free(x);
+    hone_pass_note(pc, "BN nodes recalibrated", n_bn);
     return st;
 }

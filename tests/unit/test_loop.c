@@ -13,8 +13,11 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "interp.h"
+#include "io.h"
+#include "passes.h"
 #include "testutil.h"
 #include "train/loop.h"
 
@@ -391,6 +394,34 @@ static void test_bn_recalibrate_no_bn(void **state)
     hone_graph_free(g);
 }
 
+/* The pass: samples from a file, the first 8 of 10, batches of 4. */
+static void test_recalibrate_bn_pass(void **state)
+{
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    char path[64], text[160];
+    snprintf(path, sizeof path, "/tmp/hone-bnstat-%d.npy", (int)getpid());
+    hone_tensor *x = bn_data(10);
+    assert_int_equal(hone_npy_write(&ctx, x, path), HONE_OK);
+    hone_graph *g = bn_graph(0);
+    hone_pipeline p;
+    snprintf(text, sizeof text, "recalibrate-bn{data=%s,samples=8,batch=4}", path);
+    assert_int_equal(hone_pipeline_parse(&ctx, text, &p), HONE_OK);
+    hone_pass_stats stats;
+    assert_int_equal(hone_passes_run(&ctx, g, &p, NULL, &stats), HONE_OK);
+    check_bn(g);
+    assert_int_equal(stats.n_counters, 1);
+    assert_int_equal(stats.counters[0].n, 2);
+    hone_pipeline_free(&p);
+    assert_int_equal(hone_pipeline_parse(&ctx, "recalibrate-bn", &p), HONE_OK);
+    assert_int_equal(hone_passes_run(&ctx, g, &p, NULL, NULL), HONE_ERR_ARG);
+    assert_non_null(strstr(ctx.msg, "data=FILE"));
+    hone_pipeline_free(&p);
+    unlink(path);
+    hone_tensor_free(x);
+    hone_graph_free(g);
+}
+
 /* ---- hone_fit ---- */
 
 enum { NS = 240, K = 4, CLS = 3 };
@@ -608,6 +639,7 @@ int main(void)
         cmocka_unit_test(test_bn_recalibrate),
         cmocka_unit_test(test_bn_recalibrate_fixed_batch),
         cmocka_unit_test(test_bn_recalibrate_no_bn),
+        cmocka_unit_test(test_recalibrate_bn_pass),
         cmocka_unit_test(test_fit_classifier),
         cmocka_unit_test(test_fit_reproducible),
         cmocka_unit_test(test_fit_label_free),
