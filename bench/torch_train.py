@@ -15,8 +15,9 @@ step, one-cycle, constant), gradient-norm clipping, random horizontal flip,
 data normalisation (x*scale - mean)/std. Training prints one line per epoch;
 the last stdout lines are "test_top1 X" and "train_images_per_s Y".
 
---throughput STEPS skips accuracy: it times STEPS training steps (after two
-warm-up steps) on batches of the training set and prints "images_per_s Y".
+--throughput STEPS skips accuracy: it times STEPS training steps (after
+--warmup-steps untimed ones) on batches of the training set and prints
+"images_per_s Y".
 
 usage: torch_train.py [--epochs N] [--lr LR] [--batch B] [--optim nesterov]
                       [--momentum M] [--wd WD] [--schedule cosine] [--warmup-epochs E]
@@ -114,6 +115,28 @@ def lr_factor(args, step, total, per_epoch):
     return 1.0
 
 
+def onecycle_momentum(step, total, pct_start=0.3, lo=0.85, hi=0.95):
+    """OneCycleLR's momentum cycle (hi -> lo -> hi), as schedule.c."""
+    up = pct_start * total - 1
+    if step <= up:
+        p, a, b = step / up, hi, lo
+    else:
+        p, a, b = (step - up) / (total - 1 - up), lo, hi
+    return b + (a - b) * (1 + math.cos(math.pi * p)) / 2
+
+
+def set_rate(args, opt, step, total, per_epoch):
+    for g in opt.param_groups:
+        g["lr"] = args.lr * lr_factor(args, step, total, per_epoch)
+        if args.schedule != "onecycle":
+            continue
+        m = onecycle_momentum(step, total, args.pct_start)
+        if "betas" in g:
+            g["betas"] = (m, g["betas"][1])
+        elif g["momentum"] > 0:
+            g["momentum"] = m
+
+
 def flip(x, gen):
     m = torch.rand(x.shape[0], generator=gen) < 0.5
     x = x.clone()
@@ -149,10 +172,9 @@ def train_step(model, opt, x, y, clip):
 
 
 def throughput(args, model, opt, xtr, ytr):
-    gen = torch.Generator().manual_seed(args.seed)
     model.train()
-    for k in range(args.throughput + 2):
-        if k == 2:
+    for k in range(args.throughput + args.warmup_steps):
+        if k == args.warmup_steps:
             t0 = time.perf_counter()
         i = (k * args.batch) % (len(xtr) - args.batch)
         train_step(model, opt, xtr[i:i + args.batch], ytr[i:i + args.batch], args.clip)
@@ -169,8 +191,7 @@ def train(args, model, opt, xtr, ytr):
         perm = torch.randperm(len(xtr), generator=gen)
         t0, tot = time.perf_counter(), 0.0
         for i in range(0, len(xtr), args.batch):
-            for g in opt.param_groups:
-                g["lr"] = args.lr * lr_factor(args, step, total, per_epoch)
+            set_rate(args, opt, step, total, per_epoch)
             b = perm[i:i + args.batch]
             x = flip(xtr[b], gen) if args.flip else xtr[b]
             tot += train_step(model, opt, x, ytr[b], args.clip) * len(b)
@@ -204,6 +225,7 @@ def main():
     p.add_argument("--mean", type=float, default=0.2860)
     p.add_argument("--std", type=float, default=0.3530)
     p.add_argument("--throughput", type=int, default=0)
+    p.add_argument("--warmup-steps", type=int, default=2)
     args = p.parse_args()
 
     torch.manual_seed(args.seed)

@@ -464,8 +464,23 @@ static void count_epoch(void *user, const hone_fit_epoch_info *in)
     c->last_loss = in->loss;
 }
 
-static void cls_spec(hone_fit_spec *s, counts *c)
+/* One training case: the class data, an MLP with `out` outputs, a spec whose
+ * callbacks count into c. */
+typedef struct fit_case {
+    hone_ctx ctx;
+    hone_tensor *x, *y;
+    hone_graph *g;
+    hone_fit_spec s;
+    counts c;
+} fit_case;
+
+static void case_init(fit_case *fc, int64_t out)
 {
+    memset(fc, 0, sizeof *fc);
+    hone_ctx_init(&fc->ctx);
+    cls_data(&fc->x, &fc->y);
+    fc->g = mlp(K, 6, out);
+    hone_fit_spec *s = &fc->s;
     hone_fit_spec_init(s);
     s->epochs = 8;
     s->batch = 32;
@@ -474,66 +489,59 @@ static void cls_spec(hone_fit_spec *s, counts *c)
     s->seed = 7;
     s->on_step = count_step;
     s->on_epoch = count_epoch;
-    s->user = c;
+    s->user = &fc->c;
+}
+
+static void case_free(fit_case *fc)
+{
+    hone_tensor_free(fc->x);
+    hone_tensor_free(fc->y);
+    hone_graph_free(fc->g);
 }
 
 static void test_fit_classifier(void **state)
 {
-    hone_ctx ctx;
-    hone_ctx_init(&ctx);
-    hone_tensor *x, *y;
-    cls_data(&x, &y);
-    hone_graph *g = mlp(K, 6, CLS);
-    hone_fit_spec s;
-    counts c = {0};
-    cls_spec(&s, &c);
-    hone_fit_data d = {x, y, NULL};
+    fit_case fc;
+    case_init(&fc, CLS);
+    hone_fit_data d = {fc.x, fc.y, NULL};
     hone_fit_result r;
-    assert_int_equal(hone_fit(&ctx, g, &d, &s, &r), HONE_OK);
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, &r), HONE_OK);
     assert_int_equal(r.n_held, 60);
     assert_int_equal(r.n_train, 180);
     assert_int_equal(r.steps, 8 * 6);
-    assert_int_equal(c.steps, 48);
-    assert_int_equal(c.epochs, 8);
+    assert_int_equal(r.images, 8 * 180);
+    assert_int_equal(fc.c.steps, 48);
+    assert_int_equal(fc.c.epochs, 8);
     assert_int_equal(r.metric_kind, HONE_FIT_METRIC_TOP1);
     assert_true(r.metric >= 0.95);
-    assert_true(c.last_loss < 0.5 * c.first_loss);
+    assert_true(fc.c.last_loss < 0.5 * fc.c.first_loss);
     /* the rates followed the cosine schedule over 48 steps */
-    assert_float_equal(c.lr[0], 0.1, 1e-12);
-    assert_float_equal(c.lr[24], 0.05, 1e-12);
-    hone_tensor_free(x), hone_tensor_free(y);
-    hone_graph_free(g);
+    assert_float_equal(fc.c.lr[0], 0.1, 1e-12);
+    assert_float_equal(fc.c.lr[24], 0.05, 1e-12);
+    case_free(&fc);
 }
 
-/* Trains an MLP with seed and flip and returns its first weight tensor. */
-static hone_tensor *train_weights(uint64_t seed, hone_optim_kind opt)
+/* Trains with seed, flip, AdamW and clipping; returns the first weight tensor. */
+static hone_tensor *train_weights(uint64_t seed)
 {
-    hone_ctx ctx;
-    hone_ctx_init(&ctx);
-    hone_tensor *x, *y;
-    cls_data(&x, &y);
-    hone_graph *g = mlp(K, 6, CLS);
-    hone_fit_spec s;
-    counts c = {0};
-    cls_spec(&s, &c);
-    s.epochs = 2;
-    s.seed = seed;
-    s.flip = true;
-    hone_optim_spec_init(&s.optim, opt);
-    s.optim.weight_decay = 1e-3;
-    s.optim.clip_norm = 1.0;
-    hone_fit_data d = {x, y, NULL};
-    assert_int_equal(hone_fit(&ctx, g, &d, &s, NULL), HONE_OK);
-    hone_tensor *w = hone_tensor_clone(hone_graph_find(g, "w1")->data);
-    hone_tensor_free(x), hone_tensor_free(y);
-    hone_graph_free(g);
+    fit_case fc;
+    case_init(&fc, CLS);
+    fc.s.epochs = 2;
+    fc.s.seed = seed;
+    fc.s.flip = true;
+    hone_optim_spec_init(&fc.s.optim, HONE_OPTIM_ADAMW);
+    fc.s.optim.weight_decay = 1e-3;
+    fc.s.optim.clip_norm = 1.0;
+    hone_fit_data d = {fc.x, fc.y, NULL};
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, NULL), HONE_OK);
+    hone_tensor *w = hone_tensor_clone(hone_graph_find(fc.g, "w1")->data);
+    case_free(&fc);
     return w;
 }
 
 static void test_fit_reproducible(void **state)
 {
-    hone_tensor *a = train_weights(11, HONE_OPTIM_ADAMW), *b = train_weights(11, HONE_OPTIM_ADAMW);
-    hone_tensor *c = train_weights(12, HONE_OPTIM_ADAMW);
+    hone_tensor *a = train_weights(11), *b = train_weights(11), *c = train_weights(12);
     assert_memory_equal(a->data, b->data, hone_tensor_nbytes(a));
     assert_memory_not_equal(a->data, c->data, hone_tensor_nbytes(a));
     hone_tensor_free(a), hone_tensor_free(b), hone_tensor_free(c);
@@ -542,92 +550,70 @@ static void test_fit_reproducible(void **state)
 /* A student learns from a trained teacher without labels: held-out agreement. */
 static void test_fit_label_free(void **state)
 {
-    hone_ctx ctx;
-    hone_ctx_init(&ctx);
-    hone_tensor *x, *y;
-    cls_data(&x, &y);
-    hone_graph *teacher = mlp(K, 6, CLS), *student = mlp(K, 6, CLS);
-    hone_fit_spec s;
-    counts c = {0};
-    cls_spec(&s, &c);
-    hone_fit_data d = {x, y, NULL};
-    assert_int_equal(hone_fit(&ctx, teacher, &d, &s, NULL), HONE_OK);
-    assert_int_equal(hone_model_reinit(&ctx, student, 3, NULL), HONE_OK);
-    s.teacher = teacher;
-    s.train.loss = HONE_LOSS_KD;
-    s.optim.kind = HONE_OPTIM_ADAM;
-    s.lr = 0.02;
-    s.epochs = 30;
-    hone_fit_data free_data = {x, NULL, NULL};
+    fit_case fc;
+    case_init(&fc, CLS);
+    hone_graph *student = mlp(K, 6, CLS);
+    hone_fit_data d = {fc.x, fc.y, NULL};
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, NULL), HONE_OK);
+    assert_int_equal(hone_model_reinit(&fc.ctx, student, 3, NULL), HONE_OK);
+    fc.s.teacher = fc.g;
+    fc.s.train.loss = HONE_LOSS_KD;
+    fc.s.optim.kind = HONE_OPTIM_ADAM;
+    fc.s.lr = 0.02;
+    fc.s.epochs = 30;
+    hone_fit_data free_data = {fc.x, NULL, NULL};
     hone_fit_result r;
-    assert_int_equal(hone_fit(&ctx, student, &free_data, &s, &r), HONE_OK);
+    assert_int_equal(hone_fit(&fc.ctx, student, &free_data, &fc.s, &r), HONE_OK);
     assert_int_equal(r.metric_kind, HONE_FIT_METRIC_AGREE);
     assert_true(r.metric >= 0.9);
     /* without a teacher a distillation loss has nothing to learn from */
-    s.teacher = NULL;
-    assert_int_equal(hone_fit(&ctx, student, &free_data, &s, NULL), HONE_ERR_ARG);
-    assert_non_null(strstr(ctx.msg, "teacher"));
-    hone_tensor_free(x), hone_tensor_free(y);
-    hone_graph_free(teacher), hone_graph_free(student);
+    fc.s.teacher = NULL;
+    assert_int_equal(hone_fit(&fc.ctx, student, &free_data, &fc.s, NULL), HONE_ERR_ARG);
+    assert_non_null(strstr(fc.ctx.msg, "teacher"));
+    hone_graph_free(student);
+    case_free(&fc);
 }
 
 /* MSE regression towards a linear map into [0.2, 0.8]: PSNR rises. */
 static void test_fit_regression(void **state)
 {
-    hone_ctx ctx;
-    hone_ctx_init(&ctx);
-    hone_tensor *x, *y;
-    cls_data(&x, &y);
+    fit_case fc;
+    case_init(&fc, 2);
     int64_t td[] = {NS, 2};
     hone_tensor *t = tu_tensor_f32(2, td, NULL);
-    const float *xd = x->data;
+    const float *xd = fc.x->data;
     for (int s = 0; s < NS; s++) {
         ((float *)t->data)[s * 2] = 0.5f + 0.1f * (xd[s * K] - xd[s * K + 1]);
         ((float *)t->data)[s * 2 + 1] = 0.3f + 0.1f * xd[s * K + 2];
     }
-    hone_graph *g = mlp(K, 6, 2);
-    hone_fit_spec s;
-    counts c = {0};
-    cls_spec(&s, &c);
-    s.train.loss = HONE_LOSS_MSE;
-    s.epochs = 20;
-    hone_fit_data d = {x, NULL, t};
+    fc.s.train.loss = HONE_LOSS_MSE;
+    fc.s.epochs = 20;
+    hone_fit_data d = {fc.x, NULL, t};
     hone_fit_result r;
-    assert_int_equal(hone_fit(&ctx, g, &d, &s, &r), HONE_OK);
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, &r), HONE_OK);
     assert_int_equal(r.metric_kind, HONE_FIT_METRIC_PSNR);
     assert_true(r.metric > 25);
-    hone_tensor_free(x), hone_tensor_free(y), hone_tensor_free(t);
-    hone_graph_free(g);
+    hone_tensor_free(t);
+    case_free(&fc);
 }
 
 static void test_fit_errors(void **state)
 {
-    hone_ctx ctx;
-    hone_ctx_init(&ctx);
-    hone_tensor *x, *y;
-    cls_data(&x, &y);
-    hone_graph *g = mlp(K, 6, CLS);
-    hone_fit_spec s;
-    counts c = {0};
-    cls_spec(&s, &c);
-    hone_fit_data no_labels = {x, NULL, NULL};
-    assert_int_equal(hone_fit(&ctx, g, &no_labels, &s, NULL), HONE_ERR_ARG);
-    assert_non_null(strstr(ctx.msg, "labels"));
-    hone_data_limit(y, 10);
-    hone_fit_data short_labels = {x, y, NULL};
-    assert_int_equal(hone_fit(&ctx, g, &short_labels, &s, NULL), HONE_ERR_SHAPE);
-    hone_tensor_free(x), hone_tensor_free(y);
-    cls_data(&x, &y);
-    s.val_split = NS;
-    hone_fit_data d = {x, y, NULL};
-    assert_int_equal(hone_fit(&ctx, g, &d, &s, NULL), HONE_ERR_ARG);
-    s.val_split = 0;
-    s.schedule = HONE_SCHED_ONECYCLE;
-    s.epochs = 1;
-    s.batch = 200; /* one step: one-cycle has no room */
-    assert_int_equal(hone_fit(&ctx, g, &d, &s, NULL), HONE_ERR_ARG);
-    hone_tensor_free(x), hone_tensor_free(y);
-    hone_graph_free(g);
+    fit_case fc;
+    case_init(&fc, CLS);
+    hone_fit_data no_labels = {fc.x, NULL, NULL}, d = {fc.x, fc.y, NULL};
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &no_labels, &fc.s, NULL), HONE_ERR_ARG);
+    assert_non_null(strstr(fc.ctx.msg, "labels"));
+    fc.s.val_split = NS;
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, NULL), HONE_ERR_ARG);
+    fc.s.val_split = 0;
+    fc.s.schedule = HONE_SCHED_ONECYCLE;
+    fc.s.epochs = 1;
+    fc.s.batch = 200; /* one step: one-cycle has no room */
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, NULL), HONE_ERR_ARG);
+    hone_data_limit(fc.y, 10);
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, NULL), HONE_ERR_SHAPE);
+    case_free(&fc);
 }
 
 int main(void)
