@@ -611,6 +611,10 @@ static void test_fit_errors(void **state)
     fc.s.epochs = 1;
     fc.s.batch = 200; /* one step: one-cycle has no room */
     assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, NULL), HONE_ERR_ARG);
+    fc.s.schedule = HONE_SCHED_COSINE;
+    ((uint8_t *)fc.y->data)[5] = CLS; /* a class the model does not have */
+    assert_int_not_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, NULL), HONE_OK);
+    assert_non_null(strstr(fc.ctx.msg, "outside"));
     hone_data_limit(fc.y, 10);
     assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, NULL), HONE_ERR_SHAPE);
     case_free(&fc);
