@@ -1,6 +1,8 @@
 // Runs an ONNX model in ONNX Runtime (CPU) on .npy inputs and writes .npy outputs.
-// usage: node ort_run.js MODEL.onnx OUTDIR NAME=FILE.npy ... [--threads N] [--repeat R]
-// With --repeat R it also prints the median latency of R runs (after one warm-up) in ms.
+// usage: node ort_run.js MODEL.onnx OUTDIR NAME=FILE.npy ... [--threads N] [--repeat R] [--warmup W]
+// With --repeat R it also times R runs after W warm-up runs (default 3, the first being
+// the run whose outputs are written) and prints median_ms, min_ms, p90_ms and
+// peak_rss_mb (the whole node process: runtime, session and tensors).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -37,11 +39,12 @@ function writeNpy(file, t) {
 
 (async () => {
   const args = process.argv.slice(2);
-  let threads = 2, repeat = 0;
+  let threads = 2, repeat = 0, warmup = 3;
   const feeds = {}, pos = [];
   for (let i = 0; i < args.length; i++) {
     if (args[i] === '--threads') threads = Number(args[++i]);
     else if (args[i] === '--repeat') repeat = Number(args[++i]);
+    else if (args[i] === '--warmup') warmup = Number(args[++i]);
     else if (args[i].includes('=')) { const [k, v] = args[i].split('='); feeds[k] = readNpy(v); }
     else pos.push(args[i]);
   }
@@ -52,9 +55,13 @@ function writeNpy(file, t) {
   fs.mkdirSync(outdir, { recursive: true });
   for (const n of s.outputNames) writeNpy(path.join(outdir, n.replace(/[\/\\]/g, '_') + '.npy'), res[n]);
   if (repeat > 0) {
+    for (let r = 1; r < warmup; r++) await s.run(feeds);
     const times = [];
     for (let r = 0; r < repeat; r++) { const t0 = process.hrtime.bigint(); await s.run(feeds); times.push(Number(process.hrtime.bigint() - t0) / 1e6); }
     times.sort((a, b) => a - b);
+    const p90 = times[Math.ceil(0.9 * times.length) - 1];
     console.log(`median_ms ${times[Math.floor(times.length / 2)].toFixed(3)}`);
+    console.log(`min_ms ${times[0].toFixed(3)}\np90_ms ${p90.toFixed(3)}`);
+    console.log(`peak_rss_mb ${(process.resourceUsage().maxRSS / 1024).toFixed(1)}`);
   }
 })().catch(e => { console.error('ort_run: ' + e.message); process.exit(1); });

@@ -7,16 +7,26 @@
  *   dcol  = w_g^T dy_g        (one sgemm, [cg*K, mg] x [mg, P])
  *   dx_g  = col2im(dcol)      (the adjoint of im2col adds columns back)
  *   db    = sum of dy over images and positions.
- * Positions are processed in column tiles so the one scratch buffer (used
- * first for col, then for dcol) stays bounded for any image. A 1x1, stride-1,
- * unpadded window needs no im2col: x_g is the column matrix itself, and dx_g
- * comes out of the sgemm directly.
+ *
+ * 2-D convolutions (the common case) take a fast path: several images are
+ * laid side by side in one column matrix [cg*K, k*P] (dy packed likewise), so
+ * each sgemm covers k images; for small feature maps (7x7: P = 49) that is
+ * the difference between a GEMM-bound and an overhead-bound backward. The
+ * 2-D im2col/col2im here walk rows with clipped contiguous copies. Other
+ * ranks go image by image through the runtime's generic im2col/col2im, in
+ * column tiles. Either way the one scratch buffer the caller provides stays
+ * bounded for any image. A 1x1, stride-1, unpadded window needs no im2col:
+ * x_g is the column matrix itself.
  */
+#include <string.h>
+
 #include "hone_rt.h"
 
-/* Scratch budget of one column tile, in floats (8 MiB). */
+/* Scratch budget of the column matrix, in floats (8 MiB). */
 #define GRAD_TILE_FLOATS ((int64_t)1 << 21)
 #define GRAD_TILE_MIN 64
+/* Columns the 2-D path aims for per GEMM (images are added until reached). */
+#define GRAD_BATCH_COLS 4096
 
 /* True when im2col is the identity: every dim 1x1, stride 1, unpadded. */
 static int identity_window(const hone_rt_window *w)
@@ -27,6 +37,12 @@ static int identity_window(const hone_rt_window *w)
     return ok;
 }
 
+/* Shapes of one group's backward: cg input and mg output channels, n images. */
+typedef struct grad_group {
+    const hone_rt_window *w;
+    int64_t n, c, m, cg, mg, rows, total, xp;
+} grad_group;
+
 /* Window positions per tile for a column matrix of `rows` rows. */
 static int64_t grad_tile(int64_t rows, int64_t positions)
 {
@@ -35,19 +51,137 @@ static int64_t grad_tile(int64_t rows, int64_t positions)
     return t < positions ? t : positions;
 }
 
-size_t hone_rt_conv_grad_scratch(const hone_rt_window *w, int64_t c, int64_t groups)
+/* Output rows per tile when one image's column matrix is too large. */
+static int64_t tile_rows(const hone_rt_window *w, int64_t rows)
 {
-    int64_t rows = c / groups * hone_rt_window_k_numel(w);
-    if (identity_window(w))
-        return 0;
-    return (size_t)(rows * grad_tile(rows, hone_rt_window_out_numel(w)));
+    int64_t t = GRAD_TILE_FLOATS / (rows * w->out[1] > 0 ? rows * w->out[1] : 1);
+    t = t < 1 ? 1 : t;
+    return t < w->out[0] ? t : w->out[0];
 }
 
-/* Shapes of one group's backward: cg input and mg output channels. */
-typedef struct grad_group {
-    const hone_rt_window *w;
-    int64_t cg, mg, rows, total;
-} grad_group;
+static int fast_2d(const hone_rt_window *w)
+{
+    return w->nsp == 2 && !identity_window(w);
+}
+
+/* ===================== 2-D im2col / col2im with a leading dimension ===================== */
+
+/* Column range [lo, hi) of output positions ox whose input column ox*s + ix0 is
+ * inside [0, width), for stride 1. */
+static void clip_unit(int64_t ix0, int64_t ow, int64_t width, int64_t *lo, int64_t *hi)
+{
+    *lo = ix0 < 0 ? -ix0 : 0;
+    *hi = width - ix0 < ow ? width - ix0 : ow;
+    *lo = *lo > ow ? ow : *lo;
+    *hi = *hi < *lo ? *lo : *hi;
+}
+
+/* One im2col row of a stride-1 window whose output width equals the input
+ * width: the plane shifted by (iy0, ix0) is one contiguous copy; the copied
+ * elements that wrapped around a line (and the rows outside the image) are
+ * then zeroed. dst covers output rows [oy0, oy1). */
+static void shifted_row(const hone_rt_window *w, const float *plane, int64_t iy0, int64_t ix0,
+                        int64_t oy0, int64_t oy1, float *dst)
+{
+    int64_t h = w->in[0], wd = w->in[1], lo, hi;
+    int64_t ya = -iy0 > oy0 ? -iy0 : oy0, yb = h - iy0 < oy1 ? h - iy0 : oy1;
+    ya = ya > oy1 ? oy1 : ya;
+    yb = yb < ya ? ya : yb;
+    int64_t s0 = (ya + iy0) * wd + ix0, s1 = (yb + iy0) * wd + ix0;
+    int64_t a = s0 < 0 ? 0 : s0, b = s1 > h * wd ? h * wd : s1;
+    b = b < a ? a : b;
+    float *d = dst - oy0 * wd;
+    memset(dst, 0, sizeof(float) * (size_t)((oy1 - oy0) * wd));
+    memcpy(d + ya * wd + (a - s0), plane + a, sizeof(float) * (size_t)(b - a));
+    clip_unit(ix0, wd, wd, &lo, &hi);
+    for (int64_t oy = ya; oy < yb && (lo > 0 || hi < wd); oy++) {
+        for (int64_t ox = 0; ox < lo; ox++)
+            d[oy * wd + ox] = 0.0f;
+        for (int64_t ox = hi; ox < wd; ox++)
+            d[oy * wd + ox] = 0.0f;
+    }
+}
+
+/* col[(ch*KH+ky)*KW+kx][(oy-oy0)*OW+ox] (row stride ld) = x[ch][iy][ix] for output
+ * rows oy in [oy0, oy1), 0 in padding. */
+static void im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_t oy0,
+                      int64_t oy1, float *col, int64_t ld)
+{
+    int64_t h = w->in[0], wd = w->in[1], ow = w->out[1];
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t ky = 0; ky < w->k[0]; ky++)
+            for (int64_t kx = 0; kx < w->k[1]; kx++) {
+                float *dst = col + ((ch * w->k[0] + ky) * w->k[1] + kx) * ld;
+                int64_t ix0 = kx * w->dil[1] - w->pad[1], lo = 0, hi = ow;
+                if (w->stride[0] == 1 && w->stride[1] == 1 && ow == wd) {
+                    shifted_row(w, x + ch * h * wd, ky * w->dil[0] - w->pad[0], ix0, oy0, oy1,
+                                dst);
+                    continue;
+                }
+                if (w->stride[1] == 1)
+                    clip_unit(ix0, ow, wd, &lo, &hi);
+                for (int64_t oy = oy0; oy < oy1; oy++, dst += ow) {
+                    int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];
+                    const float *src = x + (ch * h + iy) * wd;
+                    if (iy < 0 || iy >= h) {
+                        memset(dst, 0, sizeof(float) * (size_t)ow);
+                    } else if (w->stride[1] == 1) {
+                        memset(dst, 0, sizeof(float) * (size_t)lo);
+                        memcpy(dst + lo, src + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
+                        memset(dst + hi, 0, sizeof(float) * (size_t)(ow - hi));
+                    } else {
+                        for (int64_t ox = 0; ox < ow; ox++) {
+                            int64_t ix = ox * w->stride[1] + ix0;
+                            dst[ox] = ix >= 0 && ix < wd ? src[ix] : 0.0f;
+                        }
+                    }
+                }
+            }
+}
+
+/* The adjoint of im2col_2d: adds every column entry into its image element. */
+static void col2im_2d(const hone_rt_window *w, int64_t c, const float *col, int64_t oy0,
+                      int64_t oy1, int64_t ld, float *x)
+{
+    int64_t h = w->in[0], wd = w->in[1], ow = w->out[1];
+    for (int64_t ch = 0; ch < c; ch++)
+        for (int64_t ky = 0; ky < w->k[0]; ky++)
+            for (int64_t kx = 0; kx < w->k[1]; kx++) {
+                const float *src = col + ((ch * w->k[0] + ky) * w->k[1] + kx) * ld;
+                int64_t ix0 = kx * w->dil[1] - w->pad[1], lo = 0, hi = ow;
+                if (w->stride[1] == 1)
+                    clip_unit(ix0, ow, wd, &lo, &hi);
+                for (int64_t oy = oy0; oy < oy1; oy++, src += ow) {
+                    int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];
+                    float *dst = x + (ch * h + iy) * wd;
+                    if (iy < 0 || iy >= h)
+                        continue;
+                    if (w->stride[1] == 1) {
+                        for (int64_t ox = lo; ox < hi; ox++)
+                            dst[ox + ix0] += src[ox];
+                        continue;
+                    }
+                    for (int64_t ox = 0; ox < ow; ox++) {
+                        int64_t ix = ox * w->stride[1] + ix0;
+                        if (ix >= 0 && ix < wd)
+                            dst[ix] += src[ox];
+                    }
+                }
+            }
+}
+
+/* ===================== per-group backward ===================== */
+
+/* Pointers of group gi of image b. */
+static const float *x_at(const grad_group *g, const float *x, int64_t b, int64_t gi)
+{
+    return x + (b * g->c + gi * g->cg) * g->xp;
+}
+
+static const float *dy_at(const grad_group *g, const float *dy, int64_t b, int64_t gi)
+{
+    return dy + (b * g->m + gi * g->mg) * g->total;
+}
 
 /* The pointwise case: x_g is already the column matrix. */
 static void group_direct(const grad_group *g, const float *xg, const float *wg,
@@ -61,7 +195,7 @@ static void group_direct(const grad_group *g, const float *xg, const float *wg,
                       dxg, g->total);
 }
 
-/* One group of one image through column tiles; dxg and dwg accumulate. */
+/* One group of one image through generic column tiles; dxg and dwg accumulate. */
 static void group_tiled(const grad_group *g, const float *xg, const float *wg,
                         const float *dyg, float *dxg, float *dwg, float *col)
 {
@@ -81,6 +215,115 @@ static void group_tiled(const grad_group *g, const float *xg, const float *wg,
     }
 }
 
+/* dy of images [b0, b0+k) of group gi as one [mg, k*P] matrix: packed into
+ * pack, or in place for one image. */
+static const float *pack_dy(const grad_group *g, const float *dy, int64_t b0, int64_t k,
+                            int64_t gi, float *pack)
+{
+    int64_t p = g->total, cols = k * p;
+    if (k == 1)
+        return dy_at(g, dy, b0, gi);
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t r = 0; r < g->mg; r++)
+            memcpy(pack + r * cols + i * p, dy_at(g, dy, b0 + i, gi) + r * p,
+                   sizeof(float) * (size_t)p);
+    return pack;
+}
+
+/* dW of group gi from images [b0, b0+k): one sgemm over their columns. */
+static void dw_batch_2d(const grad_group *g, int64_t b0, int64_t k, int64_t gi, const float *x,
+                        const float *dy, float *dwg, float *col)
+{
+    int64_t cols = k * g->total;
+    const float *dyk = pack_dy(g, dy, b0, k, gi, col + g->rows * cols);
+    for (int64_t i = 0; i < k; i++)
+        im2col_2d(g->w, g->cg, x_at(g, x, b0 + i, gi), 0, g->w->out[0], col + i * g->total, cols);
+    hone_rt_sgemm(0, 1, g->mg, g->rows, cols, 1.0f, dyk, cols, col, cols, 1.0f, dwg, g->rows);
+}
+
+/* dX of images [b0, b0+k) of group gi: w_g^T dy, added back by col2im. */
+static void dx_batch_2d(const grad_group *g, int64_t b0, int64_t k, int64_t gi, const float *wg,
+                        const float *dy, float *dx, float *col)
+{
+    int64_t cols = k * g->total;
+    const float *dyk = pack_dy(g, dy, b0, k, gi, col + g->rows * cols);
+    hone_rt_sgemm(1, 0, g->rows, cols, g->mg, 1.0f, wg, g->rows, dyk, cols, 0.0f, col, cols);
+    for (int64_t i = 0; i < k; i++)
+        col2im_2d(g->w, g->cg, col + i * g->total, 0, g->w->out[0], cols,
+                  (float *)x_at(g, dx, b0 + i, gi));
+}
+
+/* The window that slides the flipped kernel over dy to give dx, for a
+ * stride-1 window w: dx[iy] = sum over j of dy[iy - ((k-1)*dil - pad) + j*dil]
+ * * w[k-1-j], a forward correlation with pads (k-1)*dil - pad. */
+static hone_rt_window transposed_window(const hone_rt_window *w)
+{
+    hone_rt_window t = *w;
+    for (int d = 0; d < w->nsp; d++) {
+        t.in[d] = w->out[d];
+        t.out[d] = w->in[d];
+        t.pad[d] = (w->k[d] - 1) * w->dil[d] - w->pad[d];
+    }
+    return t;
+}
+
+static int unit_stride(const hone_rt_window *w)
+{
+    return w->stride[0] == 1 && w->stride[1] == 1;
+}
+
+/* wf[g][c][(m*KH + jy)*KW + jx] = wt[g*mg + m][c][KH-1-jy][KW-1-jx]. */
+static void flip_weights(const grad_group *g, int64_t groups, const float *wt, float *wf)
+{
+    int64_t kk = hone_rt_window_k_numel(g->w), mk = g->mg * kk;
+    for (int64_t gi = 0; gi < groups; gi++)
+        for (int64_t m = 0; m < g->mg; m++)
+            for (int64_t c = 0; c < g->cg; c++)
+                for (int64_t j = 0; j < kk; j++)
+                    wf[(gi * g->cg + c) * mk + m * kk + j] =
+                        wt[((gi * g->mg + m) * g->cg + c) * kk + kk - 1 - j];
+}
+
+/* dX of images [b0, b0+k) of group gi for a stride-1 window: im2col of dy
+ * under the transposed window, one sgemm with the flipped weights, then each
+ * image's rows copied to their place. */
+static void dx_unit_2d(const grad_group *g, const hone_rt_window *tw, int64_t b0, int64_t k,
+                       int64_t gi, const float *wf, const float *dy, float *dx, float *col)
+{
+    int64_t hw = g->xp, cols = k * hw, ry = g->mg * hone_rt_window_k_numel(g->w);
+    float *out = col + ry * cols;
+    for (int64_t i = 0; i < k; i++)
+        im2col_2d(tw, g->mg, dy_at(g, dy, b0 + i, gi), 0, tw->out[0], col + i * hw, cols);
+    hone_rt_sgemm(0, 0, g->cg, cols, ry, 1.0f, wf + gi * g->cg * ry, ry, col, cols, 0.0f, out,
+                  cols);
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t c = 0; c < g->cg; c++)
+            memcpy((float *)x_at(g, dx, b0 + i, gi) + c * hw, out + c * cols + i * hw,
+                   sizeof(float) * (size_t)hw);
+}
+
+/* One image of group gi on the 2-D path in tiles of output rows (for images
+ * whose column matrix exceeds the scratch budget); dy is read in place. */
+static void group_rows_2d(const grad_group *g, int64_t b, int64_t gi, const float *x,
+                          const float *wg, const float *dy, float *dx, float *dwg, float *col)
+{
+    int64_t ow = g->w->out[1], step = tile_rows(g->w, g->rows);
+    const float *xg = x_at(g, x, b, gi), *dyg = dy_at(g, dy, b, gi);
+    for (int64_t oy = 0; oy < g->w->out[0]; oy += step) {
+        int64_t oy1 = oy + step < g->w->out[0] ? oy + step : g->w->out[0], np = (oy1 - oy) * ow;
+        if (dwg) {
+            im2col_2d(g->w, g->cg, xg, oy, oy1, col, np);
+            hone_rt_sgemm(0, 1, g->mg, g->rows, np, 1.0f, dyg + oy * ow, g->total, col, np, 1.0f,
+                          dwg, g->rows);
+        }
+        if (dx) {
+            hone_rt_sgemm(1, 0, g->rows, np, g->mg, 1.0f, wg, g->rows, dyg + oy * ow, g->total,
+                          0.0f, col, np);
+            col2im_2d(g->w, g->cg, col, oy, oy1, np, (float *)x_at(g, dx, b, gi));
+        }
+    }
+}
+
 /* db[ch] = sum of dy over images and positions. */
 static void bias_grad(int64_t n, int64_t m, int64_t plane, const float *dy, float *db)
 {
@@ -96,30 +339,90 @@ static void bias_grad(int64_t n, int64_t m, int64_t plane, const float *dy, floa
         }
 }
 
+/* Rows and columns per image a 2-D batch needs: the larger of the dW pass
+ * (im2col of x + packed dy) and the dX pass (col2im: the same; stride 1:
+ * im2col of dy + the product). */
+static int64_t batch_floats_per_image(const grad_group *g)
+{
+    int64_t a = (g->rows + g->mg) * g->total;
+    int64_t b = unit_stride(g->w) ? (g->mg * hone_rt_window_k_numel(g->w) + g->cg) * g->xp : a;
+    return a > b ? a : b;
+}
+
+/* Images per 2-D batch (0: one image does not fit, use row tiles). */
+static int64_t batch_size(const grad_group *g)
+{
+    int64_t per = batch_floats_per_image(g);
+    if (per > GRAD_TILE_FLOATS)
+        return 0;
+    int64_t k = (GRAD_BATCH_COLS + g->total - 1) / g->total, cap = GRAD_TILE_FLOATS / per;
+    k = k > cap ? cap : k;
+    return k < g->n ? k : g->n;
+}
+
+/* Group gi over all images, by the path its window takes; wf: flipped weights
+ * (stride-1 2-D windows, when dx is wanted). */
+static void grad_one_group(const grad_group *g, int64_t gi, const float *x, const float *wt,
+                           const float *wf, const float *dy, float *dx, float *dw, float *scratch)
+{
+    const float *wg = wt + gi * g->mg * g->rows;
+    float *dwg = dw ? dw + gi * g->mg * g->rows : NULL;
+    int64_t k = fast_2d(g->w) ? batch_size(g) : 0;
+    hone_rt_window tw = transposed_window(g->w);
+    for (int64_t b = 0; k > 0 && b < g->n; b += k) {
+        int64_t kb = b + k <= g->n ? k : g->n - b;
+        if (dwg)
+            dw_batch_2d(g, b, kb, gi, x, dy, dwg, scratch);
+        if (dx && wf)
+            dx_unit_2d(g, &tw, b, kb, gi, wf, dy, dx, scratch);
+        else if (dx)
+            dx_batch_2d(g, b, kb, gi, wg, dy, dx, scratch);
+    }
+    for (int64_t b = 0; k == 0 && b < g->n; b++) {
+        const float *xg = x_at(g, x, b, gi), *dyg = dy_at(g, dy, b, gi);
+        float *dxg = dx ? (float *)x_at(g, dx, b, gi) : NULL;
+        if (fast_2d(g->w))
+            group_rows_2d(g, b, gi, x, wg, dy, dx, dwg, scratch);
+        else if (identity_window(g->w))
+            group_direct(g, xg, wg, dyg, dxg, dwg);
+        else
+            group_tiled(g, xg, wg, dyg, dxg, dwg, scratch);
+    }
+}
+
+size_t hone_rt_conv_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups)
+{
+    grad_group g = {w, GRAD_BATCH_COLS, c, m, c / groups, m / groups,
+                    c / groups * hone_rt_window_k_numel(w), hone_rt_window_out_numel(w),
+                    hone_rt_window_in_numel(w)};
+    if (identity_window(w))
+        return 0;
+    if (!fast_2d(w))
+        return (size_t)(g.rows * grad_tile(g.rows, g.total));
+    int64_t k = batch_size(&g);
+    if (k == 0)
+        return (size_t)(g.rows * tile_rows(w, g.rows) * w->out[1]);
+    return (size_t)(k * batch_floats_per_image(&g) + m * g.rows);
+}
+
 void hone_rt_conv_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                        const float *x, const float *wt, const float *dy, float *dx, float *dw,
                        float *db, float *scratch)
 {
-    int64_t cg = c / groups, mg = m / groups, xp = hone_rt_window_in_numel(w);
-    grad_group g = {w, cg, mg, cg * hone_rt_window_k_numel(w), hone_rt_window_out_numel(w)};
-    int direct = identity_window(w);
+    grad_group g = {w, n, c, m, c / groups, m / groups, c / groups * hone_rt_window_k_numel(w),
+                    hone_rt_window_out_numel(w), hone_rt_window_in_numel(w)};
     if (dx)
-        for (int64_t i = 0; i < n * c * xp; i++)
-            dx[i] = 0;
+        memset(dx, 0, sizeof(float) * (size_t)(n * c * g.xp));
     if (dw)
-        for (int64_t i = 0; i < m * g.rows; i++)
-            dw[i] = 0;
+        memset(dw, 0, sizeof(float) * (size_t)(m * g.rows));
     if (db)
         bias_grad(n, m, g.total, dy, db);
-    for (int64_t b = 0; b < n && g.rows > 0 && mg > 0; b++)
-        for (int64_t gi = 0; gi < groups; gi++) {
-            const float *xg = x + (b * c + gi * cg) * xp, *wg = wt + gi * mg * g.rows;
-            const float *dyg = dy + (b * m + gi * mg) * g.total;
-            float *dxg = dx ? dx + (b * c + gi * cg) * xp : NULL;
-            float *dwg = dw ? dw + gi * mg * g.rows : NULL;
-            if (direct)
-                group_direct(&g, xg, wg, dyg, dxg, dwg);
-            else
-                group_tiled(&g, xg, wg, dyg, dxg, dwg, scratch);
-        }
+    float *wf = NULL;
+    if (dx && fast_2d(w) && unit_stride(w) && batch_size(&g) > 0) {
+        wf = scratch;
+        scratch += m * g.rows;
+        flip_weights(&g, groups, wt, wf);
+    }
+    for (int64_t gi = 0; gi < groups && g.rows > 0 && g.mg > 0; gi++)
+        grad_one_group(&g, gi, x, wt, wf, dy, dx, dw, scratch);
 }

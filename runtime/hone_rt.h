@@ -114,6 +114,28 @@ void hone_rt_softmax(hone_rt_softmax_kind kind, int64_t outer, int64_t len, int6
 /* y = x / (L1 or L2 norm along the axis), p in {1, 2}. */
 void hone_rt_lpnorm(int64_t outer, int64_t len, int64_t inner, const float *x, float *y, int p);
 
+/* ===================== threadpool.c: a fixed pool and parallel-for ===================== */
+
+#define HONE_RT_POOL_MAX_THREADS 256
+
+/* Opaque: size-1 spawned workers plus the calling thread. */
+typedef struct hone_rt_pool hone_rt_pool;
+/* Called on the half-open chunk [begin, end) by worker `worker` in [0, pool size). */
+typedef void (*hone_rt_range_fn)(void *ctx, int64_t begin, int64_t end, int worker);
+
+/* A pool of n_threads workers (the caller counts as one); NULL when n_threads is
+ * outside [1, HONE_RT_POOL_MAX_THREADS] or threads cannot be started. */
+hone_rt_pool *hone_rt_pool_create(int n_threads);
+/* Stops and joins the workers; NULL is a no-op. Not while a parallel-for runs. */
+void hone_rt_pool_destroy(hone_rt_pool *pool);
+/* Workers including the caller; 1 for a NULL pool. */
+int hone_rt_pool_size(const hone_rt_pool *pool);
+/* Calls fn over disjoint chunks covering [0, n), each at least grain long (bar the
+ * last), and returns when all are done. Never allocates. Runs inline as one chunk
+ * when pool is NULL, n <= grain, or when called from inside one of pool's chunks. */
+void hone_rt_parallel_for(hone_rt_pool *pool, int64_t n, int64_t grain, hone_rt_range_fn fn,
+                          void *ctx);
+
 /* ===================== *_grad.c: backward kernels of the training engine ===================== */
 
 /* act_grad.c: dx = dy * f'(.) of an activation or unary math op. */
@@ -131,7 +153,7 @@ void hone_rt_act_grad(hone_rt_act k, int64_t n, const float *dy, const float *t,
                       float b, float *dx);
 
 /* conv_grad.c: Conv backward; any of dx, dw, db may be NULL (not wanted). */
-size_t hone_rt_conv_grad_scratch(const hone_rt_window *w, int64_t c, int64_t groups);
+size_t hone_rt_conv_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups);
 void hone_rt_conv_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                        const float *x, const float *wt, const float *dy, float *dx, float *dw,
                        float *db, float *scratch);
@@ -174,5 +196,11 @@ double hone_rt_dist_loss(int l1, int64_t n, const float *x, const float *t, floa
  * [outer, len, inner] view. */
 void hone_rt_softmax_grad(int log_softmax, int64_t outer, int64_t len, int64_t inner,
                           const float *y, const float *dy, float *dx);
+
+/* resize_grad.c: one axis of the adjoint of a separable resampling of x[outer, in_len, inner]
+ * into y[outer, out_len, inner]: output o read input idx[2o], idx[2o+1] (in [0, in_len)) with
+ * weights w[2o], w[2o+1]; dx (overwritten) gets the weighted sums of dy. */
+void hone_rt_resample_adjoint(int64_t outer, int64_t out_len, int64_t in_len, int64_t inner,
+                              const int64_t *idx, const float *w, const float *dy, float *dx);
 
 #endif

@@ -177,8 +177,9 @@ static hone_status check_arity(hone_ctx *ctx, const hone_node *n)
     if (n->n_out < oi->min_out || (oi->max_out >= 0 && n->n_out > oi->max_out))
         return hone_node_fail(ctx, n, HONE_ERR_INVALID, "has %d outputs, expected %d..%d",
                               n->n_out, oi->min_out, oi->max_out);
-    for (int i = 0; i < oi->min_in && i < n->n_in; i++)
-        if (!n->in[i])
+    /* required inputs, and every input of a variadic op, must be present */
+    for (int i = 0; i < n->n_in; i++)
+        if (!n->in[i] && (i < oi->min_in || oi->max_in < 0))
             return hone_node_fail(ctx, n, HONE_ERR_INVALID, "required input %d is missing", i);
     return HONE_OK;
 }

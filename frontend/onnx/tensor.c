@@ -42,8 +42,10 @@ static hone_status decode_typed(hone_ctx *ctx, const Onnx__TensorProto *p, hone_
             ((uint16_t *)t->data)[i] = (uint16_t)p->int32_data[i];
             break;
         case HONE_DT_STRING:
-            ((char **)t->data)[i] = strndup((const char *)p->string_data[i].data,
-                                            p->string_data[i].len);
+            ((char **)t->data)[i] = p->string_data[i].len
+                                        ? strndup((const char *)p->string_data[i].data,
+                                                  p->string_data[i].len)
+                                        : strdup("");
             break;
         default: hone_tensor_set_i64(t, (int64_t)i, p->int32_data[i]); break;
         }

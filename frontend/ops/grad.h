@@ -12,6 +12,8 @@
  *                       AveragePoolGrad, GlobalPoolGrad, SoftmaxGrad
  *   grad_loss.c         SoftmaxCrossEntropy, SoftTargetKL, DistanceLoss: each
  *                       outputs the scalar loss and d(loss)/d(input 0)
+ *   grad_tensor.c       MoveGrad (element-moving ops), ResizeGrad (Resize and
+ *                       Upsample): both replay the forward node
  *
  * Kernels live in the runtime files named after their families with a _grad suffix.
  */

@@ -101,7 +101,7 @@ hone_status eval_conv_grad(hone_eval *ec)
         return st;
     int64_t g = hone_attr_int(ec->node, "group", 1);
     float *scratch;
-    st = nn_scratch(ec, hone_rt_conv_grad_scratch(&w, x->dims[1], g), &scratch);
+    st = nn_scratch(ec, hone_rt_conv_grad_scratch(&w, x->dims[1], wt->dims[0], g), &scratch);
     if (st)
         return st;
     hone_rt_conv_grad(&w, x->dims[0], x->dims[1], wt->dims[0], g, x->data, wt->data, dy->data,

@@ -309,7 +309,9 @@ static hone_status slice_args_read(hone_infer *ic, int rank, slice_args *a)
          (ns >= 0 || (ic->in[1] && ic->in[1]->rank == 1 && ic->in[1]->dims[0] >= 0)));
     a->n = ns >= 0 ? ns : ne >= 0 ? ne : na >= 0 ? na : nt >= 0 ? nt : -1;
     if (a->n < 0 && a->axes_known)
-        a->n = (int)ic->in[1]->dims[0];
+        a->n = ic->in[1]->dims[0] > HONE_MAX_RANK ? HONE_MAX_RANK + 1 : (int)ic->in[1]->dims[0];
+    if (a->n > HONE_MAX_RANK || a->n > (rank >= 0 ? rank : HONE_MAX_RANK))
+        return hone_node_fail(ic->ctx, nd, HONE_ERR_SHAPE, "more slice entries than dims");
     if ((ns >= 0 && ns != a->n) || (ne >= 0 && ne != a->n) || (na >= 0 && na != a->n) ||
         (nt >= 0 && nt != a->n))
         return hone_node_fail(ic->ctx, nd, HONE_ERR_SHAPE,

@@ -87,6 +87,19 @@ static hone_value *const_fill(ad *a, float x, int rank, const int64_t *dims)
     return v;
 }
 
+/* An int64 vector constant. */
+static hone_value *const_i64(ad *a, int n, const int64_t *vals)
+{
+    hone_tensor *t;
+    int64_t d = n;
+    if (hone_tensor_new(a->ctx, HONE_DT_INT64, 1, &d, &t))
+        return NULL;
+    memcpy(t->data, vals, sizeof(int64_t) * (size_t)n);
+    hone_value *v = hone_graph_new_value(a->g, "ad_axes");
+    hone_value_set_data(v, t);
+    return v;
+}
+
 /* Copies attribute `name` of src onto dst when src has it. */
 static void copy_attr(hone_graph *g, hone_node *dst, const hone_node *src, const char *name,
                       const char *as)
@@ -108,6 +121,18 @@ static void copy_attrs(ad *a, hone_node *dst, const char *const *names)
 {
     for (; *names; names++)
         copy_attr(a->g, dst, a->node, *names, *names);
+}
+
+/* Copies every forward attribute (but `skip`) and names the forward op and
+ * opset, for the hone ops that replay the forward node. */
+static void replay_attrs(ad *a, hone_node *dst, const char *skip)
+{
+    const hone_node *n = a->node;
+    for (int i = 0; i < n->n_attr; i++)
+        if (!skip || strcmp(n->attrs[i].name, skip))
+            copy_attr(a->g, dst, n, n->attrs[i].name, n->attrs[i].name);
+    hone_node_set_attr_string(a->g, dst, "fwd_op", n->op_type);
+    hone_node_set_attr_int(a->g, dst, "fwd_opset", n->opset);
 }
 
 static const char *const window_attrs[] = {"auto_pad", "kernel_shape", "strides", "pads",
@@ -443,6 +468,155 @@ static hone_status rule_loss(ad *a, hone_value *dy)
     return HONE_OK;
 }
 
+/* Element-moving ops: hone.MoveGrad replays the forward on element numbers. */
+static hone_status rule_move(ad *a, hone_value *dy, int moved)
+{
+    const hone_node *n = a->node;
+    hone_value **in = calloc((size_t)n->n_in + 2, sizeof *in);
+    bool *want = calloc((size_t)moved + 1, sizeof *want);
+    HONE_ASSERT(in && want);
+    in[0] = dy;
+    memcpy(in + 1, n->in, sizeof *in * (size_t)n->n_in);
+    for (int i = 0; i < moved; i++)
+        want[i] = want_in(a, i);
+    hone_node *g = emit_n(a, "hone", "MoveGrad", n->n_in + 1, in, moved, want);
+    replay_attrs(a, g, n->op == HONE_OP_PAD ? "value" : NULL);
+    hone_node_set_attr_int(a->g, g, "fwd_moved", moved);
+    for (int i = 0; i < moved; i++)
+        if (want[i])
+            accumulate(a, n->in[i], g->out[i]);
+    free(in);
+    free(want);
+    return HONE_OK;
+}
+
+/* Resize and Upsample (nearest, linear): hone.ResizeGrad probes the forward. */
+static hone_status rule_resize(ad *a, hone_value *dy)
+{
+    const hone_node *n = a->node;
+    hone_value *in[5] = {dy};
+    memcpy(in + 1, n->in, sizeof *in * (size_t)(n->n_in < 4 ? n->n_in : 4));
+    hone_node *g = emit_n(a, "hone", "ResizeGrad", 1 + (n->n_in < 4 ? n->n_in : 4), in, 1, NULL);
+    replay_attrs(a, g, NULL);
+    accumulate(a, n->in[0], g->out[0]);
+    return HONE_OK;
+}
+
+/* Transpose: the inverse permutation (default: reversed dims). */
+static hone_status rule_transpose(ad *a, hone_value *dy)
+{
+    const hone_node *n = a->node;
+    int r = n->in[0]->rank;
+    const int64_t *p;
+    int64_t inv[HONE_MAX_RANK];
+    int k = hone_attr_ints(n, "perm", &p);
+    if (r < 0 || (k >= 0 && k != r))
+        return unsupported(a, "the permutation does not match the input rank");
+    for (int i = 0; i < r; i++)
+        inv[k >= 0 ? p[i] : r - 1 - i] = i;
+    hone_node *g = emit_n(a, "", "Transpose", 1, &dy, 1, NULL);
+    hone_node_set_attr_ints(a->g, g, "perm", inv, r);
+    accumulate(a, n->in[0], g->out[0]);
+    return HONE_OK;
+}
+
+/* Split: Concat of the output gradients (zeros for outputs without one). */
+static hone_status rule_split(ad *a)
+{
+    const hone_node *n = a->node;
+    hone_value **in = calloc((size_t)n->n_out + 1, sizeof *in);
+    HONE_ASSERT(in);
+    for (int i = 0; i < n->n_out; i++) {
+        in[i] = dout(a, i);
+        if (!in[i] && n->out[i])
+            in[i] = HONE(a, "ZerosLike", n->out[i]);
+        if (!in[i]) {
+            free(in);
+            return unsupported(a, "an omitted Split output hides its size");
+        }
+    }
+    hone_node *g = emit_n(a, "", "Concat", n->n_out, in, 1, NULL);
+    hone_node_set_attr_int(a->g, g, "axis", hone_attr_int(n, "axis", 0));
+    accumulate(a, n->in[0], g->out[0]);
+    free(in);
+    return HONE_OK;
+}
+
+/* x with a size-1 axis inserted at each of axes (Unsqueeze at opset 17). */
+static hone_value *unsqueeze(ad *a, hone_value *x, int n, const int64_t *axes)
+{
+    return ONNX(a, "Unsqueeze", x, const_i64(a, n, axes));
+}
+
+/* x with its last two axes swapped (rank r >= 2). */
+static hone_value *swap_last(ad *a, hone_value *x, int r)
+{
+    int64_t perm[HONE_MAX_RANK];
+    for (int i = 0; i < r; i++)
+        perm[i] = i;
+    perm[r - 2] = r - 1;
+    perm[r - 1] = r - 2;
+    hone_node *g = emit_n(a, "", "Transpose", 1, &x, 1, NULL);
+    hone_node_set_attr_ints(a->g, g, "perm", perm, r);
+    return g->out[0];
+}
+
+/* MatMul with numpy semantics: 1-D operands are promoted to matrices (and dY
+ * with them), broadcast batch dims are summed back with SumTo. */
+static hone_status rule_matmul(ad *a, hone_value *dy)
+{
+    const hone_node *n = a->node;
+    hone_value *A = n->in[0], *B = n->in[1];
+    int ra = A->rank, rb = B->rank;
+    if (ra < 1 || rb < 1)
+        return unsupported(a, "MatMul operand ranks are unknown");
+    static const int64_t m2[1] = {-2}, m1[1] = {-1}, z0[1] = {0}, both[2] = {0, 1};
+    hone_value *A2 = ra == 1 ? unsqueeze(a, A, 1, z0) : A;
+    hone_value *B2 = rb == 1 ? unsqueeze(a, B, 1, m1) : B;
+    hone_value *d2 = ra == 1 && rb == 1 ? unsqueeze(a, dy, 2, both)
+                     : ra == 1          ? unsqueeze(a, dy, 1, m2)
+                     : rb == 1          ? unsqueeze(a, dy, 1, m1)
+                                        : dy;
+    if (want_in(a, 0)) {
+        hone_value *g = HONE(a, "SumTo", ONNX(a, "MatMul", d2, swap_last(a, B2, rb < 2 ? 2 : rb)), A2);
+        accumulate(a, A, ra == 1 ? HONE(a, "ReshapeLike", g, A) : g);
+    }
+    if (want_in(a, 1)) {
+        hone_value *g = HONE(a, "SumTo", ONNX(a, "MatMul", swap_last(a, A2, ra < 2 ? 2 : ra), d2), B2);
+        accumulate(a, B, rb == 1 ? HONE(a, "ReshapeLike", g, B) : g);
+    }
+    return HONE_OK;
+}
+
+/* hone.FusedConv: activation(Conv(X, W, B) + Z), activation read from Y. */
+static hone_status rule_fused_conv(ad *a, hone_value *dy)
+{
+    const hone_node *n = a->node;
+    const char *act = hone_attr_str(n, "activation", "");
+    const float *ap;
+    int na = hone_attr_floats(n, "activation_params", &ap);
+    float alpha = na >= 1 ? ap[0] : 0.01f;
+    hone_value *d = dy;
+    if (!strcmp(act, "Clip") || (!strcmp(act, "LeakyRelu") && !(alpha > 0)))
+        return unsupported(a, "this FusedConv activation needs its pre-activation");
+    if (*act) {
+        hone_node *g = emit_n(a, "hone", "UnaryGrad", 2, (hone_value *[]){dy, n->out[0]}, 1, NULL);
+        hone_node_set_attr_string(a->g, g, "op", act);
+        hone_node_set_attr_float(a->g, g, "alpha", alpha);
+        d = g->out[0];
+    }
+    bool want[3] = {want_in(a, 0), want_in(a, 1), want_in(a, 2)};
+    hone_node *g = emit_n(a, "hone", "ConvGrad", 3, (hone_value *[]){d, n->in[0], n->in[1]}, 3,
+                          want);
+    copy_attrs(a, g, window_attrs);
+    for (int i = 0; i < 3; i++)
+        if (want[i])
+            accumulate(a, n->in[i], g->out[i]);
+    if (n->n_in > 3 && want_in(a, 3))
+        accumulate(a, n->in[3], sum_to(a, d, n->in[3], n->out[0]));
+    return HONE_OK;
+}
+
 /* Builds the backward nodes of the current node from its output gradient(s). */
 static hone_status backward(ad *a, hone_value *dy)
 {
@@ -457,9 +631,22 @@ static hone_status backward(ad *a, hone_value *dy)
     case HONE_OP_NEG:
         accumulate(a, n->in[0], ONNX(a, "Neg", dy));
         return HONE_OK;
-    case HONE_OP_RESHAPE_LIKE:
+    case HONE_OP_RESHAPE_LIKE: case HONE_OP_RESHAPE: case HONE_OP_FLATTEN:
+    case HONE_OP_SQUEEZE: case HONE_OP_UNSQUEEZE:
         accumulate(a, n->in[0], HONE(a, "ReshapeLike", dy, n->in[0]));
         return HONE_OK;
+    case HONE_OP_EXPAND:
+        accumulate(a, n->in[0], sum_to(a, dy, n->in[0], n->out[0]));
+        return HONE_OK;
+    case HONE_OP_TRANSPOSE: return rule_transpose(a, dy);
+    case HONE_OP_CONCAT: return rule_move(a, dy, n->n_in);
+    case HONE_OP_SLICE: case HONE_OP_PAD: case HONE_OP_GATHER: case HONE_OP_GATHER_ELEMENTS:
+    case HONE_OP_GATHER_ND: case HONE_OP_TILE: case HONE_OP_DEPTH_TO_SPACE:
+    case HONE_OP_SPACE_TO_DEPTH: case HONE_OP_REVERSE_SEQUENCE:
+        return rule_move(a, dy, 1);
+    case HONE_OP_RESIZE: case HONE_OP_UPSAMPLE: return rule_resize(a, dy);
+    case HONE_OP_MATMUL: return rule_matmul(a, dy);
+    case HONE_OP_FUSEDCONV: return rule_fused_conv(a, dy);
     case HONE_OP_ADD: case HONE_OP_SUB: case HONE_OP_MUL: case HONE_OP_DIV:
         return rule_binary(a, dy);
     case HONE_OP_POW: return rule_pow(a, dy);
@@ -544,11 +731,15 @@ static hone_status reverse(ad *a, int n_nodes)
         if (!any || !need)
             continue;
         a->node = n;
+        if (n->op == HONE_OP_SPLIT) {
+            hone_status st = rule_split(a);
+            if (st)
+                return st;
+            continue;
+        }
         for (int j = 1; j < n->n_out; j++)
             if (dout(a, j))
                 return unsupported(a, "a gradient flows into a secondary output");
-        if (!dy)
-            continue;
         hone_status st = backward(a, dy);
         if (st)
             return st;

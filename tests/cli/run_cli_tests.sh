@@ -123,6 +123,7 @@ check stats-symbolic-note 0 "counted as 1" -- "$HONE" stats "$D/cls_sym.onnx"
 check stats-fixed 0 "^flops 36$" -- "$HONE" stats "$D/cls_sym.onnx" --input-shape x=4x3
 check stats-bad-input 1 "no input 'q'" -- "$HONE" stats "$D/cls_sym.onnx" --input-shape q=4x3
 check stats-conflict 1 "dim 1 cannot be 5" -- "$HONE" stats "$D/cls_sym.onnx" --input-shape x=4x5
+check stats-per-pass 0 "fold-bn .* -> " -- "$HONE" stats "$(ls "$SRC"/tests/passes/fold-bn/*.in.txt | head -1)" -O2
 
 # ---- resource limits (global flags) ----
 check limit-bad-value 2 "needs a positive size" -- "$HONE" --max-memory=lots dump "$D/base.onnx"

@@ -109,10 +109,15 @@ typedef struct fd_opts {
     double eps;       /* perturbation */
     double tol;       /* allowed relative error */
     int max_elems;    /* elements checked per tensor (a random sample beyond) */
-    bool kinks;       /* skip elements whose interval holds a kink (at most a quarter) */
+    bool kinks;       /* retry mismatches with smaller steps (kinks on the path) */
+    bool richardson;  /* (4 D(eps/2) - D(eps)) / 3: no eps^2 error, for large eps */
+    double floor;     /* absolute slack, as a fraction of the tensor's largest gradient */
 } fd_opts;
 
-static const fd_opts FD_DEFAULT = {1e-2, 2e-2, 48, false};
+/* Which case of a test is being checked (named in failure messages). */
+static int fd_case;
+
+static const fd_opts FD_DEFAULT = {1e-2, 2e-2, 48, false, false, 1e-2};
 
 /* Runs g (no inputs) and returns output 0 as a double; grads receive outputs 1.. when given. */
 static double run_loss(hone_graph *g, hone_tensor **outs)
@@ -120,6 +125,7 @@ static double run_loss(hone_graph *g, hone_tensor **outs)
     hone_ctx ctx;
     hone_ctx_init(&ctx);
     hone_tensor *tmp[64] = {0};
+    assert_true(g->n_outputs <= 64);
     hone_tensor **o = outs ? outs : tmp;
     hone_status st = hone_interp_run(&ctx, g, NULL, o, NULL);
     if (st)
@@ -131,47 +137,91 @@ static double run_loss(hone_graph *g, hone_tensor **outs)
     return l;
 }
 
-/* Central difference of the loss in element i of v; *kink is set when the
- * one-sided differences disagree (a kink lies within eps), if kinks are checked. */
-static double central(hone_graph *g, hone_value *v, int64_t i, double eps, bool *kink)
+/* The loss recomputed in double from the forward output (graph output 1):
+ * mean of (y - t)^2. The float32 loss output would round away the small
+ * differences central differences take. */
+static double fd_loss(hone_graph *g, const hone_tensor *target)
+{
+    hone_tensor *outs[17] = {0};
+    run_loss(g, outs);
+    const float *y = outs[1]->data, *t = target->data;
+    double s = 0;
+    for (int64_t i = 0; i < target->numel; i++)
+        s += ((double)y[i] - t[i]) * ((double)y[i] - t[i]);
+    for (int i = 0; i < g->n_outputs; i++)
+        hone_tensor_free(outs[i]);
+    return s / (double)target->numel;
+}
+
+/* Central difference of the loss in element i of v with step eps; with
+ * sides, also the forward and backward differences (sides[0], sides[1]). */
+static double central(hone_graph *g, const hone_tensor *target, hone_value *v, int64_t i,
+                      double eps, double *sides)
 {
     float *x = v->data->data, save = x[i];
-    double l0 = *kink ? run_loss(g, NULL) : 0;
+    double l0 = sides ? fd_loss(g, target) : 0;
     x[i] = (float)(save + eps);
-    double hi_x = x[i], lp = run_loss(g, NULL);
+    double hi_x = x[i], lp = fd_loss(g, target);
     x[i] = (float)(save - eps);
-    double lo_x = x[i], lm = run_loss(g, NULL);
+    double lo_x = x[i], lm = fd_loss(g, target);
     x[i] = save;
-    double up = (lp - l0) / (hi_x - save), down = (l0 - lm) / (save - lo_x);
-    *kink = *kink && fabs(up - down) > 0.2 * (fabs(up) + fabs(down)) + 1e-6 * fabs(l0) / eps;
+    if (sides) {
+        sides[0] = (lp - l0) / (hi_x - save);
+        sides[1] = (l0 - lm) / (save - lo_x);
+    }
     return (lp - lm) / (hi_x - lo_x);
 }
 
-/* Compares the analytic gradient an of v with central differences. */
-static void compare(hone_graph *g, hone_value *v, const hone_tensor *an, fd_opts o)
+/* How far a difference quotient with step eps may be off from float32
+ * rounding of a loss near l0 alone (a few units in its last place, which
+ * batch statistics make every element share). */
+static double fd_noise(double l0, double eps)
+{
+    return 4e-7 * fabs(l0) / eps;
+}
+
+/* Relative disagreement of an analytic and a numeric derivative beyond the
+ * numeric one's noise; floor keeps elements whose gradient is tiny against
+ * the tensor's largest from dominating. */
+static double rel_err(double an, double fd, double noise, double floor)
+{
+    double d = fabs(fd - an) - noise;
+    return (d > 0 ? d : 0) / (fabs(fd) + fabs(an) + floor + 1e-9);
+}
+
+/* Compares the analytic gradient an of v with central differences. With
+ * kinks, an element whose step may cross a kink (a Relu input near 0) is
+ * retried with one-sided differences (the side without the kink is exact to
+ * first order) at steps 1, 1/4 and 1/16 of eps: a correct gradient matches one
+ * of them, a wrong one matches none. */
+static void compare(hone_graph *g, const hone_tensor *target, hone_value *v, const hone_tensor *an,
+                    fd_opts o)
 {
     const float *a = an->data;
     assert_int_equal(an->numel, v->data->numel);
     double amax = 0;
     for (int64_t i = 0; i < an->numel; i++)
         amax = fmax(amax, fabs(a[i]));
-    int64_t n = an->numel, cnt = n < o.max_elems ? n : o.max_elems, skipped = 0;
+    amax *= o.floor ? o.floor : 1e-2;
+    double l0 = fd_loss(g, target), noise = fd_noise(l0, o.eps) * (o.richardson ? 3 : 1);
+    int64_t n = an->numel, cnt = n < o.max_elems ? n : o.max_elems;
     for (int64_t k = 0; k < cnt; k++) {
         int64_t i = n <= o.max_elems ? k : (int64_t)((urand() + 1) / 2 * (double)n) % n;
-        bool kink = o.kinks;
-        double fd = central(g, v, i, o.eps, &kink);
-        if (kink) {
-            skipped++;
-            continue;
+        double fd = central(g, target, v, i, o.eps, NULL);
+        if (o.richardson)
+            fd = (4 * central(g, target, v, i, o.eps / 2, NULL) - fd) / 3;
+        double err = rel_err(a[i], fd, noise, amax);
+        for (double e = o.eps; o.kinks && err > o.tol && e > o.eps / 20; e /= 4) {
+            double side[2], c = central(g, target, v, i, e, side);
+            double nz = fd_noise(l0, e);
+            err = fmin(err, rel_err(a[i], c, nz, amax));
+            err = fmin(err, fmin(rel_err(a[i], side[0], 2 * nz, amax),
+                                 rel_err(a[i], side[1], 2 * nz, amax)));
         }
-        double err = fabs(fd - a[i]) / (fabs(fd) + fabs(a[i]) + 1e-2 * amax + 1e-6);
         if (err > o.tol)
-            fail_msg("d loss / d %s[%lld]: autodiff %.7g, finite difference %.7g", v->name,
-                     (long long)i, (double)a[i], fd);
+            fail_msg("case %d: d loss / d %s[%lld]: autodiff %.7g, finite difference %.7g",
+                     fd_case, v->name, (long long)i, (double)a[i], fd);
     }
-    if (skipped * 4 > cnt)
-        fail_msg("%lld of %lld elements of %s sit on kinks", (long long)skipped, (long long)cnt,
-                 v->name);
 }
 
 /* Appends MSE(y, random target), differentiates w.r.t. wrt and checks every gradient. */
@@ -188,16 +238,17 @@ static void check_fd(hone_graph *g, hone_value *y, int n_wrt, hone_value **wrt, 
         fail_msg("autodiff: %s", ctx.msg);
     g->n_outputs = 0;
     hone_graph_add_output(g, loss);
+    hone_graph_add_output(g, y);
     for (int i = 0; i < n_wrt; i++) {
         assert_non_null(grads[i]);
         hone_graph_add_output(g, grads[i]);
     }
     assert_int_equal(hone_graph_verify(&ctx, g), HONE_OK);
-    hone_tensor *outs[17] = {0};
+    hone_tensor *outs[18] = {0};
     run_loss(g, outs);
     for (int i = 0; i < n_wrt; i++)
-        compare(g, wrt[i], outs[i + 1], o);
-    for (int i = 0; i <= n_wrt; i++)
+        compare(g, target->data, wrt[i], outs[i + 2], o);
+    for (int i = 0; i < n_wrt + 2; i++)
         hone_tensor_free(outs[i]);
     hone_graph_free(g);
 }
@@ -210,6 +261,7 @@ static void check_fd(hone_graph *g, hone_value *y, int n_wrt, hone_value **wrt, 
 /* One unary op on a [2,3,4] input drawn from magnitudes [lo, hi]. */
 static void unary_case(const char *op, double lo, double hi, bool positive, int opset)
 {
+    fd_case++;
     hone_graph *g = new_graph(opset);
     int64_t d[3] = {2, 3, 4};
     hone_value *x = cst(g, "x", 3, d, lo, hi, positive);
@@ -225,13 +277,16 @@ static void unary_case(const char *op, double lo, double hi, bool positive, int 
 
 static void test_unary(void **state)
 {
-    static const char *kinked[] = {"Relu", "LeakyRelu", "Abs", "HardSigmoid", "Identity", "Neg"};
-    static const char *smooth[] = {"Sigmoid", "Tanh", "Elu", "Softplus", "Exp"};
+    /* Elu with alpha != 1 has a kink in its slope at 0 */
+    static const char *kinked[] = {"Relu", "LeakyRelu", "Abs", "Identity", "Neg", "Elu"};
+    static const char *smooth[] = {"Sigmoid", "Tanh", "Softplus", "Exp"};
     for (size_t i = 0; i < sizeof kinked / sizeof *kinked; i++)
         unary_case(kinked[i], 0.1, 2.0, false, 13);
     for (size_t i = 0; i < sizeof smooth / sizeof *smooth; i++)
         unary_case(smooth[i], 0.0, 2.0, false, 13);
-    unary_case("HardSwish", 0.1, 2.5, false, 14); /* both sides of the kinks at 0 */
+    unary_case("HardSigmoid", 0.1, 1.5, false, 13); /* kinks at -1.6 and 2.4 */
+    unary_case("HardSigmoid", 2.5, 4.0, false, 13); /* the flat parts */
+    unary_case("HardSwish", 0.1, 2.5, false, 14); /* inside the kinks at +-3 */
     unary_case("HardSwish", 3.5, 5.0, false, 14); /* the flat and linear parts */
     unary_case("Log", 0.3, 2.0, true, 13);
     unary_case("Sqrt", 0.3, 2.0, true, 13);
@@ -367,6 +422,11 @@ static void test_conv(void **state)
         /* 1-D and 3-D */
         {1, 2, 3, 2, 1, {9}, {4}, {2}, {1}, {2, 1}, true},
         {3, 1, 2, 2, 1, {4, 4, 3}, {2, 3, 2}, {1, 1, 1}, {1, 1, 1}, {1, 0, 1, 0, 1, 1}, true},
+        /* stride 1, dilation 2, "same" size (shifted-plane im2col, transposed window) */
+        {2, 2, 2, 3, 1, {5, 5}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, true},
+        {2, 2, 3, 2, 1, {3, 3}, {3, 3}, {1, 1}, {2, 2}, {2, 2, 2, 2}, false},
+        /* 5 images of 40x40: column blocks of 3 and 2 images */
+        {2, 5, 2, 3, 1, {40, 40}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, true},
         /* auto_pad SAME_UPPER with stride 2 */
         {2, 1, 2, 3, 1, {5, 6}, {3, 3}, {2, 2}, {1, 1}, {0}, true, "SAME_UPPER"},
     };
@@ -528,6 +588,171 @@ static void test_reduce(void **state)
     check_fd(g, NODE(g, "ReduceMean", x)->out[0], WRT(x), FD_DEFAULT);
 }
 
+/* ---------- tensor manipulation ---------- */
+
+/* Reshape, Flatten, Squeeze, Unsqueeze, Expand and Transpose (explicit and default perm). */
+static void test_layout(void **state)
+{
+    int64_t d[4] = {2, 3, 1, 4}, shape[2] = {6, 4}, ax[1] = {2}, perm[4] = {2, 0, 3, 1};
+    for (int k = 0; k < 7; k++) {
+        hone_graph *g = new_graph(13);
+        hone_value *x = cst(g, "x", 4, d, 0, 1, false);
+        hone_node *n = k == 0   ? NODE(g, "Reshape", x, cst_i64(g, "s", 2, shape))
+                       : k == 1 ? NODE(g, "Flatten", x)
+                       : k == 2 ? NODE(g, "Squeeze", x, cst_i64(g, "a", 1, ax))
+                       : k == 3 ? NODE(g, "Unsqueeze", x, cst_i64(g, "a", 1, ax))
+                       : k == 6 ? NODE(g, "Expand", cst(g, "x3", 2, (int64_t[]){3, 1}, 0, 1, false),
+                                       cst_i64(g, "s", 3, (int64_t[]){2, 3, 4}))
+                                : NODE(g, "Transpose", x);
+        if (k == 4)
+            ints(g, n, "perm", 4, perm);
+        if (k == 6)
+            x = n->in[0];
+        check_fd(g, n->out[0], WRT(x), FD_DEFAULT);
+    }
+}
+
+/* Concat (a gradient for two of three inputs), Split with an unused output. */
+static void test_concat_split(void **state)
+{
+    hone_graph *g = new_graph(13);
+    int64_t a[3] = {2, 2, 3}, b[3] = {2, 4, 3}, c[3] = {2, 1, 3};
+    hone_value *x = cst(g, "x", 3, a, 0, 1, false), *y = cst(g, "y", 3, b, 0, 1, false);
+    hone_node *n = NODE(g, "Concat", x, cst(g, "z", 3, c, 0, 1, false), y);
+    hone_node_set_attr_int(g, n, "axis", -2);
+    check_fd(g, n->out[0], WRT(x, y), FD_DEFAULT);
+
+    g = new_graph(13);
+    int64_t d[2] = {3, 7}, sizes[3] = {2, 1, 4};
+    x = cst(g, "x", 2, d, 0, 1, false);
+    hone_node *s = node(g, "", "Split", 2, (hone_value *[]){x, cst_i64(g, "sz", 3, sizes)}, 3);
+    hone_node_set_attr_int(g, s, "axis", 1);
+    hone_value *t = NODE(g, "Tanh", s->out[2])->out[0];
+    hone_node *y0 = NODE(g, "Concat", s->out[0], t);
+    hone_node_set_attr_int(g, y0, "axis", 1);
+    check_fd(g, y0->out[0], WRT(x), FD_DEFAULT);
+}
+
+/* Slice with negative steps and axes, Pad in constant/reflect/edge modes and
+ * negative pads, Pad's attribute form. */
+static void test_slice_pad(void **state)
+{
+    int64_t d[3] = {3, 5, 6};
+    int64_t st[2] = {4, 1}, en[2] = {-6, 6}, axes[2] = {1, -1}, steps[2] = {-2, 2};
+    hone_graph *g = new_graph(13);
+    hone_value *x = cst(g, "x", 3, d, 0, 1, false);
+    hone_node *n = NODE(g, "Slice", x, cst_i64(g, "st", 2, st), cst_i64(g, "en", 2, en),
+                        cst_i64(g, "ax", 2, axes), cst_i64(g, "sp", 2, steps));
+    check_fd(g, n->out[0], WRT(x), FD_DEFAULT);
+    static const char *modes[] = {"constant", "reflect", "edge"};
+    int64_t pads[6] = {1, 2, -1, 0, 1, 2};
+    for (int m = 0; m < 4; m++) {
+        fd_case = m;
+        g = new_graph(m < 3 ? 13 : 2);
+        x = cst(g, "x", 3, d, 0, 1, false);
+        n = m < 3 ? NODE(g, "Pad", x, cst_i64(g, "p", 6, pads)) : NODE(g, "Pad", x);
+        if (m == 3) {
+            ints(g, n, "pads", 6, pads);
+            hone_node_set_attr_float(g, n, "value", 2.5f);
+        }
+        hone_node_set_attr_string(g, n, "mode", modes[m % 3]);
+        check_fd(g, n->out[0], WRT(x), FD_DEFAULT);
+    }
+}
+
+/* Gather (repeated and negative indices), GatherElements, Tile, DepthToSpace, SpaceToDepth. */
+static void test_gather_move(void **state)
+{
+    int64_t d[3] = {4, 3, 2}, idx[5] = {1, -1, 1, 0, 3};
+    for (int k = 0; k < 6; k++) {
+        hone_graph *g = new_graph(13);
+        int64_t sd[4] = {2, 8, 2, 3};
+        hone_value *x = cst(g, "x", k >= 3 ? 4 : 3, k >= 3 ? sd : d, 0, 1, false);
+        hone_node *n;
+        if (k == 0) {
+            n = NODE(g, "Gather", x, cst_i64(g, "i", 5, idx));
+            hone_node_set_attr_int(g, n, "axis", 0);
+        } else if (k == 1) {
+            hone_tensor *it;
+            hone_ctx ctx;
+            hone_ctx_init(&ctx);
+            assert_int_equal(hone_tensor_new(&ctx, HONE_DT_INT64, 3, (int64_t[]){4, 2, 2}, &it), 0);
+            for (int64_t i = 0; i < it->numel; i++)
+                ((int64_t *)it->data)[i] = i % 3 - 1;
+            hone_value *iv = hone_graph_new_value(g, "gi");
+            hone_value_set_data(iv, it);
+            n = NODE(g, "GatherElements", x, iv);
+            hone_node_set_attr_int(g, n, "axis", 1);
+        } else if (k == 2) {
+            n = NODE(g, "Tile", x, cst_i64(g, "r", 3, (int64_t[]){2, 1, 3}));
+        } else {
+            n = NODE(g, k == 5 ? "SpaceToDepth" : "DepthToSpace", x);
+            hone_node_set_attr_int(g, n, "blocksize", 2);
+            if (k == 4)
+                hone_node_set_attr_string(g, n, "mode", "CRD");
+            if (k == 5)
+                x = n->in[0] = cst(g, "xs", 4, (int64_t[]){2, 2, 4, 6}, 0, 1, false);
+        }
+        check_fd(g, n->out[0], WRT(x), FD_DEFAULT);
+    }
+}
+
+/* Resize (nearest, linear with several coordinate modes, up and down) and Upsample. */
+static void test_resize(void **state)
+{
+    static const char *modes[] = {"nearest", "linear", "linear", "linear", "linear"};
+    static const char *ct[] = {"asymmetric", "half_pixel", "align_corners", "pytorch_half_pixel",
+                               "half_pixel"};
+    static const float sc[][4] = {{1, 1, 2, 3}, {1, 1, 2, 2}, {1, 1, 1.5f, 2}, {1, 1, 2, 0.5f},
+                                  {1, 1, 0.5f, 0.75f}};
+    int64_t d[4] = {2, 2, 4, 4};
+    int64_t four[1] = {4};
+    for (int k = 0; k < 6; k++) {
+        hone_graph *g = new_graph(k == 5 ? 9 : 13);
+        hone_value *x = cst(g, "x", 4, d, 0, 1, false);
+        hone_value *scales = cst_vals(g, "scales", 1, four, sc[k == 5 ? 0 : k]);
+        hone_node *n = k == 5 ? NODE(g, "Upsample", x, scales)
+                              : NODE(g, "Resize", x, cst_vals(g, "roi", 1, (int64_t[]){0}, NULL), scales);
+        hone_node_set_attr_string(g, n, "mode", modes[k == 5 ? 0 : k]);
+        if (k < 5)
+            hone_node_set_attr_string(g, n, "coordinate_transformation_mode", ct[k]);
+        check_fd(g, n->out[0], WRT(x), FD_DEFAULT);
+    }
+}
+
+/* MatMul: batched, broadcast batch dims, 1-D operands on either side. */
+static void test_matmul(void **state)
+{
+    static const int64_t sa[][4] = {{2, 3, 4}, {3, 4}, {4}, {3, 4}, {4}, {2, 1, 3, 4}};
+    static const int64_t sb[][4] = {{4, 5}, {2, 4, 5}, {2, 4, 5}, {4}, {4}, {3, 4, 2}};
+    static const int ra[] = {3, 2, 1, 2, 1, 4}, rb[] = {2, 3, 3, 1, 1, 3};
+    for (int k = 0; k < 6; k++) {
+        hone_graph *g = new_graph(13);
+        hone_value *a = cst(g, "a", ra[k], sa[k], 0, 1, false);
+        hone_value *b = cst(g, "b", rb[k], sb[k], 0, 1, false);
+        check_fd(g, NODE(g, "MatMul", a, b)->out[0], WRT(a, b), FD_DEFAULT);
+    }
+}
+
+/* hone.FusedConv with a residual and an activation. */
+static void test_fused_conv(void **state)
+{
+    static const char *acts[] = {"", "Relu", "Sigmoid", "LeakyRelu"};
+    int64_t xd[4] = {2, 3, 5, 5}, wd[4] = {4, 3, 3, 3}, bd[1] = {4}, zd[4] = {2, 4, 5, 5};
+    int64_t pads[4] = {1, 1, 1, 1};
+    for (int k = 0; k < 4; k++) {
+        fd_case = k;
+        hone_graph *g = new_graph(13);
+        hone_value *x = cst(g, "x", 4, xd, 0, 1, false), *w = cst(g, "w", 4, wd, 0, 0.5, false);
+        hone_value *b = cst(g, "b", 1, bd, 0, 1, false), *z = cst(g, "z", 4, zd, 0, 1, false);
+        hone_node *n = node(g, "hone", "FusedConv", 4, (hone_value *[]){x, w, b, z}, 1);
+        ints(g, n, "pads", 4, pads);
+        if (*acts[k])
+            hone_node_set_attr_string(g, n, "activation", acts[k]);
+        check_fd(g, n->out[0], WRT(x, w, b, z), (fd_opts){1e-3, 2e-2, 40, true});
+    }
+}
+
 /* ---------- losses ---------- */
 
 /* The scalar value and the gradient output of a loss node, run directly. */
@@ -588,40 +813,52 @@ static void test_loss_grads(void **state)
         if (k == 2)
             check_fd(g, l, WRT(x, t), FD_DEFAULT);
         else
-            check_fd(g, l, WRT(x), (fd_opts){k == 3 ? 1e-3 : 1e-2, 2e-2, 48});
+            check_fd(g, l, WRT(x), (fd_opts){1e-2, 2e-2, 48, k == 3}); /* L1: kinks */
     }
 }
 
 /* ---------- a ResNet basic block ---------- */
 
-/* conv3x3 (no bias) -> BN (train) */
-static hone_value *conv_bn(hone_graph *g, hone_value *x, int64_t c, const char *tag,
+/* conv3x3 (no bias) -> BN (train) with per-channel shifts beta. */
+static hone_value *conv_bn(hone_graph *g, hone_value *x, const float *beta, const char *tag,
                            hone_value **params)
 {
-    int64_t wd[4] = {c, c, 3, 3}, cd[1] = {c}, pads[4] = {1, 1, 1, 1};
+    int64_t wd[4] = {3, 3, 3, 3}, cd[1] = {3}, pads[4] = {1, 1, 1, 1};
     params[0] = cst(g, tag, 4, wd, 0, 0.4, false);
-    params[1] = cst(g, "gamma", 1, cd, 0.5, 1.5, true);
-    params[2] = cst(g, "beta", 1, cd, 0, 0.5, false);
+    params[1] = cst(g, "gamma", 1, cd, 0.4, 0.6, true);
+    params[2] = cst_vals(g, "beta", 1, cd, beta);
     hone_node *n = NODE(g, "Conv", x, params[0]);
     ints(g, n, "pads", 4, pads);
     return bn_train(g, n->out[0], params[1], params[2])->out[0];
 }
 
+/* Relu kinks would make differences across them meaningless, and with batch
+ * statistics every input moves every Relu input. So each channel is kept on
+ * one side of its kink: BN normalises to mean beta and spread gamma < 0.6,
+ * and beta = +-3 puts every Relu input at least ~1 away from 0 (the block's
+ * input, which follows a Relu in a network, is in [0, 1]). Channel 0 of the
+ * first Relu and channel 1 of the second are cut off, so both sides of the
+ * Relu rule take part. float32 rounding of the batch statistics moves the
+ * loss by ~1e-7, so steps are large and Richardson extrapolation removes
+ * their truncation error; the tolerance is 4% plus 0.4% of the largest
+ * gradient of each tensor. */
 static void test_resnet_block(void **state)
 {
     hone_graph *g = new_graph(13);
     int64_t xd[4] = {2, 3, 5, 5};
-    hone_value *x = cst(g, "x", 4, xd, 0, 1, false), *p[6];
-    hone_value *h = NODE(g, "Relu", conv_bn(g, x, 3, "w1", p))->out[0];
-    hone_value *y = conv_bn(g, h, 3, "w2", p + 3);
+    static const float beta1[3] = {-3, 3, 3}, beta2[3] = {3, -3, 3};
+    hone_value *x = cst(g, "x", 4, xd, 0, 1, true), *p[6];
+    hone_value *h = NODE(g, "Relu", conv_bn(g, x, beta1, "w1", p))->out[0];
+    hone_value *y = conv_bn(g, h, beta2, "w2", p + 3);
     hone_value *out = NODE(g, "Relu", NODE(g, "Add", y, x)->out[0])->out[0];
-    check_fd(g, out, WRT(x, p[0], p[1], p[2], p[3], p[4], p[5]), (fd_opts){3e-3, 2e-2, 30, true});
+    check_fd(g, out, WRT(x, p[0], p[1], p[2], p[3], p[4], p[5]), (fd_opts){4e-2, 4e-2, 30, false, true, 0.1});
 }
 
 /* ---------- training reduces the loss ---------- */
 
 static void test_sgd_reduces_loss(void **state)
 {
+    rng = 99; /* independent of the tests run before */
     hone_graph *g = new_graph(13);
     int64_t xd[4] = {8, 1, 6, 6}, wd[4] = {4, 1, 3, 3}, fd[2] = {3, 4}, lab[8];
     for (int i = 0; i < 8; i++)
@@ -694,6 +931,8 @@ static void test_errors(void **state)
 
 int main(void)
 {
+    if (getenv("HONE_TEST_SEED")) /* stress runs: other random draws */
+        rng = (uint32_t)strtoul(getenv("HONE_TEST_SEED"), NULL, 10);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_unary),
         cmocka_unit_test(test_clip),
@@ -708,6 +947,13 @@ int main(void)
         cmocka_unit_test(test_gemm),
         cmocka_unit_test(test_softmax),
         cmocka_unit_test(test_reduce),
+        cmocka_unit_test(test_layout),
+        cmocka_unit_test(test_concat_split),
+        cmocka_unit_test(test_slice_pad),
+        cmocka_unit_test(test_gather_move),
+        cmocka_unit_test(test_resize),
+        cmocka_unit_test(test_matmul),
+        cmocka_unit_test(test_fused_conv),
         cmocka_unit_test(test_loss_values),
         cmocka_unit_test(test_loss_grads),
         cmocka_unit_test(test_resnet_block),

@@ -46,6 +46,9 @@ void cli_passes_init(cli_passes *cp);
 int cli_pass_flag(const char *cmd, int argc, char **argv, int *i, cli_passes *cp);
 /* Runs the chosen pipeline on g; when none was chosen, level dflt (-1: nothing). */
 hone_status cli_run_passes(hone_ctx *ctx, hone_graph *g, const cli_passes *cp, int dflt);
+/* Same, also returning the per-pass statistics (malloc'd array of *n_stats rows). */
+hone_status cli_run_passes_stats(hone_ctx *ctx, hone_graph *g, const cli_passes *cp, int dflt,
+                                 hone_pass_stats **stats, int *n_stats);
 /* Help text of the pass flags. */
 void cli_passes_help(FILE *f);
 /* Loads MODEL.onnx, or a text IR dump (.txt); verified and inferred. */

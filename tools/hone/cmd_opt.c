@@ -84,15 +84,30 @@ int cli_pass_flag(const char *cmd, int argc, char **argv, int *i, cli_passes *cp
 
 hone_status cli_run_passes(hone_ctx *ctx, hone_graph *g, const cli_passes *cp, int dflt)
 {
+    return cli_run_passes_stats(ctx, g, cp, dflt, NULL, NULL);
+}
+
+hone_status cli_run_passes_stats(hone_ctx *ctx, hone_graph *g, const cli_passes *cp, int dflt,
+                                 hone_pass_stats **stats, int *n_stats)
+{
     int level = cp->level >= 0 ? cp->level : dflt;
     const char *text = cp->text ? cp->text : level >= 0 ? hone_pipeline_level(level) : NULL;
+    if (stats) {
+        *stats = NULL;
+        *n_stats = 0;
+    }
     if (!text)
         return HONE_OK;
     hone_pipeline p;
     hone_status st = hone_pipeline_parse(ctx, text, &p);
     if (st)
         return st;
-    st = hone_passes_run(ctx, g, &p, &cp->opts, NULL);
+    hone_pass_stats *s = stats ? calloc((size_t)p.n + 1, sizeof *s) : NULL;
+    st = hone_passes_run(ctx, g, &p, &cp->opts, s);
+    if (stats) {
+        *stats = s;
+        *n_stats = p.n;
+    }
     hone_pipeline_free(&p);
     return st;
 }

@@ -15,22 +15,32 @@
 
 void help_stats(FILE *f)
 {
-    fprintf(f, "usage: hone stats MODEL.onnx [--input-shape NAME=DxDx...]...\n\n"
+    fprintf(f, "usage: hone stats MODEL.onnx [--input-shape NAME=DxDx...]... [--passes=... | -On]\n\n"
                "Prints the parameter count (elements of floating-point weights) and the MACs\n"
                "and FLOPs of each op type and of the whole model. Symbolic dimensions count as 1\n"
-               "unless --input-shape fixes them (e.g. --input-shape input=8x1x28x28).\n");
+               "unless --input-shape fixes them (e.g. --input-shape input=8x1x28x28).\n"
+               "With a pipeline, the statistics are those after it, followed by a per-pass table of\n"
+               "nodes, parameters and MACs before and after each pass.\n\n");
+    cli_passes_help(f);
 }
 
 typedef struct stats_args {
     const char *model;
     const char *shapes[MAX_SHAPES];
     int n_shapes;
+    cli_passes cp;
 } stats_args;
 
 static int parse(int argc, char **argv, stats_args *a)
 {
+    cli_passes_init(&a->cp);
     for (int i = 1; i < argc; i++) {
         const char *v;
+        int r = cli_pass_flag("stats", argc, argv, &i, &a->cp);
+        if (r < 0)
+            return EXIT_USAGE;
+        if (r)
+            continue;
         if ((v = cli_opt(argc, argv, &i, "--input-shape"))) {
             if (a->n_shapes == MAX_SHAPES)
                 return cli_usage("stats", "more than %d --input-shape options", MAX_SHAPES);
@@ -143,6 +153,23 @@ static void print_stats(const char *path, const hone_graph *g)
     free(rows);
 }
 
+/* Per-pass before/after table: nodes, parameters, MACs. */
+static void print_pass_table(const hone_pass_stats *ps, int n)
+{
+    printf("\n%-36s %17s %23s %25s\n", "pass", "nodes", "parameters", "MACs");
+    for (int i = 0; i < n; i++) {
+        const hone_pass_stats *s = &ps[i];
+        if (s->disabled) {
+            printf("%-36s (disabled)\n", s->text);
+            continue;
+        }
+        printf("%-36s %7lld -> %-7lld %10lld -> %-10lld %11lld -> %-11lld\n", s->text,
+               (long long)s->nodes_before, (long long)s->nodes_after,
+               (long long)s->params_before, (long long)s->params_after,
+               (long long)s->macs_before, (long long)s->macs_after);
+    }
+}
+
 int cmd_stats(int argc, char **argv)
 {
     stats_args a = {0};
@@ -152,15 +179,22 @@ int cmd_stats(int argc, char **argv)
     hone_ctx ctx;
     hone_ctx_init(&ctx);
     hone_graph *g;
-    if (hone_onnx_load(&ctx, a.model, &g))
+    if (cli_load_model(&ctx, a.model, &g))
         return cli_fail(&ctx);
     hone_status st = HONE_OK;
     for (int i = 0; i < a.n_shapes && !st; i++)
         st = fix_input(&ctx, g, a.shapes[i]);
-    if (!st && a.n_shapes && (st = hone_graph_infer(&ctx, g)))
+    if (!st && (a.n_shapes || a.cp.text || a.cp.level >= 0) && (st = hone_graph_infer(&ctx, g)))
         hone_fail_wrap(&ctx, "%s with the given input shapes", a.model);
+    hone_pass_stats *ps = NULL;
+    int n_ps = 0;
+    if (!st)
+        st = cli_run_passes_stats(&ctx, g, &a.cp, -1, &ps, &n_ps);
     if (!st)
         print_stats(a.model, g);
+    if (!st && n_ps)
+        print_pass_table(ps, n_ps);
+    free(ps);
     hone_graph_free(g);
     return st ? cli_fail(&ctx) : EXIT_OK;
 }

@@ -1,0 +1,208 @@
+/*
+ * A small fixed thread pool with one operation: parallel-for over [0, n).
+ *
+ * hone_rt_pool_create spawns size-1 worker threads once; the thread calling
+ * hone_rt_parallel_for is worker 0 and works too. Nothing is allocated after
+ * creation, so compiled code may use a pool its caller created: a job is a
+ * (fn, ctx, n, chunk) record stored in the pool itself, and the range is cut
+ * into chunks that workers claim from one atomic counter, which balances
+ * uneven chunks without a queue. Each chunk call receives the worker index,
+ * so a kernel can give every worker its own slice of the caller's workspace.
+ *
+ * Workers sleep on a condition variable and wake when the job generation
+ * changes; the caller waits until every worker has reported back, so a
+ * worker can never miss a generation or see a stale job. Concurrent callers
+ * are serialised by a submit lock; a parallel-for issued from inside a chunk
+ * (nesting) runs inline on the calling worker instead of deadlocking.
+ */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "hone_rt.h"
+
+/* Chunks per worker when the grain allows it: enough to balance uneven chunks. */
+#define CHUNKS_PER_WORKER 4
+
+typedef struct pool_job {
+    hone_rt_range_fn fn;
+    void *ctx;
+    int64_t n, chunk, n_chunks;
+} pool_job;
+
+typedef struct pool_worker {
+    pthread_t thread;
+    hone_rt_pool *pool;
+    int id;                   /* 1 .. size-1; the caller is 0 */
+} pool_worker;
+
+struct hone_rt_pool {
+    int size;                 /* workers including the caller */
+    pool_worker *workers;     /* size - 1 spawned workers */
+    pthread_mutex_t mu;       /* guards gen, active, stop and job */
+    pthread_cond_t wake;      /* gen changed or stop set */
+    pthread_cond_t done;      /* active reached 0 */
+    pthread_mutex_t submit;   /* one parallel-for at a time */
+    uint64_t gen;
+    int active;               /* spawned workers still on the current job */
+    int stop;
+    pool_job job;
+    atomic_int_fast64_t next; /* next unclaimed chunk */
+};
+
+/* The pool whose chunk the current thread is running, if any (nesting guard),
+ * and the worker index it runs as. */
+static _Thread_local const hone_rt_pool *running_in;
+static _Thread_local int running_id;
+
+/* Claims chunks of job until none is left, calling fn on each as worker id. */
+static void run_chunks(hone_rt_pool *p, const pool_job *job, int id)
+{
+    const hone_rt_pool *outer = running_in;
+    int outer_id = running_id;
+    running_in = p;
+    running_id = id;
+    for (;;) {
+        int64_t c = atomic_fetch_add(&p->next, 1);
+        if (c >= job->n_chunks)
+            break;
+        int64_t b = c * job->chunk;
+        int64_t e = job->n - b < job->chunk ? job->n : b + job->chunk;
+        job->fn(job->ctx, b, e, id);
+    }
+    running_in = outer;
+    running_id = outer_id;
+}
+
+/* Waits for the generation after *seen; copies its job, or returns 0 on stop. */
+static int wait_job(hone_rt_pool *p, uint64_t *seen, pool_job *job)
+{
+    pthread_mutex_lock(&p->mu);
+    while (!p->stop && p->gen == *seen)
+        pthread_cond_wait(&p->wake, &p->mu);
+    int go = !p->stop;
+    *seen = p->gen;
+    *job = p->job;
+    pthread_mutex_unlock(&p->mu);
+    return go;
+}
+
+/* Body of a spawned worker: run each new job's chunks, then report back. */
+static void *worker_main(void *arg)
+{
+    pool_worker *w = arg;
+    hone_rt_pool *p = w->pool;
+    uint64_t seen = 0;
+    pool_job job;
+    while (wait_job(p, &seen, &job)) {
+        run_chunks(p, &job, w->id);
+        pthread_mutex_lock(&p->mu);
+        if (--p->active == 0)
+            pthread_cond_signal(&p->done);
+        pthread_mutex_unlock(&p->mu);
+    }
+    return NULL;
+}
+
+/* Stops and joins the first n spawned workers, then frees the pool. */
+static void teardown(hone_rt_pool *p, int n)
+{
+    pthread_mutex_lock(&p->mu);
+    p->stop = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    for (int i = 0; i < n; i++)
+        pthread_join(p->workers[i].thread, NULL);
+    pthread_cond_destroy(&p->wake);
+    pthread_cond_destroy(&p->done);
+    pthread_mutex_destroy(&p->mu);
+    pthread_mutex_destroy(&p->submit);
+    free(p->workers);
+    free(p);
+}
+
+/* Starts spawned worker i (id i + 1); 0 on success. */
+static int spawn(hone_rt_pool *p, int i)
+{
+    p->workers[i].pool = p;
+    p->workers[i].id = i + 1;
+    return pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]);
+}
+
+hone_rt_pool *hone_rt_pool_create(int n_threads)
+{
+    if (n_threads < 1 || n_threads > HONE_RT_POOL_MAX_THREADS)
+        return NULL;
+    hone_rt_pool *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->size = n_threads;
+    p->workers = calloc((size_t)n_threads, sizeof *p->workers);
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_mutex_init(&p->submit, NULL);
+    pthread_cond_init(&p->wake, NULL);
+    pthread_cond_init(&p->done, NULL);
+    atomic_init(&p->next, 0);
+    int started = 0;
+    while (p->workers && started < n_threads - 1 && spawn(p, started) == 0)
+        started++;
+    if (!p->workers || started < n_threads - 1) {
+        teardown(p, started);
+        return NULL;
+    }
+    return p;
+}
+
+void hone_rt_pool_destroy(hone_rt_pool *p)
+{
+    if (p)
+        teardown(p, p->size - 1);
+}
+
+int hone_rt_pool_size(const hone_rt_pool *p)
+{
+    return p ? p->size : 1;
+}
+
+/* ceil(a / b) for a >= 0, b > 0, without overflow. */
+static int64_t ceil_div(int64_t a, int64_t b)
+{
+    return a / b + (a % b != 0);
+}
+
+/* The job record for n items cut for size workers, chunks of at least grain. */
+static pool_job make_job(int size, int64_t n, int64_t grain, hone_rt_range_fn fn, void *ctx)
+{
+    int64_t target = ceil_div(n, (int64_t)size * CHUNKS_PER_WORKER);
+    pool_job job = {fn, ctx, n, target > grain ? target : grain, 0};
+    job.n_chunks = ceil_div(n, job.chunk);
+    return job;
+}
+
+void hone_rt_parallel_for(hone_rt_pool *p, int64_t n, int64_t grain, hone_rt_range_fn fn,
+                          void *ctx)
+{
+    if (n <= 0)
+        return;
+    if (grain < 1)
+        grain = 1;
+    if (!p || p->size == 1 || n <= grain || running_in == p) {
+        fn(ctx, 0, n, running_in == p ? running_id : 0);
+        return;
+    }
+    pool_job job = make_job(p->size, n, grain, fn, ctx);
+    pthread_mutex_lock(&p->submit);
+    pthread_mutex_lock(&p->mu);
+    p->job = job;
+    atomic_store(&p->next, 0);
+    p->active = p->size - 1;
+    p->gen++;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->mu);
+    run_chunks(p, &job, 0);
+    pthread_mutex_lock(&p->mu);
+    while (p->active > 0)
+        pthread_cond_wait(&p->done, &p->mu);
+    pthread_mutex_unlock(&p->mu);
+    pthread_mutex_unlock(&p->submit);
+}
