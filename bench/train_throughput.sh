@@ -4,8 +4,12 @@
 # 2 threads, one run of each on the same machine. hone runs `hone finetune` and times steps
 # from its --log CSV; PyTorch (Debian python3-torch) runs bench/torch_train.py --throughput
 # on the same architecture. Both skip the first WARMUP steps and time the next STEPS.
-# usage: bench/train_throughput.sh [HONE_BINARY] [STEPS] [WARMUP]
+# usage: bench/train_throughput.sh [--write-doc] [HONE_BINARY] [STEPS] [WARMUP]
+# --write-doc replaces the section "## Training throughput" of docs/PERFORMANCE.md (appending
+# it when missing) with these numbers, leaving the rest of the file as it is.
 set -euo pipefail
+WRITE_DOC=0
+if [ "${1:-}" = --write-doc ]; then WRITE_DOC=1; shift; fi
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HONE=${1:-$ROOT/build/hone}
 STEPS=${2:-20}
@@ -33,7 +37,48 @@ torch=$(/usr/bin/python3 "$ROOT/bench/torch_train.py" --throughput "$STEPS" --wa
     --batch $BATCH --threads $THREADS --optim nesterov --lr 0.01 --wd 5e-4 |
     awk '/^images_per_s/ { print $2 }')
 
-echo "machine $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
+machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
+ratio=$(awk -v h="$hone" -v p="$torch" 'BEGIN { printf "%.2f", h / p }')
+echo "machine $machine"
 echo "hone_images_per_s $hone"
 echo "torch_images_per_s $torch"
-awk -v h="$hone" -v p="$torch" 'BEGIN { printf "hone_vs_torch %.2fx\n", h / p }'
+echo "hone_vs_torch ${ratio}x"
+[ "$WRITE_DOC" = 1 ] || exit 0
+
+DOC=$ROOT/docs/PERFORMANCE.md
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/dev/null)
+{
+    echo "## Training throughput"
+    echo
+    echo "Measured by \`bench/train_throughput.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC') (hone commit"
+    echo "$commit; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)). Reproduce with:"
+    echo
+    echo '```'
+    echo "bench/train_throughput.sh --write-doc build/hone $STEPS $WARMUP"
+    echo '```'
+    echo
+    echo "- Machine: $machine. Model: models/fmnist_resnet14.onnx (ResNet-14, BN folded,"
+    echo "  20 MMACs per image), Fashion-MNIST training images, batch $BATCH, $THREADS threads for both"
+    echo "  (OPENBLAS_NUM_THREADS/OMP_NUM_THREADS, torch.set_num_threads)."
+    echo "- Method: SGD steps (forward, cross-entropy, backward, Nesterov update with weight decay);"
+    echo "  $WARMUP untimed warm-up steps, then $STEPS timed steps, one run of each. hone: \`hone finetune\`"
+    echo "  (reference interpreter with the training program of passes/train), timed from its"
+    echo "  --log CSV; PyTorch $torch_version (Debian python3-torch, eager mode): bench/torch_train.py"
+    echo "  --throughput on the same architecture."
+    echo
+    echo "| | hone | PyTorch | hone / PyTorch |"
+    echo "|---|---|---|---|"
+    echo "| images/s | $hone | $torch | ${ratio}x |"
+    echo
+} > "$T/section"
+if [ -f "$DOC" ]; then
+    awk '/^## Training throughput/ { skip = 1; next } skip && /^## / { skip = 0 } !skip' "$DOC" \
+        > "$T/doc"
+else
+    printf '# Performance\n\n' > "$T/doc"
+fi
+# exactly one blank line between the kept text and the section
+sed -e :a -e '/^\n*$/{$d;N;ba' -e '}' "$T/doc" > "$T/doc2"
+{ cat "$T/doc2"; echo; cat "$T/section"; } > "$DOC.tmp" && mv "$DOC.tmp" "$DOC"
+echo "train_throughput: wrote $DOC" >&2

@@ -388,16 +388,18 @@ static void on_step(void *user, const hone_fit_step_info *in)
 static void on_epoch(void *user, const hone_fit_epoch_info *in)
 {
     ft_state *s = user;
-    char metric[64] = "";
-    if (in->metric_kind != HONE_FIT_METRIC_NONE)
+    char metric[64] = "", cell[32] = "";
+    if (in->metric_kind != HONE_FIT_METRIC_NONE) {
         snprintf(metric, sizeof metric, "  held-out %s %.4f", hone_fit_metric_name(in->metric_kind),
                  in->metric);
+        snprintf(cell, sizeof cell, "%.6g", in->metric);
+    }
     fprintf(stderr, "%sepoch %d/%d  loss %.4f%s  lr %.3g  %.0f img/s  %.1fs\n",
             s->tty ? "\r\033[K" : "", in->epoch + 1, in->epochs, in->loss, metric, in->lr,
             in->images_per_s, in->epoch_s);
     if (s->logf)
-        fprintf(s->logf, "epoch,%d,%lld,%.6g,%.6g,,%.6g,%.4f\n", in->epoch + 1,
-                (long long)in->step, in->loss, in->lr, in->metric, in->epoch_s);
+        fprintf(s->logf, "epoch,%d,%lld,%.6g,%.6g,,%s,%.4f\n", in->epoch + 1,
+                (long long)in->step, in->loss, in->lr, cell, in->epoch_s);
 }
 
 static hone_status open_log(ft_state *s, const ft_args *a)
