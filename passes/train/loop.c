@@ -545,7 +545,8 @@ static hone_status make_batch(fit *f, int64_t k, batch *b)
         st = hone_data_gather(f->ctx, d->targets, f->idx, k, k, &b->target);
     if (!st && f->spec->flip)
         hone_fit_flip(b->x, b->target, rng_for(f->spec->seed, TAG_FLIP, (uint64_t)f->step).s);
-    if (!st && f->spec->teacher && (uses_teacher_logits(loss) || (is_regression(loss) && !b->target)))
+    bool want_teacher = uses_teacher_logits(loss) || (is_regression(loss) && !b->target);
+    if (!st && f->spec->teacher && want_teacher)
         st = run_teacher(f, b->x, is_regression(loss) ? &b->target : &b->teacher);
     return st;
 }

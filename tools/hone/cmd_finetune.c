@@ -31,8 +31,8 @@ void help_finetune(FILE *f)
 {
     fprintf(f,
             "usage: hone finetune MODEL.onnx --data FILE [--labels FILE] [--teacher MODEL.onnx]\n"
-            "                     [--targets FILE [--target-scale S]] --epochs N --lr LR -o OUT.onnx\n"
-            "                     [options]\n\n"
+            "                     [--targets FILE [--target-scale S]] --epochs N --lr LR\n"
+            "                     -o OUT.onnx [options]\n\n"
             "Trains MODEL's weights on the samples of FILE (.npy, IDX .gz/-ubyte or .pb; first\n"
             "dimension = samples) and writes the trained model to OUT.onnx.\n"
             "targets:\n"
@@ -40,7 +40,8 @@ void help_finetune(FILE *f)
             "  --targets FILE         outputs per sample, times --target-scale (default 1/255 for\n"
             "                         uint8, else 1): MSE (or --loss l1)\n"
             "  --teacher MODEL.onnx   label-free: the teacher's outputs on each batch are the\n"
-            "                         targets (soft cross-entropy at --kd-temperature, default 4);\n"
+            "                         targets (soft cross-entropy at --kd-temperature,\n"
+            "                         default 4);\n"
             "                         with --labels: kd-alpha*KD*T^2 + (1-kd-alpha)*CE\n"
             "  --loss ce|kd|ce-kd|mse|l1   override the loss chosen from the above\n"
             "  --kd-temperature T, --kd-alpha A (default 0.9)\n"
@@ -55,14 +56,16 @@ void help_finetune(FILE *f)
             "data:\n"
             "  --scale S --mean M --std S   input normalisation (x*scale - mean)/std\n"
             "  --limit N              only the first N samples\n"
-            "  --val-split F          hold out a share F in (0,1), or F samples when F >= 1, of the\n"
-            "                         training samples (fixed draw); their metric is reported\n"
-            "                         after each epoch (top1, psnr, or agreement with the teacher)\n"
+            "  --val-split F          hold out a share F in (0,1), or F samples when F >= 1,\n"
+            "                         of the training samples (fixed draw); their metric is\n"
+            "                         reported after each epoch (top1, psnr, or agreement\n"
+            "                         with the teacher)\n"
             "  --flip                 mirror each sample horizontally with probability 1/2\n"
-            "  --reinit               re-initialise weights first (Kaiming-normal, zero biases)\n"
+            "  --reinit               re-initialise weights first (Kaiming-normal, zero\n"
+            "                         biases)\n"
             "  --seed S               shuffling, augmentation and init seed (default 1)\n"
-            "  --log FILE.csv         per-step loss and per-epoch metric (columns kind,epoch,step,\n"
-            "                         loss,lr,grad_norm,heldout,time_s)\n");
+            "  --log FILE.csv         per-step loss and per-epoch metric (columns kind,epoch,\n"
+            "                         step,loss,lr,grad_norm,heldout,time_s)\n");
 }
 
 typedef struct ft_args {
@@ -297,8 +300,9 @@ static hone_status load_samples(hone_ctx *ctx, const char *path, int64_t limit, 
 }
 
 /* Float copy of raw, normalised by nm and shaped like value v of g. */
-static hone_status to_model_float(hone_ctx *ctx, hone_tensor *raw, hone_norm nm, const hone_graph *g,
-                                  const hone_value *v, const char *path, hone_tensor **out)
+static hone_status to_model_float(hone_ctx *ctx, hone_tensor *raw, hone_norm nm,
+                                  const hone_graph *g, const hone_value *v, const char *path,
+                                  hone_tensor **out)
 {
     hone_status st = hone_data_to_float(ctx, raw, nm, out);
     hone_tensor_free(raw);
