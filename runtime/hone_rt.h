@@ -67,6 +67,22 @@ void hone_rt_conv_transpose(const hone_rt_window *w, int64_t n, int64_t c, int64
                             int64_t groups, const float *x, const float *wt, const float *bias,
                             float *y, float *scratch);
 
+/* ===================== conv_tiled.c: convolution with a caller-sized tile ===================== */
+
+/* Floats of scratch hone_rt_conv_tiled needs for tiles of `cols` window positions. */
+size_t hone_rt_conv_tile_scratch(const hone_rt_window *w, int64_t c, int64_t groups, int64_t cols);
+/* hone_rt_conv with im2col tiles of at most `cols` window positions. */
+void hone_rt_conv_tiled(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                        const float *x, const float *wt, const float *bias, float *y,
+                        float *scratch, int64_t cols);
+
+/* ===================== depthwise.c: direct depthwise convolution ===================== */
+
+/* Conv with group == c == m over 2 spatial dims: x[n,c,h,w] * wt[c,1,kh,kw]
+ * (+ bias[c], may be NULL) -> y[n,c,oh,ow]; no scratch. */
+void hone_rt_depthwise_conv(const hone_rt_window *w, int64_t n, int64_t c, const float *x,
+                            const float *wt, const float *bias, float *y);
+
 /* ===================== pool.c: pooling over windows ===================== */
 
 /* Max over each window of each of `planes` images. idx (may be NULL) receives the

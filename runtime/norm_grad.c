@@ -13,28 +13,12 @@
  * The optional var output is the unbiased variance (M / (M - 1) times the
  * population one), which is what running statistics accumulate.
  *
- * Each plane is summed in float (short, contiguous, vectorisable) and the
- * plane sums are accumulated in double, so long batches lose no precision.
+ * Each plane is summed by the runtime's row sum and the plane sums are
+ * accumulated in double, so long batches lose no precision.
  */
 #include <math.h>
 
 #include "hone_rt.h"
-
-/* Sum of n contiguous floats. */
-static float plane_sum(const float *x, int64_t n)
-{
-    float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        s0 += x[i];
-        s1 += x[i + 1];
-        s2 += x[i + 2];
-        s3 += x[i + 3];
-    }
-    for (; i < n; i++)
-        s0 += x[i];
-    return (s0 + s1) + (s2 + s3);
-}
 
 /* Sum of (x - m)^2 over n contiguous floats. */
 static float plane_sq_dev(const float *x, int64_t n, float m)
@@ -52,8 +36,11 @@ static void channel_stats(int64_t n, int64_t c, int64_t plane, const float *x, i
                           double *mean, double *var)
 {
     double s = 0, q = 0, cnt = (double)(n * plane);
-    for (int64_t b = 0; b < n; b++)
-        s += plane_sum(x + (b * c + ch) * plane, plane);
+    for (int64_t b = 0; b < n; b++) {
+        float ps;
+        hone_rt_sum_f32(x + (b * c + ch) * plane, &ps, 1, plane, 1, 1.0);
+        s += ps;
+    }
     double m = cnt > 0 ? s / cnt : 0.0;
     for (int64_t b = 0; b < n; b++)
         q += plane_sq_dev(x + (b * c + ch) * plane, plane, (float)m);

@@ -30,7 +30,17 @@ echo "== 4. same function? every value compared, original vs optimised (seeded r
 "$HONE" compare "$MODEL" -O3 | tail -4
 
 echo
-echo "== 5. accuracy on the Fashion-MNIST test set ($LIMIT images), original vs optimised"
+echo "== 5. compile to native code (LLVM), then latency on a batch of 2 images: interpreter vs compiled"
+"$HONE" compile "$OUT/fmnist_resnet14.opt.onnx" -o "$OUT/fmnist_resnet14.so" --name fmnist \
+  --input-shape input=1x1x28x28 | sed 's/^/   /'
+echo "   (and $OUT/fmnist_resnet14.h: the C header a program includes to call fmnist_run)"
+X=tests/backend/fmnist_x.npy
+"$HONE" run "$MODEL" --input input=$X --repeat 200 | grep latency | sed 's/^/   original, /'
+"$HONE" run "$OUT/fmnist_resnet14.opt.onnx" --input input=$X --jit --repeat 200 | grep latency \
+  | sed 's/^/   optimised, /'
+
+echo
+echo "== 6. accuracy on the Fashion-MNIST test set ($LIMIT images), original vs optimised"
 "$HONE" eval "$MODEL" --data "$DATA/t10k-images-idx3-ubyte.gz" --labels "$DATA/t10k-labels-idx1-ubyte.gz" \
   "${NORM[@]}" --limit "$LIMIT" | tail -1 | sed 's/^/   original:  /'
 "$HONE" eval "$OUT/fmnist_resnet14.opt.onnx" --data "$DATA/t10k-images-idx3-ubyte.gz" \

@@ -155,7 +155,8 @@ int64_t hone_tensor_get_i64(const hone_tensor *t, int64_t i)
     switch (t->dtype) {
     case HONE_DT_INT64: return ((const int64_t *)t->data)[i];
     case HONE_DT_UINT64: return (int64_t)((const uint64_t *)t->data)[i];
-    default: return (int64_t)hone_tensor_get_f64(t, i);
+    default: /* saturating: a float out of int64's range must not be cast (undefined) */
+        return clamp_i64(hone_tensor_get_f64(t, i), -9.2233720368547758e18, 9.2233720368547748e18);
     }
 }
 

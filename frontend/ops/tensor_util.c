@@ -118,6 +118,9 @@ void tf_copy_view(hone_tensor *dst, const hone_tensor *src, int64_t soff, const 
                   int rank, const int64_t *dims)
 {
     int64_t dstr[TF_MAX_RANK], s = 1;
+    for (int i = 0; i < rank; i++)
+        if (dims[i] == 0)
+            return; /* empty: nothing to copy (and the strides of the other dims may overflow) */
     for (int i = rank - 1; i >= 0; i--) {
         dstr[i] = s;
         s *= dims[i];

@@ -59,3 +59,23 @@ PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" make -s -C "$src/examples" CC="$cc" 
   || { cat "$tmp/make.log"; fail "pkg-config build failed"; }
 check "pkg-config" "$tmp/make/classify"
 loads_installed "pkg-config" "$tmp/make/classify"
+
+# The real thing: the installed hone compiles the bundled classifier to an object file
+# (--emit=obj), and examples/classify links it through CMake and through pkg-config.
+# Input: the first Fashion-MNIST test image (t10k #0, normalised), whose label is 9.
+"$prefix/bin/hone" compile "$src/models/fmnist_resnet14.onnx" --emit=obj -o "$tmp/fm.o" \
+  --name fm --input-shape input=1x1x28x28 >"$tmp/compile.log" 2>&1 \
+  || { cat "$tmp/compile.log"; fail "hone compile --emit=obj failed"; }
+img=$src/tests/install/fmnist_t10k_0.f32
+"$cmake" -S "$src/examples" -B "$tmp/cmake-fm" -DCMAKE_PREFIX_PATH="$prefix" \
+  -DCMAKE_C_COMPILER="$cc" -DHONE_MODEL_NAME=fm -DHONE_MODEL="$tmp/fm.o" \
+  -DHONE_EXAMPLE_STATIC=ON >"$tmp/cfg.log" 2>&1 || { cat "$tmp/cfg.log"; fail "cmake (fm) failed"; }
+"$cmake" --build "$tmp/cmake-fm" >"$tmp/build.log" 2>&1 || { cat "$tmp/build.log"; fail "build (fm) failed"; }
+"$tmp/cmake-fm/classify" --expect 9 "$img" >/dev/null || fail "compiled classifier (CMake): t10k #0 is not class 9"
+echo "install test: compiled fmnist_resnet14 through find_package(hone) ok"
+mkdir -p "$tmp/make-fm"
+PKG_CONFIG_PATH="$prefix/$libdir/pkgconfig" make -s -C "$src/examples" CC="$cc" \
+  BUILD="$tmp/make-fm" MODEL_NAME=fm MODEL="$tmp/fm.o" >"$tmp/make.log" 2>&1 \
+  || { cat "$tmp/make.log"; fail "pkg-config build (fm) failed"; }
+"$tmp/make-fm/classify" --expect 9 "$img" >/dev/null || fail "compiled classifier (pkg-config): t10k #0 is not class 9"
+echo "install test: compiled fmnist_resnet14 through pkg-config ok"

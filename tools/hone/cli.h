@@ -65,6 +65,7 @@ CMD(stats)
 CMD(opt)
 CMD(compare)
 CMD(passes)
+CMD(compile)
 CMD(finetune)
 #undef CMD
 

@@ -4,6 +4,9 @@
  * compares every output (rtol 1e-3, atol 1e-7 by default). Each test runs in a
  * child process with a time limit, so a crash or hang is counted, never fatal.
  * With --expect FILE, every test named in FILE must pass (exit 1 otherwise).
+ * --backend=jit compiles each test model in memory through the LLVM backend,
+ * --backend=aot into a shared library loaded with dlopen (shapes fixed to
+ * the test's inputs); ops the backend does not lower are SKIPs.
  *
  * Output: one line per test ("PASS name", "FAIL name: why", "SKIP name: why"),
  * then "N passed, M failed, K skipped". SKIP = cleanly reported unsupported.
@@ -18,28 +21,34 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "interp.h"
 #include "onnx.h"
 
 enum { R_PASS = 0, R_FAIL = 1, R_SKIP = 3 };
 
+typedef enum { BACKEND_INTERP, BACKEND_JIT, BACKEND_AOT } conf_backend;
+
 typedef struct conf_opts {
     double rtol, atol;
     int timeout_s;
     const char *expect_file;
     bool verbose;
+    conf_backend backend;
 } conf_opts;
 
 void help_conformance(FILE *f)
 {
     fprintf(f, "usage: hone conformance [--expect FILE] [--rtol R] [--atol A] [--timeout S] "
-               "[--verbose] [--report-md FILE] DIR...\n\n"
+               "[--verbose] [--report-md FILE] [--backend=interp|jit|aot] DIR...\n\n"
                "Runs ONNX backend tests. Each DIR is a test folder (holding model.onnx) or a\n"
                "folder of test folders. Prints one line per test and ends with\n"
                "'N passed, M failed, K skipped' (skipped = reported as unsupported).\n"
                "--expect FILE: names of tests that must pass; any of them not passing fails the run.\n"
-               "--report-md FILE: writes a per-op markdown table (tests per op type and results).\n");
+               "--report-md FILE: writes a per-op markdown table (tests per op type and results).\n"
+               "--backend: run the reference interpreter (default), the LLVM JIT, or a compiled\n"
+               "shared library (aot); ops the backend does not lower are skipped.\n");
 }
 
 /* Compares element i of got and want within tolerance. */
@@ -93,6 +102,51 @@ static void fix_bf16(hone_tensor *t, hone_dtype declared)
         t->dtype = HONE_DT_BFLOAT16;
 }
 
+/* Compiles g for the shapes of ins into a shared library in a temporary
+ * folder, loads it and runs it. */
+static hone_status run_aot(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *bo,
+                           const hone_tensor **ins, hone_tensor **outs)
+{
+    char dir[] = "/tmp/hone-conf-XXXXXX", path[64];
+    if (!mkdtemp(dir))
+        return hone_fail(ctx, HONE_ERR_IO, "cannot create a temporary folder: %s", strerror(errno));
+    snprintf(path, sizeof path, "%s/model.so", dir);
+    hone_lib_t *lib = NULL;
+    hone_status st = hone_backend_compile(ctx, g, bo, HONE_EMIT_LIB, path, NULL);
+    if (!st)
+        st = hone_lib_load(ctx, path, bo->name, &lib);
+    void *ws = lib ? hone_model_workspace(hone_lib_info(lib)) : NULL;
+    if (!st)
+        st = hone_model_run(ctx, hone_lib_info(lib), ins, outs, ws);
+    free(ws);
+    hone_lib_free(lib);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/model.h", dir);
+    unlink(path);
+    rmdir(dir);
+    return st;
+}
+
+/* Runs g on ins through the chosen backend; compiled ones get the inputs' shapes. */
+static hone_status run_backend(hone_ctx *ctx, const hone_graph *g, const hone_tensor **ins,
+                               hone_tensor **outs, const conf_opts *o)
+{
+    if (o->backend == BACKEND_INTERP)
+        return hone_interp_run(ctx, g, ins, outs, NULL);
+    hone_backend_opts bo;
+    hone_backend_opts_init(&bo);
+    bo.name = "model";
+    hone_backend_shapes_from(&bo, g, ins);
+    if (o->backend == BACKEND_AOT)
+        return run_aot(ctx, g, &bo, ins, outs);
+    hone_jit_t *j = NULL;
+    hone_status st = hone_jit_compile(ctx, g, &bo, &j, NULL);
+    if (!st)
+        st = hone_jit_run(ctx, j, ins, outs);
+    hone_jit_free(j);
+    return st;
+}
+
 /* Runs one test_data_set folder; returns R_PASS or R_FAIL with why. */
 static int run_dataset(hone_ctx *ctx, const hone_graph *g, const char *dir, const conf_opts *o,
                        char *why, size_t n)
@@ -109,7 +163,7 @@ static int run_dataset(hone_ctx *ctx, const hone_graph *g, const char *dir, cons
         }
         fix_bf16(ins[i], g->inputs[i]->dtype);
     }
-    if (ok == R_PASS && hone_interp_run(ctx, g, (const hone_tensor **)ins, outs, NULL)) {
+    if (ok == R_PASS && run_backend(ctx, g, (const hone_tensor **)ins, outs, o)) {
         snprintf(why, n, "%s", ctx->msg);
         ok = ctx->status == HONE_ERR_UNSUPPORTED ? R_SKIP : R_FAIL;
     } else if (ok == R_PASS) {
@@ -389,7 +443,7 @@ int cmd_conformance(int argc, char **argv)
 {
     static op_stats stats;
     const char *report_md = NULL;
-    conf_opts o = {1e-3, 1e-7, 60, NULL, false};
+    conf_opts o = {1e-3, 1e-7, 60, NULL, false, BACKEND_INTERP};
     /* static: reachable from globals while forked children run and exit */
     static name_list tests, expect, passed;
     for (int i = 1; i < argc; i++) {
@@ -406,6 +460,13 @@ int cmd_conformance(int argc, char **argv)
             report_md = v;
         else if (!strcmp(argv[i], "--verbose"))
             o.verbose = true;
+        else if ((v = cli_opt(argc, argv, &i, "--backend"))) {
+            if (!strcmp(v, "interp") || !strcmp(v, "jit") || !strcmp(v, "aot"))
+                o.backend = !strcmp(v, "jit") ? BACKEND_JIT : !strcmp(v, "aot") ? BACKEND_AOT
+                                                                                : BACKEND_INTERP;
+            else
+                return cli_usage("conformance", "unknown --backend '%s' (interp, jit or aot)", v);
+        }
         else if (argv[i][0] == '-')
             return cli_usage("conformance", "unknown or incomplete option '%s'", argv[i]);
         else

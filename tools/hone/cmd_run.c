@@ -1,23 +1,31 @@
 /*
- * hone run MODEL.onnx --input NAME=FILE ... [--output-dir DIR]: runs the model
- * in the reference interpreter; inputs are .npy or TensorProto .pb files,
- * outputs are written as .npy and summarised on stdout.
+ * hone run MODEL.onnx --input NAME=FILE ... [--output-dir DIR] [--jit]: runs
+ * the model in the reference interpreter, or with --jit compiled to native
+ * code in memory by the LLVM backend (shapes fixed to the given inputs');
+ * inputs are .npy or TensorProto .pb files, outputs are written as .npy and
+ * summarised on stdout.
  */
 #include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "interp.h"
 #include "onnx.h"
 
 void help_run(FILE *f)
 {
-    fprintf(f, "usage: hone run MODEL.onnx --input NAME=FILE [--input ...] [--output-dir DIR]\n\n"
+    fprintf(f, "usage: hone run MODEL.onnx --input NAME=FILE [--input ...] [--output-dir DIR] [--jit]\n"
+               "                [--repeat N]\n\n"
                "Runs MODEL in the reference interpreter. FILE is .npy or an ONNX TensorProto .pb;\n"
                "a model with one input also takes --input FILE. Each output is summarised on\n"
-               "stdout and, with --output-dir, written there as NAME.npy.\n");
+               "stdout and, with --output-dir, written there as NAME.npy.\n"
+               "--jit: compile the model to native code in memory (LLVM backend) and run that;\n"
+               "symbolic input dims are fixed to the given inputs' shapes.\n"
+               "--repeat N: run N more times and report the latency (compile time apart).\n");
 }
 
 static void summarise(const hone_value *v, const hone_tensor *t)
@@ -40,6 +48,8 @@ typedef struct run_args {
     const char *model, *outdir;
     const char *in_names[64], *in_files[64];
     int n_in;
+    bool jit;
+    int repeat;
 } run_args;
 
 static int parse(int argc, char **argv, run_args *a)
@@ -54,6 +64,12 @@ static int parse(int argc, char **argv, run_args *a)
             a->in_files[a->n_in++] = eq ? eq + 1 : v;
         } else if ((v = cli_opt(argc, argv, &i, "--output-dir"))) {
             a->outdir = v;
+        } else if (!strcmp(argv[i], "--jit")) {
+            a->jit = true;
+        } else if ((v = cli_opt(argc, argv, &i, "--repeat"))) {
+            a->repeat = atoi(v);
+            if (a->repeat < 1)
+                return cli_usage("run", "--repeat takes a positive count");
         } else if (argv[i][0] == '-') {
             return cli_usage("run", "unknown or incomplete option '%s'", argv[i]);
         } else if (!a->model) {
@@ -110,6 +126,67 @@ static hone_status write_outputs(hone_ctx *ctx, const hone_graph *g, hone_tensor
     return HONE_OK;
 }
 
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* One run through the JIT-compiled model when there is one, else the interpreter. */
+static hone_status run_once(hone_ctx *ctx, const hone_graph *g, hone_jit_t *j,
+                            const hone_tensor **ins, hone_tensor **outs)
+{
+    return j ? hone_jit_run(ctx, j, ins, outs) : hone_interp_run(ctx, g, ins, outs, NULL);
+}
+
+/* --repeat N: N more runs, reporting the mean and best latency. */
+static hone_status time_runs(hone_ctx *ctx, const hone_graph *g, hone_jit_t *j,
+                             const hone_tensor **ins, int repeat)
+{
+    hone_tensor *outs[g->n_outputs + 1];
+    double best = 1e30, total = 0;
+    hone_status st = HONE_OK;
+    for (int r = 0; r < repeat && !st; r++) {
+        double t0 = now_s();
+        st = run_once(ctx, g, j, ins, outs);
+        double dt = now_s() - t0;
+        total += dt;
+        best = dt < best ? dt : best;
+        for (int i = 0; !st && i < g->n_outputs; i++)
+            hone_tensor_free(outs[i]);
+    }
+    if (!st)
+        printf("latency (%s): mean %.3f ms, best %.3f ms over %d runs\n",
+               j ? "jit" : "interpreter", 1e3 * total / repeat, 1e3 * best, repeat);
+    return st;
+}
+
+/* Runs g on ins (compiled first with --jit, shapes fixed to the inputs'). */
+static hone_status run_graph(hone_ctx *ctx, const hone_graph *g, const run_args *a,
+                             const hone_tensor **ins, hone_tensor **outs)
+{
+    hone_jit_t *j = NULL;
+    hone_status st = HONE_OK;
+    for (int i = 0; a->jit && i < g->n_inputs && !st; i++)
+        st = hone_interp_check_input(ctx, g, g->inputs[i], ins[i]);
+    if (a->jit && !st) {
+        hone_backend_opts o;
+        hone_backend_opts_init(&o);
+        hone_backend_shapes_from(&o, g, ins);
+        double t0 = now_s();
+        st = hone_jit_compile(ctx, g, &o, &j, NULL);
+        if (!st && a->repeat)
+            printf("compiled in %.3f s\n", now_s() - t0);
+    }
+    if (!st)
+        st = run_once(ctx, g, j, ins, outs);
+    if (!st && a->repeat)
+        st = time_runs(ctx, g, j, ins, a->repeat);
+    hone_jit_free(j);
+    return st;
+}
+
 /* Loads the model, runs it on the bound inputs and reports the outputs. */
 static int run_model(const run_args *a)
 {
@@ -123,7 +200,7 @@ static int run_model(const run_args *a)
     memset(outs, 0, sizeof outs);
     hone_status st = bind_inputs(&ctx, g, a, ins);
     if (!st)
-        st = hone_interp_run(&ctx, g, (const hone_tensor **)ins, outs, NULL);
+        st = run_graph(&ctx, g, a, (const hone_tensor **)ins, outs);
     if (!st)
         st = write_outputs(&ctx, g, outs, a->outdir);
     for (int i = 0; i < g->n_outputs; i++)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "cli.h"
 #include "cost.h"
 #include "onnx.h"
@@ -153,6 +154,21 @@ static void print_stats(const char *path, const hone_graph *g)
     free(rows);
 }
 
+/* The compiled model's workspace and its lower bound, when shapes are static. */
+static void print_workspace(const hone_graph *g)
+{
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_backend_opts o;
+    hone_backend_opts_init(&o);
+    size_t ws = 0, bound = 0;
+    if (hone_backend_plan(&ctx, g, &o, &ws, &bound))
+        printf("workspace n/a (%s)\n", ctx.msg);
+    else
+        printf("workspace %zu bytes, lower bound %zu bytes (peak of intermediates live at once), "
+               "ratio %.3f\n", ws, bound, bound ? (double)ws / (double)bound : 1.0);
+}
+
 /* Per-pass before/after table: nodes, parameters, MACs. */
 static void print_pass_table(const hone_pass_stats *ps, int n)
 {
@@ -192,6 +208,8 @@ int cmd_stats(int argc, char **argv)
         st = cli_run_passes_stats(&ctx, g, &a.cp, -1, &ps, &n_ps);
     if (!st)
         print_stats(a.model, g);
+    if (!st)
+        print_workspace(g);
     if (!st && n_ps)
         print_pass_table(ps, n_ps);
     free(ps);

@@ -12,7 +12,7 @@
 #include "onnx.h"
 
 static const command commands[] = {
-    {"run", "run a model in the reference interpreter", cmd_run, help_run},
+    {"run", "run a model in the reference interpreter (or compiled, --jit)", cmd_run, help_run},
     {"dump", "print the text IR of a model", cmd_dump, help_dump},
     {"conformance", "run ONNX backend test folders", cmd_conformance, help_conformance},
     {"eval", "measure a model's top-1 accuracy or PSNR on a dataset", cmd_eval, help_eval},
@@ -20,6 +20,8 @@ static const command commands[] = {
     {"opt", "optimise a model with a pass pipeline", cmd_opt, help_opt},
     {"compare", "compare every value of a model before and after passes", cmd_compare, help_compare},
     {"passes", "list the graph passes and their options", cmd_passes, help_passes},
+    {"compile", "compile a model to native code (shared library, object, header)", cmd_compile,
+     help_compile},
     {"finetune", "train a model's weights on a dataset (SGD/Adam, schedules, distillation)", cmd_finetune,
      help_finetune},
 };
