@@ -138,5 +138,10 @@ done < <(models)
   [ -z "${BENCH_NOTE:-}" ] || echo "- $BENCH_NOTE"
 } >"$T/doc"
 mkdir -p "$(dirname "$DOC")"
+# Keep the other scripts' sections ("## ..." headings, e.g. training throughput).
+if [ -f "$DOC" ]; then
+  awk 'f || /^## /{f=1; print}' "$DOC" > "$T/rest"
+  [ -s "$T/rest" ] && { echo; cat "$T/rest"; } >> "$T/doc"
+fi
 mv "$T/doc" "$DOC"
 echo "perf_vs_ort: wrote $DOC" >&2

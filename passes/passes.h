@@ -189,6 +189,7 @@ hone_status hone_pass_remove_identity(hone_pass_ctx *pc, hone_graph *g);  /* rem
 hone_status hone_pass_fold_bn(hone_pass_ctx *pc, hone_graph *g);          /* fold_bn.c */
 hone_status hone_pass_simplify_reshape(hone_pass_ctx *pc, hone_graph *g); /* simplify_reshape.c */
 hone_status hone_pass_fuse_conv(hone_pass_ctx *pc, hone_graph *g);        /* fuse_conv.c */
+hone_status hone_pass_recalibrate_bn(hone_pass_ctx *pc, hone_graph *g); /* train/bnstat.c */
 
 /* ===================== symdim.c: symbolic dimension algebra ===================== */
 

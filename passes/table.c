@@ -45,6 +45,17 @@ const hone_pass_info hone_pass_table[] = {
      {{"activations", HONE_OPT_STRING, "Relu,LeakyRelu,Clip,Sigmoid",
        "comma-separated activations that may be fused"},
       {"residual", HONE_OPT_BOOL, "true", "fuse an Add of a tensor shaped like the conv output"}}},
+    {"recalibrate-bn",
+     "Re-estimates the running mean and variance of every BatchNormalization: the model runs "
+     "with batch statistics over calibration batches (no gradients) and each BN gets the average "
+     "of its batch means and unbiased batch variances.",
+     hone_pass_recalibrate_bn, "one model input; BN mean/var constant",
+     {{"data", HONE_OPT_STRING, "", "calibration samples (.npy, IDX, .pb; first dim = samples)"},
+      {"samples", HONE_OPT_INT, "1024", "use the first N samples"},
+      {"batch", HONE_OPT_INT, "64", "calibration batch size (a fixed model batch wins)"},
+      {"scale", HONE_OPT_FLOAT, "1", "input normalisation (x*scale - mean)/std"},
+      {"mean", HONE_OPT_FLOAT, "0", "see scale"},
+      {"std", HONE_OPT_FLOAT, "1", "see scale"}}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);

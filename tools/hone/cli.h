@@ -66,6 +66,7 @@ CMD(opt)
 CMD(compare)
 CMD(passes)
 CMD(compile)
+CMD(finetune)
 #undef CMD
 
 #endif

@@ -22,6 +22,8 @@ static const command commands[] = {
     {"passes", "list the graph passes and their options", cmd_passes, help_passes},
     {"compile", "compile a model to native code (shared library, object, header)", cmd_compile,
      help_compile},
+    {"finetune", "train a model's weights on a dataset (SGD/Adam, schedules, distillation)", cmd_finetune,
+     help_finetune},
 };
 #define N_COMMANDS (int)(sizeof commands / sizeof *commands)
 
