@@ -10,6 +10,9 @@ T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 "$HONE" conformance --report-md "$T/ops.md" "$DATA/node" "$DATA/pytorch-converted" \
   "$DATA/pytorch-operator" "$DATA/simple" > "$T/run.txt" || true
 tail -1 "$T/run.txt"
+"$HONE" conformance --backend=jit "$DATA/node" "$DATA/pytorch-converted" \
+  "$DATA/pytorch-operator" "$DATA/simple" > "$T/jit.txt" || true
+echo "jit: $(tail -1 "$T/jit.txt")"
 { echo "# ONNX backend tests that must pass (hone conformance --expect). Regenerate with scripts/update_conformance.sh"
   grep '^PASS ' "$T/run.txt" | cut -d' ' -f2 | sort; } > tests/conformance/expected_pass.txt
 {
@@ -24,6 +27,14 @@ tail -1 "$T/run.txt"
   echo "may only share a model with an unsupported op (Loop, sequences...): see the list below."
   echo
   cat "$T/ops.md"
+  echo
+  echo "### Through the compiled path"
+  echo
+  echo "\`hone conformance --backend=jit\` (the same folders, each model lowered by the LLVM"
+  echo "backend and run through ORC): $(tail -1 "$T/jit.txt"). Skipped = reported as not yet"
+  echo "lowered (ops listed by name) or shapes only known at run time; no test the interpreter"
+  echo "passes fails compiled. \`--backend=aot\` builds a shared library per test instead."
+  echo "The expected list of the compiled path is \`tests/backend/expected_pass_jit.txt\`."
   echo
   echo "### Tests that do not pass"
   echo
