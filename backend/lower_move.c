@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "backend.h"
+#include "resize.h"
 #include "ops_util.h"
 
 /* ===================== strided copies ===================== */
@@ -363,182 +364,49 @@ hone_status bk_lower_pad(bk_lower *L)
 
 /* ---- Resize ---- */
 
-enum { M_NEAREST, M_LINEAR, M_CUBIC };
-enum { C_HALF, C_HALF_SYM, C_PYTORCH, C_ALIGN, C_ASYM, C_TF_NN, C_CROP };
-
-typedef struct rs_plan {
-    int mode, coord, nearest;   /* nearest: rounding rule index; 4 = legacy truncation */
-    double cubic_a, extrapolation;
-    bool exclude_outside;
-    double scale[HONE_MAX_RANK], roi[2 * HONE_MAX_RANK];
-} rs_plan;
-
-/* Mode, coordinate rule and rounding of a Resize / Upsample node; Upsample
- * and Resize-10 use asymmetric coordinates and truncating nearest. */
-static hone_status rs_attrs(bk_lower *L, rs_plan *p)
-{
-    static const char *const modes[] = {"nearest", "linear", "cubic"};
-    static const char *const coords[] = {"half_pixel", "half_pixel_symmetric", "pytorch_half_pixel",
-                                         "align_corners", "asymmetric", "tf_half_pixel_for_nn",
-                                         "tf_crop_and_resize"};
-    static const char *const nearest[] = {"round_prefer_floor", "round_prefer_ceil", "floor", "ceil"};
-    const hone_node *n = L->node;
-    bool legacy = !strcmp(n->op_type, "Upsample") || n->opset < 11;
-    const char *ms = hone_attr_str(n, "mode", "nearest");
-    p->mode = legacy && !strcmp(ms, "bilinear") ? M_LINEAR : bk_find_name(ms, modes, legacy ? 2 : 3);
-    p->coord = legacy ? C_ASYM : bk_find_name(hone_attr_str(n, "coordinate_transformation_mode", "half_pixel"), coords, 7);
-    p->nearest = legacy ? 4 : bk_find_name(hone_attr_str(n, "nearest_mode", "round_prefer_floor"), nearest, 4);
-    p->cubic_a = hone_attr_float(n, "cubic_coeff_a", -0.75f);
-    p->exclude_outside = hone_attr_int(n, "exclude_outside", 0) != 0;
-    p->extrapolation = hone_attr_float(n, "extrapolation_value", 0);
-    if (p->mode < 0 || p->coord < 0 || p->nearest < 0 || hone_attr_int(n, "antialias", 0) ||
-        strcmp(hone_attr_str(n, "keep_aspect_ratio_policy", "stretch"), "stretch"))
-        return bk_unsupported(L, "mode '%s' with these attributes", ms);
-    return HONE_OK;
-}
-
-/* Known floating values of input i (at most cap), -1 when absent or empty, -2 when unknown. */
-static int known_doubles(bk_lower *L, int i, double *v, int cap)
-{
-    const hone_value *x = bk_in(L, i);
-    const hone_tensor *t = bk_in_known(L, i);
-    if (!x || bk_numel(x) == 0)
-        return -1;
-    if (!t || t->numel > cap)
-        return -2;
-    for (int64_t k = 0; k < t->numel; k++)
-        v[k] = hone_tensor_get_f64(t, k);
-    return (int)t->numel;
-}
-
-/* Per-axis scale (given scales, else output/input extents) and roi. */
-static hone_status rs_prepare(bk_lower *L, rs_plan *p)
+/* The frontend's Resize plan, seen through the compiled model: input shapes
+ * plus the scales/sizes/roi known at compile time. */
+static hone_status rs_prepare(bk_lower *L, hone_resize_plan *p)
 {
     const hone_node *n = L->node;
-    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
-    hone_status st = rs_attrs(L, p);
+    hone_tinfo ti[HONE_MAX_RANK], to = {0};
+    const hone_tinfo *pi[HONE_MAX_RANK];
+    int nin = n->n_in < HONE_MAX_RANK ? n->n_in : HONE_MAX_RANK;
+    for (int i = 0; i < nin; i++) {
+        const hone_value *v = bk_in(L, i);
+        pi[i] = v ? &ti[i] : NULL;
+        if (!v)
+            continue;
+        ti[i] = (hone_tinfo){v->dtype, v->rank, {0}, bk_in_known(L, i)};
+        memcpy(ti[i].dims, v->dims, sizeof ti[i].dims);
+    }
+    to.rank = -1;
+    hone_infer ic = {L->ctx, n, n->opset, nin, pi, 1, &to, NULL};
+    hone_status st = hone_resize_plan_of(&ic, !strcmp(n->op_type, "Upsample"), p);
+    if (st == HONE_ERR_UNSUPPORTED)
+        return bk_unsupported(L, "%s", L->ctx->msg);
     if (st)
         return st;
-    bool v11 = strcmp(n->op_type, "Upsample") && n->opset >= 11;
-    int iscales = !strcmp(n->op_type, "Upsample") && n->opset < 9 ? -1 : v11 ? 2 : 1;
-    const int64_t *ax;
-    int na = n->opset >= 18 ? hone_attr_ints(n, "axes", &ax) : -1, axes[HONE_MAX_RANK];
-    for (int k = 0; k < (na < 0 ? x->rank : na); k++)
-        axes[k] = na < 0 ? k : (int)(ax[k] < 0 ? ax[k] + x->rank : ax[k]);
-    na = na < 0 ? x->rank : na;
-    double sc[HONE_MAX_RANK], roi[2 * HONE_MAX_RANK];
-    int ns = iscales >= 0 ? known_doubles(L, iscales, sc, HONE_MAX_RANK) : -1;
-    int nr = v11 ? known_doubles(L, 1, roi, 2 * HONE_MAX_RANK) : -1;
-    const float *fa;
-    if (iscales < 0 && hone_attr_floats(n, "scales", &fa) == x->rank)
-        for (ns = 0; ns < x->rank; ns++)
-            sc[ns] = fa[ns];
-    if (ns == -2 || (p->coord == C_CROP && nr == -2))
+    if (p->known)
+        return HONE_OK;
+    /* sizes known only at run time: the compiled output shape gives them, and
+     * with sizes ONNX defines each scale as out/in */
+    const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0), *sc = n->n_in > 2 ? bk_in(L, 2) : NULL;
+    bool by_sizes = strcmp(n->op_type, "Upsample") && n->opset >= 11 && (!sc || bk_numel(sc) == 0);
+    if (!by_sizes || p->coord == HONE_RS_TF_CROP_AND_RESIZE)
         return bk_unsupported(L, "scales or roi computed at run time");
     for (int a = 0; a < x->rank; a++) {
+        p->out[a] = y->dims[a];
         p->scale[a] = x->dims[a] ? (double)y->dims[a] / (double)x->dims[a] : 1;
-        p->roi[a] = 0;
-        p->roi[x->rank + a] = 1;
     }
-    for (int k = 0; k < na; k++) {
-        if (ns == na)
-            p->scale[axes[k]] = sc[k];
-        if (p->coord == C_CROP && nr == 2 * na) {
-            p->roi[axes[k]] = roi[k];
-            p->roi[x->rank + axes[k]] = roi[na + k];
-        }
-    }
+    p->known = true;
     return HONE_OK;
-}
-
-/* Input coordinate of output coordinate j along axis a of extents in -> out. */
-static double rs_coord(const rs_plan *p, int a, int rank, double j, int64_t in, int64_t out)
-{
-    double s = p->scale[a], ow = s * (double)in, r0 = p->roi[a], r1 = p->roi[rank + a];
-    switch (p->coord) {
-    case C_HALF: return (j + 0.5) / s - 0.5;
-    case C_HALF_SYM: return (double)in / 2 * (1 - (double)out / ow) + (j + 0.5) / s - 0.5;
-    case C_PYTORCH: return out > 1 ? (j + 0.5) / s - 0.5 : 0;
-    case C_ALIGN: return ow == 1 ? 0 : j * (double)(in - 1) / (ow - 1);
-    case C_TF_NN: return (j + 0.5) / s;
-    case C_CROP:
-        return r0 * (double)(in - 1) + (ow == 1 ? (r1 - r0) * (double)(in - 1) / 2
-                                                 : j * (r1 - r0) * (double)(in - 1) / (ow - 1));
-    default: return j / s;
-    }
-}
-
-static int64_t clampi(int64_t i, int64_t n)
-{
-    return i < 0 ? 0 : i >= n ? n - 1 : i;
-}
-
-/* Nearest input index of coordinate c under the plan's rounding rule. */
-static int64_t rs_nearest(const rs_plan *p, double c, double scale)
-{
-    double f = floor(c), t = c - f;
-    if (t == 0)
-        return (int64_t)f;
-    switch (p->nearest) {
-    case 0: return (int64_t)(t <= 0.5 ? f : f + 1);
-    case 1: return (int64_t)(t < 0.5 ? f : f + 1);
-    case 2: return (int64_t)f;
-    case 3: return (int64_t)f + 1;
-    default: return (int64_t)(scale < 1 ? ceil(c) : c);
-    }
-}
-
-/* Interpolation weights for fraction t in (0, 1]: 2 (linear) or 4 (cubic). */
-static int rs_weights(const rs_plan *p, double t, double *w)
-{
-    double a = p->cubic_a, u = 1 - t;
-    if (p->mode == M_LINEAR) {
-        w[0] = 1 - t;
-        w[1] = t;
-        return 2;
-    }
-    w[0] = ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a;
-    w[1] = ((a + 2) * t - (a + 3)) * t * t + 1;
-    w[2] = ((a + 2) * u - (a + 3)) * u * u + 1;
-    w[3] = ((a * (u + 1) - 5 * a) * (u + 1) + 8 * a) * (u + 1) - 4 * a;
-    return 4;
-}
-
-/* The terms (input index clamped to the edge, weight) of coordinate c; 0
- * terms for a tf_crop_and_resize coordinate outside the input. */
-static int rs_terms(const rs_plan *p, double c, int64_t in, double scale, int64_t *idx, double *w)
-{
-    if (p->coord == C_CROP && (c < 0 || c > (double)(in - 1)))
-        return 0;
-    if (!(fabs(c) < 1e15))
-        c = 0;
-    if (p->mode == M_NEAREST) {
-        idx[0] = clampi(rs_nearest(p, c, scale), in);
-        w[0] = 1;
-        return 1;
-    }
-    double f = floor(c), t = c - f, sum = 0;
-    if (t == 0) {
-        f -= 1;
-        t = 1;
-    }
-    int n = rs_weights(p, t, w);
-    int64_t base = (int64_t)f - (n / 2 - 1);
-    for (int i = 0; i < n; i++) {
-        if (p->exclude_outside && (base + i < 0 || base + i >= in))
-            w[i] = 0;
-        sum += w[i];
-        idx[i] = clampi(base + i, in);
-    }
-    for (int i = 0; i < n && p->exclude_outside && sum != 0; i++)
-        w[i] /= sum;
-    return n;
 }
 
 /* Emits the tables of axis a: per output entry nt terms (offsets, weights);
  * an axis whose entries are all one index of weight 1 gets one plain table,
  * entries outside the input (crop) the PAD_MARK sentinel. */
-static void rs_axis_tables(bk_lower *L, const rs_plan *p, int a, int64_t stride, table_body *b)
+static void rs_axis_tables(bk_lower *L, const hone_resize_plan *p, int a, int64_t stride, table_body *b)
 {
     const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
     int64_t n = y->dims[a], in = x->dims[a], *tab = calloc((size_t)(4 * n + 1), sizeof *tab);
@@ -548,7 +416,7 @@ static void rs_axis_tables(bk_lower *L, const rs_plan *p, int a, int64_t stride,
     for (int64_t j = 0; j < n; j++) {
         int64_t idx[4];
         double w[4];
-        int k = rs_terms(p, rs_coord(p, a, x->rank, (double)j, in, n), in, p->scale[a], idx, w), nz = 0;
+        int k = hone_resize_terms(p, a, x->rank, j, in, n, idx, w), nz = 0;
         bool unit = true;
         for (int t = 0; t < 4; t++) {
             tab[4 * j + t] = t < k ? idx[t] * stride : k ? 0 : PAD_MARK;
@@ -614,14 +482,14 @@ static void interp_emit_body(bk_lower *L, void *user, LLVMValueRef *offs, LLVMVa
 hone_status bk_lower_resize(bk_lower *L)
 {
     const hone_value *x = bk_in(L, 0);
-    rs_plan p;
+    hone_resize_plan p;
     hone_status st = rs_prepare(L, &p);
     if (st)
         return st;
     int64_t xs[HONE_MAX_RANK];
     bk_strides(x->rank, x->dims, xs);
     table_body b = {elem_type(L), x->rank};
-    bool interp = p.mode != M_NEAREST || p.coord == C_CROP;
+    bool interp = p.mode != HONE_RS_NEAREST || p.coord == HONE_RS_TF_CROP_AND_RESIZE;
     if (interp && !hone_dtype_is_float(x->dtype))
         return bk_unsupported(L, "interpolation of %s", hone_dtype_onnx_name(x->dtype));
     for (int a = 0; a < x->rank; a++)

@@ -18,31 +18,10 @@
  */
 #include <stdlib.h>
 
+#include "resize.h"
 #include "tensor_ops.h"
 
-typedef enum { M_NEAREST, M_LINEAR, M_CUBIC } interp_mode;
-typedef enum {
-    CT_HALF_PIXEL,
-    CT_HALF_PIXEL_SYMMETRIC,
-    CT_PYTORCH_HALF_PIXEL,
-    CT_ALIGN_CORNERS,
-    CT_ASYMMETRIC,
-    CT_TF_HALF_PIXEL_FOR_NN,
-    CT_TF_CROP_AND_RESIZE,
-} coord_mode;
-typedef enum { NR_PREFER_FLOOR, NR_PREFER_CEIL, NR_FLOOR, NR_CEIL, NR_SIMPLE } nearest_mode;
 
-typedef struct resize_plan {
-    interp_mode mode;
-    coord_mode coord;
-    nearest_mode nearest;
-    double cubic_a, extrapolation;
-    bool exclude_outside;
-    bool known; /* scale and out are known */
-    double scale[HONE_MAX_RANK];
-    int64_t out[HONE_MAX_RANK];
-    double roi[2 * HONE_MAX_RANK]; /* starts then ends, normalised coordinates */
-} resize_plan;
 
 /* Index of s in names (n entries), or -1. */
 static int pick(const char *s, const char *const *names, int n)
@@ -54,7 +33,7 @@ static int pick(const char *s, const char *const *names, int n)
 }
 
 /* Reads mode and the opset-11 attributes; older forms get their fixed rules. */
-static hone_status resize_attrs(hone_infer *ic, bool legacy, resize_plan *p)
+static hone_status resize_attrs(hone_infer *ic, bool legacy, hone_resize_plan *p)
 {
     static const char *const modes[] = {"nearest", "linear", "cubic", "bilinear"};
     static const char *const coords[] = {
@@ -67,10 +46,10 @@ static hone_status resize_attrs(hone_infer *ic, bool legacy, resize_plan *p)
     const char *cs = hone_attr_str(n, "coordinate_transformation_mode", "half_pixel");
     const char *rs = hone_attr_str(n, "nearest_mode", "round_prefer_floor");
     int m = pick(ms, modes, legacy ? 2 : 3);
-    int c = legacy ? CT_ASYMMETRIC : pick(cs, coords, 7);
-    int r = legacy ? NR_SIMPLE : pick(rs, nearest, 4);
+    int c = legacy ? HONE_RS_ASYMMETRIC : pick(cs, coords, 7);
+    int r = legacy ? HONE_RS_SIMPLE : pick(rs, nearest, 4);
     if (m < 0 && legacy && !strcmp(ms, "bilinear"))
-        m = M_LINEAR;
+        m = HONE_RS_LINEAR;
     if (m < 0 || c < 0 || r < 0)
         return hone_node_fail(ic->ctx, n, HONE_ERR_INVALID, "unknown mode '%s'",
                               m < 0       ? ms
@@ -80,9 +59,9 @@ static hone_status resize_attrs(hone_infer *ic, bool legacy, resize_plan *p)
         strcmp(hone_attr_str(n, "keep_aspect_ratio_policy", "stretch"), "stretch"))
         return hone_node_fail(ic->ctx, n, HONE_ERR_UNSUPPORTED,
                               "antialias and keep_aspect_ratio_policy are not supported");
-    p->mode = (interp_mode)m;
-    p->coord = (coord_mode)c;
-    p->nearest = (nearest_mode)r;
+    p->mode = (hone_rs_mode)m;
+    p->coord = (hone_rs_coord)c;
+    p->nearest = (hone_rs_nearest)r;
     p->cubic_a = hone_attr_float(n, "cubic_coeff_a", -0.75f);
     p->exclude_outside = hone_attr_int(n, "exclude_outside", 0) != 0;
     p->extrapolation = hone_attr_float(n, "extrapolation_value", 0);
@@ -128,7 +107,7 @@ static void resize_inputs(hone_infer *ic, bool upsample, int *iscales, int *isiz
 
 /* Fills p->scale and p->out from given sizes (of the listed axes). */
 static hone_status plan_from_sizes(hone_infer *ic, const hone_tinfo *x, const int *axes, int na,
-                                   const hone_tensor *t, resize_plan *p)
+                                   const hone_tensor *t, hone_resize_plan *p)
 {
     int64_t v[HONE_MAX_RANK];
     if (t->numel != na)
@@ -149,7 +128,7 @@ static hone_status plan_from_sizes(hone_infer *ic, const hone_tinfo *x, const in
 
 /* Fills p->scale and p->out from given scales (of the listed axes). */
 static hone_status plan_from_scales(hone_infer *ic, const hone_tinfo *x, const int *axes, int na,
-                                    const hone_tensor *t, resize_plan *p)
+                                    const hone_tensor *t, hone_resize_plan *p)
 {
     double v[HONE_MAX_RANK];
     if (read_doubles(t, v, HONE_MAX_RANK) != na)
@@ -157,7 +136,7 @@ static hone_status plan_from_scales(hone_infer *ic, const hone_tinfo *x, const i
                               "scales has %lld entries, expected %d", (long long)t->numel, na);
     for (int k = 0; k < na; k++) {
         int a = axes[k];
-        double roi = p->coord == CT_TF_CROP_AND_RESIZE ? p->roi[x->rank + a] - p->roi[a] : 1;
+        double roi = p->coord == HONE_RS_TF_CROP_AND_RESIZE ? p->roi[x->rank + a] - p->roi[a] : 1;
         double o = floor((double)x->dims[a] * roi * v[k]);
         if (!(v[k] > 0) || !(o < (double)((int64_t)1 << 52)))
             return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "invalid scale %g for dim %d",
@@ -173,7 +152,7 @@ static hone_status plan_from_scales(hone_infer *ic, const hone_tinfo *x, const i
 
 /* Reads the roi input (tf_crop_and_resize only); defaults to the whole input. */
 static hone_status plan_roi(hone_infer *ic, int rank, const int *axes, int na, int iroi,
-                            resize_plan *p)
+                            hone_resize_plan *p)
 {
     double v[4 * HONE_MAX_RANK];
     for (int i = 0; i < rank; i++) {
@@ -181,7 +160,7 @@ static hone_status plan_roi(hone_infer *ic, int rank, const int *axes, int na, i
         p->roi[rank + i] = 1;
     }
     const hone_tensor *t = iroi >= 0 ? tf_ival(ic, iroi) : NULL;
-    if (p->coord != CT_TF_CROP_AND_RESIZE || !t || t->numel == 0)
+    if (p->coord != HONE_RS_TF_CROP_AND_RESIZE || !t || t->numel == 0)
         return HONE_OK;
     if (read_doubles(t, v, 4 * HONE_MAX_RANK) != 2 * na)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
@@ -217,7 +196,7 @@ static hone_status pick_target(hone_infer *ic, int iscales, int isizes, const ho
 }
 
 /* Upsample-7: the scales attribute, one per dim. */
-static hone_status plan_from_attr(hone_infer *ic, const int *axes, int na, resize_plan *p)
+static hone_status plan_from_attr(hone_infer *ic, const int *axes, int na, hone_resize_plan *p)
 {
     const float *f;
     double v[HONE_MAX_RANK];
@@ -233,7 +212,7 @@ static hone_status plan_from_attr(hone_infer *ic, const int *axes, int na, resiz
 }
 
 /* Everything Resize/Upsample needs: attributes, roi, per-dim scale and size. */
-static hone_status resize_prepare(hone_infer *ic, bool upsample, resize_plan *p)
+static hone_status resize_prepare(hone_infer *ic, bool upsample, hone_resize_plan *p)
 {
     const hone_tinfo *x = ic->in[0];
     int axes[HONE_MAX_RANK], na, iscales, isizes, iroi;
@@ -259,13 +238,18 @@ static hone_status resize_prepare(hone_infer *ic, bool upsample, resize_plan *p)
     return sizes ? plan_from_sizes(ic, x, axes, na, t, p) : plan_from_scales(ic, x, axes, na, t, p);
 }
 
+hone_status hone_resize_plan_of(hone_infer *ic, bool upsample, hone_resize_plan *p)
+{
+    return resize_prepare(ic, upsample, p);
+}
+
 /* Resize: x, [roi,] scales | sizes -> x resized per dim. */
 static hone_status infer_resample(hone_infer *ic, bool upsample)
 {
     const hone_tinfo *x = ic->in[0];
-    resize_plan p;
+    hone_resize_plan p;
     hone_status st = resize_prepare(ic, upsample, &p);
-    if (!st && x->dtype == HONE_DT_STRING && p.mode != M_NEAREST)
+    if (!st && x->dtype == HONE_DT_STRING && p.mode != HONE_RS_NEAREST)
         st = hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "cannot interpolate strings");
     if (st)
         return st;
@@ -292,17 +276,17 @@ hone_status infer_upsample(hone_infer *ic)
 /* ---- the kernel ---- */
 
 /* Input coordinate of output coordinate j along a dim of extents in -> out. */
-static double to_input(const resize_plan *p, int d, int rank, double j, int64_t in, int64_t out)
+static double to_input(const hone_resize_plan *p, int d, int rank, double j, int64_t in, int64_t out)
 {
     double s = p->scale[d], ow = s * (double)in, r0 = p->roi[d], r1 = p->roi[rank + d];
     switch (p->coord) {
-    case CT_HALF_PIXEL: return (j + 0.5) / s - 0.5;
-    case CT_HALF_PIXEL_SYMMETRIC:
+    case HONE_RS_HALF_PIXEL: return (j + 0.5) / s - 0.5;
+    case HONE_RS_HALF_PIXEL_SYMMETRIC:
         return (double)in / 2 * (1 - (double)out / ow) + (j + 0.5) / s - 0.5;
-    case CT_PYTORCH_HALF_PIXEL: return out > 1 ? (j + 0.5) / s - 0.5 : 0;
-    case CT_ALIGN_CORNERS: return ow == 1 ? 0 : j * (double)(in - 1) / (ow - 1);
-    case CT_TF_HALF_PIXEL_FOR_NN: return (j + 0.5) / s;
-    case CT_TF_CROP_AND_RESIZE:
+    case HONE_RS_PYTORCH_HALF_PIXEL: return out > 1 ? (j + 0.5) / s - 0.5 : 0;
+    case HONE_RS_ALIGN_CORNERS: return ow == 1 ? 0 : j * (double)(in - 1) / (ow - 1);
+    case HONE_RS_TF_HALF_PIXEL_FOR_NN: return (j + 0.5) / s;
+    case HONE_RS_TF_CROP_AND_RESIZE:
         return r0 * (double)(in - 1) +
             (ow == 1 ? (r1 - r0) * (double)(in - 1) / 2
                      : j * (r1 - r0) * (double)(in - 1) / (ow - 1));
@@ -311,25 +295,25 @@ static double to_input(const resize_plan *p, int d, int rank, double j, int64_t 
 }
 
 /* Nearest input index for coordinate x (unclamped). */
-static int64_t nearest_index(const resize_plan *p, double x, double scale)
+static int64_t nearest_index(const hone_resize_plan *p, double x, double scale)
 {
     double f = floor(x), t = x - f;
     if (t == 0)
         return (int64_t)f;
     switch (p->nearest) {
-    case NR_PREFER_FLOOR: return (int64_t)(t <= 0.5 ? f : f + 1);
-    case NR_PREFER_CEIL: return (int64_t)(t < 0.5 ? f : f + 1);
-    case NR_FLOOR: return (int64_t)f;
-    case NR_CEIL: return (int64_t)f + 1;
+    case HONE_RS_PREFER_FLOOR: return (int64_t)(t <= 0.5 ? f : f + 1);
+    case HONE_RS_PREFER_CEIL: return (int64_t)(t < 0.5 ? f : f + 1);
+    case HONE_RS_FLOOR: return (int64_t)f;
+    case HONE_RS_CEIL: return (int64_t)f + 1;
     default: return (int64_t)(scale < 1 ? ceil(x) : x);
     }
 }
 
 /* Interpolation weights for fractional position t in (0, 1]: 2 (linear) or 4 (cubic). */
-static int kernel_weights(const resize_plan *p, double t, double *w)
+static int kernel_weights(const hone_resize_plan *p, double t, double *w)
 {
     double a = p->cubic_a, u = 1 - t;
-    if (p->mode == M_LINEAR) {
+    if (p->mode == HONE_RS_LINEAR) {
         w[0] = 1 - t;
         w[1] = t;
         return 2;
@@ -343,14 +327,14 @@ static int kernel_weights(const resize_plan *p, double t, double *w)
 
 /* The terms of one output coordinate: input indices (clamped to the edge)
  * and weights, zero weights dropped. Returns the count (0: extrapolate). */
-static int coord_terms(const resize_plan *p, double x, int64_t in, double scale, int64_t *idx,
+static int coord_terms(const hone_resize_plan *p, double x, int64_t in, double scale, int64_t *idx,
                        double *w)
 {
-    if (p->coord == CT_TF_CROP_AND_RESIZE && (x < 0 || x > (double)(in - 1)))
+    if (p->coord == HONE_RS_TF_CROP_AND_RESIZE && (x < 0 || x > (double)(in - 1)))
         return 0;
     if (!(fabs(x) < 1e15))
         x = 0;
-    if (p->mode == M_NEAREST) {
+    if (p->mode == HONE_RS_NEAREST) {
         int64_t i = nearest_index(p, x, scale);
         idx[0] = i < 0 ? 0 : i >= in ? in - 1 : i;
         w[0] = 1;
@@ -376,6 +360,13 @@ static int coord_terms(const resize_plan *p, double x, int64_t in, double scale,
     return k;
 }
 
+int hone_resize_terms(const hone_resize_plan *p, int d, int rank, int64_t j, int64_t in,
+                      int64_t out, int64_t *idx, double *w)
+{
+    double c = to_input(p, d, rank, (double)j, in, out);
+    return coord_terms(p, c, in, p->scale[d], idx, w);
+}
+
 typedef struct dim_terms {
     int *n; /* per output coordinate: term count (0 = extrapolate) */
     int64_t *idx; /* [out * 4] element offsets (index * stride) */
@@ -395,7 +386,7 @@ static double accumulate(const hone_tensor *x, const dim_terms *dt, const int64_
 }
 
 /* Fills y from x with the precomputed terms. */
-static void resample(const resize_plan *p, const hone_tensor *x, hone_tensor *y,
+static void resample(const hone_resize_plan *p, const hone_tensor *x, hone_tensor *y,
                      const dim_terms *dt)
 {
     int64_t o[HONE_MAX_RANK] = {0};
@@ -408,7 +399,7 @@ static void resample(const resize_plan *p, const hone_tensor *x, hone_tensor *y,
         }
         if (outside)
             hone_tensor_set_f64(y, k, p->extrapolation);
-        else if (p->mode == M_NEAREST)
+        else if (p->mode == HONE_RS_NEAREST)
             tf_copy(y, k, x, off, 1);
         else
             hone_tensor_set_f64(y, k, accumulate(x, dt, o, 0, 0));
@@ -416,7 +407,7 @@ static void resample(const resize_plan *p, const hone_tensor *x, hone_tensor *y,
 }
 
 /* Computes the per-dim terms into one allocation (*buf, freed by the caller). */
-static hone_status build_terms(hone_eval *ec, const resize_plan *p, const hone_tensor *x,
+static hone_status build_terms(hone_eval *ec, const hone_resize_plan *p, const hone_tensor *x,
                                const hone_tensor *y, dim_terms *dt, void **buf)
 {
     int64_t total = 0, xs[HONE_MAX_RANK];
@@ -433,8 +424,8 @@ static hone_status build_terms(hone_eval *ec, const resize_plan *p, const hone_t
     for (int d = 0; d < x->rank; d++) {
         dt[d] = (dim_terms){n, idx, w};
         for (int64_t j = 0; j < y->dims[d]; j++) {
-            double c = to_input(p, d, x->rank, (double)j, x->dims[d], y->dims[d]);
-            n[j] = coord_terms(p, c, x->dims[d], p->scale[d], idx + 4 * j, w + 4 * j);
+            n[j] = hone_resize_terms(p, d, x->rank, j, x->dims[d], y->dims[d], idx + 4 * j,
+                                     w + 4 * j);
             for (int t = 0; t < 4; t++)
                 idx[4 * j + t] = t < n[j] ? idx[4 * j + t] * xs[d] : 0;
         }
@@ -451,7 +442,7 @@ static hone_status eval_resample(hone_eval *ec, bool upsample)
     hone_tinfo ti[4];
     const hone_tinfo *pi[4];
     hone_infer ic;
-    resize_plan p;
+    hone_resize_plan p;
     dim_terms dt[HONE_MAX_RANK];
     void *buf = NULL;
     tf_eval_view(ec, &ic, ti, pi);
