@@ -37,6 +37,7 @@ static hone_limits default_limits = {
     .max_numel = (int64_t)1 << 40,
     .max_bytes = (int64_t)1 << 42,
     .max_nodes = 1000000,
+    .max_depth = 100000,
     .max_memory = 0,
 };
 

@@ -45,6 +45,7 @@ typedef struct hone_limits {
     int64_t max_numel;    /* largest element count of one tensor */
     int64_t max_bytes;    /* largest total bytes one tensor may take */
     int64_t max_nodes;    /* largest node count of one graph */
+    int64_t max_depth;    /* longest chain of dependent nodes */
     int64_t max_memory;   /* interpreter memory budget in bytes, 0 = none */
 } hone_limits;
 

@@ -37,6 +37,30 @@ static hone_status check_node(hone_ctx *ctx, const hone_node *n, char *defined)
     return HONE_OK;
 }
 
+/* Longest chain of dependent nodes (nodes must be in topological order). */
+static hone_status check_depth(hone_ctx *ctx, const hone_graph *g)
+{
+    int64_t *depth = calloc((size_t)g->n_values + 1, sizeof *depth), deepest = 0;
+    HONE_ASSERT(depth);
+    hone_status st = HONE_OK;
+    for (int i = 0; i < g->n_nodes && !st; i++) {
+        const hone_node *n = g->nodes[i];
+        int64_t d = 0;
+        for (int j = 0; j < n->n_in; j++)
+            if (n->in[j] && depth[n->in[j]->id] > d)
+                d = depth[n->in[j]->id];
+        for (int j = 0; j < n->n_out; j++)
+            if (n->out[j])
+                depth[n->out[j]->id] = d + 1;
+        deepest = d + 1 > deepest ? d + 1 : deepest;
+        if (deepest > ctx->limits.max_depth)
+            st = hone_node_fail(ctx, n, HONE_ERR_LIMIT, "graph is deeper than the limit %lld",
+                                (long long)ctx->limits.max_depth);
+    }
+    free(depth);
+    return st;
+}
+
 hone_status hone_graph_verify(hone_ctx *ctx, const hone_graph *g)
 {
     char *defined = calloc((size_t)g->n_values + 1, 1);
@@ -54,6 +78,8 @@ hone_status hone_graph_verify(hone_ctx *ctx, const hone_graph *g)
                        (long long)ctx->limits.max_nodes);
     for (int i = 0; i < g->n_nodes && !st; i++)
         st = check_node(ctx, g->nodes[i], defined);
+    if (!st)
+        st = check_depth(ctx, g);
     for (int i = 0; i < g->n_outputs && !st; i++)
         if (!defined[g->outputs[i]->id])
             st = hone_fail(ctx, HONE_ERR_INVALID, "graph output '%s' is never produced",

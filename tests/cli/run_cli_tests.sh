@@ -129,6 +129,7 @@ check stats-per-pass 0 "fold-bn .* -> " -- "$HONE" stats "$(ls "$SRC"/tests/pass
 check limit-bad-value 2 "needs a positive size" -- "$HONE" --max-memory=lots dump "$D/base.onnx"
 check limit-dim 1 "above the limit 1" -- "$HONE" --max-dim=1 dump "$D/cls_b4.onnx"
 check limit-nodes 1 "above the limit 1" -- "$HONE" dump "$D/cls_sym.onnx" --max-nodes=1
+check limit-depth 1 "deeper than the limit 2" -- "$HONE" dump "$D/cls_sym.onnx" --max-depth=2
 check limit-memory 1 "above --max-memory" -- "$HONE" eval "$D/cls_sym.onnx" --data "$D/cls_x.npy" --labels "$D/cls_y.npy" --max-memory=8
 
 echo "$pass passed, $fail failed"

@@ -123,6 +123,7 @@ static int take_limit_flags(int argc, char **argv)
         {"--max-numel", offsetof(hone_limits, max_numel)},
         {"--max-bytes", offsetof(hone_limits, max_bytes)},
         {"--max-nodes", offsetof(hone_limits, max_nodes)},
+        {"--max-depth", offsetof(hone_limits, max_depth)},
     };
     hone_limits lim;
     hone_limits_get_defaults(&lim);
@@ -160,7 +161,8 @@ static void usage(FILE *f)
                "  --max-dim=N         largest dimension accepted (default 2^40)\n"
                "  --max-numel=N       largest element count of one tensor (default 2^40)\n"
                "  --max-bytes=SIZE    largest tensor or file read (default 4T)\n"
-               "  --max-nodes=N       largest graph (default 1000000)\n");
+               "  --max-nodes=N       largest graph (default 1000000)\n"
+               "  --max-depth=N       longest chain of dependent nodes (default 100000)\n");
 }
 
 int main(int argc, char **argv)
