@@ -70,10 +70,14 @@ hone_status hone_write_file_atomic(hone_ctx *ctx, const char *path, const void *
         free(tmp);
         return st;
     }
+    /* Fault injection for tests: HONE_FAULT_WRITE=1 makes every atomic write
+     * stop halfway with ENOSPC, as a full disk would. */
+    const char *fault = getenv("HONE_FAULT_WRITE");
+    size_t limit = fault && *fault == '1' ? len / 2 : len;
     const uint8_t *p = buf;
     size_t left = len;
-    while (left) {
-        ssize_t w = write(fd, p, left);
+    while (left > len - limit) {
+        ssize_t w = write(fd, p, left - (len - limit));
         if (w < 0 && errno == EINTR)
             continue;
         if (w <= 0)
@@ -81,6 +85,8 @@ hone_status hone_write_file_atomic(hone_ctx *ctx, const char *path, const void *
         p += w;
         left -= (size_t)w;
     }
+    if (left && limit < len)
+        errno = ENOSPC;
     int bad = left != 0 || fsync(fd) != 0;
     int err = errno;
     bad |= close(fd) != 0;

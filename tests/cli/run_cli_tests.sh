@@ -125,6 +125,18 @@ check stats-bad-input 1 "no input 'q'" -- "$HONE" stats "$D/cls_sym.onnx" --inpu
 check stats-conflict 1 "dim 1 cannot be 5" -- "$HONE" stats "$D/cls_sym.onnx" --input-shape x=4x5
 check stats-per-pass 0 "fold-bn .* -> " -- "$HONE" stats "$(ls "$SRC"/tests/passes/fold-bn/*.in.txt | head -1)" -O2
 
+# ---- atomic outputs: a write that fails halfway (full disk, injected) leaves the
+# previous file intact and no temporary file behind ----
+mkdir -p "$T/atomic"
+cp "$D/base.onnx" "$T/atomic/out.onnx"
+HONE_FAULT_WRITE=1 "$HONE" opt "$D/cls_sym.onnx" -O2 -o "$T/atomic/out.onnx" >"$T/out" 2>"$T/err"
+if [ $? = 1 ] && grep -q "No space left" "$T/err" && cmp -s "$D/base.onnx" "$T/atomic/out.onnx" \
+   && [ -z "$(ls -A "$T/atomic" | grep -v '^out.onnx$')" ]; then pass=$((pass+1))
+else fail=$((fail+1)); echo "FAIL atomic-write: previous file changed or temp file left"; cat "$T/err"; fi
+HONE_FAULT_WRITE=1 "$HONE" run "$D/cls_sym.onnx" --input x="$D/cls_x.npy" --output-dir "$T/atomic" >"$T/out" 2>"$T/err"
+if [ $? = 1 ] && [ -z "$(ls -A "$T/atomic" | grep -v '^out.onnx$')" ]; then pass=$((pass+1))
+else fail=$((fail+1)); echo "FAIL atomic-npy: partial output left"; ls -A "$T/atomic"; fi
+
 # ---- resource limits (global flags) ----
 check limit-bad-value 2 "needs a positive size" -- "$HONE" --max-memory=lots dump "$D/base.onnx"
 check limit-dim 1 "above the limit 1" -- "$HONE" --max-dim=1 dump "$D/cls_b4.onnx"
