@@ -10,6 +10,8 @@
  * timing table, and a JSON report of every pass.
  */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -62,6 +64,57 @@ void hone_pass_note(hone_pass_ctx *pc, const char *what, int64_t n)
     if (s->n_counters < HONE_PASS_MAX_COUNTERS) {
         s->counters[s->n_counters].what = what;
         s->counters[s->n_counters++].n = n;
+    }
+}
+
+void hone_pass_detail(hone_pass_ctx *pc, const char *fmt, ...)
+{
+    hone_pass_stats *s = pc->stats;
+    if (!s)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (k <= 0)
+        return;
+    char *p = realloc(s->detail, s->detail_len + (size_t)k + 1);
+    HONE_ASSERT(p);
+    va_start(ap, fmt);
+    vsnprintf(p + s->detail_len, (size_t)k + 1, fmt, ap);
+    va_end(ap);
+    s->detail = p;
+    s->detail_len += (size_t)k;
+}
+
+void hone_pass_log(hone_pass_ctx *pc, const char *fmt, ...)
+{
+    FILE *f = pc->log ? pc->log : stderr;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(f, "[%s] ", pc->inst->info->name);
+    vfprintf(f, fmt, ap);
+    fputc('\n', f);
+    fflush(f);
+    va_end(ap);
+}
+
+hone_status hone_pass_need_data(hone_pass_ctx *pc, const char *why, const hone_pass_data **out)
+{
+    *out = pc->data;
+    if (pc->data && pc->data->x)
+        return HONE_OK;
+    return hone_fail(pc->ctx, HONE_ERR_ARG, "pass '%s' needs %s: give --data FILE (and "
+                     "--labels FILE, or --targets FILE; without them it distils from the "
+                     "original model)", pc->inst->info->name, why);
+}
+
+void hone_pass_stats_release(hone_pass_stats *s, int n)
+{
+    for (int i = 0; s && i < n; i++) {
+        free(s[i].detail);
+        s[i].detail = NULL;
+        s[i].detail_len = 0;
     }
 }
 
@@ -171,7 +224,8 @@ static hone_status run_one(hone_ctx *ctx, hone_graph *g, const hone_pass_inst *p
     s->macs_before = graph_macs(g, o->macs);
     double t0 = now_s();
     int64_t rss0 = peak_rss_kb();
-    hone_pass_ctx pc = {ctx, pi, s};
+    hone_pass_ctx pc = {.ctx = ctx, .inst = pi, .stats = s, .data = o->data,
+                        .log = o->log_stream ? o->log_stream : stderr};
     hone_status st = pi->info->run(&pc, g);
     if (st)
         return hone_fail_wrap(ctx, "pass '%s'", s->text);
@@ -238,6 +292,8 @@ static void report_row(FILE *f, const hone_pass_stats *s)
             fprintf(f, ": %lld", (long long)s->counters[c].n);
         }
         fputc('}', f);
+        if (s->detail)
+            fprintf(f, ", \"detail\": %s", s->detail);
     }
     fputc('}', f);
 }
@@ -299,5 +355,7 @@ hone_status hone_passes_run(hone_ctx *ctx, hone_graph *g, const hone_pipeline *p
             st = rst;
         }
     }
+    if (!stats)
+        hone_pass_stats_release(s, done);
     return st;
 }

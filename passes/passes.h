@@ -103,13 +103,31 @@ typedef struct hone_pass_stats {
     int64_t rss_delta_kb;                  /* growth of peak RSS during the pass */
     int n_counters;
     struct { const char *what; int64_t n; } counters[HONE_PASS_MAX_COUNTERS];
+    char *detail;                          /* pass-specific JSON value (hone_pass_detail), or NULL */
+    size_t detail_len;
 } hone_pass_stats;
 
-/* What a pass sees besides the graph: context, its options, a report sink. */
+/* Data for passes that calibrate or train (the --data, --labels and --targets
+ * flags of opt and compile): samples already normalised and shaped to the
+ * model's first input. A pass holds out val_split of them (hone_fit_split's
+ * fixed draw) for selection and its before/after metric and trains on the
+ * rest; a held-out test set never comes here. */
+typedef struct hone_pass_data {
+    const hone_tensor *x;         /* float [N, ...] */
+    const hone_tensor *labels;    /* N integers; NULL: label-free (distil from the original) */
+    const hone_tensor *targets;   /* float [N, ...] shaped like the output (image-to-image), or NULL */
+    double val_split;             /* share in (0,1) or a sample count; 0: nothing held out */
+    const char *path;             /* the --data file, for messages */
+} hone_pass_data;
+
+/* What a pass sees besides the graph: context, its options, a report sink,
+ * the calibration data (NULL when none was given) and a progress stream. */
 typedef struct hone_pass_ctx {
     hone_ctx *ctx;
     const hone_pass_inst *inst;
     hone_pass_stats *stats;
+    const hone_pass_data *data;
+    FILE *log;                    /* human-readable progress and report lines (stderr) */
 } hone_pass_ctx;
 
 int64_t hone_pass_opt_int(const hone_pass_ctx *pc, const char *name);
@@ -118,6 +136,17 @@ bool hone_pass_opt_bool(const hone_pass_ctx *pc, const char *name);
 const char *hone_pass_opt_str(const hone_pass_ctx *pc, const char *name);
 /* Report sink: adds n to the pass's counter `what` (a string literal). */
 void hone_pass_note(hone_pass_ctx *pc, const char *what, int64_t n);
+/* Appends text to the pass's "detail" entry of the --report JSON; the pass
+ * writes one valid JSON value in pieces (per-layer tables, phase times,
+ * metrics before and after). */
+void hone_pass_detail(hone_pass_ctx *pc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* One progress or report line on the pass's log stream, prefixed "[pass] ". */
+void hone_pass_log(hone_pass_ctx *pc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The calibration data, or an error naming the pass and the flags to give
+ * when there is none (why: what it is needed for). */
+hone_status hone_pass_need_data(hone_pass_ctx *pc, const char *why, const hone_pass_data **out);
+/* Frees the detail strings of n stats rows (hone_passes_run's callers). */
+void hone_pass_stats_release(hone_pass_stats *s, int n);
 
 /* Multiply-accumulates of one node (hone_node_macs of cost.h fits); pluggable
  * so the report shows FLOPs when a cost model is linked in. */
@@ -133,6 +162,8 @@ typedef struct hone_passes_opts {
     FILE *time_stream;         /* NULL: stderr */
     const char *report_path;   /* per-pass JSON report; NULL: none */
     hone_cost_fn macs;         /* NULL: no FLOPs in the report */
+    const hone_pass_data *data; /* calibration/training data for passes that use it; may be NULL */
+    FILE *log_stream;          /* pass progress lines; NULL: stderr */
 } hone_passes_opts;
 
 /* Runs the pipeline on g: sort, verify and infer before the first pass and
@@ -190,6 +221,16 @@ hone_status hone_pass_fold_bn(hone_pass_ctx *pc, hone_graph *g);          /* fol
 hone_status hone_pass_simplify_reshape(hone_pass_ctx *pc, hone_graph *g); /* simplify_reshape.c */
 hone_status hone_pass_fuse_conv(hone_pass_ctx *pc, hone_graph *g);        /* fuse_conv.c */
 hone_status hone_pass_recalibrate_bn(hone_pass_ctx *pc, hone_graph *g); /* train/bnstat.c */
+hone_status hone_pass_unfold_bn(hone_pass_ctx *pc, hone_graph *g);        /* unfold_bn.c */
+
+/* unfold_bn.c as a library call for method passes: inserts a function-
+ * preserving BatchNormalization after every Conv (constant float weights, no
+ * BN reader) that select accepts (NULL: all), with statistics from the first
+ * `samples` rows of x (normalised, model-shaped; NULL: mean 0, var 1).
+ * *count (may be NULL) receives the number inserted. */
+hone_status hone_unfold_bn(hone_ctx *ctx, hone_graph *g, const hone_tensor *x, int64_t samples,
+                           double eps, bool (*select)(const hone_node *, void *), void *user,
+                           int *count);
 
 /* ===================== symdim.c: symbolic dimension algebra ===================== */
 

@@ -50,12 +50,21 @@ const hone_pass_info hone_pass_table[] = {
      "with batch statistics over calibration batches (no gradients) and each BN gets the average "
      "of its batch means and unbiased batch variances.",
      hone_pass_recalibrate_bn, "one model input; BN mean/var constant",
-     {{"data", HONE_OPT_STRING, "", "calibration samples (.npy, IDX, .pb; first dim = samples)"},
+     {{"data", HONE_OPT_STRING, "", "calibration samples (.npy, IDX, .pb; first dim = samples); "
+       "empty: the --data flag's"},
       {"samples", HONE_OPT_INT, "1024", "use the first N samples"},
       {"batch", HONE_OPT_INT, "64", "calibration batch size (a fixed model batch wins)"},
       {"scale", HONE_OPT_FLOAT, "1", "input normalisation (x*scale - mean)/std"},
       {"mean", HONE_OPT_FLOAT, "0", "see scale"},
       {"std", HONE_OPT_FLOAT, "1", "see scale"}}},
+    {"unfold-bn",
+     "Moves each Conv's bias into a new BatchNormalization after it whose statistics come from "
+     "the --data samples (mean 0, variance 1 without them), keeping the function: the inverse "
+     "of fold-bn, for models whose exporter folded BN away before a pass that retrains them.",
+     hone_pass_unfold_bn, "Conv weights constant; the conv output read by no BN",
+     {{"samples", HONE_OPT_INT, "1024", "calibration samples used for the statistics"},
+      {"epsilon", HONE_OPT_FLOAT, "1e-05", "epsilon of the inserted BatchNormalization nodes"},
+      {"skip", HONE_OPT_STRING, "", "comma-separated Conv node names left alone"}}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);

@@ -229,9 +229,23 @@ hone_status hone_pass_recalibrate_bn(hone_pass_ctx *pc, hone_graph *g)
                     hone_pass_opt_float(pc, "std")};
     hone_tensor *raw, *x = NULL;
     int n_bn = 0;
+    if (g->n_inputs != 1)
+        return hone_fail(pc->ctx, HONE_ERR_ARG, "recalibrate-bn needs a model with one input "
+                         "(it has %d)", g->n_inputs);
+    if (!*path && pc->data && pc->data->x) {
+        /* the common --data flag: already normalised and shaped */
+        hone_tensor *all = hone_tensor_clone(pc->data->x);
+        HONE_ASSERT(all);
+        hone_data_limit(all, hone_pass_opt_int(pc, "samples"));
+        hone_status st = hone_bn_recalibrate(pc->ctx, g, all, hone_pass_opt_int(pc, "batch"),
+                                             &n_bn);
+        hone_tensor_free(all);
+        hone_pass_note(pc, "BN nodes recalibrated", n_bn);
+        return st;
+    }
     if (!*path)
         return hone_fail(pc->ctx, HONE_ERR_ARG, "recalibrate-bn needs calibration samples: "
-                         "recalibrate-bn{data=FILE}");
+                         "--data FILE, or recalibrate-bn{data=FILE}");
     if (g->n_inputs != 1)
         return hone_fail(pc->ctx, HONE_ERR_ARG, "recalibrate-bn needs a model with one input "
                          "(it has %d)", g->n_inputs);

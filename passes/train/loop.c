@@ -336,7 +336,7 @@ static hone_status check_data(fit *f)
                        d->targets->dims[0] != n))
         return hone_fail(f->ctx, HONE_ERR_SHAPE, "targets must be float [%lld, ...], got %s",
                          (long long)n, hone_tensor_type_str(d->targets, buf, sizeof buf));
-    if (s->epochs < 1 || s->batch < 1)
+    if ((s->epochs < 1 && s->max_steps <= 0) || s->batch < 1)
         return hone_fail(f->ctx, HONE_ERR_ARG, "epochs and batch size must be >= 1 (got %d, %lld)",
                          s->epochs, (long long)s->batch);
     if (f->model->n_inputs != 1 || f->model->n_outputs < 1)
@@ -377,7 +377,8 @@ static hone_status plan_schedule(fit *f)
 {
     const hone_fit_spec *s = f->spec;
     double spe = (double)f->steps_per_epoch;
-    hone_schedule_init(&f->sched, s->schedule, s->lr, f->steps_per_epoch * s->epochs);
+    hone_schedule_init(&f->sched, s->schedule, s->lr,
+                       s->max_steps > 0 ? s->max_steps : f->steps_per_epoch * s->epochs);
     f->sched.min_lr = s->min_lr;
     f->sched.gamma = s->gamma;
     f->sched.warmup = s->warmup_epochs > 0 ? llround(s->warmup_epochs * spe) : 0;
@@ -489,7 +490,18 @@ static hone_status score_batch(fit *f, int64_t pos, int64_t k, double *score)
     hone_status st = hone_data_gather(f->ctx, f->vx, f->idx, k, k, &xb);
     if (st)
         return st;
-    st = hone_trainer_infer(f->tr, xb, &out);
+    if (f->tr) {
+        st = hone_trainer_infer(f->tr, xb, &out);
+    } else {
+        const hone_tensor *ins[1] = {xb};
+        hone_tensor **outs = calloc((size_t)f->model->n_outputs + 1, sizeof *outs);
+        HONE_ASSERT(outs);
+        st = hone_interp_run(f->ctx, f->model, ins, outs, NULL);
+        out = outs[0];
+        for (int i = 1; i < f->model->n_outputs; i++)
+            hone_tensor_free(outs[i]);
+        free(outs);
+    }
     hone_tensor_free(xb);
     if (st)
         return st;
@@ -556,7 +568,12 @@ static hone_status train_step(fit *f, int64_t k, hone_fit_step_info *info)
 {
     batch b = {0};
     float loss = 0;
-    hone_status st = make_batch(f, k, &b);
+    info->step = f->step;
+    info->lr = hone_schedule_lr(&f->sched, f->step);
+    hone_status st = f->spec->before_step ? f->spec->before_step(f->spec->user, f->tr, info)
+                                          : HONE_OK;
+    if (!st)
+        st = make_batch(f, k, &b);
     if (!st)
         st = hone_trainer_step(f->tr, b.x, b.labels, b.target ? b.target : b.teacher, &loss);
     batch_free(&b);
@@ -571,8 +588,10 @@ static hone_status train_step(fit *f, int64_t k, hone_fit_step_info *info)
     double m = hone_schedule_momentum(&f->sched, f->step);
     if (m >= 0)
         hone_optim_set_momentum(f->opt, m);
-    info->lr = hone_schedule_lr(&f->sched, f->step);
     info->loss = loss;
+    if (f->spec->before_update &&
+        (st = f->spec->before_update(f->spec->user, f->tr, (hone_tensor *const *)f->grads, info)))
+        return st;
     return hone_optim_step(f->opt, f->grads, info->lr, &info->grad_norm);
 }
 
@@ -580,14 +599,17 @@ static hone_status train_step(fit *f, int64_t k, hone_fit_step_info *info)
 static hone_status train_epoch(fit *f, hone_batcher *bt, int epoch, hone_fit_epoch_info *ei)
 {
     const hone_fit_spec *s = f->spec;
-    hone_fit_step_info info = {.epoch = epoch, .epochs = s->epochs,
+    int epochs = s->max_steps > 0 ? (int)((s->max_steps + f->steps_per_epoch - 1) /
+                                          f->steps_per_epoch) : s->epochs;
+    hone_fit_step_info info = {.epoch = epoch, .epochs = epochs,
                                .steps = f->sched.total, .epoch_size = f->n_train};
     const int64_t *pos;
     int64_t k;
     double sum = 0, t0 = now_s();
     hone_status st = HONE_OK;
     hone_batcher_shuffle(bt, rng_for(s->seed, TAG_SHUFFLE, (uint64_t)epoch).s);
-    while (!st && (k = hone_batcher_next(bt, &pos)) > 0) {
+    while (!st && (s->max_steps <= 0 || f->step < s->max_steps) &&
+           (k = hone_batcher_next(bt, &pos)) > 0) {
         for (int64_t i = 0; i < k; i++)
             f->idx[i] = f->train_idx[pos[i]];
         st = train_step(f, k, &info);
@@ -632,8 +654,10 @@ static hone_status run_epochs(fit *f, hone_fit_result *res)
     const hone_fit_spec *s = f->spec;
     hone_batcher bt;
     hone_status st = hone_batcher_init(f->ctx, &bt, f->n_train, f->batch);
-    for (int e = 0; e < s->epochs && !st; e++) {
-        hone_fit_epoch_info ei = {.epoch = e, .epochs = s->epochs, .metric_kind = f->metric};
+    int epochs = s->max_steps > 0 ? (int)((s->max_steps + f->steps_per_epoch - 1) /
+                                          f->steps_per_epoch) : s->epochs;
+    for (int e = 0; e < epochs && !st; e++) {
+        hone_fit_epoch_info ei = {.epoch = e, .epochs = epochs, .metric_kind = f->metric};
         st = train_epoch(f, &bt, e, &ei);
         if (!st)
             st = evaluate(f, &ei.metric);
@@ -681,6 +705,32 @@ hone_status hone_fit(hone_ctx *ctx, hone_graph *model, const hone_fit_data *data
     res->metric_kind = f.metric;
     res->train_s = f.train_s;
     res->images_per_s = f.train_s > 0 ? (double)res->images / f.train_s : 0;
+    release(&f);
+    return st;
+}
+
+hone_status hone_fit_evaluate(hone_ctx *ctx, const hone_graph *model, const hone_fit_data *data,
+                              const hone_fit_spec *spec, hone_fit_metric *kind, double *metric)
+{
+    hone_fit_spec sp = *spec;
+    if (sp.epochs < 1)
+        sp.epochs = 1;
+    fit f = {.ctx = ctx, .spec = &sp, .data = data, .model = model};
+    *metric = NAN;
+    *kind = HONE_FIT_METRIC_NONE;
+    hone_status st = check_data(&f);
+    if (!st)
+        st = labels_i64(&f);
+    if (!st)
+        st = hone_fit_split(ctx, data->x->dims[0], sp.val_split, &f.train_idx, &f.n_train,
+                            &f.held_idx, &f.n_held);
+    if (!st)
+        st = plan_batches(&f);
+    if (!st)
+        st = prepare_held_out(&f);
+    if (!st)
+        st = evaluate(&f, metric);
+    *kind = f.metric;
     release(&f);
     return st;
 }

@@ -164,8 +164,19 @@ typedef struct hone_fit_spec {
     double val_split;              /* 0: none; (0,1): share of samples; >= 1: sample count */
     uint64_t seed;
     bool flip;                     /* mirror each sample's last axis with probability 1/2 */
+    int64_t max_steps;             /* > 0: train this many steps (the schedule spans them;
+                                    * epochs is then ignored), for budgets below an epoch */
     void (*on_step)(void *user, const hone_fit_step_info *info);
     void (*on_epoch)(void *user, const hone_fit_epoch_info *info);
+    /* Pass hooks (may be NULL; a non-zero status stops training):
+     * before_step runs before each forward+backward (anneal a temperature with
+     * hone_trainer_set_const, redraw noise); before_update runs between the
+     * backward pass and the optimiser step with the gradients, which it may
+     * rescale or replace in place (per-layer learning-rate scaling, custom
+     * gradient rules); grads[i] belongs to hone_trainer_param(tr, i). */
+    hone_status (*before_step)(void *user, hone_trainer *tr, const hone_fit_step_info *info);
+    hone_status (*before_update)(void *user, hone_trainer *tr, hone_tensor *const *grads,
+                                 const hone_fit_step_info *info);
     void *user;
 } hone_fit_spec;
 
@@ -184,6 +195,14 @@ typedef struct hone_fit_result {
  * parameters and BN statistics back into model. res may be NULL. */
 hone_status hone_fit(hone_ctx *ctx, hone_graph *model, const hone_fit_data *data,
                      const hone_fit_spec *spec, hone_fit_result *res);
+
+/* The held-out metric of model without training: the samples hone_fit(spec)
+ * would hold out (spec->val_split), scored the way it scores them (top-1
+ * against labels, PSNR against targets, else agreement with / PSNR against
+ * spec->teacher). *kind receives what was measured (NONE: nothing held out,
+ * *metric NAN). spec->epochs may be 0. */
+hone_status hone_fit_evaluate(hone_ctx *ctx, const hone_graph *model, const hone_fit_data *data,
+                              const hone_fit_spec *spec, hone_fit_metric *kind, double *metric);
 
 /* Held-out split of n samples: `val` as in hone_fit_spec. The held-out
  * samples are drawn with a fixed seed (the same for every training seed);

@@ -53,6 +53,9 @@ typedef struct hone_train_spec {
     const char **frozen;      /* constants never updated (names) */
     int n_frozen;
     bool freeze_all_but_listed; /* when true, only `trainable` names train */
+    /* Names that train; a float constant listed here is a parameter at any
+     * input slot (a pass's own scales, logits, gates), not only at the usual
+     * weight and bias slots. */
     const char **trainable;
     int n_trainable;
     bool bn_train;            /* BatchNormalization in training mode (default true) */
@@ -121,5 +124,9 @@ hone_status hone_trainer_infer(hone_trainer *t, const hone_tensor *input, hone_t
 hone_status hone_trainer_sync(hone_trainer *t, hone_graph *model);
 /* The training program, for inspection and dumps (owned by the trainer). */
 const hone_graph *hone_trainer_graph(const hone_trainer *t);
+/* Overwrites the contents of the model constant `name` (not a parameter: a
+ * temperature, a mask, a noise draw) in both the training program and the
+ * inference form; src must have its dtype and size. */
+hone_status hone_trainer_set_const(hone_trainer *t, const char *name, const hone_tensor *src);
 
 #endif

@@ -175,8 +175,8 @@ static int find_params(const hone_graph *g, const hone_train_spec *s, hone_value
         const hone_node *n = g->nodes[i];
         for (int j = 0; j < n->n_in; j++) {
             hone_value *v = n->in[j];
-            if (!v || !v->data || v->data->dtype != HONE_DT_FLOAT || !param_slot(n, j) ||
-                is_frozen(s, v->name))
+            if (!v || !v->data || v->data->dtype != HONE_DT_FLOAT || is_frozen(s, v->name) ||
+                !(param_slot(n, j) || (v->name && listed(s->trainable, s->n_trainable, v->name))))
                 continue;
             bool seen = false;
             for (int q = 0; q < k && !seen; q++)
@@ -488,4 +488,22 @@ const hone_tensor *hone_trainer_output(const hone_trainer *t)
 const hone_graph *hone_trainer_graph(const hone_trainer *t)
 {
     return t->train;
+}
+
+hone_status hone_trainer_set_const(hone_trainer *t, const char *name, const hone_tensor *src)
+{
+    hone_graph *gs[2] = {t->train, t->infer};
+    bool found = false;
+    for (int k = 0; k < 2; k++) {
+        hone_value *v = hone_graph_find(gs[k], name);
+        if (!v || !v->data)
+            continue;
+        if (v->data->dtype != src->dtype || v->data->numel != src->numel)
+            return hone_fail(t->ctx, HONE_ERR_SHAPE, "constant '%s' has another type or size",
+                             name);
+        if (v->data != src)
+            memcpy(v->data->data, src->data, hone_tensor_nbytes(src));
+        found = true;
+    }
+    return found ? HONE_OK : hone_fail(t->ctx, HONE_ERR_ARG, "no constant '%s' to set", name);
 }

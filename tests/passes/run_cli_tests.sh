@@ -56,6 +56,24 @@ check disable 0 "BatchNormalization" -- "$HONE" dump "$BLOCK" -O2 --disable-pass
 check time-passes 0 "wall ms" -- "$HONE" opt "$BLOCK" -O3 --time-passes -o "$T/x.txt"
 check report 0 "" -- "$HONE" opt "$BLOCK" -O3 --report="$T/r.json" -o "$T/x.txt"
 check report-json 0 "\"pass\": \"fuse-conv\"" -- cat "$T/r.json"
+# unfold-bn: BN inserted after every conv, statistics from --data, function kept;
+# fold-bn folds it back; the data flags' errors name what is missing
+FM=$SRC/models/fmnist_resnet14.onnx
+FMD=/usr/share/datasets/fashion-mnist
+NORM=(--scale 0.00392156862745098 --mean 0.2860 --std 0.3530)
+check unfold-bn 0 "52 nodes" -- "$HONE" opt "$FM" --passes=unfold-bn --report="$T/u.json" -o "$T/u.onnx"
+check unfold-bn-count 0 '"BN inserted": 15' -- cat "$T/u.json"
+check unfold-bn-same 0 "0 above tolerance" -- "$HONE" compare "$FM" --passes=unfold-bn
+if [ -f "$FMD/t10k-images-idx3-ubyte.gz" ]; then
+  check unfold-bn-data 0 "" -- "$HONE" opt "$FM" --passes=unfold-bn --data "$FMD/t10k-images-idx3-ubyte.gz" "${NORM[@]}" --limit 256 -o "$T/ud.onnx"
+  check unfold-bn-data-same 0 "top1 0.9" -- "$HONE" eval "$T/ud.onnx" --data "$FMD/t10k-images-idx3-ubyte.gz" --labels "$FMD/t10k-labels-idx1-ubyte.gz" "${NORM[@]}" --limit 500
+  "$HONE" eval "$FM" --data "$FMD/t10k-images-idx3-ubyte.gz" --labels "$FMD/t10k-labels-idx1-ubyte.gz" "${NORM[@]}" --limit 500 > "$T/e0" 2>&1
+  check unfold-bn-data-equal 0 "" -- diff <(grep top1 "$T/e0") <(grep top1 "$T/out")
+fi
+check unfold-fold 0 "0 above tolerance" -- "$HONE" compare "$FM" --passes=unfold-bn,fold-bn
+check data-no-data 1 "need --data" -- "$HONE" opt "$FM" --passes=unfold-bn --labels "$T/x.npy" -o "$T/x.onnx"
+check data-missing 1 "cannot open" -- "$HONE" opt "$FM" --passes=unfold-bn --data "$T/none.npy" -o "$T/x.onnx"
+check data-bad-split 2 "bad value" -- "$HONE" opt "$FM" --passes=unfold-bn --val-split -1 -o "$T/x.onnx"
 check dump-dot 0 "digraph" -- "$HONE" dump "$BLOCK" --format=dot
 check dump-json 0 "\"op\": \"BatchNormalization\"" -- "$HONE" dump "$BLOCK" --format=json
 if command -v python3 >/dev/null; then

@@ -521,6 +521,83 @@ static void test_fit_classifier(void **state)
     case_free(&fc);
 }
 
+typedef struct hook_log {
+    int before, update;
+    int64_t last_step;
+} hook_log;
+
+static hone_status before_step(void *user, hone_trainer *tr, const hone_fit_step_info *in)
+{
+    hook_log *h = (hook_log *)((char *)user + sizeof(counts));
+    (void)tr;
+    h->before++;
+    h->last_step = in->step;
+    return HONE_OK;
+}
+
+/* Zeroes every gradient: training must then leave the weights alone. */
+static hone_status zero_grads(void *user, hone_trainer *tr, hone_tensor *const *grads,
+                              const hone_fit_step_info *in)
+{
+    hook_log *h = (hook_log *)((char *)user + sizeof(counts));
+    (void)in;
+    h->update++;
+    for (int i = 0; i < hone_trainer_n_params(tr); i++)
+        if (grads[i])
+            memset(grads[i]->data, 0, hone_tensor_nbytes(grads[i]));
+    return HONE_OK;
+}
+
+/* max_steps stops mid-epoch with the schedule spanning those steps; the hooks
+ * run once per step; hone_fit_evaluate scores the same held-out samples. */
+static void test_fit_budget_hooks_evaluate(void **state)
+{
+    (void)state;
+    struct { counts c; hook_log h; } log = {0};
+    fit_case fc;
+    case_init(&fc, CLS);
+    fc.s.user = &log;
+    fc.s.max_steps = 9;            /* 6 steps per epoch: one epoch and a half */
+    fc.s.before_step = before_step;
+    fc.s.before_update = zero_grads;
+    hone_fit_data d = {fc.x, fc.y, NULL};
+    hone_fit_metric kind;
+    double before, after;
+    assert_int_equal(hone_fit_evaluate(&fc.ctx, fc.g, &d, &fc.s, &kind, &before), HONE_OK);
+    assert_int_equal(kind, HONE_FIT_METRIC_TOP1);
+    assert_true(before >= 0 && before <= 1);
+    hone_graph *ref = hone_graph_clone(fc.g);
+    hone_fit_result r;
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, &r), HONE_OK);
+    assert_int_equal(r.steps, 9);
+    assert_int_equal(log.c.steps, 9);
+    assert_int_equal(log.c.epochs, 2);
+    assert_int_equal(log.h.before, 9);
+    assert_int_equal(log.h.update, 9);
+    assert_int_equal(log.h.last_step, 8);
+    assert_float_equal(log.c.lr[0], 0.1, 1e-12);
+    assert_true(log.c.lr[8] < 0.01);   /* cosine over 9 steps, not 8 epochs */
+    /* zero gradients: plain Nesterov without weight decay leaves weights alone */
+    for (int i = 0; i < ref->n_values; i++) {
+        const hone_value *v = ref->values[i];
+        if (v->data && v->data->dtype == HONE_DT_FLOAT) {
+            const hone_value *w = hone_graph_find(fc.g, v->name);
+            assert_memory_equal(v->data->data, w->data->data, hone_tensor_nbytes(v->data));
+        }
+    }
+    assert_int_equal(hone_fit_evaluate(&fc.ctx, fc.g, &d, &fc.s, &kind, &after), HONE_OK);
+    assert_float_equal(after, before, 0);
+    /* and with real gradients the held-out score it reports is hone_fit's */
+    fc.s.before_update = NULL;
+    fc.s.max_steps = 0;
+    assert_int_equal(hone_fit(&fc.ctx, fc.g, &d, &fc.s, &r), HONE_OK);
+    assert_int_equal(hone_fit_evaluate(&fc.ctx, fc.g, &d, &fc.s, &kind, &after), HONE_OK);
+    assert_float_equal(after, r.metric, 1e-12);
+    assert_true(after >= 0.95);
+    hone_graph_free(ref);
+    case_free(&fc);
+}
+
 /* Trains with seed, flip, AdamW and clipping; returns the first weight tensor. */
 static hone_tensor *train_weights(uint64_t seed)
 {
@@ -635,6 +712,7 @@ int main(void)
         cmocka_unit_test(test_fit_label_free),
         cmocka_unit_test(test_fit_regression),
         cmocka_unit_test(test_fit_errors),
+        cmocka_unit_test(test_fit_budget_hooks_evaluate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

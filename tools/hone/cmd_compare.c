@@ -244,7 +244,7 @@ static int report(const cmp *c, const hone_graph *g)
 }
 
 /* Runs the original, then the transformed graph, then compares their values. */
-static hone_status compare(hone_ctx *ctx, hone_graph *g, const cmp_args *a, int *bad)
+static hone_status compare(hone_ctx *ctx, hone_graph *g, cmp_args *a, int *bad)
 {
     hone_graph *t = hone_graph_clone(g);
     hone_tensor *ins[g->n_inputs + 1];
@@ -284,6 +284,7 @@ int cmd_compare(int argc, char **argv)
         return cli_fail(&ctx);
     hone_status st = compare(&ctx, g, &a, &bad);
     hone_graph_free(g);
+    cli_passes_free(&a.cp);
     for (int j = 0; j < a.n_in; j++)
         free((char *)a.in_names[j]);
     if (st)

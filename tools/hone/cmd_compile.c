@@ -135,6 +135,7 @@ int cmd_compile(int argc, char **argv)
     if (!st)
         st = hone_backend_compile(&ctx, g, &a.o, (hone_emit_kind)a.kind, a.out, &r);
     hone_graph_free(g);
+    cli_passes_free(&a.cp);
     if (st)
         return cli_fail(&ctx);
     printf("wrote %s: %s_run, %d nodes (%d views, %d folded), workspace %zu bytes "

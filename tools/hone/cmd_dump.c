@@ -242,5 +242,6 @@ int cmd_dump(int argc, char **argv)
     if (!st)
         (*format == 't' ? hone_graph_print : *format == 'd' ? print_dot : print_json)(stdout, g);
     hone_graph_free(g);
+    cli_passes_free(&cp);
     return st ? cli_fail(&ctx) : EXIT_OK;
 }

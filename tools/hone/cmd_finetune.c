@@ -283,66 +283,30 @@ static void release(ft_state *s)
     free(s->log);
 }
 
-/* Loads a data file, keeps its first `limit` samples and checks the count. */
-static hone_status load_samples(hone_ctx *ctx, const char *path, int64_t limit, int64_t want,
-                                hone_tensor **out)
-{
-    int64_t n;
-    hone_status st = hone_data_load(ctx, path, out);
-    if (!st)
-        hone_data_limit(*out, limit);
-    if (!st)
-        st = hone_data_count(ctx, *out, path, &n);
-    if (!st && want >= 0 && n != want)
-        st = hone_fail(ctx, HONE_ERR_SHAPE, "%s has %lld samples, the data %lld", path,
-                       (long long)n, (long long)want);
-    return st;
-}
-
-/* Float copy of raw, normalised by nm and shaped like value v of g. */
-static hone_status to_model_float(hone_ctx *ctx, hone_tensor *raw, hone_norm nm,
-                                  const hone_graph *g, const hone_value *v, const char *path,
-                                  hone_tensor **out)
-{
-    hone_status st = hone_data_to_float(ctx, raw, nm, out);
-    hone_tensor_free(raw);
-    if (!st)
-        st = hone_data_fit_shape(ctx, *out, g, v);
-    if (st && !strstr(ctx->msg, path))
-        hone_fail_wrap(ctx, "%s", path);
-    return st;
-}
-
-static hone_status load_targets(ft_state *s, const ft_args *a)
-{
-    hone_tensor *raw;
-    hone_ctx *ctx = &s->ctx;
-    hone_status st = load_samples(ctx, a->targets, a->limit, s->x->dims[0], &raw);
-    if (st)
-        return st;
-    double scale = a->target_scale >= 0 ? a->target_scale
-                   : raw->dtype == HONE_DT_UINT8 ? 1.0 / 255.0 : 1.0;
-    return to_model_float(ctx, raw, (hone_norm){scale, 0, 1}, s->g, s->g->outputs[0], a->targets,
-                          &s->targets);
-}
-
-/* Model, teacher, samples and labels or targets. */
+/* Model, teacher, samples and labels or targets (cli_data.c loads the files). */
 static hone_status load(ft_state *s, const ft_args *a)
 {
     hone_ctx *ctx = &s->ctx;
-    hone_tensor *raw;
     hone_status st = hone_onnx_load(ctx, a->model, &s->g);
     if (!st && a->teacher)
         st = hone_onnx_load(ctx, a->teacher, &s->teacher);
     if (!st && (s->g->n_inputs != 1 || s->g->n_outputs < 1))
         st = hone_fail(ctx, HONE_ERR_ARG, "%s: finetune needs a model with one input (it has %d)",
                        a->model, s->g->n_inputs);
-    if (!st && !(st = load_samples(ctx, a->data, a->limit, -1, &raw)))
-        st = to_model_float(ctx, raw, a->norm, s->g, s->g->inputs[0], a->data, &s->x);
-    if (!st && a->labels)
-        st = load_samples(ctx, a->labels, a->limit, s->x->dims[0], &s->labels);
-    if (!st && a->targets)
-        st = load_targets(s, a);
+    if (st)
+        return st;
+    cli_data d;
+    cli_data_init(&d);
+    d.data = a->data;
+    d.labels = a->labels;
+    d.targets = a->targets;
+    d.norm = a->norm;
+    d.target_scale = a->target_scale;
+    d.limit = a->limit;
+    st = cli_data_load(ctx, &d, s->g);
+    s->x = d.x;
+    s->labels = d.labels_t;
+    s->targets = d.targets_t;
     return st;
 }
 

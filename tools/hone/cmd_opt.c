@@ -20,6 +20,12 @@ void cli_passes_init(cli_passes *cp)
     cp->level = -1;
     cp->opts.disabled = cp->disabled;
     cp->opts.macs = hone_node_macs;
+    cli_data_init(&cp->data);
+}
+
+void cli_passes_free(cli_passes *cp)
+{
+    cli_data_free(&cp->data);
 }
 
 void cli_passes_help(FILE *f)
@@ -32,6 +38,7 @@ void cli_passes_help(FILE *f)
                "  --disable-pass=NAME   skip every run of pass NAME (repeatable), to bisect\n"
                "  --time-passes         table of wall time and peak RSS growth per pass on stderr\n"
                "  --report=FILE.json    nodes, params and changes before/after each pass\n");
+    cli_data_help(f);
 }
 
 /* -O<digit>: the level, or -2 when arg is not a level flag. */
@@ -75,19 +82,34 @@ int cli_pass_flag(const char *cmd, int argc, char **argv, int *i, cli_passes *cp
     } else if (!strcmp(argv[*i], "--time-passes")) {
         cp->opts.time_passes = true;
     } else {
-        return 0;
+        return cli_data_flag(cmd, argc, argv, i, &cp->data);
     }
     if (cp->text && cp->level >= 0)
         return cli_usage(cmd, "give either --passes or -O<level>, not both"), -1;
     return 1;
 }
 
-hone_status cli_run_passes(hone_ctx *ctx, hone_graph *g, const cli_passes *cp, int dflt)
+hone_status cli_run_passes(hone_ctx *ctx, hone_graph *g, cli_passes *cp, int dflt)
 {
     return cli_run_passes_stats(ctx, g, cp, dflt, NULL, NULL);
 }
 
-hone_status cli_run_passes_stats(hone_ctx *ctx, hone_graph *g, const cli_passes *cp, int dflt,
+/* Loads the data flags' files for g once and hands them to the passes. */
+static hone_status attach_data(hone_ctx *ctx, const hone_graph *g, cli_passes *cp)
+{
+    if (!cp->data.data || cp->data.x)
+        return cp->data.labels || cp->data.targets
+                   ? cli_data_load(ctx, &cp->data, g) : HONE_OK;
+    hone_status st = cli_data_load(ctx, &cp->data, g);
+    if (st)
+        return st;
+    cp->pd = (hone_pass_data){cp->data.x, cp->data.labels_t, cp->data.targets_t,
+                              cp->data.val_split, cp->data.data};
+    cp->opts.data = &cp->pd;
+    return HONE_OK;
+}
+
+hone_status cli_run_passes_stats(hone_ctx *ctx, hone_graph *g, cli_passes *cp, int dflt,
                                  hone_pass_stats **stats, int *n_stats)
 {
     int level = cp->level >= 0 ? cp->level : dflt;
@@ -99,7 +121,10 @@ hone_status cli_run_passes_stats(hone_ctx *ctx, hone_graph *g, const cli_passes 
     if (!text)
         return HONE_OK;
     hone_pipeline p;
-    hone_status st = hone_pipeline_parse(ctx, text, &p);
+    hone_status st = attach_data(ctx, g, cp);
+    if (st)
+        return st;
+    st = hone_pipeline_parse(ctx, text, &p);
     if (st)
         return st;
     hone_pass_stats *s = stats ? calloc((size_t)p.n + 1, sizeof *s) : NULL;
@@ -206,5 +231,6 @@ int cmd_opt(int argc, char **argv)
         printf("%s: %d -> %d nodes, %lld -> %lld parameters\n", out, nodes, g->n_nodes,
                (long long)params, (long long)hone_graph_params(g));
     hone_graph_free(g);
+    cli_passes_free(&cp);
     return st ? cli_fail(&ctx) : EXIT_OK;
 }

@@ -212,7 +212,9 @@ int cmd_stats(int argc, char **argv)
         print_workspace(g);
     if (!st && n_ps)
         print_pass_table(ps, n_ps);
+    hone_pass_stats_release(ps, n_ps);
     free(ps);
     hone_graph_free(g);
+    cli_passes_free(&a.cp);
     return st ? cli_fail(&ctx) : EXIT_OK;
 }
