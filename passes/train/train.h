@@ -128,5 +128,10 @@ const hone_graph *hone_trainer_graph(const hone_trainer *t);
  * temperature, a mask, a noise draw) in both the training program and the
  * inference form; src must have its dtype and size. */
 hone_status hone_trainer_set_const(hone_trainer *t, const char *name, const hone_tensor *src);
+/* BatchNormalization running statistics of the inference form (dist.c keeps
+ * them equal across ranks, ckpt.c saves them): n BN layers; *mean and *var of
+ * BN i (NULL when the model has no such constants). */
+int hone_trainer_n_bn(const hone_trainer *t);
+void hone_trainer_bn_running(hone_trainer *t, int i, hone_tensor **mean, hone_tensor **var);
 
 #endif

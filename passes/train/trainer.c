@@ -507,3 +507,18 @@ hone_status hone_trainer_set_const(hone_trainer *t, const char *name, const hone
     }
     return found ? HONE_OK : hone_fail(t->ctx, HONE_ERR_ARG, "no constant '%s' to set", name);
 }
+
+/* ===================== data-parallel and checkpoint access ===================== */
+
+int hone_trainer_n_bn(const hone_trainer *t)
+{
+    return t->n_bn;
+}
+
+void hone_trainer_bn_running(hone_trainer *t, int i, hone_tensor **mean, hone_tensor **var)
+{
+    const bn_stat *b = i >= 0 && i < t->n_bn ? &t->bn[i] : NULL;
+    bool ok = b && b->run_mean && b->run_var;
+    *mean = ok ? b->run_mean->data : NULL;
+    *var = ok ? b->run_var->data : NULL;
+}

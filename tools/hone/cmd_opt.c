@@ -6,6 +6,10 @@
  * (--passes, -O0..-O3, --print-after, --print-dir, --disable-pass,
  * --time-passes, --report) and model loading, which reads the text IR dump
  * back when the file ends in .txt.
+ *
+ * Under mpirun (an MPI-enabled build, passes/train/dist.h) every rank runs
+ * the pipeline, so training phases run data-parallel; rank 0 alone prints
+ * pass progress and writes the model, the report and IR dumps.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,7 @@
 #include "cli.h"
 #include "cost.h"
 #include "onnx.h"
+#include "train/dist.h"
 
 void cli_passes_init(cli_passes *cp)
 {
@@ -109,6 +114,21 @@ static hone_status attach_data(hone_ctx *ctx, const hone_graph *g, cli_passes *c
     return HONE_OK;
 }
 
+/* Ranks other than 0 of a data-parallel run keep quiet and write nothing. */
+static void quiet_other_ranks(cli_passes *cp)
+{
+    static FILE *null_stream;
+    if (hone_dist_rank() == 0)
+        return;
+    if (!null_stream)
+        null_stream = fopen("/dev/null", "w");
+    cp->opts.log_stream = null_stream;
+    cp->opts.print_stream = null_stream;
+    cp->opts.time_stream = null_stream;
+    cp->opts.print_dir = NULL;
+    cp->opts.report_path = NULL;
+}
+
 hone_status cli_run_passes_stats(hone_ctx *ctx, hone_graph *g, cli_passes *cp, int dflt,
                                  hone_pass_stats **stats, int *n_stats)
 {
@@ -121,6 +141,7 @@ hone_status cli_run_passes_stats(hone_ctx *ctx, hone_graph *g, cli_passes *cp, i
     if (!text)
         return HONE_OK;
     hone_pipeline p;
+    quiet_other_ranks(cp);
     hone_status st = attach_data(ctx, g, cp);
     if (st)
         return st;
@@ -225,9 +246,10 @@ int cmd_opt(int argc, char **argv)
     int nodes = g->n_nodes;
     int64_t params = hone_graph_params(g);
     hone_status st = cli_run_passes(&ctx, g, &cp, 2);
-    if (!st)
+    bool writer = hone_dist_rank() == 0;
+    if (!st && writer)
         st = save_model(&ctx, g, out);
-    if (!st)
+    if (!st && writer)
         printf("%s: %d -> %d nodes, %lld -> %lld parameters\n", out, nodes, g->n_nodes,
                (long long)params, (long long)hone_graph_params(g));
     hone_graph_free(g);
