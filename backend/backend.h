@@ -73,6 +73,7 @@ typedef struct hone_backend_opts {
     const char *mattr;  /* target features ("+avx2,-avx512f"); NULL: the CPU's own */
     int n_shapes;
     hone_backend_shape shapes[HONE_BACKEND_MAX_SHAPES];
+    const char *weights_path; /* NULL: weights embedded; else written there (weights.c) */
 } hone_backend_opts;
 
 typedef enum hone_emit_kind {
@@ -148,6 +149,7 @@ typedef struct bk_model {
     int n_sched;
     int n_folded;
     const char *name;       /* symbol prefix */
+    bool ext_weights;       /* run-time constants come from PREFIX_set_weights' blob */
 } bk_model;
 
 hone_status bk_model_prepare(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *o,
@@ -198,6 +200,18 @@ typedef struct bk_plan {
 hone_status bk_plan_model(hone_ctx *ctx, const bk_model *m, bk_plan *p);
 void bk_plan_free(bk_plan *p);
 
+/* ===================== weights.c: external weights ===================== */
+
+#define BK_WEIGHTS_HEADER 64
+#define BK_RUN_NO_WEIGHTS (-2) /* run_v's status when set_weights was not called */
+/* Payload offset of each run-time constant (off[value id], SIZE_MAX: none);
+ * returns the payload size. */
+size_t bk_weights_layout(const bk_model *m, const bk_plan *p, size_t *off);
+/* The whole blob (header + payload, malloc'd), its size and payload hash. */
+uint8_t *bk_weights_blob(const bk_model *m, const bk_plan *p, size_t *size, uint64_t *hash);
+/* Writes the blob to path atomically. */
+hone_status bk_weights_write(hone_ctx *ctx, const bk_model *m, const bk_plan *p, const char *path);
+
 /* ===================== rules.c: the lowering table ===================== */
 
 struct bk_lower;
@@ -230,6 +244,8 @@ typedef struct bk_lower {
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i16, i32, i64, f16, f32, f64, ptr, vd;
     LLVMValueRef *globals;  /* per value id: constant global, created on demand */
+    size_t *woff;           /* ext_weights: payload offset per value id */
+    LLVMValueRef wbase;     /* ext_weights: the global holding the payload pointer */
     int n_unsupported;
     char unsupported[1536]; /* "node 'x' (Op): why; ..." */
     /* the node function being built */

@@ -17,13 +17,17 @@ void help_compile(FILE *f)
 {
     fprintf(f,
             "usage: hone compile MODEL.onnx -o OUT [--emit=lib|obj|asm|llvm-ir|bc|header]\n"
-            "                    [--name PREFIX] [--input-shape NAME=DIMS]... [--mcpu=CPU]\n"
+            "                    [--name PREFIX] [--weights=embed|FILE]\n"
+            "                    [--input-shape NAME=DIMS]... [--mcpu=CPU]\n"
             "                    [--mattr=FEATURES] [-O0|-O1|-O2|-O3]\n\n"
             "Compiles MODEL to native code. lib (default) writes a self-contained shared\n"
             "library and its C header (OUT with .h); header writes only the header.\n"
             "The generated code exports PREFIX_run, PREFIX_run_v and PREFIX_info (PREFIX\n"
             "defaults to OUT's base name); the caller passes input, output and workspace\n"
-            "buffers (PREFIX_WORKSPACE_SIZE bytes). Weights are embedded.\n"
+            "buffers (PREFIX_WORKSPACE_SIZE bytes).\n"
+            "  --weights=embed   weights inside the generated code (default)\n"
+            "  --weights=FILE    weights written to FILE instead; the program loads them and\n"
+            "                    calls PREFIX_set_weights (see the header) before running\n"
             "  --input-shape NAME=1x3x224x224  fixes a symbolic input shape (repeatable)\n"
             "  --mcpu=CPU      target CPU (default: native, the host's)\n"
             "  --mattr=LIST    target features, e.g. +avx2,-avx512f\n"
@@ -79,8 +83,7 @@ static int parse_valued(int argc, char **argv, int *i, compile_args *a, int *rc)
         else
             a->o.n_shapes++;
     } else if ((v = cli_opt(argc, argv, i, "--weights")))
-        *rc = cli_usage("compile", "--weights=FILE (weights in a separate blob) is not supported "
-                        "yet: weights are embedded in the generated code");
+        a->o.weights_path = strcmp(v, "embed") ? v : NULL;
     else
         return 0;
     return 1;
@@ -139,8 +142,9 @@ int cmd_compile(int argc, char **argv)
     if (st)
         return cli_fail(&ctx);
     printf("wrote %s: %s_run, %d nodes (%d views, %d folded), workspace %zu bytes "
-           "(lower bound %zu), weights %zu bytes\n", a.out, a.name, r.n_nodes, r.n_views,
-           r.n_folded, r.workspace, r.workspace_bound, r.weight_bytes);
+           "(lower bound %zu), weights %zu bytes%s%s\n", a.out, a.name, r.n_nodes, r.n_views,
+           r.n_folded, r.workspace, r.workspace_bound, r.weight_bytes,
+           a.o.weights_path ? " in " : "", a.o.weights_path ? a.o.weights_path : "");
     printf("time: prepare %.3f s, lower %.3f s, optimise %.3f s, emit %.3f s\n", r.t_prepare,
            r.t_lower, r.t_optimize, r.t_emit);
     return EXIT_OK;
