@@ -74,6 +74,12 @@ typedef struct hone_backend_opts {
     int n_shapes;
     hone_backend_shape shapes[HONE_BACKEND_MAX_SHAPES];
     const char *weights_path; /* NULL: weights embedded; else written there (weights.c) */
+    /* Inputs whose values are fixed at compile time (--bind NAME=FILE): they
+     * become constants and leave the compiled model's input list, so shapes
+     * and index patterns they decide (Reshape targets, Slice starts, Resize
+     * scales, reduction axes, TopK k) are specialised. Tensors not owned. */
+    int n_bind;
+    struct { const char *name; const hone_tensor *t; } bind[HONE_BACKEND_MAX_SHAPES];
 } hone_backend_opts;
 
 typedef enum hone_emit_kind {
@@ -100,6 +106,11 @@ void hone_backend_shapes_from(hone_backend_opts *o, const hone_graph *g, const h
  * would need and its liveness lower bound, in bytes (shapes must be static). */
 hone_status hone_backend_plan(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *o,
                               size_t *workspace, size_t *bound);
+/* True when input i of n decides the shapes or the index pattern of n's
+ * outputs rather than flowing into them as data (Reshape's shape, Slice's
+ * starts/ends/axes/steps, Resize's scales/sizes, reduction axes, TopK's k,
+ * a window's size...): the inputs worth binding at compile time. */
+bool hone_backend_shape_input(const hone_node *n, int i);
 /* Parses an emit kind name (lib, obj, asm, llvm-ir, bc, header); -1 when unknown. */
 int hone_backend_emit_kind(const char *s);
 /* The runtime archive (libhone_rt.a) compiled objects link with: $HONE_RT_LIB

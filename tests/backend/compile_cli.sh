@@ -97,5 +97,25 @@ else
   echo "note: the text IR reader is not in this build; unsupported-op checks skipped"
 fi
 
+# ---- --bind: an input that decides a shape, fixed at compile time ----
+cat >"$T/r.txt" <<'EOF'
+graph r (ir 8; ai.onnx 13) {
+  input %x: f32[2,6]
+  input %s: i64[2]
+  %y: f32[?,?] = Reshape(%x, %s)  # reshape
+  output %y: f32[?,?]
+}
+EOF
+B=$SRC/tests/backend
+if "$HONE" opt "$T/r.txt" -O0 -o "$T/r.onnx" >/dev/null 2>&1; then
+  check bind-needed 1 "no static shape" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --emit=header
+  check bind 0 "R_Y_SHAPE {3, 4}" -- sh -c "'$HONE' compile '$T/r.onnx' -o '$T/r.h' --emit=header --bind s='$B/shape_3x4.npy' && cat '$T/r.h'"
+  check bind-one-input 0 "1 input, 1 output" -- cat "$T/r.h"
+  check bind-wrong-shape 1 "gives 's' a i64\[3\]" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --emit=header --bind s="$B/shape_3x4x1.npy"
+  check bind-not-input 1 "not a graph input" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --emit=header --bind q="$B/shape_3x4.npy"
+  check bind-bad 2 "bad --bind" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --bind s
+  check bind-missing 1 "cannot" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --bind s="$T/none.npy"
+fi
+
 echo "compile cli: $pass passed, $fail failed"
 [ "$fail" = 0 ]
