@@ -219,4 +219,41 @@ void hone_rt_softmax_grad(int log_softmax, int64_t outer, int64_t len, int64_t i
 void hone_rt_resample_adjoint(int64_t outer, int64_t out_len, int64_t in_len, int64_t inner,
                               const int64_t *idx, const float *w, const float *dy, float *dx);
 
+/* ===================== kernel_pool.c, conv_batch.c: the interpreter's parallel kernels ===================== */
+
+/* The pool the training engine's kernels (Conv forward and backward through the reference
+ * interpreter) split images over. The first acquire creates it with as many workers as
+ * OpenBLAS would use threads and makes OpenBLAS run each GEMM on its calling thread (the
+ * workers call it concurrently on their own images); the last release destroys it and
+ * restores OpenBLAS's thread count. Acquire/release nest (a counter under a lock). */
+void hone_rt_kernel_pool_acquire(void);
+void hone_rt_kernel_pool_release(void);
+/* The pool while acquired, else NULL (kernels then run serially, OpenBLAS threads GEMMs). */
+hone_rt_pool *hone_rt_kernel_pool(void);
+/* Whether it is acquired (the pool is NULL, though acquired, for one thread). Interpreted
+ * kernels take their batched training paths only then, and otherwise compute exactly what
+ * the compiled code computes. */
+int hone_rt_kernel_pool_active(void);
+
+/* 2-D im2col of output rows [oy0, oy1) into col with row stride ld (see conv_grad.c). */
+void hone_rt_im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_t oy0,
+                       int64_t oy1, float *col, int64_t ld);
+
+/* 2-D Conv with several images per GEMM (their columns side by side), image batches split
+ * over pool's workers (pool may be NULL); other ranks, and images whose columns exceed the
+ * scratch budget, take hone_rt_conv's path. Same contract as hone_rt_conv otherwise. */
+size_t hone_rt_conv_batch_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups,
+                                  int workers);
+void hone_rt_conv_batch(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
+                        int64_t m, int64_t groups, const float *x, const float *wt,
+                        const float *bias, float *y, float *scratch);
+/* hone_rt_conv_grad with image batches split over pool's workers (pool may be NULL). dW is
+ * accumulated in a fixed number of partial sums added in a fixed order, so results do not
+ * depend on the number of workers. */
+size_t hone_rt_conv_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_t m,
+                                      int64_t groups, int workers);
+void hone_rt_conv_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
+                            int64_t m, int64_t groups, const float *x, const float *wt,
+                            const float *dy, float *dx, float *dw, float *db, float *scratch);
+
 #endif

@@ -25,7 +25,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
+#include "hone_rt.h"
 #include "interp.h"
 #include "train.h"
 
@@ -317,9 +321,23 @@ static hone_status build_infer(hone_trainer *t, const hone_graph *model, const c
     return HONE_OK;
 }
 
+/* Every step allocates and frees the same few-megabyte intermediates. glibc
+ * would serve each from a fresh mmap (or trim the heap after it), so every
+ * step paid page faults and zeroing of fresh pages for all of them; keeping
+ * freed blocks in the heap lets the next step reuse them. */
+static void keep_freed_memory(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 hone_status hone_trainer_new(hone_ctx *ctx, const hone_graph *model, const hone_train_spec *spec,
                              hone_trainer **out)
 {
+    keep_freed_memory();
+    hone_rt_kernel_pool_acquire();
     hone_trainer *t = calloc(1, sizeof *t);
     HONE_ASSERT(t);
     t->ctx = ctx;
@@ -360,6 +378,7 @@ void hone_trainer_free(hone_trainer *t)
     free(t->shared);
     free(t->bn);
     free(t);
+    hone_rt_kernel_pool_release();
 }
 
 /* ===================== running ===================== */
