@@ -29,6 +29,7 @@ run() { # name threads cmd...
   local name=$1; shift
   OPENBLAS_NUM_THREADS=$1 "${@:2}" >"$T/$name.out" 2>"$T/$name.err" || { cat "$T/$name.err"; exit 1; }
 }
+load0=$(cut -d' ' -f1-3 /proc/loadavg)
 run one1 1 "$HONE" "${ARGS[@]}"
 run one2 2 "$HONE" "${ARGS[@]}"
 run two 1 mpirun --oversubscribe --bind-to none --allow-run-as-root -x OPENBLAS_NUM_THREADS \
@@ -37,6 +38,8 @@ a=$(field images_per_s "$T/one1.out"); b=$(field images_per_s "$T/one2.out")
 c=$(field images_per_s "$T/two.out")
 bytes=$(field allreduce_bytes_per_step "$T/two.out"); ar=$(field allreduce_s "$T/two.out")
 train_s=$(awk -v n=$((STEPS * BATCH)) -v r="$c" 'BEGIN { printf "%.2f", n / r }')
+echo "load average before: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg) ($(nproc) cores)"
+echo
 echo "| set-up | images/s | vs 1 process, 1 thread |"
 echo "|---|---|---|"
 awk -v a="$a" -v b="$b" -v c="$c" 'BEGIN {
