@@ -22,4 +22,14 @@ same_weights "resumed = uninterrupted" "$T/full.onnx" "$T/resumed.onnx" 0
 run other 1 -- "${MPIRUN[@]}" -np 2 "$HONE_MPI" "${RUN[@]}" --seed 4 --checkpoint "$T/ck" \
   --resume -o "$T/other.onnx"
 has other err "belongs to another run (seeds differ)"
+# an error on rank 0 alone (its checkpoint cannot be written): the ranks agree
+# on it and both stop with an error, the other naming the failed rank
+run unwritable fail -- "${MPIRUN[@]}" -np 2 "$HONE_MPI" "${RUN[@]}" \
+  --checkpoint /proc/hone-no-such-dir -o "$T/unwritable.onnx"
+has unwritable err "cannot create the checkpoint folder"
+has unwritable err "rank 1 of 2 stopped: rank 0 failed during writing the checkpoint"
+[ ! -e "$T/unwritable.onnx" ] && ok || bad "the failed run left $T/unwritable.onnx"
+# usage: --resume needs a folder
+run noresume 2 -- "$HONE" "${RUN[@]}" --resume -o "$T/x.onnx"
+has noresume err "--resume needs --checkpoint DIR"
 finish
