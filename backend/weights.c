@@ -34,14 +34,6 @@ size_t bk_weights_layout(const bk_model *m, const bk_plan *p, size_t *off)
     return total;
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 static void put_le64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++)
@@ -62,7 +54,7 @@ uint8_t *bk_weights_blob(const bk_model *m, const bk_plan *p, size_t *size, uint
         }
     free(off);
     memcpy(blob, "HONEWTS1", 8);
-    *hash = fnv1a(blob + BK_WEIGHTS_HEADER, payload);
+    *hash = hone_fnv1a64(blob + BK_WEIGHTS_HEADER, payload);
     put_le64(blob + 8, *hash);
     put_le64(blob + 16, payload);
     *size = BK_WEIGHTS_HEADER + payload;

@@ -37,14 +37,6 @@ char *hone_ckpt_path(const char *dir)
     return p;
 }
 
-static uint64_t fnv1a(const uint8_t *p, size_t n)
-{
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h;
-}
-
 /* ===================== writing ===================== */
 
 static void put(FILE *f, const void *p, size_t n)
@@ -119,7 +111,7 @@ static hone_status serialise(hone_ctx *ctx, hone_trainer *tr, hone_optim *o,
         free(*buf);
         return hone_fail(ctx, HONE_ERR_NOMEM, "out of memory for a checkpoint");
     }
-    uint64_t h = fnv1a((const uint8_t *)*buf, *len);
+    uint64_t h = hone_fnv1a64((const uint8_t *)*buf, *len);
     put(f, &h, sizeof h);
     fclose(f);
     return HONE_OK;
@@ -268,7 +260,7 @@ static hone_status parse(cursor *c, hone_trainer *tr, hone_optim *o, const hone_
     size_t len = (size_t)(c->end - c->p);
     uint64_t h;
     if (len < 8 + sizeof h || (memcpy(&h, c->end - sizeof h, sizeof h),
-                               h != fnv1a(c->p, len - sizeof h)))
+                               h != hone_fnv1a64(c->p, len - sizeof h)))
         return hone_fail(c->ctx, HONE_ERR_IO, "%s: damaged checkpoint (checksum mismatch)",
                          c->path);
     c->end -= sizeof h;

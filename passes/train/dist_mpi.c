@@ -82,22 +82,24 @@ static int start(int *rank, int *size)
     return 0;
 }
 
-static int sum_f64(double *v, int64_t n)
+/* Sums n elements of type dt (size bytes each) over the ranks in place. */
+static int allreduce(void *v, int64_t n, MPI_Datatype dt, size_t size)
 {
     int rc = MPI_SUCCESS;
     for (int64_t o = 0; o < n && rc == MPI_SUCCESS; o += CHUNK)
-        rc = MPI_Allreduce(MPI_IN_PLACE, v + o, (int)(n - o < CHUNK ? n - o : CHUNK), MPI_DOUBLE,
-                           MPI_SUM, comm);
+        rc = MPI_Allreduce(MPI_IN_PLACE, (char *)v + (size_t)o * size,
+                           (int)(n - o < CHUNK ? n - o : CHUNK), dt, MPI_SUM, comm);
     return rc;
+}
+
+static int sum_f64(double *v, int64_t n)
+{
+    return allreduce(v, n, MPI_DOUBLE, sizeof *v);
 }
 
 static int sum_f32(float *v, int64_t n)
 {
-    int rc = MPI_SUCCESS;
-    for (int64_t o = 0; o < n && rc == MPI_SUCCESS; o += CHUNK)
-        rc = MPI_Allreduce(MPI_IN_PLACE, v + o, (int)(n - o < CHUNK ? n - o : CHUNK), MPI_FLOAT,
-                           MPI_SUM, comm);
-    return rc;
+    return allreduce(v, n, MPI_FLOAT, sizeof *v);
 }
 
 static int bcast(void *v, int64_t bytes, int root)

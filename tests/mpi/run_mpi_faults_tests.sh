@@ -4,7 +4,7 @@
 # --resume continues from it to the weights of an uninterrupted run, bit for
 # bit; a checkpoint of another run is refused.
 source "$(dirname "$0")/common.sh"
-RUN=("${TRAIN[@]}" --epochs 3 --batch 32)
+RUN=("${TRAIN[@]}" --epochs 2 --batch 32)
 
 run full 0 -- "${MPIRUN[@]}" -np 2 "$HONE_MPI" "${RUN[@]}" -o "$T/full.onnx"
 # step 6 is in epoch 2 (4 steps an epoch)

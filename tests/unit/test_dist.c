@@ -167,10 +167,15 @@ static bool same_weights(const hone_graph *a, const hone_graph *b)
     return true;
 }
 
+/* One checkpoint scenario: data, a spec, and the outcome of the last run. */
 typedef struct ck_case {
     char dir[64];
     hone_tensor *x, *y;
     hone_fit_data d;
+    hone_fit_spec s;
+    hone_fit_result r;
+    hone_ctx ctx;
+    hone_status st;
 } ck_case;
 
 static void ck_init(ck_case *c)
@@ -178,6 +183,7 @@ static void ck_init(ck_case *c)
     snprintf(c->dir, sizeof c->dir, "/tmp/hone_test_ckpt_%d", (int)getpid());
     make_data(&c->x, &c->y);
     c->d = (hone_fit_data){c->x, c->y, NULL};
+    spec_init(&c->s);
 }
 
 static void ck_free(ck_case *c)
@@ -190,13 +196,12 @@ static void ck_free(ck_case *c)
     hone_tensor_free(c->y);
 }
 
-/* Trains a fresh model with s; returns it (status in *st). */
-static hone_graph *train(ck_case *c, const hone_fit_spec *s, hone_status *st, hone_fit_result *r,
-                         hone_ctx *ctx)
+/* Trains a fresh model with c->s and returns it; the outcome is in c. */
+static hone_graph *train(ck_case *c)
 {
     hone_graph *g = model();
-    hone_ctx_init(ctx);
-    *st = hone_fit(ctx, g, &c->d, s, r);
+    hone_ctx_init(&c->ctx);
+    c->st = hone_fit(&c->ctx, g, &c->d, &c->s, &c->r);
     return g;
 }
 
@@ -205,30 +210,25 @@ static void test_resume_equals_uninterrupted(void **state)
     (void)state;
     ck_case c;
     ck_init(&c);
-    hone_fit_spec s;
-    hone_fit_result r;
-    hone_ctx ctx;
-    hone_status st;
-    spec_init(&s);
-    hone_graph *full = train(&c, &s, &st, &r, &ctx);
-    assert_int_equal(st, HONE_OK);
-    assert_int_equal(r.steps, 15);             /* 160 samples, batch 32: 5 steps an epoch */
+    hone_graph *full = train(&c);
+    assert_int_equal(c.st, HONE_OK);
+    assert_int_equal(c.r.steps, 15);           /* 160 samples, batch 32: 5 steps an epoch */
     /* stopped by a failure in epoch 3: the epoch-2 checkpoint is on disk */
     int64_t stop = 12;
-    s.checkpoint_dir = c.dir;
-    s.before_step = fail_at;
-    s.user = &stop;
-    hone_graph *cut = train(&c, &s, &st, &r, &ctx);
-    assert_int_equal(st, HONE_ERR_IO);
+    c.s.checkpoint_dir = c.dir;
+    c.s.before_step = fail_at;
+    c.s.user = &stop;
+    hone_graph *cut = train(&c);
+    assert_int_equal(c.st, HONE_ERR_IO);
     assert_int_equal(access(c.dir, F_OK), 0);
     /* resumed: the remaining epoch, ending where the uninterrupted run ended */
-    s.before_step = NULL;
-    s.resume = true;
-    hone_graph *resumed = train(&c, &s, &st, &r, &ctx);
-    assert_int_equal(st, HONE_OK);
-    assert_int_equal(r.resumed_epochs, 2);
-    assert_int_equal(r.steps, 15);
-    assert_int_equal(r.images, 3 * 160);
+    c.s.before_step = NULL;
+    c.s.resume = true;
+    hone_graph *resumed = train(&c);
+    assert_int_equal(c.st, HONE_OK);
+    assert_int_equal(c.r.resumed_epochs, 2);
+    assert_int_equal(c.r.steps, 15);
+    assert_int_equal(c.r.images, 3 * 160);
     assert_false(same_weights(full, cut));
     assert_true(same_weights(full, resumed));
     hone_graph_free(full);
@@ -251,36 +251,33 @@ static void damage(const char *dir, long at)
     free(p);
 }
 
+/* Runs c->s and expects status st with `msg` in the message. */
+static void expect_refused(ck_case *c, hone_status st, const char *msg)
+{
+    hone_graph_free(train(c));
+    assert_int_equal(c->st, st);
+    assert_non_null(strstr(c->ctx.msg, msg));
+}
+
 static void test_resume_refuses_other_runs(void **state)
 {
     (void)state;
     ck_case c;
     ck_init(&c);
-    hone_fit_spec s;
-    hone_fit_result r;
-    hone_ctx ctx;
-    hone_status st;
-    spec_init(&s);
-    s.epochs = 1;
-    s.checkpoint_dir = c.dir;
-    hone_graph_free(train(&c, &s, &st, &r, &ctx));
-    assert_int_equal(st, HONE_OK);
-    s.resume = true;
-    s.epochs = 2;
-    s.seed = 6;
-    hone_graph_free(train(&c, &s, &st, &r, &ctx));
-    assert_int_equal(st, HONE_ERR_ARG);
-    assert_non_null(strstr(ctx.msg, "seeds differ"));
-    s.seed = 5;
-    s.batch = 16;
-    hone_graph_free(train(&c, &s, &st, &r, &ctx));
-    assert_int_equal(st, HONE_ERR_ARG);
-    assert_non_null(strstr(ctx.msg, "batch sizes differ"));
-    s.batch = 32;
+    c.s.epochs = 1;
+    c.s.checkpoint_dir = c.dir;
+    hone_graph_free(train(&c));
+    assert_int_equal(c.st, HONE_OK);
+    c.s.resume = true;
+    c.s.epochs = 2;
+    c.s.seed = 6;
+    expect_refused(&c, HONE_ERR_ARG, "seeds differ");
+    c.s.seed = 5;
+    c.s.batch = 16;
+    expect_refused(&c, HONE_ERR_ARG, "batch sizes differ");
+    c.s.batch = 32;
     damage(c.dir, 200);
-    hone_graph_free(train(&c, &s, &st, &r, &ctx));
-    assert_int_equal(st, HONE_ERR_IO);
-    assert_non_null(strstr(ctx.msg, "damaged checkpoint"));
+    expect_refused(&c, HONE_ERR_IO, "damaged checkpoint");
     ck_free(&c);
 }
 
@@ -290,17 +287,12 @@ static void test_resume_without_checkpoint(void **state)
     (void)state;
     ck_case c;
     ck_init(&c);
-    hone_fit_spec s;
-    hone_fit_result r;
-    hone_ctx ctx;
-    hone_status st;
-    spec_init(&s);
-    hone_graph *full = train(&c, &s, &st, &r, &ctx);
-    s.checkpoint_dir = c.dir;
-    s.resume = true;
-    hone_graph *fresh = train(&c, &s, &st, &r, &ctx);
-    assert_int_equal(st, HONE_OK);
-    assert_int_equal(r.resumed_epochs, 0);
+    hone_graph *full = train(&c);
+    c.s.checkpoint_dir = c.dir;
+    c.s.resume = true;
+    hone_graph *fresh = train(&c);
+    assert_int_equal(c.st, HONE_OK);
+    assert_int_equal(c.r.resumed_epochs, 0);
     assert_true(same_weights(full, fresh));
     hone_graph_free(full);
     hone_graph_free(fresh);
