@@ -163,12 +163,13 @@ static double now_s(void)
 
 /* Groups consecutive parameters into buckets of at most HONE_DIST_BUCKET_BYTES
  * (a larger parameter gets a bucket of its own). */
-static hone_status make_buckets(hone_dist_grads *d)
+static hone_status make_buckets(hone_dist_grads *d, int64_t bucket_bytes)
 {
     d->b = calloc((size_t)d->n + 1, sizeof *d->b);
     if (!d->b)
         return hone_fail(d->ctx, HONE_ERR_NOMEM, "out of memory");
-    int64_t cap = HONE_DIST_BUCKET_BYTES / (int64_t)sizeof(float);
+    int64_t cap = (bucket_bytes > 0 ? bucket_bytes : HONE_DIST_BUCKET_BYTES) /
+                  (int64_t)sizeof(float);
     for (int i = 0; i < d->n; i++) {
         bucket *cur = d->n_b ? &d->b[d->n_b - 1] : NULL;
         int64_t k = d->out[i]->numel;
@@ -188,7 +189,8 @@ static hone_status make_buckets(hone_dist_grads *d)
     return HONE_OK;
 }
 
-hone_status hone_dist_grads_new(hone_ctx *ctx, hone_trainer *tr, hone_dist_grads **out)
+hone_status hone_dist_grads_new(hone_ctx *ctx, hone_trainer *tr, int64_t bucket_bytes,
+                                hone_dist_grads **out)
 {
     hone_dist_grads *d = calloc(1, sizeof *d);
     *out = NULL;
@@ -203,7 +205,7 @@ hone_status hone_dist_grads_new(hone_ctx *ctx, hone_trainer *tr, hone_dist_grads
         st = hone_tensor_new(ctx, HONE_DT_FLOAT, p->rank, p->dims, &d->out[i]);
     }
     if (!st)
-        st = make_buckets(d);
+        st = make_buckets(d, bucket_bytes);
     if (st) {
         hone_dist_grads_free(d);
         return st;
@@ -277,6 +279,11 @@ hone_tensor *hone_dist_grads_get(hone_dist_grads *d, int i)
 int64_t hone_dist_grads_bytes(const hone_dist_grads *d)
 {
     return d->bytes;
+}
+
+int hone_dist_grads_buckets(const hone_dist_grads *d)
+{
+    return d->n_b;
 }
 
 double hone_dist_grads_seconds(const hone_dist_grads *d)

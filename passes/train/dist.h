@@ -81,7 +81,9 @@ void hone_dist_fault_point(int64_t step);
 /* Gradient averaging over the ranks, one buffer set per trainer. */
 typedef struct hone_dist_grads hone_dist_grads;
 
-hone_status hone_dist_grads_new(hone_ctx *ctx, hone_trainer *tr, hone_dist_grads **out);
+/* bucket_bytes: most bytes per allreduce (0: HONE_DIST_BUCKET_BYTES). */
+hone_status hone_dist_grads_new(hone_ctx *ctx, hone_trainer *tr, int64_t bucket_bytes,
+                                hone_dist_grads **out);
 void hone_dist_grads_free(hone_dist_grads *d);
 /* out[i] = sum over ranks of w * grads[i] (grads[i] NULL counts as zero),
  * into tensors the object owns: hone_dist_grads_get. */
@@ -90,6 +92,8 @@ hone_status hone_dist_grads_reduce(hone_dist_grads *d, const hone_tensor *const 
 hone_tensor *hone_dist_grads_get(hone_dist_grads *d, int i);
 /* Bytes one rank sends into the allreduces per step, and seconds spent in them. */
 int64_t hone_dist_grads_bytes(const hone_dist_grads *d);
+/* Allreduce calls per step (buckets). */
+int hone_dist_grads_buckets(const hone_dist_grads *d);
 double hone_dist_grads_seconds(const hone_dist_grads *d);
 
 /* Makes the trainer's state the same on every rank: BN running statistics

@@ -709,7 +709,7 @@ static hone_status setup(fit *f)
     if (!st)
         st = make_trainer(f);
     if (!st && hone_dist_active())
-        st = hone_dist_grads_new(f->ctx, f->tr, &f->dg);
+        st = hone_dist_grads_new(f->ctx, f->tr, 0, &f->dg);
     if (!st)
         st = prepare_held_out(f);
     return st;

@@ -106,24 +106,30 @@ static void test_single_rank(void **state)
     assert_false(hone_dist_failed_together());
 }
 
-static void test_grads_reduce(void **state)
+/* Gradients of one step on the whole data set. */
+static hone_trainer *one_step(hone_ctx *ctx, hone_graph *g)
 {
-    (void)state;
-    hone_ctx ctx;
-    hone_ctx_init(&ctx);
-    hone_graph *g = model();
     hone_tensor *x, *y;
-    make_data(&x, &y);
     hone_train_spec ts;
-    hone_train_spec_init(&ts);
     hone_trainer *tr;
-    hone_dist_grads *dg;
-    assert_int_equal(hone_trainer_new(&ctx, g, &ts, &tr), HONE_OK);
+    make_data(&x, &y);
+    hone_train_spec_init(&ts);
+    assert_int_equal(hone_trainer_new(ctx, g, &ts, &tr), HONE_OK);
     assert_int_equal(hone_trainer_step(tr, x, y, NULL, NULL), HONE_OK);
-    assert_int_equal(hone_dist_grads_new(&ctx, tr, &dg), HONE_OK);
+    hone_tensor_free(x);
+    hone_tensor_free(y);
+    return tr;
+}
+
+/* Averaging through buckets of at most `bucket` bytes returns w * grads. */
+static void check_reduce(hone_ctx *ctx, hone_trainer *tr, int64_t bucket, int buckets)
+{
+    hone_dist_grads *dg;
+    const hone_tensor *grads[8];
     int n = hone_trainer_n_params(tr);
     assert_int_equal(n, 6);        /* two Gemm weights and biases, BN scale and bias */
-    const hone_tensor *grads[8];
+    assert_int_equal(hone_dist_grads_new(ctx, tr, bucket, &dg), HONE_OK);
+    assert_int_equal(hone_dist_grads_buckets(dg), buckets);
     for (int i = 0; i < n; i++)
         grads[i] = hone_trainer_grad(tr, i);
     grads[2] = NULL;               /* a missing gradient counts as zero */
@@ -131,16 +137,34 @@ static void test_grads_reduce(void **state)
     int64_t total = 0;
     for (int i = 0; i < n; i++) {
         const hone_tensor *a = hone_trainer_grad(tr, i), *b = hone_dist_grads_get(dg, i);
+        assert_int_equal(b->numel, a->numel);
         total += a->numel;
         for (int64_t j = 0; j < a->numel; j++)
             assert_true(((float *)b->data)[j] == (i == 2 ? 0.0f : 0.25f * ((float *)a->data)[j]));
     }
     assert_int_equal(hone_dist_grads_bytes(dg), total * 4);
     hone_dist_grads_free(dg);
+}
+
+static void test_grads_reduce(void **state)
+{
+    (void)state;
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *g = model();
+    hone_trainer *tr = one_step(&ctx, g);
+    /* 32 + 8 + 8 + 8 + 24 + 3 floats: one bucket by default; at 64 bytes
+     * (16 floats) the 32- and 24-float weights get buckets of their own and
+     * the small tensors share: [w1] [b1 gamma] [beta] [w2] [b2] in the
+     * parameters' order */
+    int64_t sizes = 0;
+    for (int i = 0; i < hone_trainer_n_params(tr); i++)
+        sizes += hone_trainer_param(tr, i)->numel;
+    assert_int_equal(sizes, 83);
+    check_reduce(&ctx, tr, 0, 1);
+    check_reduce(&ctx, tr, 64, 5);
     hone_trainer_free(tr);
     hone_graph_free(g);
-    hone_tensor_free(x);
-    hone_tensor_free(y);
 }
 
 /* ---- checkpoints ---- */
