@@ -157,11 +157,10 @@ static LLVMValueRef lower_step(bk_lower *L, int s, hone_status *st)
     L->node = n;
     L->step = s;
     *st = HONE_OK;
-    if (r && !r->lower && bk_is_view(n))
+    if (r && bk_is_view(n))
         return NULL;
     if (!r || !r->lower) {
-        *st = bk_unsupported(L, "the LLVM backend does not lower this op%s",
-                             r ? " in this form (training outputs)" : "");
+        *st = bk_unsupported(L, "the LLVM backend does not lower this op");
         return NULL;
     }
     if ((*st = check_types(L, n)))
