@@ -109,7 +109,8 @@ hone_status hone_backend_plan(hone_ctx *ctx, const hone_graph *g, const hone_bac
 /* True when input i of n decides the shapes or the index pattern of n's
  * outputs rather than flowing into them as data (Reshape's shape, Slice's
  * starts/ends/axes/steps, Resize's scales/sizes, reduction axes, TopK's k,
- * a window's size...): the inputs worth binding at compile time. */
+ * a window's size, MaxUnpool's output_shape, Dropout's ratio and
+ * training_mode...): the inputs worth binding at compile time. */
 bool hone_backend_shape_input(const hone_node *n, int i);
 /* Parses an emit kind name (lib, obj, asm, llvm-ir, bc, header); -1 when unknown. */
 int hone_backend_emit_kind(const char *s);
