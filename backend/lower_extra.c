@@ -317,27 +317,6 @@ hone_status bk_lower_reverse_sequence(bk_lower *L)
 
 /* ===================== MaxUnpool (frontend/ops/nn_pool.c) ===================== */
 
-/* The default unpooled extents: (in - 1) * stride + kernel - pads. */
-static hone_status unpool_default(hone_ctx *ctx, const hone_node *n, const hone_value *x, int64_t *d)
-{
-    int nsp = x->rank - 2;
-    int64_t k[HONE_RT_MAX_SPATIAL], s[HONE_RT_MAX_SPATIAL], p[2 * HONE_RT_MAX_SPATIAL];
-    hone_status st = nn_ints_attr(ctx, n, "kernel_shape", nsp, 1, 1, k);
-    if (!st)
-        st = nn_ints_attr(ctx, n, "strides", nsp, 1, 1, s);
-    if (!st)
-        st = nn_ints_attr(ctx, n, "pads", 2 * nsp, 0, 0, p);
-    d[0] = x->dims[0];
-    d[1] = x->dims[1];
-    for (int i = 0; i < nsp && !st; i++) {
-        d[i + 2] = (x->dims[i + 2] - 1) * s[i] + k[i] - p[i] - p[nsp + i];
-        if (d[i + 2] < 1)
-            return hone_node_fail(ctx, n, HONE_ERR_SHAPE, "unpooled extent %lld along spatial dim %d",
-                                  (long long)d[i + 2], i);
-    }
-    return st;
-}
-
 /* Fails the node at run time unless the output_shape input holds y's extents. */
 static void unpool_check_shape(bk_lower *L, const hone_value *y)
 {
@@ -377,7 +356,9 @@ hone_status bk_lower_maxunpool(bk_lower *L)
     int64_t dflt[HONE_MAX_RANK];
     if (ix->dtype != HONE_DT_INT64 || x->rank < 3 || x->rank - 2 > HONE_RT_MAX_SPATIAL)
         return bk_unsupported(L, "indices of type %s, rank %d", hone_dtype_onnx_name(ix->dtype), x->rank);
-    hone_status st = unpool_default(L->ctx, L->node, x, dflt);
+    hone_tinfo xi = {x->dtype, x->rank, {0}, NULL};
+    memcpy(xi.dims, x->dims, sizeof(int64_t) * (size_t)x->rank);
+    hone_status st = nn_unpool_dims(L->ctx, L->node, &xi, dflt);
     if (st)
         return st;
     bk_memset(L, L->out[0], 0, (int64_t)bk_bytes(y));

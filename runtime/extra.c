@@ -3,13 +3,15 @@
  * GridSample, TopK, Det, MeanVarianceNormalization, training-mode
  * BatchNormalization and MaxPool over 8-bit integers.
  *
- * Each one computes exactly what the interpreter's op computes
- * (frontend/ops/gridsample.c, reduce_axis.c, misc.c, nn_norm.c, nn_pool.c),
- * in the same precision and order, so compiled and interpreted results agree
- * bit for bit: GridSample and Det in double, TopK as a stable sort (ties keep
- * the lower index, NaN above every number), MVN with double sums in element
- * order. Float kernels take float32 or float64 buffers (f64 flag); none
- * allocates: scratch comes from the caller.
+ * Compiled and interpreted results agree bit for bit: the interpreter runs
+ * the same GridSample sampler, Det factorisation and TopK / Unique stable
+ * sort (frontend/ops/gridsample.c, misc.c, reduce_axis.c, tensor_unique.c),
+ * and the MVN, BatchNormalization and MaxPool kernels repeat its arithmetic
+ * in the same precision and order (frontend/ops/nn_norm.c, nn_pool.c):
+ * GridSample and Det in double, TopK ties keeping the lower index with NaN
+ * above every number, MVN with double sums in element order. Float kernels
+ * take float32 or float64 buffers (f64 flag); none allocates: scratch comes
+ * from the caller.
  */
 #include <math.h>
 #include <string.h>
@@ -141,19 +143,70 @@ void hone_rt_gridsample(const hone_rt_gs_geo *g, const void *x, const void *grid
 
 /* ===================== TopK ===================== */
 
-/* The slice being sorted: element j is at base + j * stride. */
-typedef struct tk_key {
-    hone_rt_elem et;
-    const void *x;
+void hone_rt_stable_sort(int64_t *idx, int64_t *tmp, int64_t n, hone_rt_cmp_fn cmp,
+                         const void *user)
+{
+    if (n < 2)
+        return;
+    int64_t h = n / 2, i = 0, j = h, o = 0;
+    hone_rt_stable_sort(idx, tmp, h, cmp, user);
+    hone_rt_stable_sort(idx + h, tmp, n - h, cmp, user);
+    while (i < h && j < n)
+        tmp[o++] = cmp(user, idx[j], idx[i]) < 0 ? idx[j++] : idx[i++];
+    while (i < h)
+        tmp[o++] = idx[i++];
+    while (j < n)
+        tmp[o++] = idx[j++];
+    memcpy(idx, tmp, sizeof *idx * (size_t)n);
+}
+
+/* The slice being sorted: item j is element base + j * stride of x. */
+typedef struct tk_slice {
+    hone_rt_cmp_fn cmp;
+    const void *user;
     int64_t base, stride;
     int sign; /* -1 sorts descending */
-} tk_key;
+} tk_slice;
+
+static int slice_cmp(const void *user, int64_t a, int64_t b)
+{
+    const tk_slice *s = user;
+    return s->sign * s->cmp(s->user, s->base + a * s->stride, s->base + b * s->stride);
+}
+
+void hone_rt_topk_by(hone_rt_cmp_fn cmp, const void *user, size_t es, int64_t outer, int64_t n,
+                     int64_t inner, int64_t k, int largest, const void *x, void *y, int64_t *yi,
+                     int64_t *scratch)
+{
+    tk_slice s = {cmp, user, 0, inner, largest ? -1 : 1};
+    for (int64_t o = 0; o < outer; o++)
+        for (int64_t i = 0; i < inner; i++) {
+            s.base = o * n * inner + i;
+            for (int64_t j = 0; j < n; j++)
+                scratch[j] = j;
+            hone_rt_stable_sort(scratch, scratch + n, n, slice_cmp, &s);
+            for (int64_t j = 0; j < k; j++) {
+                int64_t dst = (o * k + j) * inner + i;
+                memcpy((char *)y + (size_t)dst * es,
+                       (const char *)x + (size_t)(s.base + scratch[j] * inner) * es, es);
+                yi[dst] = scratch[j];
+            }
+        }
+}
+
+/* A typed buffer for elem_cmp. */
+typedef struct typed {
+    hone_rt_elem et;
+    const void *x;
+} typed;
 
 /* Three-way comparison of elements i and j: integers exactly, floats with
- * NaN above every number. */
-static int elem_cmp(hone_rt_elem et, const void *x, int64_t i, int64_t j)
+ * NaN above every number (the interpreter's hone_reduce_cmp). */
+static int elem_cmp(const void *user, int64_t i, int64_t j)
 {
-    switch (et) {
+    const typed *t = user;
+    const void *x = t->x;
+    switch (t->et) {
 #define INT_CMP(E, T)                                                                              \
     case E: {                                                                                      \
         T a = ((const T *)x)[i], b = ((const T *)x)[j];                                            \
@@ -169,34 +222,12 @@ static int elem_cmp(hone_rt_elem et, const void *x, int64_t i, int64_t j)
         INT_CMP(HONE_RT_U64, uint64_t)
 #undef INT_CMP
     default: {
-        double a = ld(x, i, et == HONE_RT_F64), b = ld(x, j, et == HONE_RT_F64);
+        double a = ld(x, i, t->et == HONE_RT_F64), b = ld(x, j, t->et == HONE_RT_F64);
         if (isnan(a) || isnan(b))
             return (int)isnan(a) - (int)isnan(b);
         return (a > b) - (a < b);
     }
     }
-}
-
-static int tk_cmp(const tk_key *k, int64_t a, int64_t b)
-{
-    return k->sign * elem_cmp(k->et, k->x, k->base + a * k->stride, k->base + b * k->stride);
-}
-
-/* Stable merge sort of idx[0, n) by key; tmp holds n entries. */
-static void tk_sort(int64_t *idx, int64_t *tmp, int64_t n, const tk_key *k)
-{
-    if (n < 2)
-        return;
-    int64_t h = n / 2, i = 0, j = h, o = 0;
-    tk_sort(idx, tmp, h, k);
-    tk_sort(idx + h, tmp, n - h, k);
-    while (i < h && j < n)
-        tmp[o++] = tk_cmp(k, idx[j], idx[i]) < 0 ? idx[j++] : idx[i++];
-    while (i < h)
-        tmp[o++] = idx[i++];
-    while (j < n)
-        tmp[o++] = idx[j++];
-    memcpy(idx, tmp, sizeof *idx * (size_t)n);
 }
 
 size_t hone_rt_elem_size(hone_rt_elem et)
@@ -208,27 +239,14 @@ size_t hone_rt_elem_size(hone_rt_elem et)
 void hone_rt_topk(hone_rt_elem et, int64_t outer, int64_t n, int64_t inner, int64_t k,
                   int largest, const void *x, void *y, int64_t *yi, int64_t *scratch)
 {
-    size_t es = hone_rt_elem_size(et);
-    tk_key key = {et, x, 0, inner, largest ? -1 : 1};
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < inner; i++) {
-            key.base = o * n * inner + i;
-            for (int64_t j = 0; j < n; j++)
-                scratch[j] = j;
-            tk_sort(scratch, scratch + n, n, &key);
-            for (int64_t j = 0; j < k; j++) {
-                int64_t dst = (o * k + j) * inner + i;
-                memcpy((char *)y + (size_t)dst * es,
-                       (const char *)x + (size_t)(key.base + scratch[j] * inner) * es, es);
-                yi[dst] = scratch[j];
-            }
-        }
+    typed t = {et, x};
+    hone_rt_topk_by(elem_cmp, &t, hone_rt_elem_size(et), outer, n, inner, k, largest, x, y, yi,
+                    scratch);
 }
 
 /* ===================== Det ===================== */
 
-/* Determinant of the m x m matrix a (destroyed): LU with partial pivoting. */
-static double det_lu(double *a, int64_t m)
+double hone_rt_det_lu(double *a, int64_t m)
 {
     double det = 1;
     for (int64_t c = 0; c < m; c++) {
@@ -262,7 +280,7 @@ void hone_rt_det(int64_t batch, int64_t m, int f64, const void *x, void *y, doub
     for (int64_t b = 0; b < batch; b++) {
         for (int64_t i = 0; i < mm; i++)
             scratch[i] = ld(x, b * mm + i, f64);
-        st(y, b, det_lu(scratch, m), f64);
+        st(y, b, hone_rt_det_lu(scratch, m), f64);
     }
 }
 

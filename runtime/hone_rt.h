@@ -240,12 +240,26 @@ typedef struct hone_rt_gs_geo {
 /* GridSample in double (PyTorch's grid_sample semantics), float32 or float64 buffers. */
 void hone_rt_gridsample(const hone_rt_gs_geo *g, const void *x, const void *grid, void *y);
 
-/* TopK along the middle axis of x[outer, n, inner]: the first k of each slice
- * in a stable sort (largest first when largest; ties keep the lower index),
+/* Three-way comparison of items a and b for hone_rt_stable_sort. */
+typedef int (*hone_rt_cmp_fn)(const void *user, int64_t a, int64_t b);
+/* Stable merge sort of the item numbers idx[0, n) by cmp; tmp holds n entries. */
+void hone_rt_stable_sort(int64_t *idx, int64_t *tmp, int64_t n, hone_rt_cmp_fn cmp,
+                         const void *user);
+
+/* TopK along the middle axis of x[outer, n, inner] (elements of es bytes)
+ * under cmp, which compares flat elements of x: the first k of each slice in
+ * a stable sort (largest first when largest; ties keep the lower index),
  * values into y[outer, k, inner], indices into yi; scratch holds 2n int64. */
+void hone_rt_topk_by(hone_rt_cmp_fn cmp, const void *user, size_t es, int64_t outer, int64_t n,
+                     int64_t inner, int64_t k, int largest, const void *x, void *y, int64_t *yi,
+                     int64_t *scratch);
+/* hone_rt_topk_by over an element type: integers exactly, floats with NaN
+ * above every number. */
 void hone_rt_topk(hone_rt_elem et, int64_t outer, int64_t n, int64_t inner, int64_t k,
                   int largest, const void *x, void *y, int64_t *yi, int64_t *scratch);
 
+/* Determinant of the m x m matrix a (row-major, destroyed) by LU with partial pivoting. */
+double hone_rt_det_lu(double *a, int64_t m);
 /* Det of batch m x m matrices (float32 or float64) by LU with partial pivoting
  * in double; scratch holds m * m doubles. */
 void hone_rt_det(int64_t batch, int64_t m, int f64, const void *x, void *y, double *scratch);

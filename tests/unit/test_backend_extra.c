@@ -118,6 +118,18 @@ static void free_all(hone_tensor **t, int n)
         hone_tensor_free(t[i]);
 }
 
+/* same_bits on the graph of text with every input uniform in [lo, hi). */
+static void random_check(const char *text, double lo, double hi, bool whole)
+{
+    hone_graph *g = parse(text);
+    hone_tensor *t[8];
+    for (int i = 0; i < g->n_inputs; i++)
+        t[i] = input_like(g, i, lo, hi, whole);
+    same_bits(g, (const hone_tensor **)t);
+    free_all(t, g->n_inputs);
+    hone_graph_free(g);
+}
+
 /* ===================== GridSample ===================== */
 
 /* Every mode x padding x align_corners, grid points up to 1.6 outside [-1, 1], one NaN. */
@@ -148,14 +160,11 @@ static void test_gridsample_modes(void **state)
 
 static void test_gridsample_f64(void **state)
 {
-    hone_graph *g = parse("graph gs (ir 8; ai.onnx 16) {\n  input %x: f64[1,2,3,3]\n"
-                          "  input %grid: f64[1,4,4,2]\n"
-                          "  %y: f64[1,2,4,4] = GridSample(%x, %grid) {mode=\"bicubic\", "
-                          "padding_mode=\"reflection\"}\n  output %y: f64[1,2,4,4]\n}\n");
-    hone_tensor *t[2] = {input_like(g, 0, -2, 2, false), input_like(g, 1, -3, 3, false)};
-    same_bits(g, (const hone_tensor **)t);
-    free_all(t, 2);
-    hone_graph_free(g);
+    random_check("graph gs (ir 8; ai.onnx 16) {\n  input %x: f64[1,2,3,3]\n"
+                 "  input %grid: f64[1,4,4,2]\n"
+                 "  %y: f64[1,2,4,4] = GridSample(%x, %grid) {mode=\"bicubic\", "
+                 "padding_mode=\"reflection\"}\n  output %y: f64[1,2,4,4]\n}\n",
+                 -3, 3, false);
 }
 
 /* ===================== TopK ===================== */
@@ -182,13 +191,10 @@ static void test_topk_ties(void **state)
 
 static void test_topk_int(void **state)
 {
-    hone_graph *g = parse("graph tk (ir 8; ai.onnx 13) {\n  input %x: i32[5,9]\n  const %k: i64[1] = [4]\n"
-                          "  %v: i32[5,4], %i: i64[5,4] = TopK(%x, %k)\n"
-                          "  output %v: i32[5,4]\n  output %i: i64[5,4]\n}\n");
-    hone_tensor *x = input_like(g, 0, -3, 3, true);
-    same_bits(g, (const hone_tensor **)&x);
-    hone_tensor_free(x);
-    hone_graph_free(g);
+    random_check("graph tk (ir 8; ai.onnx 13) {\n  input %x: i32[5,9]\n  const %k: i64[1] = [4]\n"
+                 "  %v: i32[5,4], %i: i64[5,4] = TopK(%x, %k)\n"
+                 "  output %v: i32[5,4]\n  output %i: i64[5,4]\n}\n",
+                 -3, 3, true);
 }
 
 /* ===================== Einsum ===================== */
@@ -200,13 +206,7 @@ static void einsum_case(const char *eq, const char *ins, const char *out, int n_
              "graph ein (ir 8; ai.onnx 13) {\n%s  %%y: %s = Einsum(%s) {equation=\"%s\"}\n"
              "  output %%y: %s\n}\n",
              ins, out, n_in == 1 ? "%a" : n_in == 2 ? "%a, %b" : "%a, %b, %c", eq, out);
-    hone_graph *g = parse(text);
-    hone_tensor *t[3];
-    for (int i = 0; i < n_in; i++)
-        t[i] = input_like(g, i, -4, 4, whole);
-    same_bits(g, (const hone_tensor **)t);
-    free_all(t, n_in);
-    hone_graph_free(g);
+    random_check(text, -4, 4, whole);
 }
 
 /* Repeated indices (diagonal, trace, a label twice in one operand and again
@@ -293,25 +293,19 @@ static void test_det_cases(void **state)
     same_bits(g, (const hone_tensor **)&x);
     hone_tensor_free(x);
     hone_graph_free(g);
-    g = parse("graph det (ir 8; ai.onnx 13) {\n  input %x: f64[2,1,3,3]\n"
-              "  %y: f64[2,1] = Det(%x)\n  output %y: f64[2,1]\n}\n");
-    x = input_like(g, 0, -2, 2, false);
-    same_bits(g, (const hone_tensor **)&x);
-    hone_tensor_free(x);
-    hone_graph_free(g);
+    random_check("graph det (ir 8; ai.onnx 13) {\n  input %x: f64[2,1,3,3]\n"
+                 "  %y: f64[2,1] = Det(%x)\n  output %y: f64[2,1]\n}\n",
+                 -2, 2, false);
 }
 
 /* ===================== MeanVarianceNormalization ===================== */
 
 static void test_mvn_axes(void **state)
 {
-    hone_graph *g = parse("graph mvn (ir 8; ai.onnx 13) {\n  input %x: f32[2,3,4,5]\n"
-                          "  %y: f32[2,3,4,5] = MeanVarianceNormalization(%x) {axes=[1, -1]}\n"
-                          "  output %y: f32[2,3,4,5]\n}\n");
-    hone_tensor *x = input_like(g, 0, 3, 5, false);
-    same_bits(g, (const hone_tensor **)&x);
-    hone_tensor_free(x);
-    hone_graph_free(g);
+    random_check("graph mvn (ir 8; ai.onnx 13) {\n  input %x: f32[2,3,4,5]\n"
+                 "  %y: f32[2,3,4,5] = MeanVarianceNormalization(%x) {axes=[1, -1]}\n"
+                 "  output %y: f32[2,3,4,5]\n}\n",
+                 3, 5, false);
 }
 
 /* ===================== BatchNormalization, training mode ===================== */
