@@ -174,6 +174,23 @@ static int slice_cmp(const void *user, int64_t a, int64_t b)
     return s->sign * s->cmp(s->user, s->base + a * s->stride, s->base + b * s->stride);
 }
 
+/* The first k items of the stable order of [0, n) into best[0, k) by one
+ * pass of insertion: an item enters only when strictly before the current
+ * k-th (it comes later, so it loses ties), and moves up past the items it
+ * strictly precedes. O(n) on typical data for small k. */
+static void select_first(int64_t *best, int64_t n, int64_t k, const tk_slice *s)
+{
+    int64_t m = 0;
+    for (int64_t j = 0; j < n; j++) {
+        if (m == k && slice_cmp(s, j, best[k - 1]) >= 0)
+            continue;
+        int64_t p = m < k ? m++ : k - 1;
+        for (; p > 0 && slice_cmp(s, j, best[p - 1]) < 0; p--)
+            best[p] = best[p - 1];
+        best[p] = j;
+    }
+}
+
 void hone_rt_topk_by(hone_rt_cmp_fn cmp, const void *user, size_t es, int64_t outer, int64_t n,
                      int64_t inner, int64_t k, int largest, const void *x, void *y, int64_t *yi,
                      int64_t *scratch)
@@ -182,9 +199,13 @@ void hone_rt_topk_by(hone_rt_cmp_fn cmp, const void *user, size_t es, int64_t ou
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {
             s.base = o * n * inner + i;
-            for (int64_t j = 0; j < n; j++)
-                scratch[j] = j;
-            hone_rt_stable_sort(scratch, scratch + n, n, slice_cmp, &s);
+            if (k > 0 && k * 16 <= n) {
+                select_first(scratch, n, k, &s);
+            } else {
+                for (int64_t j = 0; j < n; j++)
+                    scratch[j] = j;
+                hone_rt_stable_sort(scratch, scratch + n, n, slice_cmp, &s);
+            }
             for (int64_t j = 0; j < k; j++) {
                 int64_t dst = (o * k + j) * inner + i;
                 memcpy((char *)y + (size_t)dst * es,

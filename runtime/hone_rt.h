@@ -249,7 +249,8 @@ void hone_rt_stable_sort(int64_t *idx, int64_t *tmp, int64_t n, hone_rt_cmp_fn c
 /* TopK along the middle axis of x[outer, n, inner] (elements of es bytes)
  * under cmp, which compares flat elements of x: the first k of each slice in
  * a stable sort (largest first when largest; ties keep the lower index),
- * values into y[outer, k, inner], indices into yi; scratch holds 2n int64. */
+ * values into y[outer, k, inner], indices into yi; scratch holds 2n int64.
+ * A one-pass selection when k <= n / 16, a merge sort of the slice else. */
 void hone_rt_topk_by(hone_rt_cmp_fn cmp, const void *user, size_t es, int64_t outer, int64_t n,
                      int64_t inner, int64_t k, int largest, const void *x, void *y, int64_t *yi,
                      int64_t *scratch);

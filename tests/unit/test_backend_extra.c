@@ -189,6 +189,37 @@ static void test_topk_ties(void **state)
     }
 }
 
+/* Small k (the one-pass selection) against the first k of k = n (the merge
+ * sort), with ties and NaN, both ways; and compiled against interpreted. */
+static void test_topk_select(void **state)
+{
+    char text[768];
+    for (int largest = 0; largest < 2; largest++) {
+        snprintf(text, sizeof text,
+                 "graph tk (ir 8; ai.onnx 13) {\n  input %%x: f32[5,64]\n  const %%k: i64[1] = [3]\n"
+                 "  const %%n: i64[1] = [64]\n  const %%s: i64[1] = [0]\n  const %%a: i64[1] = [1]\n"
+                 "  %%v: f32[5,3], %%i: i64[5,3] = TopK(%%x, %%k) {largest=%d}\n"
+                 "  %%fv: f32[5,64], %%fi: i64[5,64] = TopK(%%x, %%n) {largest=%d}\n"
+                 "  %%sv: f32[5,3] = Slice(%%fv, %%s, %%k, %%a)\n  %%si: i64[5,3] = Slice(%%fi, %%s, %%k, %%a)\n"
+                 "  output %%v: f32[5,3]\n  output %%i: i64[5,3]\n  output %%sv: f32[5,3]\n"
+                 "  output %%si: i64[5,3]\n}\n",
+                 largest, largest);
+        hone_graph *g = parse(text);
+        hone_tensor *x = input_like(g, 0, -3, 3, true), *out[4];
+        for (int r = 0; r < 5; r++)
+            ((float *)x->data)[r * 64 + 10 * r] = NAN;
+        same_bits(g, (const hone_tensor **)&x);
+        hone_ctx ctx;
+        hone_ctx_init(&ctx);
+        assert_int_equal(hone_interp_run(&ctx, g, (const hone_tensor **)&x, out, NULL), HONE_OK);
+        assert_memory_equal(out[0]->data, out[2]->data, hone_tensor_nbytes(out[0]));
+        assert_memory_equal(out[1]->data, out[3]->data, hone_tensor_nbytes(out[1]));
+        free_all(out, 4);
+        hone_tensor_free(x);
+        hone_graph_free(g);
+    }
+}
+
 static void test_topk_int(void **state)
 {
     random_check("graph tk (ir 8; ai.onnx 13) {\n  input %x: i32[5,9]\n  const %k: i64[1] = [4]\n"
@@ -412,7 +443,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gridsample_modes),   cmocka_unit_test(test_gridsample_f64),
-        cmocka_unit_test(test_topk_ties),          cmocka_unit_test(test_topk_int),
+        cmocka_unit_test(test_topk_ties),          cmocka_unit_test(test_topk_select),
+        cmocka_unit_test(test_topk_int),
         cmocka_unit_test(test_einsum_patterns),    cmocka_unit_test(test_onehot_indices),
         cmocka_unit_test(test_reverse_sequence),   cmocka_unit_test(test_maxunpool_shape),
         cmocka_unit_test(test_det_cases),          cmocka_unit_test(test_mvn_axes),
