@@ -539,11 +539,14 @@ hone_status bk_lower_dropout(bk_lower *L)
 {
     const hone_value *x = bk_in(L, 0), *m = bk_out(L, 1), *t = bk_in(L, 2);
     const hone_value *r = L->node->opset >= 12 ? bk_in(L, 1) : NULL;
-    const hone_tensor *rk = r && bk_numel(r) ? bk_in_known(L, 1) : NULL, *tk = t && bk_numel(t) ? bk_in_known(L, 2) : NULL;
+    const hone_tensor *rk = r && bk_numel(r) ? bk_in_known(L, 1) : NULL;
+    const hone_tensor *tk = t && bk_numel(t) ? bk_in_known(L, 2) : NULL;
+    bool ratio_known = !r || !bk_numel(r) || rk;
     double ratio = rk ? hone_tensor_get_f64(rk, 0) : 0.5;
-    if (tk && hone_tensor_get_i64(tk, 0) && (rk || !r || !bk_numel(r)) && ratio > 0)
+    int train = !t || !bk_numel(t) ? 0 : tk ? hone_tensor_get_i64(tk, 0) != 0 : -1; /* -1: run time */
+    if (train == 1 && ratio_known && ratio > 0)
         return bk_unsupported(L, "training-mode Dropout with ratio %g draws random numbers", ratio);
-    if (t && bk_numel(t) && !(tk && !hone_tensor_get_i64(tk, 0)))
+    if (train)
         dropout_check(L, r, rk, tk);
     bk_memcpy(L, L->out[0], L->in[0], (int64_t)bk_bytes(x));
     if (m && bk_numel(m)) {
