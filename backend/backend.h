@@ -109,7 +109,8 @@ hone_status hone_backend_plan(hone_ctx *ctx, const hone_graph *g, const hone_bac
 /* True when input i of n decides the shapes or the index pattern of n's
  * outputs rather than flowing into them as data (Reshape's shape, Slice's
  * starts/ends/axes/steps, Resize's scales/sizes, reduction axes, TopK's k,
- * a window's size...): the inputs worth binding at compile time. */
+ * a window's size, MaxUnpool's output_shape, Dropout's ratio and
+ * training_mode...): the inputs worth binding at compile time. */
 bool hone_backend_shape_input(const hone_node *n, int i);
 /* Parses an emit kind name (lib, obj, asm, llvm-ir, bc, header); -1 when unknown. */
 int hone_backend_emit_kind(const char *s);
@@ -407,6 +408,28 @@ hone_status bk_lower_scatter_nd(bk_lower *L);
 hone_status bk_lower_trilu(bk_lower *L);
 hone_status bk_lower_cumsum(bk_lower *L);
 hone_status bk_lower_loss(bk_lower *L);
+
+/* lower_extra.c: the less common ops (GridSample, Einsum, OneHot, TopK, ...) */
+struct hone_rt_window;
+hone_status bk_lower_grid_sample(bk_lower *L);
+hone_status bk_lower_einsum(bk_lower *L);
+hone_status bk_lower_onehot(bk_lower *L);
+hone_status bk_lower_topk(bk_lower *L);
+hone_status bk_lower_reverse_sequence(bk_lower *L);
+hone_status bk_lower_maxunpool(bk_lower *L);
+hone_status bk_lower_det(bk_lower *L);
+hone_status bk_lower_mvn(bk_lower *L);
+hone_status bk_lower_dropout(bk_lower *L);
+/* Unique, NonZero, Compress: unsupported, naming their data-dependent shapes. */
+hone_status bk_lower_data_dependent(bk_lower *L);
+/* BatchNormalization in training mode and MaxPool over int8/uint8 (from lower_nn.c). */
+hone_status bk_lower_batchnorm_train(bk_lower *L);
+hone_status bk_lower_maxpool_i8(bk_lower *L, const struct hone_rt_window *w);
+size_t bk_scratch_topk(const bk_model *m, const hone_node *n);
+size_t bk_scratch_det(const bk_model *m, const hone_node *n);
+size_t bk_scratch_mvn(const bk_model *m, const hone_node *n);
+size_t bk_scratch_batchnorm(const bk_model *m, const hone_node *n);
+size_t bk_scratch_pool(const bk_model *m, const hone_node *n);
 
 /* ===================== emit.c: target, passes, files ===================== */
 

@@ -109,14 +109,21 @@ static LLVMValueRef value_ptr(bk_lower *L, const run_ptrs *rp, const hone_value 
     }
 }
 
+/* Ops that handle bfloat16 values (kept as their raw 16 bits). */
+static bool bf16_op(const hone_node *n)
+{
+    return !strcmp(n->op_type, "Cast") || !strcmp(n->op_type, "CastLike");
+}
+
 /* Element types every value of the node has in the backend, or unsupported. */
 static hone_status check_types(bk_lower *L, const hone_node *n)
 {
     for (int i = 0; i < n->n_in + n->n_out; i++) {
         const hone_value *v = i < n->n_in ? n->in[i] : n->out[i - n->n_in];
-        if (v && !bk_type(L, v->dtype))
-            return bk_unsupported(L, "'%s' has element type %s, which compiled code does not handle",
-                                  v->name, hone_dtype_onnx_name(v->dtype));
+        if (v && (!bk_type(L, v->dtype) || (v->dtype == HONE_DT_BFLOAT16 && !bf16_op(n))))
+            return bk_unsupported(L, "'%s' has element type %s, which compiled code does not handle%s",
+                                  v->name, hone_dtype_onnx_name(v->dtype),
+                                  v->dtype == HONE_DT_BFLOAT16 ? " outside Cast/CastLike" : "");
     }
     if (n->n_in + n->n_out + 1 > BK_MAX_ARGS)
         return bk_unsupported(L, "more than %d inputs and outputs", BK_MAX_ARGS - 1);
@@ -157,11 +164,10 @@ static LLVMValueRef lower_step(bk_lower *L, int s, hone_status *st)
     L->node = n;
     L->step = s;
     *st = HONE_OK;
-    if (r && !r->lower && bk_is_view(n))
+    if (r && bk_is_view(n))
         return NULL;
     if (!r || !r->lower) {
-        *st = bk_unsupported(L, "the LLVM backend does not lower this op%s",
-                             r ? " in this form (training outputs)" : "");
+        *st = bk_unsupported(L, "the LLVM backend does not lower this op");
         return NULL;
     }
     if ((*st = check_types(L, n)))

@@ -118,6 +118,7 @@ bool hone_backend_shape_input(const hone_node *n, int i)
         {"ReduceMin", 1, 1},    {"ReduceProd", 1, 1},    {"ReduceL1", 1, 1},
         {"ReduceL2", 1, 1},     {"ReduceLogSum", 1, 1},  {"ReduceLogSumExp", 1, 1},
         {"ReduceSumSquare", 1, 1}, {"DFT", 1, 2},        {"STFT", 1, 3},
+        {"MaxUnpool", 2, 2},    {"Dropout", 1, 2},
     };
     if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx"))
         return false;

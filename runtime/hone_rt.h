@@ -256,4 +256,75 @@ void hone_rt_conv_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t
                             int64_t m, int64_t groups, const float *x, const float *wt,
                             const float *dy, float *dx, float *dw, float *db, float *scratch);
 
+/* ===================== extra.c: less common ops of compiled models ===================== */
+
+#define HONE_RT_MAX_RANK 8
+
+/* Element types of the type-generic kernels below. */
+typedef enum {
+    HONE_RT_F32, HONE_RT_F64, HONE_RT_I8, HONE_RT_U8, HONE_RT_I16, HONE_RT_U16, HONE_RT_I32,
+    HONE_RT_U32, HONE_RT_I64, HONE_RT_U64
+} hone_rt_elem;
+size_t hone_rt_elem_size(hone_rt_elem et);
+
+typedef enum { HONE_RT_GS_BILINEAR, HONE_RT_GS_NEAREST, HONE_RT_GS_BICUBIC } hone_rt_gs_mode;
+typedef enum { HONE_RT_GS_ZEROS, HONE_RT_GS_BORDER, HONE_RT_GS_REFLECTION } hone_rt_gs_pad;
+/* GridSample geometry: x[n, c, h, w] sampled at grid[n, ho, wo, 2] -> y[n, c, ho, wo]. */
+typedef struct hone_rt_gs_geo {
+    int64_t n, c, h, w, ho, wo;
+    int32_t mode, pad, align, f64; /* hone_rt_gs_mode, hone_rt_gs_pad, align_corners, float64 */
+} hone_rt_gs_geo;
+/* GridSample in double (PyTorch's grid_sample semantics), float32 or float64 buffers. */
+void hone_rt_gridsample(const hone_rt_gs_geo *g, const void *x, const void *grid, void *y);
+
+/* Three-way comparison of items a and b for hone_rt_stable_sort. */
+typedef int (*hone_rt_cmp_fn)(const void *user, int64_t a, int64_t b);
+/* Stable merge sort of the item numbers idx[0, n) by cmp; tmp holds n entries. */
+void hone_rt_stable_sort(int64_t *idx, int64_t *tmp, int64_t n, hone_rt_cmp_fn cmp,
+                         const void *user);
+
+/* TopK along the middle axis of x[outer, n, inner] (elements of es bytes)
+ * under cmp, which compares flat elements of x: the first k of each slice in
+ * a stable sort (largest first when largest; ties keep the lower index),
+ * values into y[outer, k, inner], indices into yi; scratch holds 2n int64.
+ * A one-pass selection when k <= n / 16, a merge sort of the slice else. */
+void hone_rt_topk_by(hone_rt_cmp_fn cmp, const void *user, size_t es, int64_t outer, int64_t n,
+                     int64_t inner, int64_t k, int largest, const void *x, void *y, int64_t *yi,
+                     int64_t *scratch);
+/* hone_rt_topk_by over an element type: integers exactly, floats with NaN
+ * above every number. */
+void hone_rt_topk(hone_rt_elem et, int64_t outer, int64_t n, int64_t inner, int64_t k,
+                  int largest, const void *x, void *y, int64_t *yi, int64_t *scratch);
+
+/* Determinant of the m x m matrix a (row-major, destroyed) by LU with partial pivoting. */
+double hone_rt_det_lu(double *a, int64_t m);
+/* Det of batch m x m matrices (float32 or float64) by LU with partial pivoting
+ * in double; scratch holds m * m doubles. */
+void hone_rt_det(int64_t batch, int64_t m, int f64, const void *x, void *y, double *scratch);
+
+/* MeanVarianceNormalization geometry: the group of an element is the sum of
+ * its coordinates times gstride (0 on the normalised axes). */
+typedef struct hone_rt_mvn_geo {
+    int32_t rank;
+    int64_t numel, groups;
+    int64_t dims[HONE_RT_MAX_RANK], gstride[HONE_RT_MAX_RANK];
+} hone_rt_mvn_geo;
+/* y = (x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9) per group, double sums in
+ * element order; scratch holds 2 * groups doubles. */
+void hone_rt_mvn(const hone_rt_mvn_geo *m, const float *x, float *y, double *scratch);
+
+/* BatchNormalization with batch statistics over x[n, c, plane] (2c floats of
+ * scratch); each statistic output may be NULL: the running mean and variance
+ * blended with momentum (input * momentum + batch * (1 - momentum)), the
+ * batch mean and population variance. */
+void hone_rt_bn_batch(int64_t n, int64_t c, int64_t plane, const float *x, const float *scale,
+                      const float *bias, const float *mean_in, const float *var_in, float eps,
+                      float momentum, float *y, float *run_mean, float *run_var,
+                      float *batch_mean, float *batch_var, float *scratch);
+
+/* MaxPool over int8 (is_signed) or uint8 images through the float kernel;
+ * scratch holds the input and output as floats. */
+void hone_rt_maxpool_i8(const hone_rt_window *w, int64_t planes, int is_signed, const void *x,
+                        void *y, int64_t *idx, int col_major, float *scratch);
+
 #endif

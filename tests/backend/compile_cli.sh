@@ -83,16 +83,15 @@ check jit-latency 0 "latency (jit)" -- "$HONE" run "$M" --input "$X" --jit --rep
 cat >"$T/u.txt" <<'EOF'
 graph u (ir 8; ai.onnx 13) {
   input %x: f32[4,5]
-  const %k: i64[1] = [2]
-  %v: f32[4,2], %i: i64[4,2] = TopK(%x, %k)  # top
-  %e: f32[5,4] = Einsum(%x) {equation="ij->ji"}  # ein
-  output %v: f32[4,2]
-  output %e: f32[5,4]
+  %v: f32[3] = Unique(%x)  # uniq
+  %e: i64[2,7] = NonZero(%x)  # nz
+  output %v: f32[3]
+  output %e: i64[2,7]
 }
 EOF
 if "$HONE" opt "$T/u.txt" -O0 -o "$T/u.onnx" >/dev/null 2>&1; then
-  check unsupported 1 "2 nodes cannot be compiled: node 'top' (TopK)" -- "$HONE" compile "$T/u.onnx" -o "$T/u.so"
-  check unsupported-ein 1 "node 'ein' (Einsum)" -- "$HONE" compile "$T/u.onnx" -o "$T/u.so"
+  check unsupported 1 "2 nodes cannot be compiled: node 'uniq' (Unique)" -- "$HONE" compile "$T/u.onnx" -o "$T/u.so"
+  check unsupported-nz 1 "node 'nz' (NonZero): its output shape depends on the input values" -- "$HONE" compile "$T/u.onnx" -o "$T/u.so"
 else
   echo "note: the text IR reader is not in this build; unsupported-op checks skipped"
 fi

@@ -147,10 +147,38 @@ static bool shape_only_input(const hone_graph *g, const hone_value *v)
     return uses > 0;
 }
 
+/* True when graph input v is small (a scalar or a short vector, as sizes
+ * and counts are) and its value reaches a shape-deciding input through a
+ * chain of nodes (a window size cast and fed to Range): the shapes cannot be
+ * static unless it is bound, whatever else it feeds. */
+static bool shape_source_input(const hone_graph *g, const hone_value *v)
+{
+    if (v->rank > 1 || (v->rank == 1 && (v->dims[0] < 0 || v->dims[0] > HONE_MAX_RANK)))
+        return false;
+    bool *reach = calloc((size_t)g->n_values + 1, sizeof *reach), hit = false;
+    if (!reach)
+        return false;
+    reach[v->id] = true;
+    for (int k = 0; k < g->n_nodes && !hit; k++) { /* nodes are in topological order */
+        const hone_node *n = g->nodes[k];
+        bool any = false;
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] && reach[n->in[i]->id]) {
+                any = true;
+                hit = hit || hone_backend_shape_input(n, i);
+            }
+        for (int i = 0; i < n->n_out && any; i++)
+            if (n->out[i])
+                reach[n->out[i]->id] = true;
+    }
+    free(reach);
+    return hit;
+}
+
 /* Runs g on ins through the chosen backend. Compiled ones are specialised to
  * the inputs' shapes, and to the values of inputs that only decide shapes
- * (bound at compile time, as `hone compile --bind` does); the rest stay
- * run-time inputs. */
+ * or that small shape-deciding values derive from (bound at compile time, as
+ * `hone compile --bind` does); the rest stay run-time inputs. */
 static hone_status run_backend(hone_ctx *ctx, const hone_graph *g, const hone_tensor **ins,
                                hone_tensor **outs, const conf_opts *o)
 {
@@ -163,7 +191,8 @@ static hone_status run_backend(hone_ctx *ctx, const hone_graph *g, const hone_te
     const hone_tensor *rt[g->n_inputs + 1];
     int n_rt = 0;
     for (int i = 0; i < g->n_inputs; i++) {
-        if (shape_only_input(g, g->inputs[i]) && bo.n_bind < HONE_BACKEND_MAX_SHAPES) {
+        const hone_value *v = g->inputs[i];
+        if ((shape_only_input(g, v) || shape_source_input(g, v)) && bo.n_bind < HONE_BACKEND_MAX_SHAPES) {
             bo.bind[bo.n_bind].name = g->inputs[i]->name;
             bo.bind[bo.n_bind++].t = ins[i];
         } else {
