@@ -106,8 +106,8 @@ hone_status bk_lower_grid_sample(bk_lower *L)
                               hone_attr_str(L->node, "mode", "bilinear"),
                               hone_attr_str(L->node, "padding_mode", "zeros"));
     hone_rt_gs_geo g = {x->dims[0], x->dims[1], x->dims[2], x->dims[3], gr->dims[1], gr->dims[2],
-                            mode, pad, hone_attr_int(L->node, "align_corners", 0) != 0,
-                            x->dtype == HONE_DT_DOUBLE};
+                        mode, pad, hone_attr_int(L->node, "align_corners", 0) != 0,
+                        x->dtype == HONE_DT_DOUBLE};
     LLVMTypeRef pt[4] = {L->ptr, L->ptr, L->ptr, L->ptr};
     LLVMValueRef a[4] = {bk_global_bytes(L, &g, sizeof g, "gridsample"), L->in[0], L->in[1], L->out[0]};
     bk_call(L, "hone_rt_gridsample", L->vd, pt, 4, a);
@@ -217,6 +217,18 @@ static LLVMValueRef onehot_index(bk_lower *L, LLVMValueRef k, int64_t depth)
     return LLVMBuildSelect(L->b, small, LLVMBuildFPToSI(L->b, safe, L->i64, ""), bk_i64(L, depth), "");
 }
 
+/* *p = v when cond holds. */
+static void store_if(bk_lower *L, LLVMValueRef cond, LLVMValueRef v, LLVMValueRef p)
+{
+    LLVMBasicBlockRef wr = LLVMAppendBasicBlockInContext(L->c, L->fn, "write");
+    LLVMBasicBlockRef next = LLVMAppendBasicBlockInContext(L->c, L->fn, "next");
+    LLVMBuildCondBr(L->b, cond, wr, next);
+    LLVMPositionBuilderAtEnd(L->b, wr);
+    LLVMBuildStore(L->b, v, p);
+    LLVMBuildBr(L->b, next);
+    LLVMPositionBuilderAtEnd(L->b, next);
+}
+
 /* OneHot: indices[q..], depth, values[off, on] -> y with depth inserted at axis;
  * an index outside [-depth, depth) leaves its row all off. */
 hone_status bk_lower_onehot(bk_lower *L)
@@ -240,15 +252,11 @@ hone_status bk_lower_onehot(bk_lower *L)
                                    LLVMBuildICmp(L->b, LLVMIntSLT, j, bk_i64(L, depth), ""), "");
     LLVMValueRef neg = LLVMBuildICmp(L->b, LLVMIntSLT, j, bk_i64(L, 0), "");
     j = LLVMBuildSelect(L->b, neg, LLVMBuildAdd(L->b, j, bk_i64(L, depth), ""), j, "");
-    LLVMValueRef outer = LLVMBuildUDiv(L->b, k, bk_i64(L, inner), ""), in = LLVMBuildURem(L->b, k, bk_i64(L, inner), "");
-    LLVMValueRef at = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, LLVMBuildAdd(L->b, LLVMBuildMul(L->b, outer, bk_i64(L, depth), ""), j, ""),
-                                                      bk_i64(L, inner), ""), in, "");
-    LLVMBasicBlockRef wr = LLVMAppendBasicBlockInContext(L->c, L->fn, "write"), next = LLVMAppendBasicBlockInContext(L->c, L->fn, "next");
-    LLVMBuildCondBr(L->b, ok, wr, next);
-    LLVMPositionBuilderAtEnd(L->b, wr);
-    LLVMBuildStore(L->b, on, bk_gep(L, t, L->out[0], at));
-    LLVMBuildBr(L->b, next);
-    LLVMPositionBuilderAtEnd(L->b, next);
+    LLVMValueRef outer = LLVMBuildUDiv(L->b, k, bk_i64(L, inner), "");
+    LLVMValueRef in = LLVMBuildURem(L->b, k, bk_i64(L, inner), "");
+    LLVMValueRef row = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, outer, bk_i64(L, depth), ""), j, "");
+    LLVMValueRef at = LLVMBuildAdd(L->b, LLVMBuildMul(L->b, row, bk_i64(L, inner), ""), in, "");
+    store_if(L, ok, on, bk_gep(L, t, L->out[0], at));
     bk_loop_end(L, &lk);
     return HONE_OK;
 }
@@ -305,7 +313,8 @@ hone_status bk_lower_reverse_sequence(bk_lower *L)
                                      LLVMBuildICmp(L->b, LLVMIntSLE, len, bk_i64(L, T), ""), ""));
     LLVMValueRef t = bk_loop_begin(L, T, &lt);
     LLVMValueRef rev = LLVMBuildICmp(L->b, LLVMIntSLT, t, len, "");
-    LLVMValueRef src_t = LLVMBuildSelect(L->b, rev, LLVMBuildSub(L->b, LLVMBuildSub(L->b, len, bk_i64(L, 1), ""), t, ""), t, "");
+    LLVMValueRef mirror = LLVMBuildSub(L->b, LLVMBuildSub(L->b, len, bk_i64(L, 1), ""), t, "");
+    LLVMValueRef src_t = LLVMBuildSelect(L->b, rev, mirror, t, "");
     LLVMValueRef bo = LLVMBuildMul(L->b, b, bk_i64(L, bs * es), "");
     LLVMValueRef dst = LLVMBuildAdd(L->b, bo, LLVMBuildMul(L->b, t, bk_i64(L, ts * es), ""), "");
     LLVMValueRef src = LLVMBuildAdd(L->b, bo, LLVMBuildMul(L->b, src_t, bk_i64(L, ts * es), ""), "");
