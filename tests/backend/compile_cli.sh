@@ -60,9 +60,11 @@ check w-ext 0 "in $T/wx/clf.weights" -- "$HONE" compile "$M" -o "$T/wx/clf.so" $
 check w-header 0 "int clf_set_weights(const void \*blob, size_t size);" -- cat "$T/wx/clf.h"
 ok w-small -- test "$(stat -c %s "$T/wx/clf.so")" -lt "$(( $(stat -c %s "$T/we/clf.so") - 500000 ))"
 check w-magic 0 "HONEWTS1" -- head -c 8 "$T/wx/clf.weights"
+# a sanitizer build's runtime archive needs the sanitizer runtimes in the program too
+SAN=; nm "$HONE" 2>/dev/null | grep -q __asan_init && SAN="-fsanitize=address,undefined"
 if command -v cc >/dev/null; then
-  ok w-cc-embed -- cc -std=c11 -O1 -I"$T/we" "$SRC/tests/backend/weights_main.c" "$T/we/clf.so" -Wl,-rpath,"$T/we" -o "$T/we/main"
-  ok w-cc-ext -- cc -std=c11 -O1 -DEXT -I"$T/wx" "$SRC/tests/backend/weights_main.c" "$T/wx/clf.so" -Wl,-rpath,"$T/wx" -o "$T/wx/main"
+  ok w-cc-embed -- cc $SAN -std=c11 -O1 -I"$T/we" "$SRC/tests/backend/weights_main.c" "$T/we/clf.so" -Wl,-rpath,"$T/we" -o "$T/we/main"
+  ok w-cc-ext -- cc $SAN -std=c11 -O1 -DEXT -I"$T/wx" "$SRC/tests/backend/weights_main.c" "$T/wx/clf.so" -Wl,-rpath,"$T/wx" -o "$T/wx/main"
   "$T/we/main" "$IMG" > "$T/we/out.txt"
   check w-run 0 "set_weights codes 1 2 3 0" -- "$T/wx/main" "$IMG" "$T/wx/clf.weights"
   grep -v codes "$T/out" > "$T/wx/out.txt"

@@ -40,12 +40,18 @@ int main(int argc, char **argv)
     void *ws = aligned_alloc(64, CLF_WORKSPACE_SIZE ? CLF_WORKSPACE_SIZE : 64);
     clf_inputs in = {x};
     clf_outputs out = {y};
+    void *w = NULL;
 #ifdef EXT
-    if (clf_run(&in, &out, ws) != CLF_ERR_NO_WEIGHTS)
+    if (clf_run(&in, &out, ws) != CLF_ERR_NO_WEIGHTS) {
+        free(ws);
         return fprintf(stderr, "ran without weights\n"), 1;
-    void *w = argc > 2 ? read_all(argv[2], &n) : NULL;
-    if (!w || n != CLF_WEIGHTS_SIZE)
+    }
+    w = argc > 2 ? read_all(argv[2], &n) : NULL;
+    if (!w || n != CLF_WEIGHTS_SIZE) {
+        free(w);
+        free(ws);
         return fprintf(stderr, "cannot read the weights (%zu bytes)\n", n), 1;
+    }
     int codes[4];
     codes[0] = clf_set_weights(w, n - 1);
     ((char *)w)[0] ^= 1;
@@ -56,12 +62,16 @@ int main(int argc, char **argv)
     ((char *)w)[9] ^= 1;
     codes[3] = clf_set_weights(w, n);
     printf("set_weights codes %d %d %d %d\n", codes[0], codes[1], codes[2], codes[3]);
-    if (codes[3])
+    if (codes[3]) {
+        free(w);
+        free(ws);
         return 1;
+    }
 #endif
     int rc = clf_run(&in, &out, ws);
     for (int i = 0; i < CLF_LOGITS_NUMEL; i++)
         printf("%.9g\n", y[i]);
     free(ws);
+    free(w);
     return rc;
 }
