@@ -541,5 +541,7 @@ hone_status hone_pass_abm(hone_pass_ctx *pc, hone_graph *g)
     hone_pass_detail(pc, "]");
     hone_pass_note(pc, "modules", made);
     hone_graph_update_uses(g);
+    if (made)
+        hone_graph_remove_dead(g);    /* the replaced convs' weights */
     return finetune(&m, g);
 }
