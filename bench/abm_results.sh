@@ -12,7 +12,7 @@
 # trained ABM models.
 #
 # usage: bench/abm_results.sh        (writes the section into docs/RESULTS.md)
-# env:   STEPS (360) LR (0.01) BATCH (16) VAL (300) SEEDS ("1") AIN_SEEDS (SEEDS)
+# env:   STEPS (150) LR (0.01) BATCH (16) VAL (200) THREADS (2: OpenBLAS threads per job) SEEDS ("1") AIN_SEEDS (SEEDS)
 #        REPEAT (50) HONE (build/hone) LATENCY (build/bench/latency) OUT (docs/RESULTS.md)
 #        HONE_SHARED (../shared, else /work/shared)
 #        ORT_NODE_MODULES (bench/node_modules, else /work/main/bench/node_modules)
@@ -23,7 +23,7 @@ cd "$ROOT"
 SHARED=${HONE_SHARED:-$ROOT/../shared}
 [ -d "$SHARED/models" ] || SHARED=/work/shared
 HONE=${HONE:-build/hone}; LATENCY=${LATENCY:-build/bench/latency}
-STEPS=${STEPS:-360}; LR=${LR:-0.01}; BATCH=${BATCH:-16}; VAL=${VAL:-300}
+STEPS=${STEPS:-150}; LR=${LR:-0.01}; BATCH=${BATCH:-16}; VAL=${VAL:-200}; THREADS=${THREADS:-2}
 SEEDS=${SEEDS:-1}; AIN_SEEDS=${AIN_SEEDS:-$SEEDS}; REPEAT=${REPEAT:-50}
 OUT=${OUT:-docs/RESULTS.md}
 D=$SHARED/data/moving_fmnist; M=$SHARED/models/mfmnist_tsn.onnx
@@ -38,7 +38,7 @@ START=$(date +%s)
 log() { echo "[abm_results $(( $(date +%s) - START ))s] $*" >&2; }
 
 LIM=(); [ -n "${LIMIT:-}" ] && LIM=(--limit "$LIMIT")   # smoke runs of this script only
-top1() { OPENBLAS_NUM_THREADS=1 nice -n 5 "$HONE" eval "$1" --data "$D/test_x.npy" \
+top1() { OPENBLAS_NUM_THREADS=$THREADS nice -n 5 "$HONE" eval "$1" --data "$D/test_x.npy" \
            --labels "$D/test_y.npy" "${NORM[@]}" --batch 50 "${LIM[@]}" |
          awk '/^top1/ {print $2}'; }
 params() { "$HONE" stats "$1" | awk '/^parameters/ {print $2}'; }
@@ -58,13 +58,13 @@ for s in $AIN_SEEDS; do
   ROWS+=("ain_s$s|abm{variant=a-in,beta=0.125,steps=$STEPS,batch=$BATCH,lr=$LR,seed=$s}|ABM-A-in (beta 1/8), seed $s")
 done
 
-# Training and scoring run as parallel jobs (one OpenBLAS thread each): accuracy does not
+# Training and scoring run as parallel jobs (THREADS OpenBLAS threads each): accuracy does not
 # depend on it, and the shared machine gives each job its share. Latencies are measured
 # afterwards, one model at a time.
 train_row() { # name pipeline
   local name=$1 pipe=$2 t
   t=$(date +%s.%N)
-  OPENBLAS_NUM_THREADS=1 nice -n 5 "$HONE" opt "$M" --passes="$pipe" --data "$D/train_x.npy" \
+  OPENBLAS_NUM_THREADS=$THREADS nice -n 5 "$HONE" opt "$M" --passes="$pipe" --data "$D/train_x.npy" \
     --labels "$D/train_y.npy" "${NORM[@]}" "${LIM[@]}" --val-split "$VAL" --report "$W/$name.json" \
     -o "$W/$name.onnx" 2>"$W/$name.log"
   awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN {printf "%.0f", b - a}' > "$W/$name.secs"
@@ -147,7 +147,7 @@ FLOPs are per clip (8 frames); latency is the hone-compiled model (\`hone compil
 \`bench/latency\`, 1 thread, median of $REPEAT runs, one clip) and its ratio to the TSN
 compiled and timed in the same run (the TSN timed again after all rows: $L1 ms); pass time
 is the wall time of \`hone opt\` with the pass (fine-tuning and the held-out scoring before
-and after), with the rows trained as parallel jobs of one thread each on the 2 shared cores.
+and after), with the rows trained as parallel jobs ($THREADS threads each) on the 2 shared cores.
 
 | model | held-out top-1 ($VAL train clips, before -> after) | test top-1 (2,000 clips) | params | FLOPs/clip | latency ms/clip | vs TSN | pass time s |
 |---|---|---|---|---|---|---|---|

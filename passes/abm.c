@@ -423,6 +423,15 @@ static hone_status convert(abm *m, const abm_block *b, int64_t k)
 
 /* ---------- fine-tuning ---------- */
 
+/* A progress line every 25 steps and at the last one. */
+static void on_step(void *user, const hone_fit_step_info *info)
+{
+    if ((info->step + 1) % 25 && info->step + 1 != info->steps)
+        return;
+    hone_pass_log(user, "step %lld/%lld loss %.4f lr %.2g (%.0f s)", (long long)info->step + 1,
+                  (long long)info->steps, info->loss, info->lr, info->elapsed_s);
+}
+
 static hone_status finetune(abm *m, hone_graph *g)
 {
     hone_pass_ctx *pc = m->pc;
@@ -452,6 +461,8 @@ static hone_status finetune(abm *m, hone_graph *g)
     fs.batch = hone_pass_opt_int(pc, "batch");
     fs.seed = (uint64_t)hone_pass_opt_int(pc, "seed");
     fs.val_split = d->val_split;
+    fs.on_step = on_step;
+    fs.user = pc;
     hone_graph *teacher = NULL;
     if (!d->labels) {
         teacher = hone_graph_clone(g);
