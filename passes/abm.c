@@ -391,12 +391,6 @@ static hone_status convert(abm *m, const abm_block *b, int64_t k)
     hone_value *x = c1->in[0], *y = c1->out[0];
     int64_t C = x->dims[1], H = x->dims[2], W = x->dims[3], T = m->T;
     m->prefix = c1->name;
-    hone_tensor *wm = NULL, *bm = NULL, *wa = NULL, *ba = NULL;
-    hone_status st = module_weights(m, c1, k, &wm, &bm, &wa, &ba);
-    if (st) {
-        hone_tensor_free(wm), hone_tensor_free(bm), hone_tensor_free(wa), hone_tensor_free(ba);
-        return st;
-    }
     hone_value *r = reshape(m, x, 5, (int64_t[]){-1, T, C, H, W}, "clips");
     hone_value *s = k < C ? slice(m, r, C - k, C, 2, "tail") : r;
     hone_value *prev = shift(m, slice(m, s, 0, T - 1, 1, "upto_last"), true, "prev");
@@ -408,13 +402,19 @@ static hone_status convert(abm *m, const abm_block *b, int64_t k)
     hone_value *x3 = reshape(m, cat->out[0], 4, (int64_t[]){-1, C + 2 * k, H, W}, "frames");
     if (!x3)
         return m->ctx->status ? m->ctx->status : HONE_ERR_NOMEM;
-    hone_value *main = conv_like(m, c1, x3, wm, bm, "main");
-    hone_value *aux = conv_like(m, c1, x3, wa, ba, "aux");
+    hone_tensor *wm = NULL, *bm = NULL, *wa = NULL, *ba = NULL;
+    hone_status st = module_weights(m, c1, k, &wm, &bm, &wa, &ba);
+    if (st) {
+        hone_tensor_free(wm), hone_tensor_free(bm), hone_tensor_free(wa), hone_tensor_free(ba);
+        return st;
+    }
+    hone_value *main_out = conv_like(m, c1, x3, wm, bm, "main");
+    hone_value *aux_out = conv_like(m, c1, x3, wa, ba, "aux");
     hone_node *mul = hone_graph_add_node(m->g, "Mul", "",
                                          hone_arena_printf(m->g->arena, "%s/abm_mul", c1->name),
                                          2, 1);
-    mul->in[0] = main;
-    mul->in[1] = aux;
+    mul->in[0] = main_out;
+    mul->in[1] = aux_out;
     mul->out[0] = y;
     c1->out[0] = hone_graph_new_value(m->g, NULL);
     hone_pass_remove_node(m->g, c1);
