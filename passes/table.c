@@ -65,6 +65,31 @@ const hone_pass_info hone_pass_table[] = {
      {{"samples", HONE_OPT_INT, "1024", "calibration samples used for the statistics"},
       {"epsilon", HONE_OPT_FLOAT, "1e-05", "epsilon of the inserted BatchNormalization nodes"},
       {"skip", HONE_OPT_STRING, "", "comma-separated Conv node names left alone"}}},
+    {"abm",
+     "Approximated bilinear modules (ABM, arXiv 2007.12887) for frame-level video models: finds "
+     "the frame layout (B*T,C,H,W) and the temporal head, turns the first conv of chosen residual "
+     "blocks into a temporal bilinear module (main conv over frames t, t-1, t+1 with the "
+     "pretrained kernel at the centre, times an auxiliary conv with weights 0 and bias 1; exact "
+     "at insertion) and fine-tunes with SGD on --data/--labels (label-free: distils from the "
+     "original).",
+     hone_pass_abm, "a Reshape [N,T,...] -> [N*T,...] (or frames=) and a ReduceMean over T; "
+     "residual blocks Conv-Relu-Conv-Add; --data for fine-tuning",
+     {{"frames", HONE_OPT_INT, "0", "frames per clip T; 0: inferred from the frame reshape"},
+      {"variant", HONE_OPT_STRING, "c-in", "c-in (all channels of frames t-1, t+1) or a-in "
+       "(their last beta*C channels)"},
+      {"beta", HONE_OPT_FLOAT, "0.125", "a-in: share of channels taken from each neighbour frame"},
+      {"blocks", HONE_OPT_STRING, "paper", "paper (stage 1 untouched, and the first block of each "
+       "later stage; all blocks when that leaves none), all, none (the naive ablation: fine-tune "
+       "only), or block numbers \"1,2\" (0-based, graph order)"},
+      {"epochs", HONE_OPT_INT, "1", "fine-tuning epochs over the training clips; 0 with steps=0: "
+       "no training"},
+      {"steps", HONE_OPT_INT, "0", "> 0: fine-tune this many SGD steps instead of epochs"},
+      {"batch", HONE_OPT_INT, "16", "clips per step"},
+      {"lr", HONE_OPT_FLOAT, "0.001", "SGD learning rate (cosine schedule)"},
+      {"momentum", HONE_OPT_FLOAT, "0.9", "SGD momentum"},
+      {"wd", HONE_OPT_FLOAT, "0.0005", "weight decay"},
+      {"clip", HONE_OPT_FLOAT, "20", "global gradient-norm bound"},
+      {"seed", HONE_OPT_INT, "1", "shuffling seed"}}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);
