@@ -137,6 +137,7 @@ static const bk_rule rules[] = {
     {"", "Resize", bk_lower_resize, NULL},
     {"", "Upsample", bk_lower_resize, NULL},
     {"", "ConstantOfShape", bk_lower_constant_of_shape, NULL},
+    {"hone", "BinaryConv", bk_lower_binary_conv, bk_scratch_binary_conv},
 };
 
 const bk_rule *bk_rule_find(const hone_node *n)
