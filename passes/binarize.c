@@ -633,8 +633,10 @@ static double held_out(bz *b, const hone_graph *m, const hone_fit_data *fd,
 {
     hone_fit_metric kind;
     double v = NAN;
-    if (hone_fit_evaluate(b->ctx, m, fd, f, &kind, &v))
+    if (hone_fit_evaluate(b->ctx, m, fd, f, &kind, &v)) {
+        hone_pass_log(b->pc, "held-out metric failed: %s", b->ctx->msg);
         return NAN;
+    }
     return v;
 }
 
@@ -681,6 +683,8 @@ hone_status hone_pass_binarize(hone_pass_ctx *pc, hone_graph *g)
     if (hone_pass_opt_bool(pc, "unfold-bn"))
         st = hone_unfold_bn(pc->ctx, g, d->x, hone_pass_opt_int(pc, "samples"), 1e-5, select_conv,
                             &b, &unfolded);
+    if (!st)
+        st = hone_graph_toposort(pc->ctx, g);
     if (!st)
         find_layers(&b);
     b.trainable = calloc((size_t)(3 * b.n + 1), sizeof *b.trainable);

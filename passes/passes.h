@@ -233,6 +233,13 @@ hone_status hone_unfold_bn(hone_ctx *ctx, hone_graph *g, const hone_tensor *x, i
                            double eps, bool (*select)(const hone_node *, void *), void *user,
                            int *count);
 
+/* binary_portable.c: rewrites every hone.BinaryConv as standard ONNX (a float
+ * Conv with +-alpha weights, its input through Where(Less(X, T), -1, 1) when
+ * the activations are binary), for ONNX Runtime; the hone opset stays
+ * declared only while hone-domain nodes remain. *count (may be NULL)
+ * receives the number rewritten. */
+hone_status hone_binary_to_onnx(hone_ctx *ctx, hone_graph *g, int *count);
+
 /* ===================== symdim.c: symbolic dimension algebra ===================== */
 
 /* A dimension as coef * product of symbols (exponents per graph symbol); the
