@@ -94,7 +94,7 @@ last=lns_sign_s${SEEDS##* }
 mkdir -p "$T/hone_out" "$T/ort_out"
 "$HONE" run "$T/$last.onnx" --input "$T/x64.npy" --output-dir "$T/hone_out" >/dev/null
 ort="not run (bench/node_modules lacks onnxruntime-node: run bench/setup.sh)"
-NODE_PATH=${NODE_PATH:-$PWD/bench/node_modules:$(git rev-parse --show-toplevel)/../main/bench/node_modules}
+NODE_PATH=${NODE_PATH:-$PWD/bench/node_modules:${ORT_MODULES:-/work/main/bench/node_modules}}
 if NODE_PATH=$NODE_PATH node -e "require('onnxruntime-node')" 2>/dev/null; then
   NODE_PATH=$NODE_PATH node bench/ort_run.js "$T/portable.onnx" "$T/ort_out" input="$T/x64.npy" >/dev/null
   ort=$($PY - "$T/hone_out" "$T/ort_out" <<'EOF'
