@@ -440,12 +440,58 @@ static void test_noisy_label_loss(void **state)
     hone_graph_free(g);
 }
 
+/* train.h extra_loss: the trainer's loss is the main term plus the named scalar. */
+static void test_trainer_extra_loss(void **state)
+{
+    (void)state;
+    int64_t wd[2] = {3, 4}, xd[2] = {2, 4}, ld[1] = {2};
+    float losses[2];
+    for (int with = 0; with < 2; with++) {
+        rng = 5;
+        hone_graph *g = new_graph();
+        hone_value *x = hone_graph_new_value(g, "x");
+        x->dtype = HONE_DT_FLOAT;
+        x->rank = 2;
+        memcpy(x->dims, xd, sizeof xd);
+        hone_graph_add_input(g, x);
+        hone_value *w = cst(g, "w", rand_f32(2, wd, 1.0)), *w0 = cst(g, "w0", rand_f32(2, wd, 1.0));
+        hone_node *gm = node(g, "", "Gemm", 2, (hone_value *[]){x, w}, 1);
+        hone_node_set_attr_int(g, gm, "transB", 1);
+        hone_graph_add_output(g, gm->out[0]);
+        hone_node *r = node(g, "hone", "NoisyLabelLoss", 2, (hone_value *[]){w, w0}, 2);
+        hone_node_set_attr_float(g, r, "rho", 0.1f);
+        r->out[0] = hone_graph_new_value(g, "reg");
+        hone_ctx ctx;
+        hone_ctx_init(&ctx);
+        assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+        hone_train_spec sp;
+        hone_train_spec_init(&sp);
+        sp.extra_loss = with ? "reg" : NULL;
+        hone_trainer *t;
+        if (hone_trainer_new(&ctx, g, &sp, &t))
+            fail_msg("trainer: %s", ctx.msg);
+        hone_tensor *xt = rand_f32(2, xd, 1.0), *lab;
+        assert_int_equal(hone_tensor_new(&ctx, HONE_DT_INT64, 1, ld, &lab), HONE_OK);
+        ((int64_t *)lab->data)[0] = 1;
+        ((int64_t *)lab->data)[1] = 2;
+        assert_int_equal(hone_trainer_step(t, xt, lab, NULL, &losses[with]), HONE_OK);
+        if (with)
+            losses[0] += (float)noisy_loss(w->data->data, w0->data->data, 12, 0.1);
+        hone_tensor_free(xt);
+        hone_tensor_free(lab);
+        hone_trainer_free(t);
+        hone_graph_free(g);
+    }
+    assert_true(fabs(losses[1] - losses[0]) < 1e-5 * (1 + fabs(losses[0])));
+}
+
 /* ===================== the pass ===================== */
 
-/* The first n Fashion-MNIST training images, normalised, or NULL (skip) when absent. */
+/* The first n Fashion-MNIST test images (the smaller file; here only data for the pass),
+ * normalised, or NULL (skip) when absent. */
 static hone_tensor *fmnist(int64_t n, const hone_graph *g)
 {
-    const char *path = "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz";
+    const char *path = "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz";
     hone_ctx ctx;
     hone_ctx_init(&ctx);
     hone_tensor *raw, *x;
@@ -560,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_jit_matches_interp),
         cmocka_unit_test(test_sign_ste_backward),
         cmocka_unit_test(test_noisy_label_loss),
+        cmocka_unit_test(test_trainer_extra_loss),
         cmocka_unit_test(test_pass_lns_w1a1),
         cmocka_unit_test(test_pass_ste_w1),
         cmocka_unit_test(test_pass_bad_options),
