@@ -8,6 +8,8 @@
 # run), and pass time; then the compiled binary-conv microbenchmark (bench/binconv_bench)
 # and an ONNX Runtime cross-check of one `hone opt --portable` model.
 #
+# A rerun replaces the whole section, the hand-written notes after the tables included.
+#
 # usage: bench/binarize_results.sh        (from a built tree: build/hone, build/bench/*)
 # env:   STEPS (150) SEEDS ("1") BATCH (64) VAL (2000) REPEAT (200) HONE LATENCY BENCH
 #        RESULTS (docs/RESULTS.md) KEEP (a directory to keep the models in)
