@@ -366,6 +366,9 @@ size_t bk_scratch_conv(const bk_model *m, const hone_node *n);
 size_t bk_scratch_conv_transpose(const bk_model *m, const hone_node *n);
 size_t bk_scratch_instancenorm(const bk_model *m, const hone_node *n);
 size_t bk_scratch_layernorm(const bk_model *m, const hone_node *n);
+/* lower_binary.c: hone.BinaryConv through runtime/binconv.c. */
+hone_status bk_lower_binary_conv(bk_lower *L);
+size_t bk_scratch_binary_conv(const bk_model *m, const hone_node *n);
 
 hone_status bk_lower_unary(bk_lower *L);
 hone_status bk_lower_binary(bk_lower *L);

@@ -149,6 +149,7 @@ static const bk_rule rules[] = {
     {"", "Unique", bk_lower_data_dependent, NULL},
     {"", "NonZero", bk_lower_data_dependent, NULL},
     {"", "Compress", bk_lower_data_dependent, NULL},
+    {"hone", "BinaryConv", bk_lower_binary_conv, bk_scratch_binary_conv},
 };
 
 const bk_rule *bk_rule_find(const hone_node *n)

@@ -223,6 +223,7 @@ hone_status hone_pass_fuse_conv(hone_pass_ctx *pc, hone_graph *g);        /* fus
 hone_status hone_pass_recalibrate_bn(hone_pass_ctx *pc, hone_graph *g); /* train/bnstat.c */
 hone_status hone_pass_unfold_bn(hone_pass_ctx *pc, hone_graph *g);        /* unfold_bn.c */
 hone_status hone_pass_abm(hone_pass_ctx *pc, hone_graph *g);              /* abm.c */
+hone_status hone_pass_binarize(hone_pass_ctx *pc, hone_graph *g);        /* binarize.c */
 
 /* unfold_bn.c as a library call for method passes: inserts a function-
  * preserving BatchNormalization after every Conv (constant float weights, no
@@ -232,6 +233,13 @@ hone_status hone_pass_abm(hone_pass_ctx *pc, hone_graph *g);              /* abm
 hone_status hone_unfold_bn(hone_ctx *ctx, hone_graph *g, const hone_tensor *x, int64_t samples,
                            double eps, bool (*select)(const hone_node *, void *), void *user,
                            int *count);
+
+/* binary_portable.c: rewrites every hone.BinaryConv as standard ONNX (a float
+ * Conv with +-alpha weights, its input through Where(Less(X, T), -1, 1) when
+ * the activations are binary), for ONNX Runtime; the hone opset stays
+ * declared only while hone-domain nodes remain. *count (may be NULL)
+ * receives the number rewritten. */
+hone_status hone_binary_to_onnx(hone_ctx *ctx, hone_graph *g, int *count);
 
 /* ===================== symdim.c: symbolic dimension algebra ===================== */
 

@@ -90,6 +90,30 @@ const hone_pass_info hone_pass_table[] = {
       {"wd", HONE_OPT_FLOAT, "0.0005", "weight decay"},
       {"clip", HONE_OPT_FLOAT, "20", "global gradient-norm bound"},
       {"seed", HONE_OPT_INT, "1", "shuffling seed"}}},
+    {"binarize",
+     "Binarizes conv weights (W1) or weights and activations (W1A1) by training: a learned "
+     "mapping net from each filter to its binary version supervised by sign(W) as a noisy "
+     "label (lns, arXiv 2010.04871), or the straight-through sign (ste); label-free "
+     "distillation from the input model, CE + KD with --labels. Writes hone.BinaryConv "
+     "(bit-packed weights, per-channel scale, BN folded in).",
+     hone_pass_binarize, "--data (and optionally --labels); constant 2-D Conv weights, group 1",
+     {{"method", HONE_OPT_STRING, "lns", "lns (learned mapping, noisy-label loss) or ste "
+       "(sign with straight-through estimator, the ablation)"},
+      {"acts", HONE_OPT_STRING, "fp", "fp (W1: float activations) or sign (W1A1: sign of the "
+       "input against a learned per-channel threshold)"},
+      {"scale", HONE_OPT_STRING, "channel", "alpha: channel (mean |W| per output channel) or "
+       "learned (trained, started there)"},
+      {"lambda", HONE_OPT_FLOAT, "0.05", "weight of the noisy-label loss (lns)"},
+      {"rho", HONE_OPT_FLOAT, "0.05", "assumed label-noise rate of sign(W), in [0, 0.5) (lns)"},
+      {"steps", HONE_OPT_INT, "300", "training budget in optimiser steps"},
+      {"batch", HONE_OPT_INT, "64", "training batch size"},
+      {"lr", HONE_OPT_FLOAT, "0.0005", "Adam learning rate (cosine to 0)"},
+      {"seed", HONE_OPT_INT, "1", "shuffling and mapping-net initialisation seed"},
+      {"first", HONE_OPT_BOOL, "false", "also binarize the first conv (reads the model input)"},
+      {"downsample", HONE_OPT_BOOL, "false", "also binarize 1x1 (downsample) convs"},
+      {"unfold-bn", HONE_OPT_BOOL, "true", "re-insert BN after each binarized conv before "
+       "training (folded into the binary conv's scale and bias at the end)"},
+      {"samples", HONE_OPT_INT, "512", "calibration samples for BN statistics and thresholds"}}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);

@@ -326,5 +326,33 @@ void hone_rt_bn_batch(int64_t n, int64_t c, int64_t plane, const float *x, const
  * scratch holds the input and output as floats. */
 void hone_rt_maxpool_i8(const hone_rt_window *w, int64_t planes, int is_signed, const void *x,
                         void *y, int64_t *idx, int col_major, float *scratch);
+/* ===================== binconv.c: binary convolution (hone.BinaryConv) ===================== */
+
+/* Bytes of one packed sign row of k weights. */
+size_t hone_rt_binconv_row_bytes(int64_t k);
+/* bits[r] = signs of w[r, 0..k) (bit j at byte j>>3, bit j&7; 1 for w >= 0, i.e. +1). */
+void hone_rt_binconv_pack_signs(const float *w, int64_t rows, int64_t k, uint8_t *bits);
+/* Bit j of packed row `row` of a matrix of k-bit rows. */
+int hone_rt_binconv_bit(const uint8_t *bits, int64_t k, int64_t row, int64_t j);
+/* uint64 words of the XNOR kernel's weight layout for m filters of c channels and taps taps. */
+size_t hone_rt_binconv_xnor_weights_count(int64_t c, int64_t m, int64_t taps);
+/* Repacks packed sign rows (k = c*taps bits, ONNX weight order) into that layout. */
+void hone_rt_binconv_xnor_weights(int64_t c, int64_t m, int64_t taps, const uint8_t *bits,
+                                  uint64_t *wp);
+/* Scratch bytes of hone_rt_binconv_xnor (2-D window). */
+size_t hone_rt_binconv_xnor_scratch(const hone_rt_window *w, int64_t c, int64_t m);
+/* W1A1: y[n,m,oh,ow] = alpha * sum over in-image taps of sign(w) * (x >= thresh ? 1 : -1)
+ * + bias, by XNOR and popcount; thresh and bias may be NULL (0). */
+void hone_rt_binconv_xnor(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                          const uint64_t *wp, const float *alpha, const float *bias,
+                          const float *thresh, const float *x, float *y, void *scratch);
+/* "avx512-vpopcntdq", "popcnt" or "portable": the popcount the XNOR kernel uses here. */
+const char *hone_rt_binconv_popcount_kind(void);
+/* Scratch bytes of hone_rt_binconv_w1 (2-D window). */
+size_t hone_rt_binconv_w1_scratch(const hone_rt_window *w, int64_t c);
+/* W1: y = alpha * sum over taps of sign(w) * x + bias from the packed bits, no fp32 weights. */
+void hone_rt_binconv_w1(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                        const uint8_t *bits, const float *alpha, const float *bias, const float *x,
+                        float *y, void *scratch);
 
 #endif

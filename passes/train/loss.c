@@ -145,6 +145,18 @@ static hone_value *feature_term(hone_ctx *ctx, hone_graph *g, const hone_train_s
     return hone_loss_dist(g, a, b, false);
 }
 
+/* *loss += the scalar value named name (a regulariser the model computes). */
+static hone_status add_extra(hone_ctx *ctx, hone_graph *g, const char *name, hone_value **loss)
+{
+    hone_value *v = hone_graph_find(g, name);
+    if (!v || v->dtype != HONE_DT_FLOAT || v->rank != 0)
+        return hone_fail(ctx, HONE_ERR_ARG, "extra loss '%s' is not a float scalar of the model",
+                         name);
+    hone_value *terms[2] = {*loss, v};
+    *loss = hone_loss_mix(g, 2, terms, (const float[]){1.0f, 1.0f});
+    return HONE_OK;
+}
+
 hone_status hone_loss_build(hone_ctx *ctx, hone_graph *g, const hone_train_spec *spec,
                             hone_value *out, hone_loss_inputs *in, hone_value **loss)
 {
@@ -165,5 +177,5 @@ hone_status hone_loss_build(hone_ctx *ctx, hone_graph *g, const hone_train_spec 
         return hone_fail(ctx, HONE_ERR_ARG, "the loss has no term (no main loss, no feature)");
     w[0] = n == 2 || spec->loss != HONE_LOSS_NONE ? 1.0f : spec->feat_weight;
     *loss = hone_loss_mix(g, n, terms, w);
-    return HONE_OK;
+    return spec->extra_loss ? add_extra(ctx, g, spec->extra_loss, loss) : HONE_OK;
 }

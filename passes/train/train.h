@@ -66,6 +66,9 @@ typedef struct hone_train_spec {
     const char *feat_student;
     const char *feat_teacher;
     float feat_weight;        /* default 1 */
+    /* A float scalar value of the model added to the loss as it is (a pass's
+     * regulariser built into the graph, e.g. binarize's noisy-label term), or NULL. */
+    const char *extra_loss;
 } hone_train_spec;
 
 void hone_train_spec_init(hone_train_spec *s);
