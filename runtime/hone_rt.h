@@ -219,4 +219,21 @@ void hone_rt_softmax_grad(int log_softmax, int64_t outer, int64_t len, int64_t i
 void hone_rt_resample_adjoint(int64_t outer, int64_t out_len, int64_t in_len, int64_t inner,
                               const int64_t *idx, const float *w, const float *dy, float *dx);
 
+/* ===================== adder.c: AdderNet layers (hone.Adder2d) ===================== */
+
+/* Floats of scratch hone_rt_adder needs for tiles of `cols` window positions. */
+size_t hone_rt_adder_scratch(const hone_rt_window *w, int64_t c, int64_t groups, int64_t cols);
+/* Adder2d: y[n,m,out...] = -sum over (c/groups, k...) of |x patch - wt[m]| (padding counts as
+ * 0), im2col tiles of at most `cols` window positions; the threads of its own pool. */
+void hone_rt_adder(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                   const float *x, const float *wt, float *y, float *scratch, int64_t cols);
+/* Floats of scratch hone_rt_adder_grad needs. */
+size_t hone_rt_adder_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups,
+                                  int64_t cols);
+/* AdderNet's backward: dw = sum (x - w) dy (full precision), dx = sum clamp(w - x, -1, 1) dy
+ * (HardTanh); dx or dw may be NULL (not wanted). */
+void hone_rt_adder_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                        const float *x, const float *wt, const float *dy, float *dx, float *dw,
+                        float *scratch, int64_t cols);
+
 #endif
