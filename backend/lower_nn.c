@@ -92,6 +92,11 @@ static int64_t conv_tile_cols(const hone_rt_window *w, int64_t c, int64_t g)
     return cols < total ? cols : total;
 }
 
+int64_t bk_conv_tile_cols(const hone_rt_window *w, int64_t c, int64_t g)
+{
+    return conv_tile_cols(w, c, g);
+}
+
 size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
 {
     hone_ctx ctx;

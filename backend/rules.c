@@ -137,6 +137,9 @@ static const bk_rule rules[] = {
     {"", "Resize", bk_lower_resize, NULL},
     {"", "Upsample", bk_lower_resize, NULL},
     {"", "ConstantOfShape", bk_lower_constant_of_shape, NULL},
+    /* AdderNet (lower_adder.c) */
+    {"hone", "Adder2d", bk_lower_adder, bk_scratch_adder},
+    {"hone", "SignedPower", bk_lower_signed_power, NULL},
 };
 
 const bk_rule *bk_rule_find(const hone_node *n)

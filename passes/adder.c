@@ -492,7 +492,14 @@ static hone_status calibrate_widths(run *r, hone_graph *c, double sigma, int64_t
     return st;
 }
 
-/* The student + teacher graph the trainer trains (output 0: the student's). */
+/* Whether training reads the teacher: distillation, or no labels and no targets. */
+static bool uses_teacher(const run *r)
+{
+    return r->pkkd || r->logits || (!r->d->labels && !r->d->targets);
+}
+
+/* The student + teacher graph the trainer trains (output 0: the student's);
+ * the student alone when nothing distils (kd=none with labels or targets). */
 static hone_status build_combined(run *r, const hone_graph *g, const hone_graph *t, double sigma,
                                   int64_t samples, hone_graph **out)
 {
@@ -501,6 +508,8 @@ static hone_status build_combined(run *r, const hone_graph *g, const hone_graph 
     for (int i = 1; i < c->n_outputs; i++)
         c->outputs[i]->flags &= ~HONE_VAL_OUTPUT;
     c->n_outputs = 1;
+    if (!uses_teacher(r))
+        return HONE_OK;
     hone_value *to = append_teacher(r, c, t);
     r->t_out = to->name;
     hone_graph_add_output(c, to);
@@ -587,6 +596,15 @@ static hone_status scale_grads(void *user, hone_trainer *tr, hone_tensor *const 
     return HONE_OK;
 }
 
+/* Progress line every 50 steps. */
+static void on_step(void *user, const hone_fit_step_info *in)
+{
+    run *r = user;
+    if ((in->step + 1) % 50 == 0 || in->step + 1 == in->steps)
+        hone_pass_log(r->pc, "step %lld/%lld loss %.4f lr %.4g (%.0f s)", (long long)in->step + 1,
+                      (long long)in->steps, in->loss, in->lr, in->elapsed_s);
+}
+
 static void fit_spec(run *r, hone_fit_spec *f, const hone_graph *teacher)
 {
     const hone_pass_ctx *pc = r->pc;
@@ -603,9 +621,10 @@ static void fit_spec(run *r, hone_fit_spec *f, const hone_graph *teacher)
     f->train.n_frozen = r->n_frozen;
     f->train.trainable = r->trainable;
     f->train.n_trainable = r->n_trainable;
-    f->train.extra_loss = extra_terms;
+    f->train.extra_loss = uses_teacher(r) ? extra_terms : NULL;
     f->train.extra_user = r;
     f->before_update = scale_grads;
+    f->on_step = on_step;
     f->user = r;
 }
 
@@ -642,15 +661,35 @@ static hone_status parse_kd(run *r)
     return HONE_OK;
 }
 
-/* One JSON object per converted layer for --report. */
-static void report_layers(run *r)
+/* JSON number, or null for NaN. */
+static const char *num(double v, char *buf, size_t n)
 {
-    for (int i = 0; i < r->n; i++) {
+    if (isnan(v))
+        return "null";
+    snprintf(buf, n, "%.6g", v);
+    return buf;
+}
+
+/* The pass's --report detail: metrics, then one entry per converted layer. */
+static void report(run *r, const char *metric, const double *m, const hone_fit_result *res)
+{
+    size_t cap = 256 + (size_t)r->n * 200, len = 0;
+    char *s = malloc(cap), b[3][32];
+    HONE_ASSERT(s);
+    len += (size_t)snprintf(s, cap, "{\"metric\":\"%s\",\"cnn\":%s,\"converted\":%s,"
+                            "\"trained\":%s,\"steps\":%lld,\"train_s\":%.3f,\"layers\":[",
+                            metric, num(m[0], b[0], 32), num(m[1], b[1], 32), num(m[2], b[2], 32),
+                            (long long)res->steps, res->train_s);
+    for (int i = 0; i < r->n && len < cap; i++) {
         const layer *l = &r->l[i];
-        hone_pass_detail(r->pc, "{\"layer\":\"%s\",\"matched\":%s,\"mean_abs_y\":%.6g,"
-                         "\"mean_d2\":%.6g}", l->name, l->matched ? "true" : "false", l->mean_y,
-                         l->mean_d2);
+        len += (size_t)snprintf(s + len, cap - len, "%s{\"layer\":\"%s\",\"pkkd\":%s,"
+                                "\"mean_abs_y\":%.6g,\"mean_d2\":%.6g}", i ? "," : "", l->name,
+                                l->matched && r->pkkd ? "true" : "false", l->mean_y, l->mean_d2);
     }
+    if (len < cap)
+        snprintf(s + len, cap - len, "]}");
+    hone_pass_detail(r->pc, "%s", s);
+    free(s);
 }
 
 /* Converts, calibrates and trains; g becomes the adder network. */
@@ -701,10 +740,7 @@ static hone_status convert_and_train(run *r, hone_graph *g, const hone_graph *te
     hone_pass_log(pc, "held-out %s: CNN %.4f, converted %.4f, trained %.4f (%lld steps, %.0f s)",
                   hone_fit_metric_name(kind), m_cnn, m_conv, m_after, (long long)res.steps,
                   res.train_s);
-    hone_pass_detail(pc, "{\"metric\":\"%s\",\"cnn\":%.6g,\"converted\":%.6g,\"trained\":%.6g,"
-                     "\"steps\":%lld,\"train_s\":%.3f}", hone_fit_metric_name(kind), m_cnn, m_conv,
-                     m_after, (long long)res.steps, res.train_s);
-    report_layers(r);
+    report(r, hone_fit_metric_name(kind), (double[]){m_cnn, m_conv, m_after}, &res);
     return HONE_OK;
 }
 

@@ -19,6 +19,7 @@
  * CPUs, at most 16) created once on first use, like OpenBLAS's own pool; the
  * im2col of a tile is shared by all its workers.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -319,4 +320,11 @@ void hone_rt_adder_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m
         if (dw)
             dw_finish(dw + g * mg * rows, wt + g * mg * rows, gsum, mg, rows);
     }
+}
+
+void hone_rt_signed_power(int64_t n, const float *x, const float *alpha, float *y)
+{
+    float a = alpha[0];
+    for (int64_t i = 0; i < n; i++)
+        y[i] = copysignf(powf(fabsf(x[i]), a), x[i]);
 }

@@ -235,5 +235,7 @@ size_t hone_rt_adder_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m,
 void hone_rt_adder_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                         const float *x, const float *wt, const float *dy, float *dx, float *dw,
                         float *scratch, int64_t cols);
+/* AdderSR's power activation: y = sign(x) |x|^alpha[0] over n elements. */
+void hone_rt_signed_power(int64_t n, const float *x, const float *alpha, float *y);
 
 #endif

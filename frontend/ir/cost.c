@@ -161,6 +161,8 @@ hone_cost hone_node_cost(const hone_node *n)
         c.flops = numel_from(y, 0, &c.exact) * window_size(n);
     } else if (!strncmp(op, "Global", 6) || !strncmp(op, "Reduce", 6) || !strncmp(op, "Arg", 3)) {
         c.flops = numel_from(input(n, 0), 0, &c.exact);
+    } else if (!strcmp(n->domain, "hone") && !strcmp(op, "Adder2d")) {
+        c.flops = c.adds;
     } else {
         c.flops = numel_from(y, 0, &c.exact);
     }

@@ -11,7 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend.h"
 #include "cost.h"
+#include "interp.h"
 #include "passes.h"
 #include "testutil.h"
 #include "train.h"
@@ -272,6 +274,48 @@ static void test_cost_counts(void **state)
     hone_graph_free(g);
 }
 
+/* The compiled Adder2d (+ SignedPower) agrees with the interpreter. */
+static void test_backend_matches_interpreter(void **state)
+{
+    (void)state;
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    geom q = {2, 6, 9, 11, 8, 3, 3, 2, {1, 1, 1, 1}, {1, 2}, {1, 1}};
+    int64_t xd[4] = {2, 6, 9, 11}, wd[4] = {8, 3, 3, 3}, one = 1;
+    float alpha = 0.8f;
+    hone_graph *g = hone_graph_new();
+    g->opsets = hone_arena_alloc(g->arena, 2 * sizeof *g->opsets);
+    g->opsets[0] = (hone_opset){"", 13};
+    g->opsets[1] = (hone_opset){"hone", 1};
+    g->n_opsets = 2;
+    hone_node *a = make_node(g, "Adder2d", 2, 1, &q);
+    hone_node *p = make_node(g, "SignedPower", 2, 1, NULL);
+    a->in[0]->dtype = HONE_DT_FLOAT, a->in[0]->rank = 4;
+    memcpy(a->in[0]->dims, xd, sizeof xd);
+    hone_value_set_data(a->in[1], rnd(4, wd, 1.0f));
+    p->in[0] = a->out[0];
+    hone_value_set_data(p->in[1], tu_tensor_f32(1, &one, &alpha));
+    hone_graph_add_input(g, a->in[0]);
+    hone_graph_add_output(g, p->out[0]);
+    assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+    hone_tensor *x = rnd(4, xd, 1.0f), *want = NULL, *got = NULL;
+    const hone_tensor *ins[1] = {x};
+    hone_backend_opts o;
+    hone_backend_opts_init(&o);
+    hone_jit_t *j;
+    assert_int_equal(hone_interp_run(&ctx, g, ins, &want, NULL), HONE_OK);
+    if (hone_jit_compile(&ctx, g, &o, &j, NULL))
+        fail_msg("JIT compile: %s", ctx.msg);
+    assert_int_equal(hone_jit_run(&ctx, j, ins, &got), HONE_OK);
+    assert_int_equal(got->numel, want->numel);
+    for (int64_t i = 0; i < got->numel; i++)
+        assert_float_equal(((float *)got->data)[i], ((float *)want->data)[i],
+                           1e-5 * (1 + fabsf(((float *)want->data)[i])));
+    hone_jit_free(j);
+    hone_tensor_free(x), hone_tensor_free(want), hone_tensor_free(got);
+    hone_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -280,6 +324,7 @@ int main(void)
         cmocka_unit_test(test_autodiff_uses_adder_rule),
         cmocka_unit_test(test_adaptive_scaling),
         cmocka_unit_test(test_cost_counts),
+        cmocka_unit_test(test_backend_matches_interpreter),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
