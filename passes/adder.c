@@ -297,8 +297,9 @@ static hone_status recalibrate(hone_ctx *ctx, hone_graph *g, const hone_tensor *
 /* ===================== the combined training graph ===================== */
 
 /* Appends a copy of teacher t to c (value and node names prefixed, input 0
- * shared with c's); returns its first output in c. Attributes are shared
- * with t, which must outlive c. */
+ * shared with c's); returns its first output in c. Attribute strings and
+ * lists stay in t's arena (t must outlive c); attribute tensors are copied,
+ * since each graph frees its own. */
 static hone_value *append_teacher(run *r, hone_graph *c, const hone_graph *t)
 {
     hone_value **map = calloc((size_t)t->n_values + 1, sizeof *map);
@@ -326,7 +327,11 @@ static hone_value *append_teacher(run *r, hone_graph *c, const hone_graph *t)
         for (int j = 0; j < n->n_out; j++)
             m->out[j] = n->out[j] ? map[n->out[j]->id] : NULL;
         m->n_attr = n->n_attr;
-        m->attrs = n->attrs;
+        m->attrs = hone_arena_alloc(c->arena, sizeof *m->attrs * (size_t)(n->n_attr + 1));
+        for (int a = 0; a < n->n_attr; a++) {
+            m->attrs[a] = n->attrs[a];
+            m->attrs[a].t = n->attrs[a].t ? hone_tensor_clone(n->attrs[a].t) : NULL;
+        }
     }
     hone_value *out = map[t->outputs[0]->id];
     free(map);
