@@ -78,7 +78,7 @@ const hone_pass_info hone_pass_table[] = {
       {"layers", HONE_OPT_STRING, "", "PKKD matched layers: '' last of each resolution, all, or Conv names"},
       {"steps", HONE_OPT_INT, "1000", "training batches (0: convert and calibrate only)"},
       {"batch", HONE_OPT_INT, "64", "batch size"},
-      {"lr", HONE_OPT_FLOAT, "0.01", "peak learning rate (Nesterov SGD, cosine schedule)"},
+      {"lr", HONE_OPT_FLOAT, "0.1", "peak learning rate (Nesterov SGD, cosine schedule)"},
       {"eta", HONE_OPT_FLOAT, "0.2", "AdderNet's adaptive gradient scale eta"},
       {"kd-weight", HONE_OPT_FLOAT, "1", "weight of the logits (or output image) distillation term"},
       {"feat-weight", HONE_OPT_FLOAT, "1", "weight of the PKKD feature term"},
