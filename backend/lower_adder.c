@@ -1,27 +1,14 @@
 /*
  * AdderNet ops as runtime calls: hone.Adder2d lowers to hone_rt_adder (the
- * vectorised |x - w| accumulation of runtime/adder.c) over im2col tiles
- * sized exactly as compiled convs size theirs (bk_conv_tile_cols, about
+ * vectorised |x - w| accumulation of runtime/adder.c) with the conv
+ * lowering's geometry (bk_conv_window) over im2col tiles sized exactly as
+ * compiled convs size theirs (bk_conv_tile_cols, about
  * 1 MiB of columns), so an adder layer takes the same workspace slot a conv
  * would; hone.SignedPower lowers to hone_rt_signed_power. Geometry is fixed
  * at compile time with the nn family's window rules, like every conv.
  */
 #include "backend.h"
 #include "nn.h"
-
-/* Window of Adder2d node n (static shapes) and its group count. */
-static hone_status adder_window(hone_ctx *ctx, const hone_node *n, hone_rt_window *w, int64_t *g)
-{
-    const hone_value *x = n->in[0], *wt = n->in[1];
-    int nsp = x->rank - 2;
-    int64_t in[HONE_MAX_RANK], k[HONE_MAX_RANK];
-    for (int d = 0; d < nsp; d++) {
-        in[d] = x->dims[d + 2];
-        k[d] = wt->dims[d + 2];
-    }
-    *g = hone_attr_int(n, "group", 1);
-    return nn_window(ctx, n, nsp, in, k, (nn_window_opts){0}, w);
-}
 
 size_t bk_scratch_adder(const bk_model *m, const hone_node *n)
 {
@@ -31,7 +18,7 @@ size_t bk_scratch_adder(const bk_model *m, const hone_node *n)
     int64_t g;
     hone_ctx_init(&ctx);
     int64_t c = n->in[0]->dims[1];
-    if (n->in[0]->dtype != HONE_DT_FLOAT || adder_window(&ctx, n, &w, &g))
+    if (n->in[0]->dtype != HONE_DT_FLOAT || bk_conv_window(&ctx, n, &w, &g))
         return 0;
     return hone_rt_adder_scratch(&w, c, g, bk_conv_tile_cols(&w, c, g)) * sizeof(float);
 }
@@ -43,7 +30,7 @@ hone_status bk_lower_adder(bk_lower *L)
     const hone_value *x = bk_in(L, 0), *y = bk_out(L, 0);
     if (x->dtype != HONE_DT_FLOAT || bk_in(L, 1)->dtype != HONE_DT_FLOAT)
         return bk_unsupported(L, "Adder2d is compiled for float32 only");
-    hone_status st = adder_window(L->ctx, L->node, &w, &g);
+    hone_status st = bk_conv_window(L->ctx, L->node, &w, &g);
     if (st)
         return st;
     LLVMTypeRef pt[10] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr, L->ptr, L->ptr, L->i64};
