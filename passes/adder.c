@@ -89,7 +89,6 @@ typedef struct run {
     const char **trainable;
     int n_trainable;
     bool *is_adder;             /* per trainer parameter (lazily) */
-    int n_seen;
 } run;
 
 /* ===================== choosing layers ===================== */
