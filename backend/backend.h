@@ -369,6 +369,16 @@ size_t bk_scratch_layernorm(const bk_model *m, const hone_node *n);
 /* lower_binary.c: hone.BinaryConv through runtime/binconv.c. */
 hone_status bk_lower_binary_conv(bk_lower *L);
 size_t bk_scratch_binary_conv(const bk_model *m, const hone_node *n);
+struct hone_rt_window;
+/* Window positions per im2col tile of a compiled conv with c channels in g groups. */
+int64_t bk_conv_tile_cols(const struct hone_rt_window *w, int64_t c, int64_t g);
+/* Window and group count of a Conv-like node n (X input 0, W input 1, conv attributes). */
+hone_status bk_conv_window(hone_ctx *ctx, const hone_node *n, struct hone_rt_window *w, int64_t *g);
+
+/* lower_adder.c: hone.Adder2d and hone.SignedPower (AdderNet). */
+hone_status bk_lower_adder(bk_lower *L);
+hone_status bk_lower_signed_power(bk_lower *L);
+size_t bk_scratch_adder(const bk_model *m, const hone_node *n);
 
 hone_status bk_lower_unary(bk_lower *L);
 hone_status bk_lower_binary(bk_lower *L);

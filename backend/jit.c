@@ -41,6 +41,7 @@ static const struct {
     RT(hone_rt_gridsample), RT(hone_rt_topk), RT(hone_rt_det), RT(hone_rt_mvn),
     RT(hone_rt_bn_batch), RT(hone_rt_maxpool_i8),
     RT(hone_rt_binconv_xnor), RT(hone_rt_binconv_w1),
+    RT(hone_rt_adder), RT(hone_rt_signed_power),
 #undef RT
 };
 #define N_RUNTIME_SYMS (sizeof runtime_syms / sizeof *runtime_syms)

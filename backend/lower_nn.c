@@ -92,6 +92,16 @@ static int64_t conv_tile_cols(const hone_rt_window *w, int64_t c, int64_t g)
     return cols < total ? cols : total;
 }
 
+int64_t bk_conv_tile_cols(const hone_rt_window *w, int64_t c, int64_t g)
+{
+    return conv_tile_cols(w, c, g);
+}
+
+hone_status bk_conv_window(hone_ctx *ctx, const hone_node *n, hone_rt_window *w, int64_t *g)
+{
+    return conv_window(ctx, n, w, g);
+}
+
 size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
 {
     hone_ctx ctx;

@@ -150,6 +150,9 @@ static const bk_rule rules[] = {
     {"", "NonZero", bk_lower_data_dependent, NULL},
     {"", "Compress", bk_lower_data_dependent, NULL},
     {"hone", "BinaryConv", bk_lower_binary_conv, bk_scratch_binary_conv},
+    /* AdderNet (lower_adder.c) */
+    {"hone", "Adder2d", bk_lower_adder, bk_scratch_adder},
+    {"hone", "SignedPower", bk_lower_signed_power, NULL},
 };
 
 const bk_rule *bk_rule_find(const hone_node *n)

@@ -28,7 +28,7 @@
  *             constant +1)
  *    lns adds lambda/L * sum over layers of hone.NoisyLabelLoss(Q, W) (the
  *    unbiased squared-loss estimator for symmetric label noise rho, with
- *    sign(W) the noisy label) to the task loss (train.h extra_loss).
+ *    sign(W) the noisy label) to the task loss (train.h extra_loss_value).
  *    Choices (the paper's code is not public): g's last conv starts at zero
  *    so Q = Wn and B = sign(W) at step 0 (lns starts exactly where ste
  *    starts); its other convs are Kaiming-normal from `seed`, its BNs start
@@ -445,7 +445,7 @@ static void fit_spec(bz *b, const hone_pass_data *d, const hone_graph *teacher,
     f->train.loss = d->labels ? HONE_LOSS_CE_KD : HONE_LOSS_KD;
     f->train.trainable = b->trainable;
     f->train.n_trainable = b->n_trainable;
-    f->train.extra_loss = reg;
+    f->train.extra_loss_value = reg;
     f->on_step = on_step;
     f->user = b;
 }

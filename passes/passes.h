@@ -224,6 +224,9 @@ hone_status hone_pass_recalibrate_bn(hone_pass_ctx *pc, hone_graph *g); /* train
 hone_status hone_pass_unfold_bn(hone_pass_ctx *pc, hone_graph *g);        /* unfold_bn.c */
 hone_status hone_pass_abm(hone_pass_ctx *pc, hone_graph *g);              /* abm.c */
 hone_status hone_pass_binarize(hone_pass_ctx *pc, hone_graph *g);        /* binarize.c */
+hone_status hone_pass_adder(hone_pass_ctx *pc, hone_graph *g);            /* adder.c */
+/* AdderNet's adaptive gradient scaling, in place: d <- eta sqrt(n) d / ||d||_2 (d = 0 stays). */
+void hone_adder_scale_grad(float *d, int64_t n, double eta);
 
 /* unfold_bn.c as a library call for method passes: inserts a function-
  * preserving BatchNormalization after every Conv (constant float weights, no

@@ -114,6 +114,27 @@ const hone_pass_info hone_pass_table[] = {
       {"unfold-bn", HONE_OPT_BOOL, "true", "re-insert BN after each binarized conv before "
        "training (folded into the binary conv's scale and bias at the end)"},
       {"samples", HONE_OPT_INT, "512", "calibration samples for BN statistics and thresholds"}}},
+    {"adder",
+     "Converts every Conv but the stem and the last layer into hone.Adder2d (AdderNet: -L1 "
+     "distance) followed by a BatchNormalization calibrated on --data, and trains it with "
+     "AdderNet's rules (full-precision dW, HardTanh dX, adaptive per-layer scaling) and "
+     "distillation from the original CNN: PKKD kernel matching, logits KD, or none; AdderSR's "
+     "self-shortcut and learnable power activation for image-to-image models.",
+     hone_pass_adder, "--data (with --labels, --targets, or label-free); Conv weights constant",
+     {{"kd", HONE_OPT_STRING, "pkkd", "distillation: pkkd (kernel features + logits), logits, none"},
+      {"teacher", HONE_OPT_STRING, "frozen", "frozen: the CNN teacher stays fixed; cotrain: it trains too"},
+      {"sigma", HONE_OPT_FLOAT, "1", "PKKD kernel width, relative to the calibrated mean distance"},
+      {"layers", HONE_OPT_STRING, "", "PKKD matched layers: '' last of each resolution, all, or Conv names"},
+      {"steps", HONE_OPT_INT, "1000", "training batches (0: convert and calibrate only)"},
+      {"batch", HONE_OPT_INT, "64", "batch size"},
+      {"lr", HONE_OPT_FLOAT, "0.1", "peak learning rate (Nesterov SGD, cosine schedule)"},
+      {"eta", HONE_OPT_FLOAT, "0.2", "AdderNet's adaptive gradient scale eta"},
+      {"kd-weight", HONE_OPT_FLOAT, "1", "weight of the logits (or output image) distillation term"},
+      {"feat-weight", HONE_OPT_FLOAT, "1", "weight of the PKKD feature term"},
+      {"shortcut", HONE_OPT_BOOL, "false", "AdderSR self-shortcut Y = X + BN(Adder(X)) where shapes agree"},
+      {"power", HONE_OPT_BOOL, "false", "AdderSR learnable power activation sign(y)|y|^alpha after each adder"},
+      {"samples", HONE_OPT_INT, "1024", "calibration samples (BN statistics, kernel widths)"},
+      {"seed", HONE_OPT_INT, "1", "training seed"}}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);

@@ -354,5 +354,23 @@ size_t hone_rt_binconv_w1_scratch(const hone_rt_window *w, int64_t c);
 void hone_rt_binconv_w1(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
                         const uint8_t *bits, const float *alpha, const float *bias, const float *x,
                         float *y, void *scratch);
+/* ===================== adder.c: AdderNet layers (hone.Adder2d) ===================== */
+
+/* Floats of scratch hone_rt_adder needs for tiles of `cols` window positions. */
+size_t hone_rt_adder_scratch(const hone_rt_window *w, int64_t c, int64_t groups, int64_t cols);
+/* Adder2d: y[n,m,out...] = -sum over (c/groups, k...) of |x patch - wt[m]| (padding counts as
+ * 0), im2col tiles of at most `cols` window positions; the threads of its own pool. */
+void hone_rt_adder(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                   const float *x, const float *wt, float *y, float *scratch, int64_t cols);
+/* Floats of scratch hone_rt_adder_grad needs. */
+size_t hone_rt_adder_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups,
+                                  int64_t cols);
+/* AdderNet's backward: dw = sum (x - w) dy (full precision), dx = sum clamp(w - x, -1, 1) dy
+ * (HardTanh); dx or dw may be NULL (not wanted). */
+void hone_rt_adder_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                        const float *x, const float *wt, const float *dy, float *dx, float *dw,
+                        float *scratch, int64_t cols);
+/* AdderSR's power activation: y = sign(x) |x|^alpha[0] over n elements. */
+void hone_rt_signed_power(int64_t n, const float *x, const float *alpha, float *y);
 
 #endif

@@ -440,7 +440,7 @@ static void test_noisy_label_loss(void **state)
     hone_graph_free(g);
 }
 
-/* train.h extra_loss: the trainer's loss is the main term plus the named scalar. */
+/* train.h extra_loss_value: the trainer's loss is the main term plus the named scalar. */
 static void test_trainer_extra_loss(void **state)
 {
     (void)state;
@@ -466,7 +466,7 @@ static void test_trainer_extra_loss(void **state)
         assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
         hone_train_spec sp;
         hone_train_spec_init(&sp);
-        sp.extra_loss = with ? "reg" : NULL;
+        sp.extra_loss_value = with ? "reg" : NULL;
         hone_trainer *t;
         if (hone_trainer_new(&ctx, g, &sp, &t))
             fail_msg("trainer: %s", ctx.msg);
