@@ -7,6 +7,22 @@
 
 #include "passes.h"
 
+#define LOWBIT_OPTS \
+    {"bits", HONE_OPT_INT, "2", "weight bits: 1, 2, 3, 4 or 8 (levels linspace(-1,1,2^b) times s)"}, \
+    {"acts", HONE_OPT_INT, "32", "activation bits: 32 (float) or 8 (calibrated uint8 ranges, " \
+     "fake-quantized in training, QuantizeLinear/DequantizeLinear in the output)"}, \
+    {"granularity", HONE_OPT_STRING, "channel", "weight scale s per output `channel` or per " \
+     "`layer`"}, \
+    {"keep-first", HONE_OPT_BOOL, "true", "leave the first Conv in float"}, \
+    {"format", HONE_OPT_STRING, "onnx", "`onnx`: int8 codes -> DequantizeLinear(axis 0) -> " \
+     "Conv; `packed`: b-bit indices in hone.DequantizePacked"}, \
+    {"samples", HONE_OPT_INT, "1024", "training samples for BN statistics, activation ranges " \
+     "and BN re-estimation"}
+#define LOWBIT_TRAIN_OPTS \
+    {"steps", HONE_OPT_INT, "300", "training budget in optimiser steps (batch 64, Adam, cosine)"}, \
+    {"lr", HONE_OPT_FLOAT, "0.001", "peak learning rate"}, \
+    {"seed", HONE_OPT_INT, "1", "shuffling seed"}
+
 const hone_pass_info hone_pass_table[] = {
     {"fold-constants",
      "Evaluates every node whose inputs are all constant (and Shape/Size of static shapes) and "
@@ -65,6 +81,29 @@ const hone_pass_info hone_pass_table[] = {
      {{"samples", HONE_OPT_INT, "1024", "calibration samples used for the statistics"},
       {"epsilon", HONE_OPT_FLOAT, "1e-05", "epsilon of the inserted BatchNormalization nodes"},
       {"skip", HONE_OPT_STRING, "", "comma-separated Conv node names left alone"}}},
+    {"slb",
+     "Searching for low-bit weights (SLB): each quantized Conv weight learns a softmax over its "
+     "2^b levels (exact gradients, inverse temperature annealed), starting from the nearest "
+     "level of the pretrained weight; BN is unfolded for training and re-estimated with the "
+     "discrete weights, then folded into the per-channel scales. Trains on the --data samples "
+     "(CE + KD from the original with --labels, KD without).",
+     hone_pass_slb, "--data; Conv weights constant; one model input",
+     {LOWBIT_OPTS, LOWBIT_TRAIN_OPTS,
+      {"t0", HONE_OPT_FLOAT, "5", "initial inverse temperature T"},
+      {"growth", HONE_OPT_FLOAT, "1.05", "factor T grows by per 1% of the steps between start and end"},
+      {"start", HONE_OPT_FLOAT, "0.2", "share of the steps after which T starts growing"},
+      {"end", HONE_OPT_FLOAT, "0.8", "share of the steps after which weights are the argmax level"}}},
+    {"quantize-rtn",
+     "Round-to-nearest low-bit weights (slb's naive ablation): the same levels, scales and "
+     "activation quantization, BN re-estimated with the rounded weights, no training.",
+     hone_pass_quantize_rtn, "--data; Conv weights constant; one model input",
+     {LOWBIT_OPTS}},
+    {"quantize-ste",
+     "Straight-through fine-tuning of low-bit weights (slb's second ablation): latent weights "
+     "train through their nearest level with the straight-through estimator, same budget, "
+     "levels, scales and BN handling as slb.",
+     hone_pass_quantize_ste, "--data; Conv weights constant; one model input",
+     {LOWBIT_OPTS, LOWBIT_TRAIN_OPTS}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);

@@ -661,6 +661,9 @@ static hone_status backward(ad *a, hone_value *dy)
     case HONE_OP_REDUCE_SUM: case HONE_OP_REDUCE_MEAN: return rule_reduce(a, dy);
     case HONE_OP_SOFTMAX_CROSS_ENTROPY: case HONE_OP_SOFT_TARGET_KL: case HONE_OP_DISTANCE_LOSS:
         return rule_loss(a, dy);
+    case HONE_OP_FAKE_QUANT: /* straight-through: the rounding passes the gradient unchanged */
+        accumulate(a, n->in[0], dy);
+        return HONE_OK;
     default:
         return unsupported(a, "the op has no backward rule");
     }
