@@ -378,7 +378,8 @@ static void fold_layer(lb_job *job, lb_layer *l, hone_node *bn, double *dq, int8
         }
     }
     hone_pass_set_input(g, l->conv, 2, hone_pass_new_const(g, bias, "slb_bias"));
-    hone_pass_bypass(g, bn, bn->out[0], bn->in[0]);
+    l->conv->out[0] = bn->out[0]; /* the conv takes over the BN's output (and its name) */
+    bn->out[0] = NULL;
     hone_pass_remove_node(g, bn);
 }
 
@@ -401,36 +402,6 @@ static void export_onnx(lb_job *job, lb_layer *l, const double *dq, const int8_t
     hone_node_set_attr_int(g, n, "axis", 0);
     n->out[0] = hone_graph_new_value(g, hone_arena_printf(g->arena, "%s_w", base));
     l->conv->in[1] = n->out[0];
-}
-
-/* b-bit level indices packed LSB-first -> hone.DequantizePacked -> weight. */
-static void export_packed(lb_job *job, lb_layer *l, const double *dq, const int8_t *q)
-{
-    hone_graph *g = job->g;
-    const lb_grid *gr = &job->grid;
-    int64_t n = l->w->numel, bytes = (n * gr->bits + 7) / 8;
-    hone_tensor *pt = new_tensor(HONE_DT_UINT8, 1, &bytes);
-    uint8_t *p = pt->data;
-    for (int64_t i = 0; i < n; i++) {
-        unsigned v = (unsigned)((q[i] + gr->qmax) / gr->step);
-        for (int b = 0; b < gr->bits; b++)
-            if (v >> b & 1u)
-                p[(i * gr->bits + b) / 8] |= (uint8_t)(1u << ((i * gr->bits + b) % 8));
-    }
-    hone_tensor *st = new_tensor(HONE_DT_FLOAT, 1, &l->cout);
-    for (int64_t c = 0; c < l->cout; c++)
-        ((float *)st->data)[c] = (float)dq[c];
-    const char *base = l->conv->name;
-    hone_node *nd = hone_graph_add_node(g, "DequantizePacked", "hone",
-                                        hone_arena_printf(g->arena, "%s_wunpack", base), 2, 1);
-    nd->in[0] = hone_pass_new_const(g, pt, hone_arena_printf(g->arena, "%s_wpacked", base));
-    nd->in[1] = hone_pass_new_const(g, st, hone_arena_printf(g->arena, "%s_wscale", base));
-    hone_node_set_attr_int(g, nd, "bits", gr->bits);
-    hone_node_set_attr_int(g, nd, "step", gr->step);
-    hone_node_set_attr_int(g, nd, "offset", gr->qmax);
-    hone_node_set_attr_ints(g, nd, "shape", l->w->dims, l->w->rank);
-    nd->out[0] = hone_graph_new_value(g, hone_arena_printf(g->arena, "%s_w", base));
-    l->conv->in[1] = nd->out[0];
 }
 
 /* hone.FakeQuant -> QuantizeLinear + DequantizeLinear (uint8). */
@@ -457,9 +428,6 @@ static void export_fake_quant(hone_graph *g, hone_node *fq)
 static void export_all(lb_job *job)
 {
     hone_graph *g = job->g;
-    bool packed = !strcmp(hone_pass_opt_str(job->pc, "format"), "packed");
-    if (packed)
-        hone_pass_add_opset(g, "hone", 1);
     hone_graph_update_uses(g);
     for (int k = 0; k < job->n; k++) {
         lb_layer *l = &job->layers[k];
@@ -476,13 +444,15 @@ static void export_all(lb_job *job)
             for (int64_t c = 0; c < l->cout; c++)
                 dq[c] = l->scale[c] / job->grid.qmax;
         }
-        (packed ? export_packed : export_onnx)(job, l, dq, q);
+        export_onnx(job, l, dq, q);
         free(dq);
         free(q);
     }
     for (int i = 0; i < g->n_nodes; i++)
         if (!strcmp(g->nodes[i]->domain, "hone") && !strcmp(g->nodes[i]->op_type, "FakeQuant"))
             export_fake_quant(g, g->nodes[i]);
+    if (!strcmp(hone_pass_opt_str(job->pc, "format"), "packed"))
+        hone_pass_note(job->pc, "weights packed", lb_pack(g));
     hone_graph_update_uses(g);
     hone_graph_remove_dead(g);
 }

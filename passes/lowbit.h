@@ -79,4 +79,13 @@ hone_status lb_finish(lb_job *job);
 /* Frees what lb_begin made (lb_finish calls it). */
 void lb_job_free(lb_job *job);
 
+/* ---------- pack.c ---------- */
+
+/* Rewrites every DequantizeLinear of constant int8 weights (per-axis-0 or
+ * scalar scale, zero zero point) whose codes lie on a b-bit grid of
+ * lowbit.h (b < 8: odd codes within +-(2^b - 1); else the 255 levels) into
+ * hone.DequantizePacked of b-bit indices; returns the number rewritten. The
+ * outputs are bit-identical. */
+int lb_pack(hone_graph *g);
+
 #endif

@@ -104,6 +104,12 @@ const hone_pass_info hone_pass_table[] = {
      "levels, scales and BN handling as slb.",
      hone_pass_quantize_ste, "--data; Conv weights constant; one model input",
      {LOWBIT_OPTS, LOWBIT_TRAIN_OPTS}},
+    {"pack-lowbit",
+     "Rewrites DequantizeLinear of constant int8 weight codes that lie on a b-bit level grid "
+     "(slb/quantize-rtn/quantize-ste output) into hone.DequantizePacked of densely packed b-bit "
+     "indices; the dequantized weights are bit-identical.",
+     hone_pass_pack_lowbit, "constant int8 codes, per-axis-0 or scalar scale, zero zero point",
+     {{NULL}}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);
