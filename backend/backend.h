@@ -418,4 +418,9 @@ hone_status bk_build(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts
                      LLVMContextRef c, hone_backend_report *rep);
 void bk_front_free(bk_front *f);
 
+/* ===================== lower_quant.c: integer ops ===================== */
+
+hone_status bk_lower_conv_integer(bk_lower *L);
+size_t bk_scratch_conv_integer(const bk_model *m, const hone_node *n);
+
 #endif

@@ -137,6 +137,8 @@ static const bk_rule rules[] = {
     {"", "Resize", bk_lower_resize, NULL},
     {"", "Upsample", bk_lower_resize, NULL},
     {"", "ConstantOfShape", bk_lower_constant_of_shape, NULL},
+    /* integer ops (lower_quant.c) */
+    {"", "ConvInteger", bk_lower_conv_integer, bk_scratch_conv_integer},
 };
 
 const bk_rule *bk_rule_find(const hone_node *n)

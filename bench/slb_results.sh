@@ -75,7 +75,7 @@ for s in $SETTINGS; do
       log "$name: $p"
       t0=$(date +%s)
       $HONE opt "$MODEL" --passes="$p" -o "$T/$name.onnx" "${DATA[@]}" --report "$T/$name.json" \
-        2>"$T/$name.log" || { log "failed: $(tail -3 "$T/$name.log")"; continue; }
+        >/dev/null 2>"$T/$name.log" || { log "failed: $(tail -3 "$T/$name.log")"; continue; }
       t1=$(date +%s)
       $HONE opt "$T/$name.onnx" --passes=pack-lowbit -o "$T/$name.packed.onnx" >/dev/null 2>&1
       held=$(sed -n 's/.*held-out top1: [0-9.]* before, \([0-9.]*\) after.*/\1/p' "$T/$name.log")

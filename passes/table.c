@@ -110,6 +110,12 @@ const hone_pass_info hone_pass_table[] = {
      "indices; the dequantized weights are bit-identical.",
      hone_pass_pack_lowbit, "constant int8 codes, per-axis-0 or scalar scale, zero zero point",
      {{NULL}}},
+    {"qdq-to-integer",
+     "Rewrites Conv(DequantizeLinear(uint8 x), DequantizeLinear(constant int8 W), B) into "
+     "ConvInteger + Cast + per-channel Mul (+ Add of B), so the backend runs the conv on "
+     "integers (AVX-512 VNNI where available); first in -O3, before fold-constants.",
+     hone_pass_qdq_to_integer,
+     "per-tensor uint8 activation quantization; int8 weights with zero zero points", {{NULL}}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);

@@ -219,4 +219,18 @@ void hone_rt_softmax_grad(int log_softmax, int64_t outer, int64_t len, int64_t i
 void hone_rt_resample_adjoint(int64_t outer, int64_t out_len, int64_t in_len, int64_t inner,
                               const int64_t *idx, const float *w, const float *dy, float *dx);
 
+/* ===================== qconv.c: integer convolution (ConvInteger) ===================== */
+
+/* Bytes of scratch hone_rt_conv_integer may use for c input and m output channels. */
+size_t hone_rt_conv_integer_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups);
+/* ConvInteger: x[n,c,in...] (uint8, or int8 when x_signed) with zero point *xzp (NULL: 0)
+ * and wt[m,c/groups,k...] (int8 when w_signed, else uint8) with zero points wzp[n_wzp]
+ * (n_wzp 0: none, 1: per tensor, m: per output channel) -> y[n,m,out...] int32, the exact
+ * sum of (x - xzp) * (w - wzp) (padding reads xzp). uint8 x, int8 w without weight zero
+ * points and 2 spatial dims take an AVX-512 VNNI kernel where the CPU has one. */
+void hone_rt_conv_integer(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                          int64_t groups, const void *x, int x_signed, const void *xzp,
+                          const void *wt, int w_signed, const void *wzp, int64_t n_wzp,
+                          int32_t *y, void *scratch);
+
 #endif
