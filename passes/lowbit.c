@@ -159,7 +159,8 @@ static void on_range(void *user, const hone_value *v, const hone_tensor *t)
 static hone_status run_calib(lb_job *job, const hone_interp_hooks *hooks)
 {
     hone_ctx *ctx = job->pc->ctx;
-    int64_t n = job->calib->dims[0], b = 64;
+    int64_t b0 = job->g->inputs[0]->rank > 0 ? job->g->inputs[0]->dims[0] : -1;
+    int64_t n = job->calib->dims[0], b = b0 > 0 ? b0 : 64; /* a fixed model batch wins */
     int64_t *idx = malloc(sizeof *idx * (size_t)b);
     HONE_ASSERT(idx);
     hone_status st = HONE_OK;
@@ -480,7 +481,8 @@ hone_status lb_finish(lb_job *job)
     hone_pass_ctx *pc = job->pc;
     lb_set_discrete(job);
     int n_bn = 0;
-    hone_status st = hone_bn_recalibrate(pc->ctx, job->g, job->calib, 64, &n_bn);
+    int64_t b0 = job->g->inputs[0]->rank > 0 ? job->g->inputs[0]->dims[0] : -1;
+    hone_status st = hone_bn_recalibrate(pc->ctx, job->g, job->calib, b0 > 0 ? b0 : 64, &n_bn);
     hone_pass_note(pc, "BN re-estimated", n_bn);
     hone_fit_spec spec;
     lb_fit_spec(job, &spec);

@@ -6,12 +6,15 @@
  * gradient; the level grids; quantize-rtn on a small conv net (codes on the
  * grid, ordered like the weights, the function kept at 8 bits); packed and
  * unpacked forms bit-identical; the standard-ONNX form through an ONNX byte
- * round trip; slb and quantize-ste train and leave discrete weights.
+ * round trip; slb and quantize-ste train and leave discrete weights; the
+ * runtime's integer convolution (VNNI or portable) against the
+ * interpreter's ConvInteger; qdq-to-integer keeps the model's function.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "hone_rt.h"
 #include "interp.h"
 #include "lowbit.h"
 #include "onnx.h"
@@ -485,6 +488,91 @@ static void test_bad_options(void **state)
     hone_graph_free(g);
 }
 
+/* ---------- integer convolution ---------- */
+
+static hone_tensor *rand_int(hone_dtype dt, int rank, const int64_t *dims)
+{
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_tensor *t;
+    assert_int_equal(hone_tensor_new(&ctx, dt, rank, dims, &t), HONE_OK);
+    for (int64_t i = 0; i < t->numel; i++)
+        hone_tensor_set_i64(t, i, dt == HONE_DT_UINT8 ? (int64_t)((urand() + 1) * 127.9)
+                                                       : (int64_t)(urand() * 127.9));
+    return t;
+}
+
+/* hone_rt_conv_integer (the VNNI kernel for uint8 x int8, the portable loops
+ * for uint8 x uint8 with weight zero points) equals the interpreter's
+ * ConvInteger, with padding, stride, dilation and groups. */
+static void test_conv_integer_kernel(void **state)
+{
+    (void)state;
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    for (int variant = 0; variant < 2; variant++) {
+        bool s8 = variant == 0;
+        int64_t n = 2, c = 6, m = 10, g = 2, xd[4] = {n, c, 9, 11}, wd[4] = {m, c / g, 3, 2};
+        hone_graph *gr = new_graph();
+        hone_value *in[4] = {input(gr, "x", 4, xd), input(gr, "w", 4, wd), input(gr, "xz", 0, xd),
+                             s8 ? NULL : input(gr, "wz", 1, &m)};
+        hone_node *nd = node(gr, "ConvInteger", "", s8 ? 3 : 4, in, "y");
+        hone_node_set_attr_ints(gr, nd, "pads", (int64_t[]){1, 2, 0, 1}, 4);
+        hone_node_set_attr_ints(gr, nd, "strides", (int64_t[]){2, 1}, 2);
+        hone_node_set_attr_ints(gr, nd, "dilations", (int64_t[]){1, 2}, 2);
+        hone_node_set_attr_int(gr, nd, "group", g);
+        hone_tensor *x = rand_int(HONE_DT_UINT8, 4, xd);
+        hone_tensor *w = rand_int(s8 ? HONE_DT_INT8 : HONE_DT_UINT8, 4, wd);
+        hone_tensor *xz = rand_int(HONE_DT_UINT8, 0, NULL), *wz = rand_int(HONE_DT_UINT8, 1, &m);
+        const hone_tensor *ins[4] = {x, w, xz, wz};
+        hone_tensor *ref = run1(&ctx, nd, ins);
+        /* window: image 9x11, kernel 3x2, stride (2,1), dilation (1,2), pads (1,2)/(0,1) */
+        hone_rt_window win = {2, {9, 11}, {ref->dims[2], ref->dims[3]}, {3, 2}, {2, 1}, {1, 2},
+                              {1, 2}, {0, 1}};
+        void *scratch = malloc(hone_rt_conv_integer_scratch(&win, c, m, g));
+        int32_t *y = malloc(sizeof *y * (size_t)ref->numel);
+        assert_non_null(scratch);
+        assert_non_null(y);
+        hone_rt_conv_integer(&win, n, c, m, g, x->data, 0, xz->data, w->data, s8, s8 ? NULL : wz->data,
+                             s8 ? 0 : m, y, scratch);
+        assert_int_equal(ref->dtype, HONE_DT_INT32);
+        assert_int_equal(memcmp(y, ref->data, hone_tensor_nbytes(ref)), 0);
+        free(scratch);
+        free(y);
+        hone_tensor_free(ref);
+        hone_tensor_free(x);
+        hone_tensor_free(w);
+        hone_tensor_free(xz);
+        hone_tensor_free(wz);
+        hone_graph_free(gr);
+    }
+}
+
+/* qdq-to-integer on a W8A8 model: ConvInteger nodes replace the quantized
+ * convs and the logits stay within float rounding of the Q/DQ form. */
+static void test_qdq_to_integer(void **state)
+{
+    (void)state;
+    hone_graph *g = conv_net();
+    hone_tensor *x = samples(96);
+    run_passes(g, "quantize-rtn{bits=8,acts=8,keep-first=false,samples=80}", x, NULL);
+    hone_tensor *ref = forward(g, x);
+    run_passes(g, "qdq-to-integer", x, NULL);
+    assert_int_equal(count_op(g, "ConvInteger"), 3);
+    assert_int_equal(count_op(g, "Conv"), 0);
+    hone_tensor *got = forward(g, x);
+    double range = 0, err = 0;
+    for (int64_t i = 0; i < ref->numel; i++) {
+        range = fmax(range, fabs(((float *)ref->data)[i]));
+        err = fmax(err, fabs(((float *)ref->data)[i] - ((float *)got->data)[i]));
+    }
+    assert_true(err <= 1e-4 * range);
+    hone_tensor_free(ref);
+    hone_tensor_free(got);
+    hone_tensor_free(x);
+    hone_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +584,8 @@ int main(void)
         cmocka_unit_test(test_pack_and_roundtrip),
         cmocka_unit_test(test_slb_and_ste_train),
         cmocka_unit_test(test_bad_options),
+        cmocka_unit_test(test_conv_integer_kernel),
+        cmocka_unit_test(test_qdq_to_integer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
