@@ -38,7 +38,8 @@ static const struct {
     RT(hone_rt_conv_tiled), RT(hone_rt_depthwise_conv), RT(hone_rt_conv_transpose), RT(hone_rt_maxpool), RT(hone_rt_avgpool), RT(hone_rt_lppool),
     RT(hone_rt_global_pool), RT(hone_rt_row_moments), RT(hone_rt_batchnorm),
     RT(hone_rt_layernorm), RT(hone_rt_lrn), RT(hone_rt_softmax), RT(hone_rt_lpnorm),
-    RT(hone_rt_conv_integer),
+    RT(hone_rt_conv_integer), RT(hone_rt_requantize), RT(hone_rt_matmul_integer),
+    RT(hone_rt_dynamic_quantize),
 #undef RT
 };
 #define N_RUNTIME_SYMS (sizeof runtime_syms / sizeof *runtime_syms)

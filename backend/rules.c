@@ -139,6 +139,10 @@ static const bk_rule rules[] = {
     {"", "ConstantOfShape", bk_lower_constant_of_shape, NULL},
     /* integer ops (lower_quant.c) */
     {"", "ConvInteger", bk_lower_conv_integer, bk_scratch_conv_integer},
+    {"", "QLinearConv", bk_lower_qlinear_conv, bk_scratch_conv_integer},
+    {"", "MatMulInteger", bk_lower_matmul_integer, NULL},
+    {"", "QLinearMatMul", bk_lower_qlinear_matmul, bk_scratch_qlinear_matmul},
+    {"", "DynamicQuantizeLinear", bk_lower_dynamic_quantize, NULL},
 };
 
 const bk_rule *bk_rule_find(const hone_node *n)

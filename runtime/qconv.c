@@ -13,6 +13,7 @@
  * over a small thread pool (OPENBLAS_NUM_THREADS workers, created at the
  * first call). Every other case runs the portable direct loops.
  */
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -239,4 +240,63 @@ void hone_rt_conv_integer(const hone_rt_window *w, int64_t n, int64_t c, int64_t
     }
 #endif
     conv_portable(w, n, c, m, groups, x, x_signed, xz, wt, w_signed, wzp, n_wzp, y);
+}
+
+/* ===================== the other integer ops ===================== */
+
+static float param_f(const float *p, int64_t n, int64_t i)
+{
+    return p[n == 1 ? 0 : i];
+}
+
+void hone_rt_requantize(int64_t numel, int64_t inner, int64_t m, const int32_t *acc,
+                        const int32_t *bias, const float *xs, const float *ws, int64_t n_ws,
+                        const float *ys, const void *yzp, int y_signed, void *y)
+{
+    double yz = yzp ? elem(yzp, y_signed, 0) : 0, lo = y_signed ? -128 : 0, hi = y_signed ? 127 : 255;
+    for (int64_t i = 0; i < numel; i++) {
+        int64_t c = (i / inner) % m;
+        double v = (double)((int64_t)acc[i] + (bias ? bias[c] : 0));
+        double q = nearbyint(v * ((double)xs[0] * (double)param_f(ws, n_ws, c) / (double)ys[0])) + yz;
+        q = q < lo ? lo : q > hi ? hi : q;
+        if (y_signed)
+            ((int8_t *)y)[i] = (int8_t)q;
+        else
+            ((uint8_t *)y)[i] = (uint8_t)q;
+    }
+}
+
+void hone_rt_matmul_integer(int64_t batch, int64_t m, int64_t n, int64_t k, const void *a,
+                            int a_signed, int64_t a_stride, const void *azp, int64_t n_azp,
+                            const void *b, int b_signed, int64_t b_stride, const void *bzp,
+                            int64_t n_bzp, int32_t *y)
+{
+    for (int64_t t = 0; t < batch; t++)
+        for (int64_t i = 0; i < m; i++) {
+            int32_t za = n_azp ? elem(azp, a_signed, n_azp == 1 ? 0 : i) : 0;
+            for (int64_t j = 0; j < n; j++) {
+                int32_t zb = n_bzp ? elem(bzp, b_signed, n_bzp == 1 ? 0 : j) : 0, acc = 0;
+                for (int64_t p = 0; p < k; p++)
+                    acc += (elem(a, a_signed, t * a_stride + i * k + p) - za) *
+                           (elem(b, b_signed, t * b_stride + p * n + j) - zb);
+                y[(t * m + i) * n + j] = acc;
+            }
+        }
+}
+
+void hone_rt_dynamic_quantize(int64_t n, const float *x, uint8_t *y, float *scale, uint8_t *zp)
+{
+    float lo = 0, hi = 0;
+    for (int64_t i = 0; i < n; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    float s = (hi - lo) / 255.0f;
+    float z = s > 0 ? nearbyintf(fminf(fmaxf(0.0f - lo / s, 0.0f), 255.0f)) : 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        double q = s > 0 ? nearbyint((double)(x[i] / s)) + z : z;
+        y[i] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+    }
+    *scale = s;
+    *zp = (uint8_t)z;
 }
