@@ -329,7 +329,7 @@ hone_status lb_begin(hone_pass_ctx *pc, hone_graph *g, lb_job *job)
 
 /* ===================== finish ===================== */
 
-static hone_tensor *new_tensor(hone_dtype dt, int rank, const int64_t *dims)
+hone_tensor *lb_new_tensor(hone_dtype dt, int rank, const int64_t *dims)
 {
     hone_ctx ctx;
     hone_ctx_init(&ctx);
@@ -338,11 +338,70 @@ static hone_tensor *new_tensor(hone_dtype dt, int rank, const int64_t *dims)
     return t;
 }
 
+hone_node *lb_add_node(hone_graph *g, const char *op, const char *name, hone_value *x,
+                       hone_value *y)
+{
+    hone_node *n = hone_graph_add_node(g, op, "", name, y ? 2 : 1, 1);
+    n->in[0] = x;
+    if (y)
+        n->in[1] = y;
+    n->out[0] = hone_graph_new_value(g, name);
+    return n;
+}
+
+hone_value *lb_channel_const(hone_graph *g, int r, int64_t m, const float *s, const char *name)
+{
+    int64_t dims[HONE_MAX_RANK];
+    for (int i = 0; i < r; i++)
+        dims[i] = i ? 1 : m;
+    hone_tensor *t = lb_new_tensor(HONE_DT_FLOAT, r, dims);
+    memcpy(t->data, s, sizeof(float) * (size_t)m);
+    return hone_pass_new_const(g, t, name);
+}
+
+hone_status lb_train(lb_job *job, hone_value *const *params, int n,
+                     hone_status (*hook)(void *, hone_trainer *, const hone_fit_step_info *),
+                     void *user)
+{
+    hone_fit_spec spec;
+    lb_fit_spec(job, &spec);
+    const char **names = calloc((size_t)n + 1, sizeof *names);
+    HONE_ASSERT(names);
+    for (int i = 0; i < n; i++)
+        names[i] = params[i]->name;
+    spec.train.trainable = names;
+    spec.train.n_trainable = n;
+    spec.before_step = hook;
+    spec.user = user;
+    hone_fit_result res;
+    hone_status st = hone_graph_toposort(job->pc->ctx, job->g);
+    if (!st)
+        st = hone_fit(job->pc->ctx, job->g, &job->fd, &spec, &res);
+    if (!st)
+        hone_pass_log(job->pc, "trained %lld steps (%.0f images/s)", (long long)res.steps,
+                      res.images_per_s);
+    free(names);
+    return st;
+}
+
+hone_status lb_run(hone_pass_ctx *pc, hone_graph *g, hone_status (*method)(lb_job *job))
+{
+    lb_job job;
+    hone_status st = lb_begin(pc, g, &job);
+    if (!st && method)
+        st = method(&job);
+    if (st) {
+        lb_job_free(&job);
+        return st;
+    }
+    return lb_finish(&job);
+}
+
 void lb_set_discrete(lb_job *job)
 {
     for (int k = 0; k < job->n; k++) {
         lb_layer *l = &job->layers[k];
-        hone_tensor *t = new_tensor(HONE_DT_FLOAT, l->w->rank, l->w->dims);
+        hone_tensor *t = lb_new_tensor(HONE_DT_FLOAT, l->w->rank, l->w->dims);
         float *p = t->data;
         for (int64_t i = 0; i < t->numel; i++)
             p[i] = (float)(lb_level(&job->grid, l->idx[i]) * l->scale[i / l->per]);
@@ -366,7 +425,7 @@ static void fold_layer(lb_job *job, lb_layer *l, hone_node *bn, double *dq, int8
 {
     hone_graph *g = job->g;
     double eps = hone_attr_float(bn, "epsilon", 1e-5f);
-    hone_tensor *bias = new_tensor(HONE_DT_FLOAT, 1, &l->cout);
+    hone_tensor *bias = lb_new_tensor(HONE_DT_FLOAT, 1, &l->cout);
     for (int64_t c = 0; c < l->cout; c++) {
         double f = hone_tensor_get_f64(bn->in[1]->data, c) /
                    sqrt(hone_tensor_get_f64(bn->in[4]->data, c) + eps);
@@ -388,10 +447,10 @@ static void fold_layer(lb_job *job, lb_layer *l, hone_node *bn, double *dq, int8
 static void export_onnx(lb_job *job, lb_layer *l, const double *dq, const int8_t *q)
 {
     hone_graph *g = job->g;
-    hone_tensor *qt = new_tensor(HONE_DT_INT8, l->w->rank, l->w->dims);
+    hone_tensor *qt = lb_new_tensor(HONE_DT_INT8, l->w->rank, l->w->dims);
     memcpy(qt->data, q, (size_t)qt->numel);
-    hone_tensor *st = new_tensor(HONE_DT_FLOAT, 1, &l->cout);
-    hone_tensor *zt = new_tensor(HONE_DT_INT8, 1, &l->cout);
+    hone_tensor *st = lb_new_tensor(HONE_DT_FLOAT, 1, &l->cout);
+    hone_tensor *zt = lb_new_tensor(HONE_DT_INT8, 1, &l->cout);
     for (int64_t c = 0; c < l->cout; c++)
         ((float *)st->data)[c] = (float)dq[c];
     const char *base = l->conv->name;
@@ -408,7 +467,7 @@ static void export_onnx(lb_job *job, lb_layer *l, const double *dq, const int8_t
 /* hone.FakeQuant -> QuantizeLinear + DequantizeLinear (uint8). */
 static void export_fake_quant(hone_graph *g, hone_node *fq)
 {
-    hone_tensor *z = new_tensor(HONE_DT_UINT8, 0, NULL);
+    hone_tensor *z = lb_new_tensor(HONE_DT_UINT8, 0, NULL);
     *(uint8_t *)z->data = (uint8_t)hone_tensor_get_f64(fq->in[2]->data, 0);
     hone_value *zp = hone_pass_new_const(g, z, hone_arena_printf(g->arena, "%s_u8", fq->name));
     hone_node *q = hone_graph_add_node(g, "QuantizeLinear", "",

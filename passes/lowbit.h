@@ -78,6 +78,21 @@ void lb_set_discrete(lb_job *job);
 hone_status lb_finish(lb_job *job);
 /* Frees what lb_begin made (lb_finish calls it). */
 void lb_job_free(lb_job *job);
+/* A pass in the frame: lb_begin, method (sets lb_layer.idx), lb_finish. */
+hone_status lb_run(hone_pass_ctx *pc, hone_graph *g, hone_status (*method)(lb_job *job));
+/* Trains job->g (lb_fit_spec) with the n constants params as the listed
+ * trainables and hook as before_step; logs steps and throughput. */
+hone_status lb_train(lb_job *job, hone_value *const *params, int n,
+                     hone_status (*hook)(void *, hone_trainer *, const hone_fit_step_info *),
+                     void *user);
+/* A new zeroed tensor (sizes the pass itself derived: no failure expected). */
+hone_tensor *lb_new_tensor(hone_dtype dt, int rank, const int64_t *dims);
+/* Appends op(x[, y]) named `name` with one fresh output (producer links come
+ * with the next use update: use the returned node's out[0]). */
+hone_node *lb_add_node(hone_graph *g, const char *op, const char *name, hone_value *x,
+                       hone_value *y);
+/* A float constant shaped like a weight of rank r, [M, 1, 1, ...], from s[M]. */
+hone_value *lb_channel_const(hone_graph *g, int r, int64_t m, const float *s, const char *name);
 
 /* ---------- pack.c ---------- */
 

@@ -17,13 +17,7 @@
 
 hone_status hone_pass_quantize_rtn(hone_pass_ctx *pc, hone_graph *g)
 {
-    lb_job job;
-    hone_status st = lb_begin(pc, g, &job);
-    if (st) {
-        lb_job_free(&job);
-        return st;
-    }
-    return lb_finish(&job);
+    return lb_run(pc, g, NULL); /* lb_begin already chose the nearest levels */
 }
 
 typedef struct ste_run {
@@ -31,25 +25,6 @@ typedef struct ste_run {
     hone_value **u, **d;   /* latent weights and their rounding offsets, per layer */
     int *param;            /* trainer parameter index of u[k] */
 } ste_run;
-
-static hone_tensor *new_like(const hone_tensor *w, int rank, const int64_t *dims)
-{
-    hone_ctx ctx;
-    hone_ctx_init(&ctx);
-    hone_tensor *t;
-    HONE_ASSERT(!hone_tensor_new(&ctx, HONE_DT_FLOAT, w ? w->rank : rank, w ? w->dims : dims, &t));
-    return t;
-}
-
-static hone_value *binary(hone_graph *g, const char *op, const char *name, hone_value *x,
-                          hone_value *y)
-{
-    hone_node *n = hone_graph_add_node(g, op, "", name, 2, 1);
-    n->in[0] = x;
-    n->in[1] = y;
-    n->out[0] = hone_graph_new_value(g, name);
-    return n->out[0];
-}
 
 /* D = v(U) - U over the clamped latent weights (clamped in place). */
 static void refresh_offsets(const lb_grid *gr, hone_tensor *u, hone_tensor *d)
@@ -66,22 +41,20 @@ static void build_ste(ste_run *r, int k)
     lb_layer *l = &r->job->layers[k];
     hone_graph *g = r->job->g;
     const char *base = l->conv->name;
-    hone_tensor *u = new_like(l->w, 0, NULL), *d = new_like(l->w, 0, NULL);
+    hone_tensor *u = lb_new_tensor(HONE_DT_FLOAT, l->w->rank, l->w->dims);
+    hone_tensor *d = lb_new_tensor(HONE_DT_FLOAT, l->w->rank, l->w->dims);
     const float *w = l->w->data;
     for (int64_t i = 0; i < u->numel; i++)
         ((float *)u->data)[i] = w[i] / l->scale[i / l->per];
     refresh_offsets(&r->job->grid, u, d);
-    int64_t sd[HONE_MAX_RANK];
-    for (int i = 0; i < l->w->rank; i++)
-        sd[i] = i ? 1 : l->cout;
-    hone_tensor *st = new_like(NULL, l->w->rank, sd);
-    memcpy(st->data, l->scale, sizeof(float) * (size_t)l->cout);
     r->u[k] = hone_pass_new_const(g, u, hone_arena_printf(g->arena, "%s_ste_u", base));
     r->d[k] = hone_pass_new_const(g, d, hone_arena_printf(g->arena, "%s_ste_d", base));
-    hone_value *s = hone_pass_new_const(g, st, hone_arena_printf(g->arena, "%s_ste_s", base));
-    hone_value *x = binary(g, "Add", hone_arena_printf(g->arena, "%s_ste_q", base), r->u[k],
-                           r->d[k]);
-    l->conv->in[1] = binary(g, "Mul", hone_arena_printf(g->arena, "%s_ste_w", base), x, s);
+    hone_value *s = lb_channel_const(g, l->w->rank, l->cout, l->scale,
+                                     hone_arena_printf(g->arena, "%s_ste_s", base));
+    hone_node *x = lb_add_node(g, "Add", hone_arena_printf(g->arena, "%s_ste_q", base), r->u[k],
+                               r->d[k]);
+    x = lb_add_node(g, "Mul", hone_arena_printf(g->arena, "%s_ste_w", base), x->out[0], s);
+    l->conv->in[1] = x->out[0];
 }
 
 /* before_step hook: clamps U and sets D for the coming forward pass. */
@@ -107,58 +80,30 @@ static hone_status ste_step(void *user, hone_trainer *tr, const hone_fit_step_in
     return HONE_OK;
 }
 
-static hone_status ste_train(ste_run *r)
+/* The method: latent weights in, straight-through training, nearest levels out. */
+static hone_status ste_method(lb_job *job)
 {
-    lb_job *job = r->job;
-    hone_fit_spec spec;
-    lb_fit_spec(job, &spec);
-    const char **names = calloc((size_t)job->n, sizeof *names);
-    HONE_ASSERT(names);
-    for (int k = 0; k < job->n; k++)
-        names[k] = r->u[k]->name;
-    spec.train.trainable = names;
-    spec.train.n_trainable = job->n;
-    spec.before_step = ste_step;
-    spec.user = r;
-    hone_fit_result res;
-    hone_status st = hone_fit(job->pc->ctx, job->g, &job->fd, &spec, &res);
-    if (!st)
-        hone_pass_log(job->pc, "trained %lld steps (%.0f images/s)", (long long)res.steps,
-                      res.images_per_s);
-    free(names);
+    ste_run r = {job, calloc((size_t)job->n, sizeof(hone_value *)),
+                 calloc((size_t)job->n, sizeof(hone_value *)), malloc(sizeof(int) * (size_t)job->n)};
+    HONE_ASSERT(r.u && r.d && r.param);
+    for (int k = 0; k < job->n; k++) {
+        r.param[k] = -1;
+        build_ste(&r, k);
+    }
+    hone_status st = lb_train(job, r.u, job->n, ste_step, &r);
     for (int k = 0; k < job->n && !st; k++) {
         lb_layer *l = &job->layers[k];
-        const float *u = r->u[k]->data->data;
+        const float *u = r.u[k]->data->data;
         for (int64_t i = 0; i < l->w->numel; i++)
             l->idx[i] = (uint8_t)lb_nearest(&job->grid, fminf(fmaxf(u[i], -1.f), 1.f));
     }
+    free(r.u);
+    free(r.d);
+    free(r.param);
     return st;
 }
 
 hone_status hone_pass_quantize_ste(hone_pass_ctx *pc, hone_graph *g)
 {
-    lb_job job;
-    hone_status st = lb_begin(pc, g, &job);
-    if (st) {
-        lb_job_free(&job);
-        return st;
-    }
-    ste_run r = {&job, calloc((size_t)job.n, sizeof(hone_value *)),
-                 calloc((size_t)job.n, sizeof(hone_value *)), malloc(sizeof(int) * (size_t)job.n)};
-    HONE_ASSERT(r.u && r.d && r.param);
-    for (int k = 0; k < job.n; k++) {
-        r.param[k] = -1;
-        build_ste(&r, k);
-    }
-    st = hone_graph_toposort(pc->ctx, g);
-    if (!st)
-        st = ste_train(&r);
-    free(r.u);
-    free(r.d);
-    free(r.param);
-    if (st) {
-        lb_job_free(&job);
-        return st;
-    }
-    return lb_finish(&job);
+    return lb_run(pc, g, ste_method);
 }

@@ -56,22 +56,13 @@ static bool packable(const hone_node *n)
     return s->numel == 1 || (hone_attr_int(n, "axis", 1) == 0 && s->numel == q->dims[0]);
 }
 
-static hone_tensor *new_tensor(hone_dtype dt, int rank, const int64_t *dims)
-{
-    hone_ctx ctx;
-    hone_ctx_init(&ctx);
-    hone_tensor *t;
-    HONE_ASSERT(!hone_tensor_new(&ctx, dt, rank, dims, &t));
-    return t;
-}
-
 /* Replaces DequantizeLinear n by hone.DequantizePacked on grid gr; the new
  * names are short ("pk<k>"): in a 2-bit model names are a good part of the file. */
 static void pack_one(hone_graph *g, hone_node *n, const lb_grid *gr, int k)
 {
     const hone_tensor *q = n->in[0]->data, *s = n->in[1]->data;
     int64_t bytes = (q->numel * gr->bits + 7) / 8, c = q->dims[0];
-    hone_tensor *pt = new_tensor(HONE_DT_UINT8, 1, &bytes), *st = new_tensor(HONE_DT_FLOAT, 1, &c);
+    hone_tensor *pt = lb_new_tensor(HONE_DT_UINT8, 1, &bytes), *st = lb_new_tensor(HONE_DT_FLOAT, 1, &c);
     uint8_t *p = pt->data;
     const int8_t *qv = q->data;
     for (int64_t i = 0; i < q->numel; i++) {
