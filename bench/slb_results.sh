@@ -11,6 +11,7 @@
 #        STEPS (100: slb/ste budget in steps of 64)  LIMIT (10000 training samples, 10% held
 #        out)  SEEDS ("1")  SETTINGS ("1:32 2:32 4:32 4:8 8:8")  REPEAT (300 latency runs)
 #        R18 (1: the ResNet-18 W8A8 rows)  DOC (docs/RESULTS.md)  KEEP (a dir to keep models in)
+#        JOBS (2: settings run at once)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HONE=${HONE:-build/hone} LATENCY=${LATENCY:-build/bench/latency} DOC=${DOC:-docs/RESULTS.md}
@@ -18,6 +19,7 @@ COMMIT=$(git rev-parse --short HEAD)
 SHARED=${HONE_SHARED:-$(git rev-parse --show-toplevel)/../shared}
 [ -d "$SHARED" ] || SHARED=/work/shared
 STEPS=${STEPS:-100} LIMIT=${LIMIT:-10000} SEEDS=${SEEDS:-1} REPEAT=${REPEAT:-300} R18=${R18:-1}
+JOBS=${JOBS:-2} R18_REPEAT=$((REPEAT / 10 > 15 ? REPEAT / 10 : 15))
 SETTINGS=${SETTINGS:-"1:32 2:32 4:32 4:8 8:8"}
 MODEL=$SHARED/models/fmnist_resnet14.onnx
 [ -f "$MODEL" ] || MODEL=models/fmnist_resnet14.onnx
@@ -78,9 +80,10 @@ read -r FP_TOP1 _ < <(score "$MODEL" fp32 0)
 compile "$MODEL" fp32 1x1x28x28 || true
 FP_MS=$(median fp32 "$REPEAT")
 FP_KB=$(kb "$MODEL")
-: >"$T/rows"
-for s in $SETTINGS; do
-  wb=${s%:*} ab=${s#*:}
+# One setting (weight bits:activation bits), every method and seed: rows into $T/rows.<s>.
+run_setting() { # wb:ab
+  local s=$1 wb=${1%:*} ab=${1#*:} m seed p name t0 t1 held top1 agree lat seedcol drop
+  : >"$T/rows.$s"
   for m in rtn ste slb; do
     for seed in $SEEDS; do
       [ $m = rtn ] && [ "$seed" != "${SEEDS%% *}" ] && continue
@@ -106,36 +109,49 @@ for s in $SETTINGS; do
         "$m" "$seedcol" "$top1" "$drop" "$(awk -v h="$held" 'BEGIN { printf "%.2f", 100 * h }')" \
         "$(kb "$T/$name.onnx")" "$(kb "$T/$name.packed.onnx")" \
         "$(ratio "$(stat -c %s "$MODEL")" "$(stat -c %s "$T/$name.packed.onnx")")" \
-        "$lat" "$agree" "$((t1 - t0))" | tee -a "$T/rows" >&2
+        "$lat" "$agree" "$((t1 - t0))" | tee -a "$T/rows.$s" >&2
     done
   done
-done
+}
 
-: >"$T/r18"
-R18_MODEL=$ORT_DIR/models/resnet18.onnx
-if [ "$R18" = 1 ] && [ -f "$R18_MODEL" ]; then
-  log "ResNet-18 W8A8 (quantize-rtn, random calibration data)"
-  $PY bench/slb_eval.py random "$T/r18cal.npy" 32 3 224 224
-  $HONE opt "$R18_MODEL" --passes='quantize-rtn{bits=8,acts=8,keep-first=false,samples=32}' \
-    -o "$T/r18q.onnx" --data "$T/r18cal.npy" --val-split 0 2>"$T/r18.log" || log "r18 failed"
-  if [ -f "$T/r18q.onnx" ]; then
-    R18_REPEAT=$((REPEAT / 10 > 15 ? REPEAT / 10 : 15))
-    compile "$R18_MODEL" r18 1x3x224x224 || true
-    compile "$T/r18q.onnx" r18q 1x3x224x224 || true
-    ms32=0 ms8=0
-    for _ in 1 2 3; do
-      ms32=$(awk -v a="$ms32" -v b="$(median r18 $((R18_REPEAT / 3)))" 'BEGIN { print a + b }')
-      ms8=$(awk -v a="$ms8" -v b="$(median r18q $((R18_REPEAT / 3)))" 'BEGIN { print a + b }')
-    done
-    ms32=$(awk -v a="$ms32" 'BEGIN { printf "%.2f", a / 3 }') ms8=$(awk -v a="$ms8" 'BEGIN { printf "%.2f", a / 3 }')
-    $HONE run "$T/r18q.onnx" --input input=$ORT_DIR/models/resnet18.input.npy --output-dir "$T/r18h0" >/dev/null
-    node $ORT_DIR/ort_run.js "$T/r18q.onnx" "$T/r18o0" input=$ORT_DIR/models/resnet18.input.npy >/dev/null
-    same=$($PY -c "import numpy as n,glob; a=n.load(glob.glob('$T/r18h0/*.npy')[0]); b=n.load(glob.glob('$T/r18o0/*.npy')[0]); print('yes' if (a.argmax(1)==b.argmax(1)).all() else 'no')")
-    printf '| ResNet-18 fp32 | %s | 1.00 | %s | - |\n' "$ms32" "$(kb "$R18_MODEL")" >>"$T/r18"
-    printf '| ResNet-18 W8A8 (quantize-rtn) | %s | %s | %s | %s |\n' "$ms8" \
-      "$(ratio "$ms32" "$ms8")" "$(kb "$T/r18q.onnx")" "$same" >>"$T/r18"
+# ResNet-18 W8A8 vs fp32, compiled: rows into $T/r18.
+run_r18() {
+  local ms32 ms8 same
+  : >"$T/r18"
+  R18_MODEL=$ORT_DIR/models/resnet18.onnx
+  if [ "$R18" = 1 ] && [ -f "$R18_MODEL" ]; then
+    log "ResNet-18 W8A8 (quantize-rtn, random calibration data)"
+    $PY bench/slb_eval.py random "$T/r18cal.npy" 32 3 224 224
+    $HONE opt "$R18_MODEL" --passes='quantize-rtn{bits=8,acts=8,keep-first=false,samples=32}' \
+      -o "$T/r18q.onnx" --data "$T/r18cal.npy" --val-split 0 2>"$T/r18.log" || log "r18 failed"
+    if [ -f "$T/r18q.onnx" ]; then
+      compile "$R18_MODEL" r18 1x3x224x224 || true
+      compile "$T/r18q.onnx" r18q 1x3x224x224 || true
+      ms32=0 ms8=0
+      for _ in 1 2 3; do
+        ms32=$(awk -v a="$ms32" -v b="$(median r18 $((R18_REPEAT / 3)))" 'BEGIN { print a + b }')
+        ms8=$(awk -v a="$ms8" -v b="$(median r18q $((R18_REPEAT / 3)))" 'BEGIN { print a + b }')
+      done
+      ms32=$(awk -v a="$ms32" 'BEGIN { printf "%.2f", a / 3 }') ms8=$(awk -v a="$ms8" 'BEGIN { printf "%.2f", a / 3 }')
+      mkdir -p "$T/r18h0"
+      $HONE run "$T/r18q.onnx" --input input=$ORT_DIR/models/resnet18.input.npy --output-dir "$T/r18h0" >/dev/null
+      node $ORT_DIR/ort_run.js "$T/r18q.onnx" "$T/r18o0" input=$ORT_DIR/models/resnet18.input.npy >/dev/null
+      same=$($PY -c "import numpy as n,glob; a=n.load(glob.glob('$T/r18h0/*.npy')[0]); b=n.load(glob.glob('$T/r18o0/*.npy')[0]); print('yes' if (a.argmax(1)==b.argmax(1)).all() else 'no')")
+      printf '| ResNet-18 fp32 | %s | 1.00 | %s | - |\n' "$ms32" "$(kb "$R18_MODEL")" >>"$T/r18"
+      printf '| ResNet-18 W8A8 (quantize-rtn) | %s | %s | %s | %s |\n' "$ms8" \
+        "$(ratio "$ms32" "$ms8")" "$(kb "$T/r18q.onnx")" "$same" >>"$T/r18"
+    fi
   fi
-fi
+}
+
+# Settings (and the ResNet-18 rows) run JOBS at a time (the machine is shared by many jobs; each setting is serial).
+for s in r18 $SETTINGS; do
+  if [ "$s" = r18 ]; then run_r18 & else run_setting "$s" & fi
+  while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n || true; done
+done
+wait
+: >"$T/rows"
+for s in $SETTINGS; do cat "$T/rows.$s" >>"$T/rows"; done
 
 section() {
   echo "## SLB"
@@ -147,7 +163,7 @@ section() {
   echo "$(date -u '+%Y-%m-%d %H:%M UTC') ($(( ($(date +%s) - START) / 60 )) min), hone at commit $COMMIT; reproduce with:"
   echo
   echo '```'
-  echo "STEPS=$STEPS LIMIT=$LIMIT SEEDS=\"$SEEDS\" SETTINGS=\"$SETTINGS\" REPEAT=$REPEAT bench/slb_results.sh"
+  echo "STEPS=$STEPS LIMIT=$LIMIT SEEDS=\"$SEEDS\" SETTINGS=\"$SETTINGS\" REPEAT=$REPEAT JOBS=$JOBS bench/slb_results.sh"
   echo '```'
   echo
   echo "- Data: the first $LIMIT Fashion-MNIST training images; 10% of them held out (the"
