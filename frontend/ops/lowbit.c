@@ -92,6 +92,8 @@ hone_status infer_dequantize_packed(hone_infer *ic)
                               "needs bits in 1..8 and a positive shape");
     if (p->dtype && p->dtype != HONE_DT_UINT8)
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "packed input must be uint8");
+    if (s->dtype && s->dtype != HONE_DT_FLOAT)
+        return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE, "scale must be float32");
     if (p->rank >= 0 && (p->rank != 1 || (p->dims[0] >= 0 && p->dims[0] * 8 < numel * bits)))
         return hone_node_fail(ic->ctx, ic->node, HONE_ERR_SHAPE,
                               "packed input must be 1-D with at least %lld bytes",
@@ -112,7 +114,8 @@ hone_status eval_dequantize_packed(hone_eval *ec)
     double step = (double)hone_attr_int(ec->node, "step", 1);
     double offset = (double)hone_attr_int(ec->node, "offset", 0);
     const hone_tensor *p = ec->in[0], *s = ec->in[1];
-    if (numel < 0 || bits < 1 || bits > 8 || p->numel * 8 < numel * bits || s->numel != dims[0])
+    if (numel < 0 || bits < 1 || bits > 8 || p->numel * 8 < numel * bits || s->numel != dims[0] ||
+        p->dtype != HONE_DT_UINT8 || s->dtype != HONE_DT_FLOAT)
         return hone_node_fail(ec->ctx, ec->node, HONE_ERR_SHAPE, "packed weights do not fit");
     hone_status st = hone_eval_alloc(ec, 0, HONE_DT_FLOAT, rank, dims);
     if (st)
