@@ -12,6 +12,7 @@
  * first in -O3, before fold-constants turns the weights' DequantizeLinear
  * into float constants.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "passes.h"
@@ -84,14 +85,36 @@ static hone_node *add(hone_graph *g, const char *op, const char *name, int n_in)
     return n;
 }
 
+/* Copies conv's window attributes (not its name or domain-specific ones) to dst. */
+static void copy_conv_attrs(hone_graph *g, hone_node *dst, const hone_node *conv)
+{
+    static const char *const names[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads",
+                                        "strides"};
+    for (int a = 0; a < conv->n_attr; a++)
+        for (size_t j = 0; j < sizeof names / sizeof *names; j++) {
+            const hone_attr *oa = &conv->attrs[a];
+            if (strcmp(oa->name, names[j]))
+                continue;
+            hone_attr *na = hone_node_add_attr(g, dst, oa->name, oa->kind);
+            na->i = oa->i;
+            na->s = oa->s ? hone_arena_strdup(g->arena, oa->s) : NULL;
+            na->s_len = oa->s_len;
+            na->n = oa->n;
+            if (oa->ints) {
+                na->ints = hone_arena_alloc(g->arena, sizeof *na->ints * (size_t)oa->n);
+                memcpy(na->ints, oa->ints, sizeof *na->ints * (size_t)oa->n);
+            }
+        }
+}
+
 static hone_status rewrite(hone_pass_ctx *pc, hone_graph *g, hone_node *conv)
 {
     hone_node *xd = conv->in[0]->producer, *wd = conv->in[1]->producer;
     int64_t m = conv->out[0]->dims[1];
     int r = conv->out[0]->rank;
-    double sx = hone_tensor_get_f64(xd->in[1]->data, 0), k[4096];
-    if (m > 4096)
-        return HONE_OK;
+    double sx = hone_tensor_get_f64(xd->in[1]->data, 0);
+    double *k = malloc(sizeof *k * (size_t)m * 2), *b = k + m;
+    HONE_ASSERT(k);
     for (int64_t i = 0; i < m; i++)
         k[i] = sx * hone_tensor_get_f64(wd->in[1]->data, wd->in[1]->data->numel == 1 ? 0 : i);
     const char *base = conv->name;
@@ -99,22 +122,7 @@ static hone_status rewrite(hone_pass_ctx *pc, hone_graph *g, hone_node *conv)
     ci->in[0] = xd->in[0];
     ci->in[1] = wd->in[0];
     ci->in[2] = xd->in[2];
-    static const char *const attrs[] = {"auto_pad", "dilations", "group", "kernel_shape", "pads",
-                                        "strides"};
-    for (int a = 0; a < conv->n_attr; a++)
-        for (size_t j = 0; j < sizeof attrs / sizeof *attrs; j++)
-            if (!strcmp(conv->attrs[a].name, attrs[j])) {
-                hone_attr *na = hone_node_add_attr(g, ci, conv->attrs[a].name, conv->attrs[a].kind);
-                const hone_attr *oa = &conv->attrs[a];
-                na->i = oa->i;
-                na->s = oa->s ? hone_arena_strdup(g->arena, oa->s) : NULL;
-                na->s_len = oa->s_len;
-                na->n = oa->n;
-                if (oa->ints) {
-                    na->ints = hone_arena_alloc(g->arena, sizeof *na->ints * (size_t)oa->n);
-                    memcpy(na->ints, oa->ints, sizeof *na->ints * (size_t)oa->n);
-                }
-            }
+    copy_conv_attrs(g, ci, conv);
     hone_node *cast = add(g, "Cast", hone_arena_printf(g->arena, "%s_f", base), 1);
     cast->in[0] = ci->out[0];
     hone_node_set_attr_int(g, cast, "to", HONE_DT_FLOAT);
@@ -122,23 +130,25 @@ static hone_status rewrite(hone_pass_ctx *pc, hone_graph *g, hone_node *conv)
     mul->in[0] = cast->out[0];
     mul->in[1] = channel_const(pc->ctx, g, r, m, k, hone_arena_printf(g->arena, "%s_k", base));
     hone_value *y = conv->out[0];
-    if (!mul->in[1])
+    bool ok = true;
+    if (!mul->in[1]) {
+        free(k);
         return pc->ctx->status;
+    }
     if (conv->n_in > 2 && conv->in[2]) {
-        double b[4096];
         for (int64_t i = 0; i < m; i++)
             b[i] = hone_tensor_get_f64(conv->in[2]->data, i);
         hone_node *ad = add(g, "Add", hone_arena_printf(g->arena, "%s_biased", base), 2);
         ad->in[0] = mul->out[0];
         ad->in[1] = channel_const(pc->ctx, g, r, m, b, hone_arena_printf(g->arena, "%s_b", base));
-        if (!ad->in[1])
-            return pc->ctx->status;
         ad->out[0] = y;
+        ok = ad->in[1] != NULL;
     } else {
         mul->out[0] = y;
     }
+    free(k);
     conv->out[0] = hone_graph_new_value(g, NULL);
-    return HONE_OK;
+    return ok ? HONE_OK : pc->ctx->status;
 }
 
 hone_status hone_pass_qdq_to_integer(hone_pass_ctx *pc, hone_graph *g)
