@@ -4,9 +4,10 @@
  * Padding reads x_zp, so padded taps contribute nothing.
  *
  * Fast path (uint8 x, int8 w with zero w_zp, 2 spatial dims, a CPU with
- * AVX-512 VNNI): per image and group, the window is gathered once into a
- * uint8 column buffer laid out for vpdpbusd, [K/4][P][4] (4 consecutive
- * reduction taps of one output position per 32-bit lane), the weights into
+ * AVX-512 VNNI): per image and group, the image is copied once into a
+ * buffer padded with x_zp (so no tap needs a bounds check) and gathered
+ * into a uint8 column buffer laid out for vpdpbusd, [K/4][P][4] (4
+ * consecutive reduction taps of one output position per 32-bit lane), the weights into
  * [M][K] rows padded to multiples of 4 taps and 8 rows, and an 8-row x
  * 32-position register tile accumulates u8 x s8 products four at a time;
  * the x_zp * rowsum(w) term is subtracted when storing. Positions are split
@@ -155,37 +156,64 @@ static void pool_init(void)
     pool = n > 1 ? hone_rt_pool_create(n > 16 ? 16 : n) : NULL;
 }
 
+/* Extent of the padded image along spatial dim d: every tap of every position. */
+static int64_t padded_extent(const hone_rt_window *w, int d)
+{
+    return (w->out[d] - 1) * w->stride[d] + (w->k[d] - 1) * w->dil[d] + 1;
+}
+
 size_t hone_rt_conv_integer_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups)
 {
     int64_t k4 = round_up(c / groups * hone_rt_window_k_numel(w), 4);
     int64_t p32 = round_up(hone_rt_window_out_numel(w), PB), m8 = round_up(m / groups, MB);
-    return (size_t)(k4 * p32 + m8 * k4 + m8 * 4 + 64);
+    int64_t pad = w->nsp == 2 ? c / groups * padded_extent(w, 0) * padded_extent(w, 1) : 0;
+    return (size_t)(k4 * p32 + m8 * k4 + m8 * 4 + pad + 128);
 }
 
-/* Gathers 2-D image xg [cg, ih, iw] into col [K4/4][P32][4] (x_zp in the padding). */
-static void gather_cols(const hone_rt_window *w, int64_t cg, const uint8_t *xg, uint8_t xzp,
-                        int64_t k4, int64_t p32, uint8_t *col)
+/* xg [cg, ih, iw] into xp [cg, H, W] (the padded extents) with x_zp around it. */
+static void pad_image(const hone_rt_window *w, int64_t cg, const uint8_t *xg, uint8_t xzp,
+                      uint8_t *xp)
 {
-    int64_t kh = w->k[0], kw = w->k[1], ih = w->in[0], iw = w->in[1];
-    int64_t oh = w->out[0], ow = w->out[1];
-    memset(col, 0, (size_t)(k4 * p32));
-    for (int64_t k = 0; k < cg * kh * kw; k++) {
-        int64_t ci = k / (kh * kw), r = k / kw % kh, q = k % kw;
-        uint8_t *dst = col + (k / 4) * p32 * 4 + k % 4;
-        const uint8_t *src = xg + ci * ih * iw;
+    int64_t H = padded_extent(w, 0), W = padded_extent(w, 1), ih = w->in[0], iw = w->in[1];
+    memset(xp, xzp, (size_t)(cg * H * W));
+    for (int64_t ci = 0; ci < cg; ci++)
+        for (int64_t iy = 0; iy < ih; iy++) {
+            int64_t py = iy + w->pad[0], x0 = w->pad[1] < 0 ? -w->pad[1] : 0;
+            int64_t n = iw - x0 < W - (x0 + w->pad[1]) ? iw - x0 : W - (x0 + w->pad[1]);
+            if (py >= 0 && py < H && n > 0)
+                memcpy(xp + (ci * H + py) * W + x0 + w->pad[1], xg + (ci * ih + iy) * iw + x0,
+                       (size_t)n);
+        }
+}
+
+/* Gathers the padded image xp [cg, H, W] into col [K4/4][P32][4]: each 32-bit lane
+ * holds 4 consecutive taps of one position (taps past K read tap 0: their weights
+ * are 0). */
+static void gather_cols(const hone_rt_window *w, int64_t cg, const uint8_t *xp, int64_t k4,
+                        int64_t p32, uint8_t *col)
+{
+    int64_t kh = w->k[0], kw = w->k[1], K = cg * kh * kw, oh = w->out[0], ow = w->out[1];
+    int64_t H = padded_extent(w, 0), W = padded_extent(w, 1), sx = w->stride[1];
+    for (int64_t kb = 0; kb < k4 / 4; kb++) {
+        const uint8_t *src[4];
+        for (int j = 0; j < 4; j++) {
+            int64_t k = kb * 4 + j < K ? kb * 4 + j : 0;
+            int64_t ci = k / (kh * kw), r = k / kw % kh, q = k % kw;
+            src[j] = xp + (ci * H + r * w->dil[0]) * W + q * w->dil[1];
+        }
+        uint32_t *dst = (uint32_t *)(col + kb * p32 * 4);
         for (int64_t y = 0; y < oh; y++) {
-            int64_t iy = y * w->stride[0] - w->pad[0] + r * w->dil[0];
-            uint8_t *d = dst + y * ow * 4;
-            if (iy < 0 || iy >= ih) {
+            int64_t off = y * w->stride[0] * W;
+            const uint8_t *a = src[0] + off, *b = src[1] + off, *c = src[2] + off, *d = src[3] + off;
+            uint32_t *o = dst + y * ow;
+            if (sx == 1) /* the common case, kept apart so the compiler vectorizes it */
                 for (int64_t x = 0; x < ow; x++)
-                    d[x * 4] = xzp;
-                continue;
-            }
-            const uint8_t *row = src + iy * iw;
-            for (int64_t x = 0; x < ow; x++) {
-                int64_t ix = x * w->stride[1] - w->pad[1] + q * w->dil[1];
-                d[x * 4] = ix < 0 || ix >= iw ? xzp : row[ix];
-            }
+                    o[x] = (uint32_t)a[x] | (uint32_t)b[x] << 8 | (uint32_t)c[x] << 16 |
+                           (uint32_t)d[x] << 24;
+            else
+                for (int64_t x = 0; x < ow; x++)
+                    o[x] = (uint32_t)a[x * sx] | (uint32_t)b[x * sx] << 8 |
+                           (uint32_t)c[x * sx] << 16 | (uint32_t)d[x * sx] << 24;
         }
     }
 }
@@ -198,8 +226,11 @@ static void pack_weights(const int8_t *wg, int64_t mg, int64_t K, int64_t k4, in
     memset(wp, 0, (size_t)(m8 * k4));
     for (int64_t o = 0; o < m8; o++) {
         int32_t s = 0;
-        for (int64_t k = 0; o < mg && k < K; k++)
-            s += wp[o * k4 + k] = wg[o * K + k];
+        if (o < mg) {
+            memcpy(wp + o * k4, wg + o * K, (size_t)K);
+            for (int64_t k = 0; k < K; k++)
+                s += wg[o * K + k];
+        }
         rowsum[o] = s;
     }
 }
@@ -227,11 +258,12 @@ void hone_rt_conv_integer(const hone_rt_window *w, int64_t n, int64_t c, int64_t
         uint8_t *col = scratch;
         int8_t *wp = (int8_t *)(col + k4 * p32);
         int32_t *rowsum = (int32_t *)(((uintptr_t)(wp + m8 * k4) + 63) & ~(uintptr_t)63);
+        uint8_t *xp = (uint8_t *)(rowsum + m8);
         for (int64_t g = 0; g < groups; g++) {
             pack_weights((const int8_t *)wt + g * mg * K, mg, K, k4, wp, rowsum);
             for (int64_t b = 0; b < n; b++) {
-                gather_cols(w, cg, (const uint8_t *)x + (b * c + g * cg) * in, (uint8_t)xz, k4,
-                            p32, col);
+                pad_image(w, cg, (const uint8_t *)x + (b * c + g * cg) * in, (uint8_t)xz, xp);
+                gather_cols(w, cg, xp, k4, p32, col);
                 vnni_job j = {col, wp, rowsum, k4, p32, P, mg, xz, y + (b * m + g * mg) * P};
                 hone_rt_parallel_for(pool, p32 / PB, 1, vnni_range, &j);
             }
