@@ -12,11 +12,11 @@
 #        out)  SEEDS ("1")  SETTINGS ("1:32 2:32 4:32 4:8 8:8")  REPEAT (300 latency runs)
 #        R18 (1: the ResNet-18 W8A8 rows)  DOC (docs/RESULTS.md)  KEEP (a dir to keep models in)
 #        JOBS (2: settings run at once)  DOC_ONLY=1 with KEEP: write the section from the rows
-#        a stopped run finished
+#        a stopped run finished (COMMIT: the commit they were measured at; NOTE: one more bullet)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HONE=${HONE:-build/hone} LATENCY=${LATENCY:-build/bench/latency} DOC=${DOC:-docs/RESULTS.md}
-COMMIT=$(git rev-parse --short HEAD)
+COMMIT=${COMMIT:-$(git rev-parse --short HEAD)}   # DOC_ONLY: the commit the rows were measured at
 SHARED=${HONE_SHARED:-$(git rev-parse --show-toplevel)/../shared}
 [ -d "$SHARED" ] || SHARED=/work/shared
 STEPS=${STEPS:-100} LIMIT=${LIMIT:-10000} SEEDS=${SEEDS:-1} REPEAT=${REPEAT:-300} R18=${R18:-1}
@@ -36,7 +36,7 @@ HONE=$T/bin/$(basename "$HONE") LATENCY=$T/bin/$(basename "$LATENCY")
 NORM=(--scale 0.00392156862745098 --mean 0.2860 --std 0.3530)
 DATA=(--data $FM/train-images-idx3-ubyte.gz --labels $FM/train-labels-idx1-ubyte.gz "${NORM[@]}"
       --limit "$LIMIT" --val-split 0.1)
-START=$(date +%s) LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
+START=$(date +%s) LOAD=${LOAD:-$(cut -d' ' -f1-3 /proc/loadavg)}
 log() { echo "[slb_results $(($(date +%s) - START))s] $*" >&2; }
 
 CHUNKS=$($PY bench/slb_eval.py prep "$T" 2500)
@@ -201,6 +201,7 @@ section() {
   echo "- ORT agree: share of test images on which ONNX Runtime (bench/ort_run.js) and hone's"
   echo "  interpreter predict the same class for the standard-ONNX output."
   echo "- Load average at start: $LOAD (the machine is shared; latencies are ratios for that reason)."
+  [ -z "${NOTE:-}" ] || echo "- $NOTE"
   echo
   echo "| weights/acts | method | seed | test top-1 % | drop (points) | held-out top-1 % | ONNX KB | packed KB | x smaller | latency vs fp32 | ORT agree % | pass s |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
