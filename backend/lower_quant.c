@@ -91,6 +91,9 @@ static hone_status emit_qconv(bk_lower *L, int ix, int iw, int ixz, int iwz, LLV
     if (qconv_window(L->ctx, &view, &w, &g))
         return bk_unsupported(L, "%s", L->ctx->msg);
     int64_t n_wz = wz ? bk_numel(wz) : 0;
+    if (n_wz > 1 && n_wz != out->dims[1])
+        return bk_unsupported(L, "%lld weight zero points for %lld channels", (long long)n_wz,
+                              (long long)out->dims[1]);
     LLVMTypeRef pt[14] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->i32,
                           L->ptr, L->ptr, L->i32, L->ptr, L->i64, L->ptr, L->ptr};
     LLVMValueRef a[14] = {bk_global_bytes(L, &w, sizeof w, "window"), bk_i64(L, x->dims[0]),
@@ -133,6 +136,10 @@ hone_status bk_lower_qlinear_conv(bk_lower *L)
     if (!float_scalars(L, (int[]){1, 4, 6}, 3) || bk_numel(bk_in(L, 1)) != 1 || bk_numel(ys) != 1 ||
         !int8_type(y->dtype) || (bk_in(L, 8) && bk_in(L, 8)->dtype != HONE_DT_INT32))
         return bk_unsupported(L, "QLinearConv with these scales or types");
+    int64_t n_ws = bk_numel(bk_in(L, 4));
+    if (n_ws != 1 && n_ws != y->dims[1])
+        return bk_unsupported(L, "%lld weight scales for %lld channels", (long long)n_ws,
+                              (long long)y->dims[1]);
     LLVMValueRef acc = L->scratch;
     LLVMValueRef rest = bk_gep_c(L, L->i8, L->scratch, (int64_t)acc_bytes(L->node));
     hone_status st = emit_qconv(L, 0, 3, 2, 5, acc, rest);
@@ -176,6 +183,10 @@ static hone_status emit_qmatmul(bk_lower *L, int ia, int iaz, int ib, int ibz, L
     int64_t g[6];
     if (!int8_type(a->dtype) || !int8_type(b->dtype) || !mm_shape(a, b, bk_out(L, 0), g))
         return bk_unsupported(L, "%s of these types or batch shapes", L->node->op_type);
+    if ((az && bk_numel(az) != 1 && bk_numel(az) != g[1]) ||
+        (bz && bk_numel(bz) != 1 && bk_numel(bz) != g[2]))
+        return bk_unsupported(L, "%s zero points neither per tensor nor per row/column",
+                              L->node->op_type);
     LLVMTypeRef pt[15] = {L->i64, L->i64, L->i64, L->i64, L->ptr, L->i32, L->i64, L->ptr,
                           L->i64, L->ptr, L->i32, L->i64, L->ptr, L->i64, L->ptr};
     LLVMValueRef v[15] = {bk_i64(L, g[0]), bk_i64(L, g[1]), bk_i64(L, g[2]), bk_i64(L, g[3]),
@@ -202,6 +213,9 @@ hone_status bk_lower_qlinear_matmul(bk_lower *L)
     if (!float_scalars(L, (int[]){1, 4, 6}, 3) || bk_numel(bk_in(L, 1)) != 1 ||
         bk_numel(bk_in(L, 6)) != 1 || !int8_type(y->dtype))
         return bk_unsupported(L, "QLinearMatMul with these scales or types");
+    int64_t n_bs = bk_numel(bk_in(L, 4));
+    if (n_bs != 1 && n_bs != y->dims[y->rank - 1])
+        return bk_unsupported(L, "QLinearMatMul with %lld b scales", (long long)n_bs);
     hone_status st = emit_qmatmul(L, 0, 2, 3, 5, L->scratch);
     if (st)
         return st;
