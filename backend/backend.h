@@ -481,4 +481,14 @@ hone_status bk_build(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts
                      LLVMContextRef c, hone_backend_report *rep);
 void bk_front_free(bk_front *f);
 
+/* ===================== lower_quant.c: integer ops ===================== */
+
+hone_status bk_lower_conv_integer(bk_lower *L);
+hone_status bk_lower_qlinear_conv(bk_lower *L);
+hone_status bk_lower_matmul_integer(bk_lower *L);
+hone_status bk_lower_qlinear_matmul(bk_lower *L);
+hone_status bk_lower_dynamic_quantize(bk_lower *L);
+size_t bk_scratch_conv_integer(const bk_model *m, const hone_node *n);
+size_t bk_scratch_qlinear_matmul(const bk_model *m, const hone_node *n);
+
 #endif

@@ -42,6 +42,8 @@ static const struct {
     RT(hone_rt_bn_batch), RT(hone_rt_maxpool_i8),
     RT(hone_rt_binconv_xnor), RT(hone_rt_binconv_w1),
     RT(hone_rt_adder), RT(hone_rt_signed_power),
+    RT(hone_rt_conv_integer), RT(hone_rt_requantize), RT(hone_rt_matmul_integer),
+    RT(hone_rt_dynamic_quantize),
 #undef RT
 };
 #define N_RUNTIME_SYMS (sizeof runtime_syms / sizeof *runtime_syms)

@@ -153,6 +153,12 @@ static const bk_rule rules[] = {
     /* AdderNet (lower_adder.c) */
     {"hone", "Adder2d", bk_lower_adder, bk_scratch_adder},
     {"hone", "SignedPower", bk_lower_signed_power, NULL},
+    /* integer ops (lower_quant.c) */
+    {"", "ConvInteger", bk_lower_conv_integer, bk_scratch_conv_integer},
+    {"", "QLinearConv", bk_lower_qlinear_conv, bk_scratch_conv_integer},
+    {"", "MatMulInteger", bk_lower_matmul_integer, NULL},
+    {"", "QLinearMatMul", bk_lower_qlinear_matmul, bk_scratch_qlinear_matmul},
+    {"", "DynamicQuantizeLinear", bk_lower_dynamic_quantize, NULL},
 };
 
 const bk_rule *bk_rule_find(const hone_node *n)

@@ -227,6 +227,11 @@ hone_status hone_pass_binarize(hone_pass_ctx *pc, hone_graph *g);        /* bina
 hone_status hone_pass_adder(hone_pass_ctx *pc, hone_graph *g);            /* adder.c */
 /* AdderNet's adaptive gradient scaling, in place: d <- eta sqrt(n) d / ||d||_2 (d = 0 stays). */
 void hone_adder_scale_grad(float *d, int64_t n, double eta);
+hone_status hone_pass_slb(hone_pass_ctx *pc, hone_graph *g);              /* slb.c */
+hone_status hone_pass_quantize_rtn(hone_pass_ctx *pc, hone_graph *g);     /* lowbit_passes.c */
+hone_status hone_pass_quantize_ste(hone_pass_ctx *pc, hone_graph *g);     /* lowbit_passes.c */
+hone_status hone_pass_pack_lowbit(hone_pass_ctx *pc, hone_graph *g);      /* pack.c */
+hone_status hone_pass_qdq_to_integer(hone_pass_ctx *pc, hone_graph *g);   /* qdq_integer.c */
 
 /* unfold_bn.c as a library call for method passes: inserts a function-
  * preserving BatchNormalization after every Conv (constant float weights, no

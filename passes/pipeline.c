@@ -24,8 +24,8 @@ static const char *const levels[] = {
     "remove-identity,fold-constants,fold-shapes,dce",
     "remove-identity,fold-constants,fold-shapes,simplify-reshape,remove-identity,fold-constants,"
     "cse,fold-bn,dce",
-    "remove-identity,fold-constants,fold-shapes,simplify-reshape,remove-identity,fold-constants,"
-    "cse,fold-bn,dce,fuse-conv,dce",
+    "qdq-to-integer,remove-identity,fold-constants,fold-shapes,simplify-reshape,remove-identity,"
+    "fold-constants,cse,fold-bn,dce,fuse-conv,dce",
 };
 
 const char *hone_pipeline_level(int level)

@@ -7,6 +7,22 @@
 
 #include "passes.h"
 
+#define LOWBIT_OPTS \
+    {"bits", HONE_OPT_INT, "2", "weight bits: 1, 2, 3, 4 or 8 (levels linspace(-1,1,2^b) times s)"}, \
+    {"acts", HONE_OPT_INT, "32", "activation bits: 32 (float) or 8 (calibrated uint8 ranges, " \
+     "fake-quantized in training, QuantizeLinear/DequantizeLinear in the output)"}, \
+    {"granularity", HONE_OPT_STRING, "channel", "weight scale s per output `channel` or per " \
+     "`layer`"}, \
+    {"keep-first", HONE_OPT_BOOL, "true", "leave the first Conv in float"}, \
+    {"format", HONE_OPT_STRING, "onnx", "`onnx`: int8 codes -> DequantizeLinear(axis 0) -> " \
+     "Conv; `packed`: b-bit indices in hone.DequantizePacked"}, \
+    {"samples", HONE_OPT_INT, "1024", "training samples for BN statistics, activation ranges " \
+     "and BN re-estimation"}
+#define LOWBIT_TRAIN_OPTS \
+    {"steps", HONE_OPT_INT, "300", "training budget in optimiser steps (batch 64, Adam, cosine)"}, \
+    {"lr", HONE_OPT_FLOAT, "0.001", "peak learning rate"}, \
+    {"seed", HONE_OPT_INT, "1", "shuffling seed"}
+
 const hone_pass_info hone_pass_table[] = {
     {"fold-constants",
      "Evaluates every node whose inputs are all constant (and Shape/Size of static shapes) and "
@@ -135,6 +151,41 @@ const hone_pass_info hone_pass_table[] = {
       {"power", HONE_OPT_BOOL, "false", "AdderSR learnable power activation sign(y)|y|^alpha after each adder"},
       {"samples", HONE_OPT_INT, "1024", "calibration samples (BN statistics, kernel widths)"},
       {"seed", HONE_OPT_INT, "1", "training seed"}}},
+    {"slb",
+     "Searching for low-bit weights (SLB): each quantized Conv weight learns a softmax over its "
+     "2^b levels (exact gradients, inverse temperature annealed), starting from the nearest "
+     "level of the pretrained weight; BN is unfolded for training and re-estimated with the "
+     "discrete weights, then folded into the per-channel scales. Trains on the --data samples "
+     "(CE + KD from the original with --labels, KD without).",
+     hone_pass_slb, "--data; Conv weights constant; one model input",
+     {LOWBIT_OPTS, LOWBIT_TRAIN_OPTS,
+      {"t0", HONE_OPT_FLOAT, "5", "initial inverse temperature T"},
+      {"growth", HONE_OPT_FLOAT, "1.05", "factor T grows by per 1% of the steps between start and end"},
+      {"start", HONE_OPT_FLOAT, "0.2", "share of the steps after which T starts growing"},
+      {"end", HONE_OPT_FLOAT, "0.8", "share of the steps after which weights are the argmax level"}}},
+    {"quantize-rtn",
+     "Round-to-nearest low-bit weights (slb's naive ablation): the same levels, scales and "
+     "activation quantization, BN re-estimated with the rounded weights, no training.",
+     hone_pass_quantize_rtn, "--data; Conv weights constant; one model input",
+     {LOWBIT_OPTS}},
+    {"quantize-ste",
+     "Straight-through fine-tuning of low-bit weights (slb's second ablation): latent weights "
+     "train through their nearest level with the straight-through estimator, same budget, "
+     "levels, scales and BN handling as slb.",
+     hone_pass_quantize_ste, "--data; Conv weights constant; one model input",
+     {LOWBIT_OPTS, LOWBIT_TRAIN_OPTS}},
+    {"pack-lowbit",
+     "Rewrites DequantizeLinear of constant int8 weight codes that lie on a b-bit level grid "
+     "(slb/quantize-rtn/quantize-ste output) into hone.DequantizePacked of densely packed b-bit "
+     "indices; the dequantized weights are bit-identical.",
+     hone_pass_pack_lowbit, "constant int8 codes, per-axis-0 or scalar scale, zero zero point",
+     {{NULL}}},
+    {"qdq-to-integer",
+     "Rewrites Conv(DequantizeLinear(uint8 x), DequantizeLinear(constant int8 W), B) into "
+     "ConvInteger + Cast + per-channel Mul (+ Add of B), so the backend runs the conv on "
+     "integers (AVX-512 VNNI where available); first in -O3, before fold-constants.",
+     hone_pass_qdq_to_integer,
+     "per-tensor uint8 activation quantization; int8 weights with zero zero points", {{NULL}}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);

@@ -194,7 +194,8 @@ hone_status hone_unfold_bn(hone_ctx *ctx, hone_graph *g, const hone_tensor *x, i
         if (unfoldable(g, g->nodes[i]) && (!select || select(g->nodes[i], user)))
             convs[n++] = g->nodes[i];
     stat_acc a = {0};
-    hone_status st = gather_stats(ctx, g, convs, n, x, samples, 64, &a);
+    int64_t b0 = g->n_inputs && g->inputs[0]->rank > 0 ? g->inputs[0]->dims[0] : -1;
+    hone_status st = gather_stats(ctx, g, convs, n, x, samples, b0 > 0 ? b0 : 64, &a); /* a fixed batch wins */
     for (int k = 0; k < n && !st; k++)
         unfold_one(g, convs[k], &a, k, eps);
     stats_free(&a);

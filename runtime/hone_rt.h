@@ -372,5 +372,34 @@ void hone_rt_adder_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m
                         float *scratch, int64_t cols);
 /* AdderSR's power activation: y = sign(x) |x|^alpha[0] over n elements. */
 void hone_rt_signed_power(int64_t n, const float *x, const float *alpha, float *y);
+/* ===================== qconv.c: integer convolution (ConvInteger) ===================== */
+
+/* Bytes of scratch hone_rt_conv_integer may use for c input and m output channels. */
+size_t hone_rt_conv_integer_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups);
+/* ConvInteger: x[n,c,in...] (uint8, or int8 when x_signed) with zero point *xzp (NULL: 0)
+ * and wt[m,c/groups,k...] (int8 when w_signed, else uint8) with zero points wzp[n_wzp]
+ * (n_wzp 0: none, 1: per tensor, m: per output channel) -> y[n,m,out...] int32, the exact
+ * sum of (x - xzp) * (w - wzp) (padding reads xzp). uint8 x, int8 w without weight zero
+ * points and 2 spatial dims take an AVX-512 VNNI kernel where the CPU has one. */
+void hone_rt_conv_integer(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                          int64_t groups, const void *x, int x_signed, const void *xzp,
+                          const void *wt, int w_signed, const void *wzp, int64_t n_wzp,
+                          int32_t *y, void *scratch);
+
+/* y[i] = saturate(round((acc[i] + bias[c]) * xs * ws[c] / ys) + yzp), c = (i / inner) % m,
+ * as uint8 (int8 when y_signed); bias and yzp may be NULL, ws has n_ws (1 or m) entries.
+ * The requantization of QLinearConv and QLinearMatMul, in double as the interpreter does. */
+void hone_rt_requantize(int64_t numel, int64_t inner, int64_t m, const int32_t *acc,
+                        const int32_t *bias, const float *xs, const float *ws, int64_t n_ws,
+                        const float *ys, const void *yzp, int y_signed, void *y);
+/* MatMulInteger over `batch` products [m,k] x [k,n] -> int32 [m,n]; a and b advance by
+ * a_stride and b_stride elements per product (0: shared); zero points: n_azp 0, 1 or m
+ * (per row), n_bzp 0, 1 or n (per column); int8 where *_signed, else uint8. */
+void hone_rt_matmul_integer(int64_t batch, int64_t m, int64_t n, int64_t k, const void *a,
+                            int a_signed, int64_t a_stride, const void *azp, int64_t n_azp,
+                            const void *b, int b_signed, int64_t b_stride, const void *bzp,
+                            int64_t n_bzp, int32_t *y);
+/* DynamicQuantizeLinear of x[n]: uint8 y, scale (max(x,0) - min(x,0)) / 255, zero point. */
+void hone_rt_dynamic_quantize(int64_t n, const float *x, uint8_t *y, float *scale, uint8_t *zp);
 
 #endif

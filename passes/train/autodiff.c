@@ -703,6 +703,9 @@ static hone_status backward(ad *a, hone_value *dy)
     case HONE_OP_NOISY_LABEL_LOSS: return rule_loss(a, dy);
     case HONE_OP_ADDER2D: return rule_adder(a, dy);
     case HONE_OP_SIGNED_POWER: return rule_signed_power(a, dy);
+    case HONE_OP_FAKE_QUANT: /* straight-through: the rounding passes the gradient unchanged */
+        accumulate(a, n->in[0], dy);
+        return HONE_OK;
     default:
         return unsupported(a, "the op has no backward rule");
     }

@@ -1,0 +1,334 @@
+/*
+ * Integer convolution (ONNX ConvInteger) for compiled models:
+ *   y[n,m,p] = sum_{c,k} (x[n,c,p+k] - x_zp) * (w[m,c,k] - w_zp[m])   (int32)
+ * Padding reads x_zp, so padded taps contribute nothing.
+ *
+ * Fast path (uint8 x, int8 w with zero w_zp, 2 spatial dims, a CPU with
+ * AVX-512 VNNI): per image and group, the image is copied once into a
+ * buffer padded with x_zp (so no tap needs a bounds check) and gathered
+ * into a uint8 column buffer laid out for vpdpbusd, [K/4][P][4] (4
+ * consecutive reduction taps of one output position per 32-bit lane), the weights into
+ * [M][K] rows padded to multiples of 4 taps and 8 rows, and an 8-row x
+ * 32-position register tile accumulates u8 x s8 products four at a time;
+ * the x_zp * rowsum(w) term is subtracted when storing. Positions are split
+ * over a small thread pool (OPENBLAS_NUM_THREADS workers, created at the
+ * first call). Every other case runs the portable direct loops.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hone_rt.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define QCONV_X86 1
+#endif
+
+enum { MB = 8, PB = 32 };
+
+static int64_t round_up(int64_t v, int64_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
+static int32_t elem(const void *p, int is_signed, int64_t i)
+{
+    return is_signed ? ((const int8_t *)p)[i] : ((const uint8_t *)p)[i];
+}
+
+/* ===================== portable ===================== */
+
+/* Image offset of window position p and kernel offset kk, or -1 in the padding. */
+static int64_t tap(const hone_rt_window *w, int64_t p, int64_t kk)
+{
+    int64_t off = 0;
+    int64_t pos[HONE_RT_MAX_SPATIAL], ko[HONE_RT_MAX_SPATIAL];
+    for (int d = w->nsp - 1; d >= 0; d--) {
+        pos[d] = p % w->out[d];
+        p /= w->out[d];
+        ko[d] = kk % w->k[d];
+        kk /= w->k[d];
+    }
+    for (int d = 0; d < w->nsp; d++) {
+        int64_t i = pos[d] * w->stride[d] - w->pad[d] + ko[d] * w->dil[d];
+        if (i < 0 || i >= w->in[d])
+            return -1;
+        off = off * w->in[d] + i;
+    }
+    return off;
+}
+
+static void conv_portable(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                          int64_t groups, const void *x, int xs, int32_t xzp, const void *wt,
+                          int ws, const void *wzp, int64_t n_wzp, int32_t *y)
+{
+    int64_t cg = c / groups, mg = m / groups, kn = hone_rt_window_k_numel(w);
+    int64_t in = hone_rt_window_in_numel(w), P = hone_rt_window_out_numel(w);
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t o = 0; o < m; o++) {
+            int64_t g = o / mg;
+            int32_t wz = n_wzp ? elem(wzp, ws, n_wzp == 1 ? 0 : o) : 0;
+            for (int64_t p = 0; p < P; p++) {
+                int32_t acc = 0;
+                for (int64_t ci = 0; ci < cg; ci++)
+                    for (int64_t kk = 0; kk < kn; kk++) {
+                        int64_t t = tap(w, p, kk);
+                        int32_t xv = t < 0 ? xzp : elem(x, xs, (b * c + g * cg + ci) * in + t);
+                        acc += (xv - xzp) * (elem(wt, ws, (o * cg + ci) * kn + kk) - wz);
+                    }
+                y[(b * m + o) * P + p] = acc;
+            }
+        }
+}
+
+/* ===================== VNNI ===================== */
+
+#ifdef QCONV_X86
+
+typedef struct vnni_job {
+    const uint8_t *col;    /* [K4/4][P32][4] */
+    const int8_t *wp;      /* [M8][K4] */
+    const int32_t *rowsum; /* [M8] */
+    int64_t k4, p32, P, mg;
+    int32_t xzp;
+    int32_t *y;            /* [mg][P] */
+} vnni_job;
+
+/* y tile rows m0..m0+7, positions p0..p0+31. */
+__attribute__((target("avx512f,avx512bw,avx512vnni")))
+static void vnni_tile(const vnni_job *j, int64_t m0, int64_t p0)
+{
+    __m512i acc[MB][2];
+    for (int i = 0; i < MB; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+    const uint8_t *a = j->col + p0 * 4;
+    const int8_t *wr = j->wp + m0 * j->k4;
+    for (int64_t kb = 0; kb < j->k4 / 4; kb++, a += j->p32 * 4) {
+        __m512i a0 = _mm512_loadu_si512(a), a1 = _mm512_loadu_si512(a + 64);
+        for (int i = 0; i < MB; i++) {
+            int32_t wv;
+            memcpy(&wv, wr + i * j->k4 + kb * 4, 4);
+            __m512i bw = _mm512_set1_epi32(wv);
+            acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], a0, bw);
+            acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], a1, bw);
+        }
+    }
+    int32_t tmp[PB];
+    for (int i = 0; i < MB && m0 + i < j->mg; i++) {
+        __m512i z = _mm512_set1_epi32(j->xzp * j->rowsum[m0 + i]);
+        _mm512_storeu_si512(tmp, _mm512_sub_epi32(acc[i][0], z));
+        _mm512_storeu_si512(tmp + 16, _mm512_sub_epi32(acc[i][1], z));
+        int64_t n = j->P - p0 < PB ? j->P - p0 : PB;
+        memcpy(j->y + (m0 + i) * j->P + p0, tmp, sizeof(int32_t) * (size_t)n);
+    }
+}
+
+static void vnni_range(void *ctx, int64_t begin, int64_t end, int worker)
+{
+    (void)worker;
+    const vnni_job *j = ctx;
+    for (int64_t pb = begin; pb < end; pb++)
+        for (int64_t m0 = 0; m0 < j->mg; m0 += MB)
+            vnni_tile(j, m0, pb * PB);
+}
+
+static int has_vnni(void)
+{
+    static int v = -1;
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw");
+    }
+    return v;
+}
+
+#endif
+
+static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
+static hone_rt_pool *pool;
+
+static void pool_init(void)
+{
+    const char *s = getenv("OPENBLAS_NUM_THREADS");
+    int n = s ? atoi(s) : 1;
+    pool = n > 1 ? hone_rt_pool_create(n > 16 ? 16 : n) : NULL;
+}
+
+/* Extent of the padded image along spatial dim d: every tap of every position. */
+static int64_t padded_extent(const hone_rt_window *w, int d)
+{
+    return (w->out[d] - 1) * w->stride[d] + (w->k[d] - 1) * w->dil[d] + 1;
+}
+
+size_t hone_rt_conv_integer_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups)
+{
+    int64_t k4 = round_up(c / groups * hone_rt_window_k_numel(w), 4);
+    int64_t p32 = round_up(hone_rt_window_out_numel(w), PB), m8 = round_up(m / groups, MB);
+    int64_t pad = w->nsp == 2 ? c / groups * padded_extent(w, 0) * padded_extent(w, 1) : 0;
+    return (size_t)(k4 * p32 + m8 * k4 + m8 * 4 + pad + 128);
+}
+
+/* xg [cg, ih, iw] into xp [cg, H, W] (the padded extents) with x_zp around it. */
+static void pad_image(const hone_rt_window *w, int64_t cg, const uint8_t *xg, uint8_t xzp,
+                      uint8_t *xp)
+{
+    int64_t H = padded_extent(w, 0), W = padded_extent(w, 1), ih = w->in[0], iw = w->in[1];
+    memset(xp, xzp, (size_t)(cg * H * W));
+    for (int64_t ci = 0; ci < cg; ci++)
+        for (int64_t iy = 0; iy < ih; iy++) {
+            int64_t py = iy + w->pad[0], x0 = w->pad[1] < 0 ? -w->pad[1] : 0;
+            int64_t n = iw - x0 < W - (x0 + w->pad[1]) ? iw - x0 : W - (x0 + w->pad[1]);
+            if (py >= 0 && py < H && n > 0)
+                memcpy(xp + (ci * H + py) * W + x0 + w->pad[1], xg + (ci * ih + iy) * iw + x0,
+                       (size_t)n);
+        }
+}
+
+/* Gathers the padded image xp [cg, H, W] into col [K4/4][P32][4]: each 32-bit lane
+ * holds 4 consecutive taps of one position (taps past K read tap 0: their weights
+ * are 0). */
+static void gather_cols(const hone_rt_window *w, int64_t cg, const uint8_t *xp, int64_t k4,
+                        int64_t p32, uint8_t *col)
+{
+    int64_t kh = w->k[0], kw = w->k[1], K = cg * kh * kw, oh = w->out[0], ow = w->out[1];
+    int64_t H = padded_extent(w, 0), W = padded_extent(w, 1), sx = w->stride[1];
+    for (int64_t kb = 0; kb < k4 / 4; kb++) {
+        const uint8_t *src[4];
+        for (int j = 0; j < 4; j++) {
+            int64_t k = kb * 4 + j < K ? kb * 4 + j : 0;
+            int64_t ci = k / (kh * kw), r = k / kw % kh, q = k % kw;
+            src[j] = xp + (ci * H + r * w->dil[0]) * W + q * w->dil[1];
+        }
+        uint32_t *dst = (uint32_t *)(col + kb * p32 * 4);
+        for (int64_t y = 0; y < oh; y++) {
+            int64_t off = y * w->stride[0] * W;
+            const uint8_t *a = src[0] + off, *b = src[1] + off, *c = src[2] + off, *d = src[3] + off;
+            uint32_t *o = dst + y * ow;
+            if (sx == 1) /* the common case, kept apart so the compiler vectorizes it */
+                for (int64_t x = 0; x < ow; x++)
+                    o[x] = (uint32_t)a[x] | (uint32_t)b[x] << 8 | (uint32_t)c[x] << 16 |
+                           (uint32_t)d[x] << 24;
+            else
+                for (int64_t x = 0; x < ow; x++)
+                    o[x] = (uint32_t)a[x * sx] | (uint32_t)b[x * sx] << 8 |
+                           (uint32_t)c[x * sx] << 16 | (uint32_t)d[x * sx] << 24;
+        }
+    }
+}
+
+/* Weights wg [mg, K] (int8) into wp [M8][K4] and their row sums. */
+static void pack_weights(const int8_t *wg, int64_t mg, int64_t K, int64_t k4, int8_t *wp,
+                         int32_t *rowsum)
+{
+    int64_t m8 = round_up(mg, MB);
+    memset(wp, 0, (size_t)(m8 * k4));
+    for (int64_t o = 0; o < m8; o++) {
+        int32_t s = 0;
+        if (o < mg) {
+            memcpy(wp + o * k4, wg + o * K, (size_t)K);
+            for (int64_t k = 0; k < K; k++)
+                s += wg[o * K + k];
+        }
+        rowsum[o] = s;
+    }
+}
+
+static int zero_wzp(const void *wzp, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (((const int8_t *)wzp)[i])
+            return 0;
+    return 1;
+}
+
+void hone_rt_conv_integer(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                          int64_t groups, const void *x, int x_signed, const void *xzp,
+                          const void *wt, int w_signed, const void *wzp, int64_t n_wzp,
+                          int32_t *y, void *scratch)
+{
+    int32_t xz = xzp ? elem(xzp, x_signed, 0) : 0;
+#ifdef QCONV_X86
+    if (!x_signed && w_signed && w->nsp == 2 && (!n_wzp || zero_wzp(wzp, n_wzp)) && has_vnni()) {
+        pthread_once(&pool_once, pool_init);
+        int64_t cg = c / groups, mg = m / groups, K = cg * hone_rt_window_k_numel(w);
+        int64_t k4 = round_up(K, 4), P = hone_rt_window_out_numel(w), p32 = round_up(P, PB);
+        int64_t in = hone_rt_window_in_numel(w), m8 = round_up(mg, MB);
+        uint8_t *col = scratch;
+        int8_t *wp = (int8_t *)(col + k4 * p32);
+        int32_t *rowsum = (int32_t *)(((uintptr_t)(wp + m8 * k4) + 63) & ~(uintptr_t)63);
+        uint8_t *xp = (uint8_t *)(rowsum + m8);
+        for (int64_t g = 0; g < groups; g++) {
+            pack_weights((const int8_t *)wt + g * mg * K, mg, K, k4, wp, rowsum);
+            for (int64_t b = 0; b < n; b++) {
+                pad_image(w, cg, (const uint8_t *)x + (b * c + g * cg) * in, (uint8_t)xz, xp);
+                gather_cols(w, cg, xp, k4, p32, col);
+                vnni_job j = {col, wp, rowsum, k4, p32, P, mg, xz, y + (b * m + g * mg) * P};
+                hone_rt_parallel_for(pool, p32 / PB, 1, vnni_range, &j);
+            }
+        }
+        return;
+    }
+#endif
+    conv_portable(w, n, c, m, groups, x, x_signed, xz, wt, w_signed, wzp, n_wzp, y);
+}
+
+/* ===================== the other integer ops ===================== */
+
+static float param_f(const float *p, int64_t n, int64_t i)
+{
+    return p[n == 1 ? 0 : i];
+}
+
+void hone_rt_requantize(int64_t numel, int64_t inner, int64_t m, const int32_t *acc,
+                        const int32_t *bias, const float *xs, const float *ws, int64_t n_ws,
+                        const float *ys, const void *yzp, int y_signed, void *y)
+{
+    double yz = yzp ? elem(yzp, y_signed, 0) : 0, lo = y_signed ? -128 : 0, hi = y_signed ? 127 : 255;
+    for (int64_t i = 0; i < numel; i++) {
+        int64_t c = (i / inner) % m;
+        double v = (double)((int64_t)acc[i] + (bias ? bias[c] : 0));
+        double q = nearbyint(v * ((double)xs[0] * (double)param_f(ws, n_ws, c) / (double)ys[0])) + yz;
+        q = q < lo ? lo : q > hi ? hi : q;
+        if (y_signed)
+            ((int8_t *)y)[i] = (int8_t)q;
+        else
+            ((uint8_t *)y)[i] = (uint8_t)q;
+    }
+}
+
+void hone_rt_matmul_integer(int64_t batch, int64_t m, int64_t n, int64_t k, const void *a,
+                            int a_signed, int64_t a_stride, const void *azp, int64_t n_azp,
+                            const void *b, int b_signed, int64_t b_stride, const void *bzp,
+                            int64_t n_bzp, int32_t *y)
+{
+    for (int64_t t = 0; t < batch; t++)
+        for (int64_t i = 0; i < m; i++) {
+            int32_t za = n_azp ? elem(azp, a_signed, n_azp == 1 ? 0 : i) : 0;
+            for (int64_t j = 0; j < n; j++) {
+                int32_t zb = n_bzp ? elem(bzp, b_signed, n_bzp == 1 ? 0 : j) : 0, acc = 0;
+                for (int64_t p = 0; p < k; p++)
+                    acc += (elem(a, a_signed, t * a_stride + i * k + p) - za) *
+                           (elem(b, b_signed, t * b_stride + p * n + j) - zb);
+                y[(t * m + i) * n + j] = acc;
+            }
+        }
+}
+
+void hone_rt_dynamic_quantize(int64_t n, const float *x, uint8_t *y, float *scale, uint8_t *zp)
+{
+    float lo = 0, hi = 0;
+    for (int64_t i = 0; i < n; i++) {
+        lo = x[i] < lo ? x[i] : lo;
+        hi = x[i] > hi ? x[i] : hi;
+    }
+    float s = (hi - lo) / 255.0f;
+    float z = s > 0 ? nearbyintf(fminf(fmaxf(0.0f - lo / s, 0.0f), 255.0f)) : 0.0f;
+    for (int64_t i = 0; i < n; i++) {
+        double q = s > 0 ? nearbyint((double)(x[i] / s)) + z : z;
+        y[i] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+    }
+    *scale = s;
+    *zp = (uint8_t)z;
+}

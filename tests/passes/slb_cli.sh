@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# slb end to end from the command line on the bundled fmnist_resnet14: a short slb run
+# (4-bit weights, 8-bit activations) on 256 training images, the result scored on 300
+# test images by `hone eval`, packed with pack-lowbit (same logits, smaller file) and
+# run compiled after qdq-to-integer (ConvInteger: the integer conv kernel) with the logits close to the
+# interpreter's. Usage: slb_cli.sh HONE SRC_DIR
+set -u
+HONE=$1; SRC=$2
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+FM=/usr/share/datasets/fashion-mnist
+MODEL=$SRC/models/fmnist_resnet14.onnx
+[ -f $FM/train-images-idx3-ubyte.gz ] || { echo "SKIP: Fashion-MNIST not installed at $FM"; exit 0; }
+NORM=(--scale 0.00392156862745098 --mean 0.2860 --std 0.3530)
+fail=0
+die() { echo "FAIL $*"; fail=1; }
+
+"$HONE" opt "$MODEL" --passes='slb{bits=4,acts=8,steps=2,samples=128}' -o "$T/q.onnx" \
+  --data $FM/train-images-idx3-ubyte.gz --labels $FM/train-labels-idx1-ubyte.gz "${NORM[@]}" \
+  --limit 256 --val-split 64 >"$T/opt.out" 2>"$T/opt.err" || die "slb: $(tail -3 "$T/opt.err")"
+grep -q "held-out top1" "$T/opt.err" || die "slb printed no held-out metric"
+top1=$("$HONE" eval "$T/q.onnx" --data $FM/t10k-images-idx3-ubyte.gz \
+  --labels $FM/t10k-labels-idx1-ubyte.gz "${NORM[@]}" --limit 300 2>/dev/null | awk '/top1/ { print $2 }')
+awk -v t="${top1:-0}" 'BEGIN { exit !(t >= 0.85) }' || die "W4A8 top-1 on 300 test images is ${top1:-none}, want >= 0.85"
+
+"$HONE" opt "$T/q.onnx" --passes=pack-lowbit -o "$T/p.onnx" >/dev/null 2>&1 || die "pack-lowbit failed"
+[ "$(stat -c %s "$T/p.onnx")" -lt "$(stat -c %s "$T/q.onnx")" ] || die "packed file not smaller"
+"$HONE" dump "$T/p.onnx" 2>/dev/null | grep -q "hone.DequantizePacked" || die "no packed weights"
+/usr/bin/python3 - "$T/x.npy" <<'PY' || die "cannot write an input"
+import sys, numpy as np
+np.save(sys.argv[1], np.random.default_rng(3).standard_normal((4, 1, 28, 28)).astype(np.float32))
+PY
+mkdir -p "$T/a" "$T/b" "$T/c"
+"$HONE" run "$T/q.onnx" --input input="$T/x.npy" --output-dir "$T/a" >/dev/null 2>&1 || die "run q"
+"$HONE" run "$T/p.onnx" --input input="$T/x.npy" --output-dir "$T/b" >/dev/null 2>&1 || die "run p"
+cmp -s "$T/a/logits.npy" "$T/b/logits.npy" || die "packed and standard forms differ"
+"$HONE" opt "$T/q.onnx" --passes=qdq-to-integer -o "$T/i.onnx" >/dev/null 2>&1 || die "qdq-to-integer"
+"$HONE" dump "$T/i.onnx" 2>/dev/null | grep -q "ConvInteger" || die "no ConvInteger after qdq-to-integer"
+"$HONE" run "$T/i.onnx" --jit --input input="$T/x.npy" --output-dir "$T/c" >/dev/null 2>&1 || die "run --jit"
+/usr/bin/python3 - "$T/a/logits.npy" "$T/c/logits.npy" <<'PY' || die "compiled logits differ from the interpreter's"
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+sys.exit(0 if np.abs(a - b).max() <= 0.05 * np.abs(a).max() and (a.argmax(1) == b.argmax(1)).all() else 1)
+PY
+[ $fail = 0 ] && echo "slb_cli: all passed"
+exit $fail
