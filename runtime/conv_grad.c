@@ -22,6 +22,10 @@
 
 #include "hone_rt.h"
 
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
+
 /* Scratch budget of the column matrix, in floats (8 MiB). */
 #define GRAD_TILE_FLOATS ((int64_t)1 << 21)
 #define GRAD_TILE_MIN 64
@@ -77,9 +81,9 @@ static void clip_unit(int64_t ix0, int64_t ow, int64_t width, int64_t *lo, int64
 }
 
 /* One im2col row of a stride-1 window whose output width equals the input
- * width: the plane shifted by (iy0, ix0) is one contiguous copy; the copied
- * elements that wrapped around a line (and the rows outside the image) are
- * then zeroed. dst covers output rows [oy0, oy1). */
+ * width: the plane shifted by (iy0, ix0) is one contiguous copy; the rows
+ * outside the image are zeroed, and then the copied elements that wrapped
+ * around a line. dst covers output rows [oy0, oy1). */
 static void shifted_row(const hone_rt_window *w, const float *plane, int64_t iy0, int64_t ix0,
                         int64_t oy0, int64_t oy1, float *dst)
 {
@@ -90,9 +94,11 @@ static void shifted_row(const hone_rt_window *w, const float *plane, int64_t iy0
     int64_t s0 = (ya + iy0) * wd + ix0, s1 = (yb + iy0) * wd + ix0;
     int64_t a = s0 < 0 ? 0 : s0, b = s1 > h * wd ? h * wd : s1;
     b = b < a ? a : b;
-    float *d = dst - oy0 * wd;
-    memset(dst, 0, sizeof(float) * (size_t)((oy1 - oy0) * wd));
-    memcpy(d + ya * wd + (a - s0), plane + a, sizeof(float) * (size_t)(b - a));
+    /* the copy lands in [c0, c1); only the rest is zeroed first */
+    float *d = dst - oy0 * wd, *c0 = b > a ? d + ya * wd + (a - s0) : dst, *c1 = c0 + (b - a);
+    memset(dst, 0, sizeof(float) * (size_t)(c0 - dst));
+    memcpy(c0, plane + a, sizeof(float) * (size_t)(b - a));
+    memset(c1, 0, sizeof(float) * (size_t)(dst + (oy1 - oy0) * wd - c1));
     clip_unit(ix0, wd, wd, &lo, &hi);
     for (int64_t oy = ya; oy < yb && (lo > 0 || hi < wd); oy++) {
         for (int64_t ox = 0; ox < lo; ox++)
@@ -515,6 +521,52 @@ static void grad_slabs(void *ctx, int64_t s0, int64_t s1, int worker)
     }
 }
 
+/* Sum of p[0..len) in 8 interleaved partial sums (lane k sums elements
+ * 8i + k), added pairwise in a fixed order, then the tail: vector code
+ * without a serial dependency chain, the same result with or without SSE. */
+static float plane_sum(const float *p, int64_t len)
+{
+    float part[8] = {0};
+    int64_t i = 0;
+#ifdef __SSE2__
+    __m128 lo = _mm_setzero_ps(), hi = _mm_setzero_ps();
+    for (; i + 8 <= len; i += 8) {
+        lo = _mm_add_ps(lo, _mm_loadu_ps(p + i));
+        hi = _mm_add_ps(hi, _mm_loadu_ps(p + i + 4));
+    }
+    _mm_storeu_ps(part, lo);
+    _mm_storeu_ps(part + 4, hi);
+#else
+    for (; i + 8 <= len; i += 8)
+        for (int k = 0; k < 8; k++)
+            part[k] += p[i + k];
+#endif
+    float s = ((part[0] + part[1]) + (part[2] + part[3])) +
+              ((part[4] + part[5]) + (part[6] + part[7]));
+    for (; i < len; i++)
+        s += p[i];
+    return s;
+}
+
+/* db over channels [c0, c1): per channel, the images in order. */
+typedef struct bias_job {
+    int64_t n, m, plane;
+    const float *dy;
+    float *db;
+} bias_job;
+
+static void bias_range(void *ctx, int64_t c0, int64_t c1, int worker)
+{
+    (void)worker;
+    const bias_job *j = ctx;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        float acc = 0;
+        for (int64_t b = 0; b < j->n; b++)
+            acc += plane_sum(j->dy + (b * j->m + ch) * j->plane, j->plane);
+        j->db[ch] = acc;
+    }
+}
+
 size_t hone_rt_conv_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_t m,
                                       int64_t groups, int workers)
 {
@@ -547,8 +599,10 @@ void hone_rt_conv_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t
         flip_weights(&j.g, groups, wt, scratch);
         j.wf = scratch;
     }
-    if (db)
-        bias_grad(n, m, j.g.total, dy, db);
+    if (db) {
+        bias_job bj = {n, m, j.g.total, dy, db};
+        hone_rt_parallel_for(pool, m, 1, bias_range, &bj);
+    }
     hone_rt_parallel_for(pool, j.slabs, 1, grad_slabs, &j);
     for (int64_t s = 1; dw && s < j.slabs; s++) {
         const float *p = j.parts + (size_t)(s - 1) * wfl;

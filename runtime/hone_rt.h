@@ -161,6 +161,8 @@ typedef enum {
     HONE_RT_ACT_SOFTPLUS, HONE_RT_ACT_EXP, HONE_RT_ACT_LOG, HONE_RT_ACT_SQRT, HONE_RT_ACT_ABS,
     HONE_RT_ACT_RECIPROCAL, HONE_RT_ACT_POW, HONE_RT_ACT_COUNT
 } hone_rt_act;
+/* y = x < 0 ? 0 : x over n elements (NaN and -0 pass through), branch-free. */
+void hone_rt_relu(int64_t n, const float *x, float *y);
 /* Whether kind k's derivative is read from the forward output y (else the input x). */
 int hone_rt_act_uses_y(hone_rt_act k);
 /* dx[i] = dy[i] * f'(t[i]) for n elements; t is x or y (see above). Parameters: LeakyRelu
