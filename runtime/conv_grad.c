@@ -80,6 +80,41 @@ static void clip_unit(int64_t ix0, int64_t ow, int64_t width, int64_t *lo, int64
     *hi = *hi < *lo ? *lo : *hi;
 }
 
+/* Zeroes columns [0, lo) and [hi, wd) of `rows` rows of wd floats: the
+ * elements a shifted copy wrapped around line ends. The one-column cases of
+ * a 3-wide window with padding 1 are straight strided stores. */
+static void zero_columns(float *d, int64_t rows, int64_t wd, int64_t lo, int64_t hi)
+{
+    if (lo == 0 && hi == wd)
+        return;
+    if (lo == 1 && hi == wd) {
+        for (int64_t r = 0; r < rows; r++)
+            d[r * wd] = 0.0f;
+        return;
+    }
+    if (lo == 0 && hi == wd - 1) {
+        for (int64_t r = 0; r < rows; r++)
+            d[r * wd + wd - 1] = 0.0f;
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t ox = 0; ox < lo; ox++)
+            d[r * wd + ox] = 0.0f;
+        for (int64_t ox = hi; ox < wd; ox++)
+            d[r * wd + ox] = 0.0f;
+    }
+}
+
+/* Output positions [lo, hi) whose input column ox*s + ix0 lies in [0, width). */
+static void clip_strided(int64_t ix0, int64_t s, int64_t ow, int64_t width, int64_t *lo,
+                         int64_t *hi)
+{
+    *lo = ix0 < 0 ? (-ix0 + s - 1) / s : 0;
+    *hi = ix0 >= width ? 0 : (width - 1 - ix0) / s + 1;
+    *lo = *lo > ow ? ow : *lo;
+    *hi = *hi > ow ? ow : *hi < *lo ? *lo : *hi;
+}
+
 /* One im2col row of a stride-1 window whose output width equals the input
  * width: the plane shifted by (iy0, ix0) is one contiguous copy; the rows
  * outside the image are zeroed, and then the copied elements that wrapped
@@ -100,12 +135,7 @@ static void shifted_row(const hone_rt_window *w, const float *plane, int64_t iy0
     memcpy(c0, plane + a, sizeof(float) * (size_t)(b - a));
     memset(c1, 0, sizeof(float) * (size_t)(dst + (oy1 - oy0) * wd - c1));
     clip_unit(ix0, wd, wd, &lo, &hi);
-    for (int64_t oy = ya; oy < yb && (lo > 0 || hi < wd); oy++) {
-        for (int64_t ox = 0; ox < lo; ox++)
-            d[oy * wd + ox] = 0.0f;
-        for (int64_t ox = hi; ox < wd; ox++)
-            d[oy * wd + ox] = 0.0f;
-    }
+    zero_columns(d + ya * wd, yb - ya, wd, lo, hi);
 }
 
 /* col[(ch*KH+ky)*KW+kx][(oy-oy0)*OW+ox] (row stride ld) = x[ch][iy][ix] for output
@@ -124,23 +154,27 @@ static void im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_
                                 dst);
                     continue;
                 }
-                if (w->stride[1] == 1)
+                int64_t sx = w->stride[1];
+                if (sx == 1)
                     clip_unit(ix0, ow, wd, &lo, &hi);
+                else
+                    clip_strided(ix0, sx, ow, wd, &lo, &hi);
                 for (int64_t oy = oy0; oy < oy1; oy++, dst += ow) {
                     int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];
                     const float *src = x + (ch * h + iy) * wd;
                     if (iy < 0 || iy >= h) {
                         memset(dst, 0, sizeof(float) * (size_t)ow);
-                    } else if (w->stride[1] == 1) {
-                        memset(dst, 0, sizeof(float) * (size_t)lo);
-                        memcpy(dst + lo, src + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
-                        memset(dst + hi, 0, sizeof(float) * (size_t)(ow - hi));
-                    } else {
-                        for (int64_t ox = 0; ox < ow; ox++) {
-                            int64_t ix = ox * w->stride[1] + ix0;
-                            dst[ox] = ix >= 0 && ix < wd ? src[ix] : 0.0f;
-                        }
+                        continue;
                     }
+                    for (int64_t ox = 0; ox < lo; ox++)
+                        dst[ox] = 0.0f;
+                    if (sx == 1)
+                        memcpy(dst + lo, src + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int64_t ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * sx + ix0];
+                    for (int64_t ox = hi; ox < ow; ox++)
+                        dst[ox] = 0.0f;
                 }
             }
 }
