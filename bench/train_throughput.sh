@@ -2,7 +2,8 @@
 # Training throughput, hone vs PyTorch, on models/fmnist_resnet14.onnx (Fashion-MNIST
 # ResNet-14): images/s of SGD steps (forward, backward, Nesterov update) at batch 128 with
 # 2 threads, one run of each on the same machine, both from the same Kaiming-normal
-# initialisation. hone runs `hone finetune --reinit` and times steps from its --log CSV;
+# initialisation. hone runs `hone finetune --reinit` and times steps from its --log CSV,
+# once with its default training GEMM and once with HONE_TRAIN_GEMM=openblas;
 # PyTorch (Debian python3-torch) runs bench/torch_train.py --throughput on the same
 # architecture. Both skip the first WARMUP steps and time the next STEPS.
 # usage: bench/train_throughput.sh [--write-doc] [HONE_BINARY] [STEPS] [WARMUP]
@@ -22,17 +23,25 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 
-"$HONE" finetune "$ROOT/models/fmnist_resnet14.onnx" \
-    --data "$D/train-images-idx3-ubyte.gz" --labels "$D/train-labels-idx1-ubyte.gz" \
-    --scale 0.00392156862745098 --mean 0.2860 --std 0.3530 \
-    --limit $(((STEPS + WARMUP) * BATCH)) --epochs 1 --batch $BATCH \
-    --optim nesterov --lr 0.01 --wd 5e-4 --clip 2 --schedule constant --reinit \
-    --log "$T/log.csv" -o "$T/out.onnx" >/dev/null 2>"$T/err" || { cat "$T/err"; exit 1; }
-# step rows: kind,epoch,step,loss,lr,grad_norm,heldout,time_s (training seconds so far)
-hone=$(awk -F, -v w=$WARMUP -v n=$((STEPS + WARMUP)) -v b=$BATCH '
-    $1 == "step" && $3 == w - 1 { t0 = $8 }
-    $1 == "step" && $3 == n - 1 { t1 = $8 }
-    END { printf "%.1f", (n - w) * b / (t1 - t0) }' "$T/log.csv")
+# hone_run GEMM: images/s of hone with its training GEMM set to GEMM (HONE_TRAIN_GEMM:
+# "default" = oneDNN's sgemm where libdnnl.so.2 is installed, else OpenBLAS; "openblas").
+hone_run() {
+    HONE_TRAIN_GEMM=$1 "$HONE" finetune "$ROOT/models/fmnist_resnet14.onnx" \
+        --data "$D/train-images-idx3-ubyte.gz" --labels "$D/train-labels-idx1-ubyte.gz" \
+        --scale 0.00392156862745098 --mean 0.2860 --std 0.3530 \
+        --limit $(((STEPS + WARMUP) * BATCH)) --epochs 1 --batch $BATCH \
+        --optim nesterov --lr 0.01 --wd 5e-4 --clip 2 --schedule constant --reinit \
+        --log "$T/log.csv" -o "$T/out.onnx" >/dev/null 2>"$T/err" || { cat "$T/err" >&2; exit 1; }
+    # step rows: kind,epoch,step,loss,lr,grad_norm,heldout,time_s (training seconds so far)
+    awk -F, -v w=$WARMUP -v n=$((STEPS + WARMUP)) -v b=$BATCH '
+        $1 == "step" && $3 == w - 1 { t0 = $8 }
+        $1 == "step" && $3 == n - 1 { t1 = $8 }
+        END { printf "%.1f", (n - w) * b / (t1 - t0) }' "$T/log.csv"
+}
+hone=$(hone_run default)
+hone_openblas=$(hone_run openblas)
+if ldconfig -p 2>/dev/null | grep -q 'libdnnl\.so\.2 '; then gemm="oneDNN sgemm (libdnnl.so.2)"
+else gemm="OpenBLAS (no libdnnl.so.2)"; fi
 
 # PyTorch's OpenMP threads spin while they wait; on a machine shared with other jobs that
 # collapses throughput, so it runs with both wait policies and the faster one is compared.
@@ -47,8 +56,9 @@ torch=$(awk -v a="$torch_active" -v p="$torch_passive" 'BEGIN { print (a > p ? a
 
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
 ratio=$(awk -v h="$hone" -v p="$torch" 'BEGIN { printf "%.2f", h / p }')
+ratio_openblas=$(awk -v h="$hone_openblas" -v p="$torch" 'BEGIN { printf "%.2f", h / p }')
 echo "machine $machine"
-echo "hone_images_per_s $hone"
+echo "hone_images_per_s $hone (training GEMM: $gemm; with HONE_TRAIN_GEMM=openblas: $hone_openblas)"
 echo "torch_images_per_s $torch (OMP_WAIT_POLICY ACTIVE $torch_active, PASSIVE $torch_passive)"
 echo "hone_vs_torch ${ratio}x"
 [ "$WRITE_DOC" = 1 ] || exit 0
@@ -68,12 +78,15 @@ torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/
     echo
     echo "- Machine: $machine. Model: models/fmnist_resnet14.onnx (ResNet-14, BN folded,"
     echo "  20 MMACs per image), Fashion-MNIST training images, batch $BATCH, $THREADS threads for both"
-    echo "  (OPENBLAS_NUM_THREADS/OMP_NUM_THREADS, torch.set_num_threads)."
+    echo "  (OPENBLAS_NUM_THREADS/OMP_NUM_THREADS, torch.set_num_threads); OPENBLAS_CORETYPE as the"
+    echo "  environment sets it (${OPENBLAS_CORETYPE:-unset})."
     echo "- Method: SGD steps (forward, cross-entropy, backward, gradient-norm clipping, Nesterov"
     echo "  update with weight decay);"
     echo "  $WARMUP untimed warm-up steps, then $STEPS timed steps, one run of each. hone: \`hone finetune\`"
-    echo "  (reference interpreter with the training program of passes/train), timed from its"
-    echo "  --log CSV; PyTorch $torch_version (Debian python3-torch, eager mode): bench/torch_train.py"
+    echo "  (reference interpreter with the training program of passes/train; Conv kernels split"
+    echo "  images over a pool of $THREADS threads; their GEMMs: $gemm), timed from its"
+    echo "  --log CSV, and again with HONE_TRAIN_GEMM=openblas ($hone_openblas images/s);"
+    echo "  PyTorch $torch_version (Debian python3-torch, eager mode): bench/torch_train.py"
     echo "  --throughput on the same architecture and weight initialisation as \`--reinit\`, run"
     echo "  with OMP_WAIT_POLICY=ACTIVE ($torch_active images/s) and PASSIVE ($torch_passive"
     echo "  images/s); the table compares the faster. hone trains the same architecture from the"
@@ -82,6 +95,7 @@ torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/
     echo "| | hone | PyTorch | hone / PyTorch |"
     echo "|---|---|---|---|"
     echo "| images/s | $hone | $torch | ${ratio}x |"
+    echo "| images/s, HONE_TRAIN_GEMM=openblas | $hone_openblas | $torch | ${ratio_openblas}x |"
     echo
 } > "$T/section"
 if [ -f "$DOC" ]; then
