@@ -1,6 +1,7 @@
 /*
  * Backward kernels of the elementwise activations and unary math ops:
- * dx = dy * f'(.) over float32 arrays.
+ * dx = dy * f'(.) over float32 arrays; and the Relu forward the training
+ * engine's interpreter uses (hone_rt_relu, branch-free like Relu's backward).
  *
  * Each derivative is written from whichever forward tensor gives it most
  * cheaply: the output y for Relu (y > 0 iff x > 0), Sigmoid (y(1-y)), Tanh
