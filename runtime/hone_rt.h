@@ -265,5 +265,14 @@ size_t hone_rt_conv_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_
 void hone_rt_conv_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
                             int64_t m, int64_t groups, const float *x, const float *wt,
                             const float *dy, float *dx, float *dw, float *db, float *scratch);
+/* norm_grad.c: hone_rt_bn_train / hone_rt_bn_grad with channels split over pool's workers
+ * (pool may be NULL); each channel is computed exactly as the serial functions do. */
+void hone_rt_bn_train_pool(hone_rt_pool *pool, int64_t n, int64_t c, int64_t plane,
+                           const float *x, const float *scale, const float *bias, float eps,
+                           float *y, float *mean, float *invstd, float *var);
+void hone_rt_bn_grad_pool(hone_rt_pool *pool, int64_t n, int64_t c, int64_t plane,
+                          const float *dy, const float *x, const float *scale, const float *mean,
+                          const float *invstd, int batch_stats, float *dx, float *dscale,
+                          float *dbias);
 
 #endif
