@@ -277,14 +277,22 @@ static const float *pack_dy(const grad_group *g, const float *dy, int64_t b0, in
 }
 
 /* dW of group gi from images [b0, b0+k): one sgemm over their columns. */
+/* The product is formed transposed, dW^T[rows, mg] = col dy^T, into the
+ * rows*mg floats after the columns and packed dy, then added into dwg: with
+ * the long dimension (k*P positions) as K either way, the GEMM libraries run
+ * this orientation 1.5x-3x faster for the few output channels of small CNNs. */
 static void dw_batch_2d(const grad_group *g, int64_t b0, int64_t k, int64_t gi, const float *x,
                         const float *dy, float *dwg, float *col)
 {
     int64_t cols = k * g->total;
     const float *dyk = pack_dy(g, dy, b0, k, gi, col + g->rows * cols);
+    float *dwt = col + (g->rows + g->mg) * cols;
     for (int64_t i = 0; i < k; i++)
         im2col_2d(g->w, g->cg, x_at(g, x, b0 + i, gi), 0, g->w->out[0], col + i * g->total, cols);
-    hone_rt_train_sgemm(0, 1, g->mg, g->rows, cols, 1.0f, dyk, cols, col, cols, 1.0f, dwg, g->rows);
+    hone_rt_train_sgemm(0, 1, g->rows, g->mg, cols, 1.0f, col, cols, dyk, cols, 0.0f, dwt, g->mg);
+    for (int64_t m = 0; m < g->mg; m++)
+        for (int64_t r = 0; r < g->rows; r++)
+            dwg[m * g->rows + r] += dwt[r * g->mg + m];
 }
 
 /* dX of images [b0, b0+k) of group gi: w_g^T dy, added back by col2im. */
@@ -448,7 +456,8 @@ size_t hone_rt_conv_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m, 
     int64_t k = batch_size(&g);
     if (k == 0)
         return (size_t)(g.rows * tile_rows(w, g.rows) * w->out[1]);
-    return (size_t)(k * batch_floats_per_image(&g) + m * g.rows);
+    /* flipped weights, k images' columns, dW^T of one group (dw_batch_2d) */
+    return (size_t)(k * batch_floats_per_image(&g) + m * g.rows + g.rows * g.mg);
 }
 
 void hone_rt_conv_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
@@ -512,7 +521,7 @@ static grad_job grad_job_of(const hone_rt_window *w, int64_t n, int64_t c, int64
     j.k = fast_2d(w) && j.g.rows > 0 && j.g.mg > 0 ? batch_size(&j.g) : 0;
     if (j.k == 0)
         return j;
-    j.per_worker = (size_t)(j.k * batch_floats_per_image(&j.g));
+    j.per_worker = (size_t)(j.k * batch_floats_per_image(&j.g) + j.g.rows * j.g.mg);
     j.batches = balance_batches(n, &j.k);
     int64_t wfl = m * j.g.rows;
     j.slabs = GRAD_SLAB_FLOATS / (wfl > 0 ? wfl : 1);
