@@ -17,6 +17,13 @@
  * column tiles. Either way the one scratch buffer the caller provides stays
  * bounded for any image. A 1x1, stride-1, unpadded window needs no im2col:
  * x_g is the column matrix itself.
+ *
+ * hone_rt_conv_grad_pool (the training engine's entry) splits the 2-D
+ * path's image batches over a pool: dX of different images is disjoint,
+ * and dW is accumulated in a fixed number of partial sums (slabs of
+ * consecutive batches, independent of the worker count) added in order.
+ * dW of a batch is formed transposed, dW^T = col dy^T, which the GEMM
+ * libraries run faster for the few output channels of small CNNs.
  */
 #include <string.h>
 
