@@ -161,8 +161,6 @@ typedef enum {
     HONE_RT_ACT_SOFTPLUS, HONE_RT_ACT_EXP, HONE_RT_ACT_LOG, HONE_RT_ACT_SQRT, HONE_RT_ACT_ABS,
     HONE_RT_ACT_RECIPROCAL, HONE_RT_ACT_POW, HONE_RT_ACT_COUNT
 } hone_rt_act;
-/* y = x < 0 ? 0 : x over n elements (NaN and -0 pass through), branch-free. */
-void hone_rt_relu(int64_t n, const float *x, float *y);
 /* Whether kind k's derivative is read from the forward output y (else the input x). */
 int hone_rt_act_uses_y(hone_rt_act k);
 /* dx[i] = dy[i] * f'(t[i]) for n elements; t is x or y (see above). Parameters: LeakyRelu
@@ -265,6 +263,8 @@ size_t hone_rt_conv_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_
 void hone_rt_conv_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
                             int64_t m, int64_t groups, const float *x, const float *wt,
                             const float *dy, float *dx, float *dw, float *db, float *scratch);
+/* act_grad.c: y = x < 0 ? 0 : x over n elements (NaN and -0 pass through), branch-free. */
+void hone_rt_relu(int64_t n, const float *x, float *y);
 /* norm_grad.c: hone_rt_bn_train / hone_rt_bn_grad with channels split over pool's workers
  * (pool may be NULL); each channel is computed exactly as the serial functions do. */
 void hone_rt_bn_train_pool(hone_rt_pool *pool, int64_t n, int64_t c, int64_t plane,
