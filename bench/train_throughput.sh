@@ -2,10 +2,13 @@
 # Training throughput, hone vs PyTorch, on models/fmnist_resnet14.onnx (Fashion-MNIST
 # ResNet-14): images/s of SGD steps (forward, backward, Nesterov update) at batch 128 with
 # 2 threads, one run of each on the same machine, both from the same Kaiming-normal
-# initialisation. hone runs `hone finetune --reinit` and times steps from its --log CSV;
+# initialisation. hone runs `hone finetune --reinit` and times steps from its --log CSV,
+# once with its default training GEMM and once with HONE_TRAIN_GEMM=openblas;
 # PyTorch (Debian python3-torch) runs bench/torch_train.py --throughput on the same
 # architecture. Both skip the first WARMUP steps and time the next STEPS.
-# usage: bench/train_throughput.sh [--write-doc] [HONE_BINARY] [STEPS] [WARMUP]
+# RUNS (default 1) repeats the whole measurement, both sides each time, and reports every run
+# and the median ratio (the machine is shared: figures swing between runs).
+# usage: bench/train_throughput.sh [--write-doc] [HONE_BINARY] [STEPS] [WARMUP] [RUNS]
 # --write-doc replaces the section "## Training throughput" of docs/PERFORMANCE.md (appending
 # it when missing) with these numbers, leaving the rest of the file as it is.
 set -euo pipefail
@@ -15,6 +18,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 HONE=${1:-$ROOT/build/hone}
 STEPS=${2:-20}
 WARMUP=${3:-2}
+RUNS=${4:-1}
 BATCH=128
 THREADS=2
 D=/usr/share/datasets/fashion-mnist
@@ -22,17 +26,23 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 
-"$HONE" finetune "$ROOT/models/fmnist_resnet14.onnx" \
-    --data "$D/train-images-idx3-ubyte.gz" --labels "$D/train-labels-idx1-ubyte.gz" \
-    --scale 0.00392156862745098 --mean 0.2860 --std 0.3530 \
-    --limit $(((STEPS + WARMUP) * BATCH)) --epochs 1 --batch $BATCH \
-    --optim nesterov --lr 0.01 --wd 5e-4 --clip 2 --schedule constant --reinit \
-    --log "$T/log.csv" -o "$T/out.onnx" >/dev/null 2>"$T/err" || { cat "$T/err"; exit 1; }
-# step rows: kind,epoch,step,loss,lr,grad_norm,heldout,time_s (training seconds so far)
-hone=$(awk -F, -v w=$WARMUP -v n=$((STEPS + WARMUP)) -v b=$BATCH '
-    $1 == "step" && $3 == w - 1 { t0 = $8 }
-    $1 == "step" && $3 == n - 1 { t1 = $8 }
-    END { printf "%.1f", (n - w) * b / (t1 - t0) }' "$T/log.csv")
+# hone_run GEMM: images/s of hone with its training GEMM set to GEMM (HONE_TRAIN_GEMM:
+# "default" = oneDNN's sgemm where libdnnl.so.2 is installed, else OpenBLAS; "openblas").
+hone_run() {
+    HONE_TRAIN_GEMM=$1 "$HONE" finetune "$ROOT/models/fmnist_resnet14.onnx" \
+        --data "$D/train-images-idx3-ubyte.gz" --labels "$D/train-labels-idx1-ubyte.gz" \
+        --scale 0.00392156862745098 --mean 0.2860 --std 0.3530 \
+        --limit $(((STEPS + WARMUP) * BATCH)) --epochs 1 --batch $BATCH \
+        --optim nesterov --lr 0.01 --wd 5e-4 --clip 2 --schedule constant --reinit \
+        --log "$T/log.csv" -o "$T/out.onnx" >/dev/null 2>"$T/err" || { cat "$T/err" >&2; exit 1; }
+    # step rows: kind,epoch,step,loss,lr,grad_norm,heldout,time_s (training seconds so far)
+    awk -F, -v w=$WARMUP -v n=$((STEPS + WARMUP)) -v b=$BATCH '
+        $1 == "step" && $3 == w - 1 { t0 = $8 }
+        $1 == "step" && $3 == n - 1 { t1 = $8 }
+        END { printf "%.1f", (n - w) * b / (t1 - t0) }' "$T/log.csv"
+}
+if ldconfig -p 2>/dev/null | grep -q 'libdnnl\.so\.2 '; then gemm="oneDNN sgemm (libdnnl.so.2)"
+else gemm="OpenBLAS (no libdnnl.so.2)"; fi
 
 # PyTorch's OpenMP threads spin while they wait; on a machine shared with other jobs that
 # collapses throughput, so it runs with both wait policies and the faster one is compared.
@@ -41,16 +51,29 @@ torch_run() {
         --warmup-steps "$WARMUP" --batch $BATCH --threads $THREADS --optim nesterov --lr 0.01 \
         --wd 5e-4 --clip 2 2>/dev/null | awk '/^images_per_s/ { print $2 }'
 }
-torch_active=$(torch_run ACTIVE)
-torch_passive=$(torch_run PASSIVE)
-torch=$(awk -v a="$torch_active" -v p="$torch_passive" 'BEGIN { print (a > p ? a : p) }')
 
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
-ratio=$(awk -v h="$hone" -v p="$torch" 'BEGIN { printf "%.2f", h / p }')
 echo "machine $machine"
-echo "hone_images_per_s $hone"
-echo "torch_images_per_s $torch (OMP_WAIT_POLICY ACTIVE $torch_active, PASSIVE $torch_passive)"
-echo "hone_vs_torch ${ratio}x"
+# one table row per run: run | hone | hone (openblas) | torch (ACTIVE / PASSIVE) | ratios | load
+: > "$T/rows"
+: > "$T/ratios"
+for run in $(seq 1 "$RUNS"); do
+    hone=$(hone_run default)
+    hone_openblas=$(hone_run openblas)
+    torch_active=$(torch_run ACTIVE)
+    torch_passive=$(torch_run PASSIVE)
+    torch=$(awk -v a="$torch_active" -v p="$torch_passive" 'BEGIN { print (a > p ? a : p) }')
+    ratio=$(awk -v h="$hone" -v p="$torch" 'BEGIN { printf "%.2f", h / p }')
+    ratio_openblas=$(awk -v h="$hone_openblas" -v p="$torch" 'BEGIN { printf "%.2f", h / p }')
+    load=$(cut -d' ' -f1 /proc/loadavg)
+    echo "run $run: hone_images_per_s $hone (training GEMM: $gemm; HONE_TRAIN_GEMM=openblas:" \
+         "$hone_openblas) torch_images_per_s $torch (OMP_WAIT_POLICY ACTIVE $torch_active," \
+         "PASSIVE $torch_passive) hone_vs_torch ${ratio}x (openblas ${ratio_openblas}x) load $load"
+    echo "| $run | $hone | $hone_openblas | $torch ($torch_active / $torch_passive) | ${ratio}x | ${ratio_openblas}x | $load |" >> "$T/rows"
+    echo "$ratio" >> "$T/ratios"
+done
+median=$(sort -n "$T/ratios" | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+echo "hone_vs_torch_median ${median}x over $RUNS run(s)"
 [ "$WRITE_DOC" = 1 ] || exit 0
 
 DOC=$ROOT/docs/PERFORMANCE.md
@@ -63,25 +86,29 @@ torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/
     echo "$commit; load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)). Reproduce with:"
     echo
     echo '```'
-    echo "bench/train_throughput.sh --write-doc build/hone $STEPS $WARMUP"
+    echo "bench/train_throughput.sh --write-doc build/hone $STEPS $WARMUP $RUNS"
     echo '```'
     echo
     echo "- Machine: $machine. Model: models/fmnist_resnet14.onnx (ResNet-14, BN folded,"
     echo "  20 MMACs per image), Fashion-MNIST training images, batch $BATCH, $THREADS threads for both"
-    echo "  (OPENBLAS_NUM_THREADS/OMP_NUM_THREADS, torch.set_num_threads)."
+    echo "  (OPENBLAS_NUM_THREADS/OMP_NUM_THREADS, torch.set_num_threads); OPENBLAS_CORETYPE as the"
+    echo "  environment sets it (${OPENBLAS_CORETYPE:-unset})."
     echo "- Method: SGD steps (forward, cross-entropy, backward, gradient-norm clipping, Nesterov"
-    echo "  update with weight decay);"
-    echo "  $WARMUP untimed warm-up steps, then $STEPS timed steps, one run of each. hone: \`hone finetune\`"
-    echo "  (reference interpreter with the training program of passes/train), timed from its"
-    echo "  --log CSV; PyTorch $torch_version (Debian python3-torch, eager mode): bench/torch_train.py"
-    echo "  --throughput on the same architecture and weight initialisation as \`--reinit\`, run"
-    echo "  with OMP_WAIT_POLICY=ACTIVE ($torch_active images/s) and PASSIVE ($torch_passive"
-    echo "  images/s); the table compares the faster. hone trains the same architecture from the"
-    echo "  same initialisation (\`--reinit\`)."
+    echo "  update with weight decay); $WARMUP untimed warm-up steps, then $STEPS timed steps. Each"
+    echo "  of the $RUNS run(s) measures every configuration once, one after the other. hone:"
+    echo "  \`hone finetune\` (reference interpreter with the training program of passes/train; Conv"
+    echo "  kernels split images over a pool of $THREADS threads; their GEMMs: $gemm), timed"
+    echo "  from its --log CSV, and again with HONE_TRAIN_GEMM=openblas (OpenBLAS GEMMs with"
+    echo "  the kernels OPENBLAS_CORETYPE selects). PyTorch $torch_version (Debian python3-torch,"
+    echo "  eager mode): bench/torch_train.py --throughput on the same architecture and weight"
+    echo "  initialisation as \`--reinit\`, run with OMP_WAIT_POLICY=ACTIVE and PASSIVE; the"
+    echo "  ratios compare the faster. Load: the 1-minute load average after the run."
     echo
-    echo "| | hone | PyTorch | hone / PyTorch |"
-    echo "|---|---|---|---|"
-    echo "| images/s | $hone | $torch | ${ratio}x |"
+    echo "| run | hone images/s | hone, HONE_TRAIN_GEMM=openblas | PyTorch images/s (ACTIVE / PASSIVE) | hone / PyTorch | openblas / PyTorch | load |"
+    echo "|---|---|---|---|---|---|---|"
+    cat "$T/rows"
+    echo
+    echo "Median hone / PyTorch over the runs: **${median}x**."
     echo
 } > "$T/section"
 if [ -f "$DOC" ]; then

@@ -1,6 +1,7 @@
 /*
  * Backward kernels of the elementwise activations and unary math ops:
- * dx = dy * f'(.) over float32 arrays.
+ * dx = dy * f'(.) over float32 arrays; and the Relu forward the training
+ * engine's interpreter uses (hone_rt_relu, branch-free like Relu's backward).
  *
  * Each derivative is written from whichever forward tensor gives it most
  * cheaply: the output y for Relu (y > 0 iff x > 0), Sigmoid (y(1-y)), Tanh
@@ -13,6 +14,10 @@
 #include <math.h>
 
 #include "hone_rt.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 int hone_rt_act_uses_y(hone_rt_act k)
 {
@@ -40,6 +45,36 @@ static inline float hardswish_slope(float x)
     return x < -3.0f ? 0.0f : x > 3.0f ? 1.0f : (2.0f * x + 3.0f) / 6.0f;
 }
 
+/* dx = dy where t > 0, else 0 (NaN: 0), branch-free: a branch per element
+ * mispredicts about half the time on activations. */
+static void relu_grad(int64_t n, const float *dy, const float *t, float *dx)
+{
+    int64_t i = 0;
+#ifdef __SSE2__
+    const __m128 zero = _mm_setzero_ps();
+    for (; i + 4 <= n; i += 4) {
+        __m128 keep = _mm_cmpgt_ps(_mm_loadu_ps(t + i), zero);
+        _mm_storeu_ps(dx + i, _mm_and_ps(keep, _mm_loadu_ps(dy + i)));
+    }
+#endif
+    for (; i < n; i++)
+        dx[i] = t[i] > 0 ? dy[i] : 0.0f;
+}
+
+void hone_rt_relu(int64_t n, const float *x, float *y)
+{
+    int64_t i = 0;
+#ifdef __SSE2__
+    const __m128 zero = _mm_setzero_ps();
+    for (; i + 4 <= n; i += 4) {
+        __m128 v = _mm_loadu_ps(x + i);
+        _mm_storeu_ps(y + i, _mm_andnot_ps(_mm_cmplt_ps(v, zero), v));
+    }
+#endif
+    for (; i < n; i++)
+        y[i] = x[i] < 0 ? 0 : x[i];
+}
+
 /* Logistic function without overflow for either sign. */
 static inline float sigmoidf(float x)
 {
@@ -64,7 +99,7 @@ void hone_rt_act_grad(hone_rt_act k, int64_t n, const float *dy, const float *t,
                       float b, float *dx)
 {
     switch (k) {
-    case HONE_RT_ACT_RELU: ACT_LOOP(v > 0 ? g : 0.0f); break;
+    case HONE_RT_ACT_RELU: relu_grad(n, dy, t, dx); break;
     case HONE_RT_ACT_LEAKY_RELU: ACT_LOOP(v > 0 ? g : a * g); break;
     case HONE_RT_ACT_SIGMOID: ACT_LOOP(g * v * (1.0f - v)); break;
     case HONE_RT_ACT_TANH: ACT_LOOP(g * (1.0f - v * v)); break;

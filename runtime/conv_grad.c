@@ -17,10 +17,21 @@
  * column tiles. Either way the one scratch buffer the caller provides stays
  * bounded for any image. A 1x1, stride-1, unpadded window needs no im2col:
  * x_g is the column matrix itself.
+ *
+ * hone_rt_conv_grad_pool (the training engine's entry) splits the 2-D
+ * path's image batches over a pool: dX of different images is disjoint,
+ * and dW is accumulated in a fixed number of partial sums (slabs of
+ * consecutive batches, independent of the worker count) added in order.
+ * dW of a batch is formed transposed, dW^T = col dy^T, which the GEMM
+ * libraries run faster for the few output channels of small CNNs.
  */
 #include <string.h>
 
 #include "hone_rt.h"
+
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 /* Scratch budget of the column matrix, in floats (8 MiB). */
 #define GRAD_TILE_FLOATS ((int64_t)1 << 21)
@@ -76,10 +87,45 @@ static void clip_unit(int64_t ix0, int64_t ow, int64_t width, int64_t *lo, int64
     *hi = *hi < *lo ? *lo : *hi;
 }
 
+/* Zeroes columns [0, lo) and [hi, wd) of `rows` rows of wd floats: the
+ * elements a shifted copy wrapped around line ends. The one-column cases of
+ * a 3-wide window with padding 1 are straight strided stores. */
+static void zero_columns(float *d, int64_t rows, int64_t wd, int64_t lo, int64_t hi)
+{
+    if (lo == 0 && hi == wd)
+        return;
+    if (lo == 1 && hi == wd) {
+        for (int64_t r = 0; r < rows; r++)
+            d[r * wd] = 0.0f;
+        return;
+    }
+    if (lo == 0 && hi == wd - 1) {
+        for (int64_t r = 0; r < rows; r++)
+            d[r * wd + wd - 1] = 0.0f;
+        return;
+    }
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t ox = 0; ox < lo; ox++)
+            d[r * wd + ox] = 0.0f;
+        for (int64_t ox = hi; ox < wd; ox++)
+            d[r * wd + ox] = 0.0f;
+    }
+}
+
+/* Output positions [lo, hi) whose input column ox*s + ix0 lies in [0, width). */
+static void clip_strided(int64_t ix0, int64_t s, int64_t ow, int64_t width, int64_t *lo,
+                         int64_t *hi)
+{
+    *lo = ix0 < 0 ? (-ix0 + s - 1) / s : 0;
+    *hi = ix0 >= width ? 0 : (width - 1 - ix0) / s + 1;
+    *lo = *lo > ow ? ow : *lo;
+    *hi = *hi > ow ? ow : *hi < *lo ? *lo : *hi;
+}
+
 /* One im2col row of a stride-1 window whose output width equals the input
- * width: the plane shifted by (iy0, ix0) is one contiguous copy; the copied
- * elements that wrapped around a line (and the rows outside the image) are
- * then zeroed. dst covers output rows [oy0, oy1). */
+ * width: the plane shifted by (iy0, ix0) is one contiguous copy; the rows
+ * outside the image are zeroed, and then the copied elements that wrapped
+ * around a line. dst covers output rows [oy0, oy1). */
 static void shifted_row(const hone_rt_window *w, const float *plane, int64_t iy0, int64_t ix0,
                         int64_t oy0, int64_t oy1, float *dst)
 {
@@ -90,16 +136,13 @@ static void shifted_row(const hone_rt_window *w, const float *plane, int64_t iy0
     int64_t s0 = (ya + iy0) * wd + ix0, s1 = (yb + iy0) * wd + ix0;
     int64_t a = s0 < 0 ? 0 : s0, b = s1 > h * wd ? h * wd : s1;
     b = b < a ? a : b;
-    float *d = dst - oy0 * wd;
-    memset(dst, 0, sizeof(float) * (size_t)((oy1 - oy0) * wd));
-    memcpy(d + ya * wd + (a - s0), plane + a, sizeof(float) * (size_t)(b - a));
+    /* the copy lands in [c0, c1); only the rest is zeroed first */
+    float *d = dst - oy0 * wd, *c0 = b > a ? d + ya * wd + (a - s0) : dst, *c1 = c0 + (b - a);
+    memset(dst, 0, sizeof(float) * (size_t)(c0 - dst));
+    memcpy(c0, plane + a, sizeof(float) * (size_t)(b - a));
+    memset(c1, 0, sizeof(float) * (size_t)(dst + (oy1 - oy0) * wd - c1));
     clip_unit(ix0, wd, wd, &lo, &hi);
-    for (int64_t oy = ya; oy < yb && (lo > 0 || hi < wd); oy++) {
-        for (int64_t ox = 0; ox < lo; ox++)
-            d[oy * wd + ox] = 0.0f;
-        for (int64_t ox = hi; ox < wd; ox++)
-            d[oy * wd + ox] = 0.0f;
-    }
+    zero_columns(d + ya * wd, yb - ya, wd, lo, hi);
 }
 
 /* col[(ch*KH+ky)*KW+kx][(oy-oy0)*OW+ox] (row stride ld) = x[ch][iy][ix] for output
@@ -118,23 +161,27 @@ static void im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_
                                 dst);
                     continue;
                 }
-                if (w->stride[1] == 1)
+                int64_t sx = w->stride[1];
+                if (sx == 1)
                     clip_unit(ix0, ow, wd, &lo, &hi);
+                else
+                    clip_strided(ix0, sx, ow, wd, &lo, &hi);
                 for (int64_t oy = oy0; oy < oy1; oy++, dst += ow) {
                     int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];
                     const float *src = x + (ch * h + iy) * wd;
                     if (iy < 0 || iy >= h) {
                         memset(dst, 0, sizeof(float) * (size_t)ow);
-                    } else if (w->stride[1] == 1) {
-                        memset(dst, 0, sizeof(float) * (size_t)lo);
-                        memcpy(dst + lo, src + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
-                        memset(dst + hi, 0, sizeof(float) * (size_t)(ow - hi));
-                    } else {
-                        for (int64_t ox = 0; ox < ow; ox++) {
-                            int64_t ix = ox * w->stride[1] + ix0;
-                            dst[ox] = ix >= 0 && ix < wd ? src[ix] : 0.0f;
-                        }
+                        continue;
                     }
+                    for (int64_t ox = 0; ox < lo; ox++)
+                        dst[ox] = 0.0f;
+                    if (sx == 1)
+                        memcpy(dst + lo, src + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
+                    else
+                        for (int64_t ox = lo; ox < hi; ox++)
+                            dst[ox] = src[ox * sx + ix0];
+                    for (int64_t ox = hi; ox < ow; ox++)
+                        dst[ox] = 0.0f;
                 }
             }
 }
@@ -194,10 +241,10 @@ static void group_direct(const grad_group *g, const float *xg, const float *wg,
                          const float *dyg, float *dxg, float *dwg)
 {
     if (dwg)
-        hone_rt_sgemm(0, 1, g->mg, g->rows, g->total, 1.0f, dyg, g->total, xg, g->total, 1.0f,
+        hone_rt_train_sgemm(0, 1, g->mg, g->rows, g->total, 1.0f, dyg, g->total, xg, g->total, 1.0f,
                       dwg, g->rows);
     if (dxg)
-        hone_rt_sgemm(1, 0, g->rows, g->total, g->mg, 1.0f, wg, g->rows, dyg, g->total, 0.0f,
+        hone_rt_train_sgemm(1, 0, g->rows, g->total, g->mg, 1.0f, wg, g->rows, dyg, g->total, 0.0f,
                       dxg, g->total);
 }
 
@@ -210,11 +257,11 @@ static void group_tiled(const grad_group *g, const float *xg, const float *wg,
         int64_t p1 = p0 + tile < g->total ? p0 + tile : g->total, np = p1 - p0;
         if (dwg) {
             hone_rt_im2col(g->w, g->cg, xg, p0, p1, col);
-            hone_rt_sgemm(0, 1, g->mg, g->rows, np, 1.0f, dyg + p0, g->total, col, np, 1.0f,
+            hone_rt_train_sgemm(0, 1, g->mg, g->rows, np, 1.0f, dyg + p0, g->total, col, np, 1.0f,
                           dwg, g->rows);
         }
         if (dxg) {
-            hone_rt_sgemm(1, 0, g->rows, np, g->mg, 1.0f, wg, g->rows, dyg + p0, g->total, 0.0f,
+            hone_rt_train_sgemm(1, 0, g->rows, np, g->mg, 1.0f, wg, g->rows, dyg + p0, g->total, 0.0f,
                           col, np);
             hone_rt_col2im(g->w, g->cg, col, p0, p1, dxg);
         }
@@ -237,14 +284,22 @@ static const float *pack_dy(const grad_group *g, const float *dy, int64_t b0, in
 }
 
 /* dW of group gi from images [b0, b0+k): one sgemm over their columns. */
+/* The product is formed transposed, dW^T[rows, mg] = col dy^T, into the
+ * rows*mg floats after the columns and packed dy, then added into dwg: with
+ * the long dimension (k*P positions) as K either way, the GEMM libraries run
+ * this orientation 1.5x-3x faster for the few output channels of small CNNs. */
 static void dw_batch_2d(const grad_group *g, int64_t b0, int64_t k, int64_t gi, const float *x,
                         const float *dy, float *dwg, float *col)
 {
     int64_t cols = k * g->total;
     const float *dyk = pack_dy(g, dy, b0, k, gi, col + g->rows * cols);
+    float *dwt = col + (g->rows + g->mg) * cols;
     for (int64_t i = 0; i < k; i++)
         im2col_2d(g->w, g->cg, x_at(g, x, b0 + i, gi), 0, g->w->out[0], col + i * g->total, cols);
-    hone_rt_sgemm(0, 1, g->mg, g->rows, cols, 1.0f, dyk, cols, col, cols, 1.0f, dwg, g->rows);
+    hone_rt_train_sgemm(0, 1, g->rows, g->mg, cols, 1.0f, col, cols, dyk, cols, 0.0f, dwt, g->mg);
+    for (int64_t m = 0; m < g->mg; m++)
+        for (int64_t r = 0; r < g->rows; r++)
+            dwg[m * g->rows + r] += dwt[r * g->mg + m];
 }
 
 /* dX of images [b0, b0+k) of group gi: w_g^T dy, added back by col2im. */
@@ -253,7 +308,7 @@ static void dx_batch_2d(const grad_group *g, int64_t b0, int64_t k, int64_t gi, 
 {
     int64_t cols = k * g->total;
     const float *dyk = pack_dy(g, dy, b0, k, gi, col + g->rows * cols);
-    hone_rt_sgemm(1, 0, g->rows, cols, g->mg, 1.0f, wg, g->rows, dyk, cols, 0.0f, col, cols);
+    hone_rt_train_sgemm(1, 0, g->rows, cols, g->mg, 1.0f, wg, g->rows, dyk, cols, 0.0f, col, cols);
     for (int64_t i = 0; i < k; i++)
         col2im_2d(g->w, g->cg, col + i * g->total, 0, g->w->out[0], cols,
                   (float *)x_at(g, dx, b0 + i, gi));
@@ -300,7 +355,7 @@ static void dx_unit_2d(const grad_group *g, const hone_rt_window *tw, int64_t b0
     float *out = col + ry * cols;
     for (int64_t i = 0; i < k; i++)
         im2col_2d(tw, g->mg, dy_at(g, dy, b0 + i, gi), 0, tw->out[0], col + i * hw, cols);
-    hone_rt_sgemm(0, 0, g->cg, cols, ry, 1.0f, wf + gi * g->cg * ry, ry, col, cols, 0.0f, out,
+    hone_rt_train_sgemm(0, 0, g->cg, cols, ry, 1.0f, wf + gi * g->cg * ry, ry, col, cols, 0.0f, out,
                   cols);
     for (int64_t i = 0; i < k; i++)
         for (int64_t c = 0; c < g->cg; c++)
@@ -319,11 +374,11 @@ static void group_rows_2d(const grad_group *g, int64_t b, int64_t gi, const floa
         int64_t oy1 = oy + step < g->w->out[0] ? oy + step : g->w->out[0], np = (oy1 - oy) * ow;
         if (dwg) {
             im2col_2d(g->w, g->cg, xg, oy, oy1, col, np);
-            hone_rt_sgemm(0, 1, g->mg, g->rows, np, 1.0f, dyg + oy * ow, g->total, col, np, 1.0f,
+            hone_rt_train_sgemm(0, 1, g->mg, g->rows, np, 1.0f, dyg + oy * ow, g->total, col, np, 1.0f,
                           dwg, g->rows);
         }
         if (dx) {
-            hone_rt_sgemm(1, 0, g->rows, np, g->mg, 1.0f, wg, g->rows, dyg + oy * ow, g->total,
+            hone_rt_train_sgemm(1, 0, g->rows, np, g->mg, 1.0f, wg, g->rows, dyg + oy * ow, g->total,
                           0.0f, col, np);
             col2im_2d(g->w, g->cg, col, oy, oy1, np, (float *)x_at(g, dx, b, gi));
         }
@@ -408,7 +463,8 @@ size_t hone_rt_conv_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m, 
     int64_t k = batch_size(&g);
     if (k == 0)
         return (size_t)(g.rows * tile_rows(w, g.rows) * w->out[1]);
-    return (size_t)(k * batch_floats_per_image(&g) + m * g.rows);
+    /* flipped weights, k images' columns, dW^T of one group (dw_batch_2d) */
+    return (size_t)(k * batch_floats_per_image(&g) + m * g.rows + g.rows * g.mg);
 }
 
 void hone_rt_conv_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
@@ -472,7 +528,7 @@ static grad_job grad_job_of(const hone_rt_window *w, int64_t n, int64_t c, int64
     j.k = fast_2d(w) && j.g.rows > 0 && j.g.mg > 0 ? batch_size(&j.g) : 0;
     if (j.k == 0)
         return j;
-    j.per_worker = (size_t)(j.k * batch_floats_per_image(&j.g));
+    j.per_worker = (size_t)(j.k * batch_floats_per_image(&j.g) + j.g.rows * j.g.mg);
     j.batches = balance_batches(n, &j.k);
     int64_t wfl = m * j.g.rows;
     j.slabs = GRAD_SLAB_FLOATS / (wfl > 0 ? wfl : 1);
@@ -515,6 +571,52 @@ static void grad_slabs(void *ctx, int64_t s0, int64_t s1, int worker)
     }
 }
 
+/* Sum of p[0..len) in 8 interleaved partial sums (lane k sums elements
+ * 8i + k), added pairwise in a fixed order, then the tail: vector code
+ * without a serial dependency chain, the same result with or without SSE. */
+static float plane_sum(const float *p, int64_t len)
+{
+    float part[8] = {0};
+    int64_t i = 0;
+#ifdef __SSE2__
+    __m128 lo = _mm_setzero_ps(), hi = _mm_setzero_ps();
+    for (; i + 8 <= len; i += 8) {
+        lo = _mm_add_ps(lo, _mm_loadu_ps(p + i));
+        hi = _mm_add_ps(hi, _mm_loadu_ps(p + i + 4));
+    }
+    _mm_storeu_ps(part, lo);
+    _mm_storeu_ps(part + 4, hi);
+#else
+    for (; i + 8 <= len; i += 8)
+        for (int k = 0; k < 8; k++)
+            part[k] += p[i + k];
+#endif
+    float s = ((part[0] + part[1]) + (part[2] + part[3])) +
+              ((part[4] + part[5]) + (part[6] + part[7]));
+    for (; i < len; i++)
+        s += p[i];
+    return s;
+}
+
+/* db over channels [c0, c1): per channel, the images in order. */
+typedef struct bias_job {
+    int64_t n, m, plane;
+    const float *dy;
+    float *db;
+} bias_job;
+
+static void bias_range(void *ctx, int64_t c0, int64_t c1, int worker)
+{
+    (void)worker;
+    const bias_job *j = ctx;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        float acc = 0;
+        for (int64_t b = 0; b < j->n; b++)
+            acc += plane_sum(j->dy + (b * j->m + ch) * j->plane, j->plane);
+        j->db[ch] = acc;
+    }
+}
+
 size_t hone_rt_conv_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_t m,
                                       int64_t groups, int workers)
 {
@@ -547,8 +649,10 @@ void hone_rt_conv_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t
         flip_weights(&j.g, groups, wt, scratch);
         j.wf = scratch;
     }
-    if (db)
-        bias_grad(n, m, j.g.total, dy, db);
+    if (db) {
+        bias_job bj = {n, m, j.g.total, dy, db};
+        hone_rt_parallel_for(pool, m, 1, bias_range, &bj);
+    }
     hone_rt_parallel_for(pool, j.slabs, 1, grad_slabs, &j);
     for (int64_t s = 1; dw && s < j.slabs; s++) {
         const float *p = j.parts + (size_t)(s - 1) * wfl;

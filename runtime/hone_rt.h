@@ -235,6 +235,14 @@ hone_rt_pool *hone_rt_kernel_pool(void);
  * the compiled code computes. */
 int hone_rt_kernel_pool_active(void);
 
+/* The GEMM of the training kernels (row-major, as hone_rt_sgemm): oneDNN's sgemm while the
+ * kernel pool is acquired and libdnnl.so.2 could be loaded at run time (unless
+ * HONE_TRAIN_GEMM=openblas), else hone_rt_sgemm. Its name: "onednn" or "openblas". */
+void hone_rt_train_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                         float *c, int64_t ldc);
+const char *hone_rt_train_gemm_name(void);
+
 /* 2-D im2col of output rows [oy0, oy1) into col with row stride ld (see conv_grad.c). */
 void hone_rt_im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_t oy0,
                        int64_t oy1, float *col, int64_t ld);
@@ -255,6 +263,17 @@ size_t hone_rt_conv_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_
 void hone_rt_conv_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
                             int64_t m, int64_t groups, const float *x, const float *wt,
                             const float *dy, float *dx, float *dw, float *db, float *scratch);
+/* act_grad.c: y = x < 0 ? 0 : x over n elements (NaN and -0 pass through), branch-free. */
+void hone_rt_relu(int64_t n, const float *x, float *y);
+/* norm_grad.c: hone_rt_bn_train / hone_rt_bn_grad with channels split over pool's workers
+ * (pool may be NULL); each channel is computed exactly as the serial functions do. */
+void hone_rt_bn_train_pool(hone_rt_pool *pool, int64_t n, int64_t c, int64_t plane,
+                           const float *x, const float *scale, const float *bias, float eps,
+                           float *y, float *mean, float *invstd, float *var);
+void hone_rt_bn_grad_pool(hone_rt_pool *pool, int64_t n, int64_t c, int64_t plane,
+                          const float *dy, const float *x, const float *scale, const float *mean,
+                          const float *invstd, int batch_stats, float *dx, float *dscale,
+                          float *dbias);
 
 /* ===================== extra.c: less common ops of compiled models ===================== */
 

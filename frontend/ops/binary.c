@@ -20,6 +20,7 @@
 #include <stdlib.h>
 
 #include "elementwise.h"
+#include "hone_rt.h"
 
 /* Row callback: off[k] and step[k] locate input k along the row; the row's
  * output elements are o .. o+len-1. */
@@ -259,6 +260,25 @@ static void row_binary(void *state, const int64_t *off, const int64_t *step, int
     }
 }
 
+/* Elements per chunk of a same-shape float32 op split over the kernel pool. */
+#define BIN_GRAIN ((int64_t)1 << 16)
+
+static void same_shape_range(void *ctx, int64_t b, int64_t e, int worker)
+{
+    (void)worker;
+    const bin_state *s = ctx;
+    row_f32(s->op->op, (const float *)s->a->data + b, 1, (const float *)s->b->data + b, 1,
+            (float *)s->o->data + b, e - b);
+}
+
+static bool same_shape(const hone_tensor *a, const hone_tensor *b)
+{
+    bool ok = a->rank == b->rank;
+    for (int i = 0; ok && i < a->rank; i++)
+        ok = a->dims[i] == b->dims[i];
+    return ok;
+}
+
 /* o = a (op) b with broadcasting; o may be a itself (same shape). */
 static hone_status run_binary(hone_eval *ec, binop *op, const hone_tensor *a,
                               const hone_tensor *b, hone_tensor *o)
@@ -271,7 +291,11 @@ static hone_status run_binary(hone_eval *ec, binop *op, const hone_tensor *a,
     s.f32 = a->dtype == HONE_DT_FLOAT && b->dtype == HONE_DT_FLOAT &&
             o->dtype == HONE_DT_FLOAT && has_f32_loop(op->op);
     const hone_tensor *ins[2] = {a, b};
-    for_rows(o->rank, o->dims, 2, ins, row_binary, &s);
+    hone_rt_pool *pool = hone_rt_kernel_pool();
+    if (pool && s.f32 && same_shape(a, b) && same_shape(a, o))
+        hone_rt_parallel_for(pool, o->numel, BIN_GRAIN, same_shape_range, &s);
+    else
+        for_rows(o->rank, o->dims, 2, ins, row_binary, &s);
     if (op->div0)
         return hone_node_fail(ec->ctx, ec->node, HONE_ERR_INVALID, "integer division by zero");
     return HONE_OK;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "elementwise.h"
+#include "hone_rt.h"
 
 /* ===================== dtype classes ===================== */
 
@@ -303,12 +304,28 @@ static uparam read_params(const hone_node *n, const unary_def *d, hone_dtype dt)
     return p;
 }
 
-/* float32 -> float32 through the def's kernel (Relu without a call). */
+/* Elements per chunk when an elementwise loop is split over the kernel pool. */
+#define EW_GRAIN ((int64_t)1 << 16)
+
+typedef struct relu_job {
+    const float *x;
+    float *y;
+} relu_job;
+
+static void relu_range(void *ctx, int64_t b, int64_t e, int worker)
+{
+    (void)worker;
+    const relu_job *j = ctx;
+    hone_rt_relu(e - b, j->x + b, j->y + b);
+}
+
+/* float32 -> float32 through the def's kernel (Relu without a call, split over
+ * the training engine's kernel pool while there is one). */
 static void unary_f32(const unary_def *d, const uparam *p, const float *x, float *y, int64_t n)
 {
     if (d->f == f_relu) {
-        for (int64_t i = 0; i < n; i++)
-            y[i] = x[i] < 0 ? 0 : x[i];
+        relu_job j = {x, y};
+        hone_rt_parallel_for(hone_rt_kernel_pool(), n, EW_GRAIN, relu_range, &j);
         return;
     }
     for (int64_t i = 0; i < n; i++)

@@ -23,6 +23,7 @@
 #include <float.h>
 
 #include "grad.h"
+#include "hone_rt.h"
 
 hone_status grad_infer_f32(hone_infer *ic, int n)
 {
@@ -318,6 +319,19 @@ static float scalar_in(const hone_eval *ec, int i, float dflt)
     return t && t->numel ? ((const float *)t->data)[0] : dflt;
 }
 
+typedef struct act_job {
+    hone_rt_act kind;
+    const float *dy, *t;
+    float a, b, *dx;
+} act_job;
+
+static void act_range(void *ctx, int64_t b, int64_t e, int worker)
+{
+    (void)worker;
+    const act_job *j = ctx;
+    hone_rt_act_grad(j->kind, e - b, j->dy + b, j->t + b, j->a, j->b, j->dx + b);
+}
+
 hone_status eval_unary_grad(hone_eval *ec)
 {
     const act_def *d = find_act(ec->node);
@@ -327,7 +341,9 @@ hone_status eval_unary_grad(hone_eval *ec)
         a = scalar_in(ec, 2, a);
         b = scalar_in(ec, 3, b);
     }
-    hone_rt_act_grad(d->kind, ec->in[0]->numel, ec->in[0]->data, ec->in[1]->data, a, b,
-                     ec->out[0]->data);
+    act_job j = {d->kind, ec->in[0]->data, ec->in[1]->data, a, b, ec->out[0]->data};
+    /* elementwise, so chunks on the training engine's kernel pool give the same result */
+    hone_rt_parallel_for(hone_rt_kernel_pool(), ec->in[0]->numel, (int64_t)1 << 16, act_range,
+                         &j);
     return HONE_OK;
 }

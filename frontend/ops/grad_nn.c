@@ -159,9 +159,9 @@ hone_status eval_bn_train(hone_eval *ec)
     if (st)
         return st;
     float *mean = out_f32(ec, 1), *invstd = out_f32(ec, 2);
-    hone_rt_bn_train(n, c, plane, x->data, ec->in[1]->data, ec->in[2]->data,
-                     hone_attr_float(ec->node, "epsilon", 1e-5f), out_f32(ec, 0),
-                     mean ? mean : stats, invstd ? invstd : stats + c, out_f32(ec, 3));
+    hone_rt_bn_train_pool(hone_rt_kernel_pool(), n, c, plane, x->data, ec->in[1]->data, ec->in[2]->data,
+                          hone_attr_float(ec->node, "epsilon", 1e-5f), out_f32(ec, 0),
+                          mean ? mean : stats, invstd ? invstd : stats + c, out_f32(ec, 3));
     free(stats);
     return HONE_OK;
 }
@@ -197,8 +197,9 @@ hone_status eval_bn_grad(hone_eval *ec)
         for (int64_t i = 0; i < c; i++)
             invstd[i] = 1.0f / sqrtf(s[i] + eps);
     }
-    hone_rt_bn_grad(n, c, plane, ec->in[0]->data, x->data, ec->in[2]->data, ec->in[3]->data,
-                    batch ? s : invstd, batch, out_f32(ec, 0), out_f32(ec, 1), out_f32(ec, 2));
+    hone_rt_bn_grad_pool(hone_rt_kernel_pool(), n, c, plane, ec->in[0]->data, x->data,
+                         ec->in[2]->data, ec->in[3]->data, batch ? s : invstd, batch,
+                         out_f32(ec, 0), out_f32(ec, 1), out_f32(ec, 2));
     free(invstd);
     return HONE_OK;
 }

@@ -655,6 +655,59 @@ static hone_status rule_signed_power(ad *a, hone_value *dy)
     return HONE_OK;
 }
 
+/* Whether ConvTranspose node n has explicit geometry: no auto_pad or
+ * output_shape (which derive pads from the output size) and every
+ * output_padding below its stride. */
+static bool explicit_transpose(const hone_node *n)
+{
+    const char *ap = hone_attr_str(n, "auto_pad", "NOTSET");
+    const hone_attr *op = hone_attr_find(n, "output_padding"), *st = hone_attr_find(n, "strides");
+    bool ok = !strcmp(ap, "NOTSET") && !hone_attr_find(n, "output_shape");
+    for (int i = 0; ok && op && i < op->n; i++)
+        ok = op->ints[i] == 0 || (st && i < st->n && op->ints[i] < st->ints[i]);
+    return ok;
+}
+
+/* ConvTranspose is the adjoint of the Conv with the same window and weights
+ * (W[C, M/group, k...] is that Conv's weight, mapping M channels to C), so
+ *   dX = Conv(dY, W) with the same strides, pads, dilations and group (the
+ *        output_padding rows only ever meet zero padding);
+ *   dW = that Conv's weight gradient with X as its output gradient and dY as
+ *        its input: ConvGrad(X, dY, W), output 1;
+ *   dB = dY summed over images and positions: SumTo [M, 1, ...] reshaped. */
+static hone_status rule_conv_transpose(ad *a, hone_value *dy)
+{
+    const hone_node *n = a->node;
+    if (n->in[0]->dtype != HONE_DT_FLOAT)
+        return unsupported(a, "ConvTranspose backward runs in float32 only");
+    if (!explicit_transpose(n))
+        return unsupported(a, "ConvTranspose backward needs explicit pads (no auto_pad or "
+                              "output_shape) and output_padding below the stride");
+    if (want_in(a, 0)) {
+        hone_node *c = emit_n(a, "", "Conv", 2, (hone_value *[]){dy, n->in[1]}, 1, NULL);
+        copy_attrs(a, c, window_attrs);
+        accumulate(a, n->in[0], c->out[0]);
+    }
+    if (want_in(a, 1)) {
+        bool want[3] = {false, true, false};
+        hone_node *g = emit_n(a, "hone", "ConvGrad", 3, (hone_value *[]){n->in[0], dy, n->in[1]},
+                              3, want);
+        copy_attrs(a, g, window_attrs);
+        accumulate(a, n->in[1], g->out[1]);
+    }
+    if (want_in(a, 2)) {
+        int nsp = n->in[0]->rank - 2;
+        int64_t axes[HONE_MAX_RANK];
+        if (nsp < 1)
+            return unsupported(a, "ConvTranspose bias gradient needs the input's rank");
+        for (int i = 0; i < nsp; i++)
+            axes[i] = i + 1;
+        hone_value *like = unsqueeze(a, n->in[2], nsp, axes);
+        accumulate(a, n->in[2], HONE(a, "ReshapeLike", HONE(a, "SumTo", dy, like), n->in[2]));
+    }
+    return HONE_OK;
+}
+
 /* Builds the backward nodes of the current node from its output gradient(s). */
 static hone_status backward(ad *a, hone_value *dy)
 {
@@ -706,6 +759,7 @@ static hone_status backward(ad *a, hone_value *dy)
     case HONE_OP_FAKE_QUANT: /* straight-through: the rounding passes the gradient unchanged */
         accumulate(a, n->in[0], dy);
         return HONE_OK;
+    case HONE_OP_CONV_TRANSPOSE: return rule_conv_transpose(a, dy);
     default:
         return unsupported(a, "the op has no backward rule");
     }

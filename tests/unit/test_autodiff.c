@@ -434,6 +434,77 @@ static void test_conv(void **state)
         conv_fd(cases[i]);
 }
 
+/* ---------- ConvTranspose ---------- */
+
+typedef struct convt_case {
+    int nsp;
+    int64_t n, c, m, group, in[3], k[3], s[3], dl[3], pads[6], opad[3];
+    bool bias;
+} convt_case;
+
+/* ConvTranspose X[n, c, in] with W[c, m/group, k] (and B[m]). */
+static void convt_fd(convt_case cc)
+{
+    hone_graph *g = new_graph(13);
+    int64_t xd[5] = {cc.n, cc.c}, wd[5] = {cc.c, cc.m / cc.group};
+    for (int i = 0; i < cc.nsp; i++) {
+        xd[i + 2] = cc.in[i];
+        wd[i + 2] = cc.k[i];
+    }
+    int64_t bd[1] = {cc.m};
+    hone_value *x = cst(g, "x", cc.nsp + 2, xd, 0, 1, false);
+    hone_value *w = cst(g, "w", cc.nsp + 2, wd, 0, 1, false);
+    hone_value *b = cc.bias ? cst(g, "b", 1, bd, 0, 1, false) : NULL;
+    hone_node *n = cc.bias ? NODE(g, "ConvTranspose", x, w, b) : NODE(g, "ConvTranspose", x, w);
+    hone_node_set_attr_int(g, n, "group", cc.group);
+    ints(g, n, "strides", cc.nsp, cc.s);
+    ints(g, n, "dilations", cc.nsp, cc.dl);
+    ints(g, n, "pads", 2 * cc.nsp, cc.pads);
+    ints(g, n, "output_padding", cc.nsp, cc.opad);
+    fd_opts o = {1e-2, 2e-2, 40};
+    if (cc.bias)
+        check_fd(g, n->out[0], WRT(x, w, b), o);
+    else
+        check_fd(g, n->out[0], WRT(x, w), o);
+}
+
+static void test_conv_transpose(void **state)
+{
+    static const convt_case cases[] = {
+        /* 3x3, pad 1, stride 1, bias */
+        {2, 2, 3, 4, 1, {4, 5}, {3, 3}, {1, 1}, {1, 1}, {1, 1, 1, 1}, {0, 0}, true},
+        /* stride 2 upsampling with output_padding, asymmetric pads, no bias */
+        {2, 1, 2, 3, 1, {3, 4}, {3, 2}, {2, 2}, {1, 1}, {1, 0, 0, 1}, {1, 1}, false},
+        /* grouped, dilated, stride 2 */
+        {2, 2, 4, 6, 2, {3, 3}, {3, 3}, {2, 2}, {2, 2}, {1, 2, 2, 1}, {1, 0}, true},
+        /* 2x2 stride 2 (the usual decoder upsampling), no pads */
+        {2, 2, 3, 2, 1, {3, 3}, {2, 2}, {2, 2}, {1, 1}, {0, 0, 0, 0}, {0, 0}, true},
+        /* 1-D */
+        {1, 2, 2, 3, 1, {5}, {4}, {2}, {1}, {1, 2}, {1}, true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        convt_fd(cases[i]);
+}
+
+/* auto_pad / output_shape derive pads from sizes: refused by name. */
+static void test_conv_transpose_refused(void **state)
+{
+    hone_graph *g = new_graph(13);
+    int64_t xd[4] = {1, 2, 3, 3}, wd[4] = {2, 2, 3, 3};
+    hone_value *x = cst(g, "x", 4, xd, 0, 1, false);
+    hone_value *w = cst(g, "w", 4, wd, 0, 1, false);
+    hone_node *n = NODE(g, "ConvTranspose", x, w);
+    hone_node_set_attr_string(g, n, "auto_pad", "SAME_UPPER");
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+    hone_value *y = n->out[0], *grad;
+    hone_value *loss = hone_loss_dist(g, y, cst(g, "t", y->rank, y->dims, 0, 1, false), false);
+    assert_int_equal(hone_autodiff(&ctx, g, loss, 1, &w, &grad), HONE_ERR_UNSUPPORTED);
+    assert_non_null(strstr(ctx.msg, "explicit pads"));
+    hone_graph_free(g);
+}
+
 /* ---------- BatchNormalization ---------- */
 
 /* Inference form (running statistics constant): gradients of x, scale and bias. */
@@ -959,6 +1030,8 @@ int main(void)
         cmocka_unit_test(test_resnet_block),
         cmocka_unit_test(test_sgd_reduces_loss),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_conv_transpose),
+        cmocka_unit_test(test_conv_transpose_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,9 +5,13 @@
  * rounding for 2-D windows with padding, strides, dilations, groups, 1x1
  * windows, bias or none, batch sizes that split unevenly into image batches;
  * bit-identical results for 1, 2 and 3 workers (dW partial sums are fixed
- * whatever the worker count); and the kernel pool's acquire/release nesting.
+ * whatever the worker count); the same again with the kernel pool held, so
+ * that the GEMMs take the training GEMM (oneDNN where installed); and the
+ * kernel pool's acquire/release nesting.
  */
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -88,7 +92,9 @@ static sizes sizes_of(const conv_case *cc, const hone_rt_window *w)
     return s;
 }
 
-static void forward_case(const conv_case *cc, hone_rt_pool *pool)
+/* With train_gemm, the kernel pool is held while the pooled kernel runs, so its GEMMs
+ * take hone_rt_train_sgemm's oneDNN path when libdnnl.so.2 is installed. */
+static void forward_case(const conv_case *cc, hone_rt_pool *pool, bool train_gemm)
 {
     hone_rt_window w = window_of(cc);
     sizes s = sizes_of(cc, &w);
@@ -101,7 +107,11 @@ static void forward_case(const conv_case *cc, hone_rt_pool *pool)
                                                       hone_rt_pool_size(pool)));
     hone_rt_conv(&w, cc->n, cc->c, cc->m, cc->groups, x, wt, b, ref, sr);
     memset(got, 0xff, sizeof(float) * s.y); /* NaNs: every element must be written */
+    if (train_gemm)
+        hone_rt_kernel_pool_acquire();
     hone_rt_conv_batch(pool, &w, cc->n, cc->c, cc->m, cc->groups, x, wt, b, got, sb);
+    if (train_gemm)
+        hone_rt_kernel_pool_release();
     assert_close(got, ref, s.y, "conv_batch");
     free(x), free(wt), free(b), free(ref), free(got), free(sr), free(sb);
 }
@@ -112,8 +122,9 @@ static void test_forward_matches_per_image(void **state)
     hone_rt_pool *p2 = hone_rt_pool_create(2);
     assert_non_null(p2);
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        forward_case(&cases[i], NULL);
-        forward_case(&cases[i], p2);
+        forward_case(&cases[i], NULL, false);
+        forward_case(&cases[i], p2, false);
+        forward_case(&cases[i], p2, true);
     }
     hone_rt_pool_destroy(p2);
 }
@@ -135,7 +146,7 @@ static void grad_pool(const conv_case *cc, hone_rt_pool *pool, const float *x, c
     free(sc);
 }
 
-static void grad_case(const conv_case *cc, hone_rt_pool *p2, hone_rt_pool *p3)
+static void grad_case(const conv_case *cc, hone_rt_pool *p2, hone_rt_pool *p3, bool train_gemm)
 {
     hone_rt_window w = window_of(cc);
     sizes s = sizes_of(cc, &w);
@@ -147,9 +158,13 @@ static void grad_case(const conv_case *cc, hone_rt_pool *p2, hone_rt_pool *p3)
     hone_rt_conv_grad(&w, cc->n, cc->c, cc->m, cc->groups, x, wt, dy, ref[0], ref[1], ref[2],
                       sr);
     float *g1[3], *g2[3], *g3[3];
+    if (train_gemm)
+        hone_rt_kernel_pool_acquire();
     grad_pool(cc, NULL, x, wt, dy, g1);
     grad_pool(cc, p2, x, wt, dy, g2);
     grad_pool(cc, p3, x, wt, dy, g3);
+    if (train_gemm)
+        hone_rt_kernel_pool_release();
     size_t len[3] = {s.x, s.wt, (size_t)cc->m};
     for (int i = 0; i < 3; i++) {
         assert_close(g1[i], ref[i], len[i], i == 0 ? "dx" : i == 1 ? "dw" : "db");
@@ -166,8 +181,10 @@ static void test_grad_matches_and_is_worker_independent(void **state)
     hone_rt_pool *p2 = hone_rt_pool_create(2), *p3 = hone_rt_pool_create(3);
     assert_non_null(p2);
     assert_non_null(p3);
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
-        grad_case(&cases[i], p2, p3);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        grad_case(&cases[i], p2, p3, false);
+        grad_case(&cases[i], p2, p3, true);
+    }
     hone_rt_pool_destroy(p2);
     hone_rt_pool_destroy(p3);
 }
@@ -219,6 +236,9 @@ static void test_kernel_pool_nesting(void **state)
 
 int main(void)
 {
+    hone_rt_kernel_pool_acquire();
+    printf("training GEMM: %s\n", hone_rt_train_gemm_name());
+    hone_rt_kernel_pool_release();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_per_image),
         cmocka_unit_test(test_grad_matches_and_is_worker_independent),
