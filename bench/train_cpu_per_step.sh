@@ -23,7 +23,7 @@ cpu_ms() {
     awk -F, '$3 == "task-clock" { print $1 }' "$T/stat"
 }
 hone_steps() {
-    cpu_ms env HONE_TRAIN_GEMM="$2" "$HONE" finetune "$ROOT/models/fmnist_resnet14.onnx" \
+    cpu_ms "$HONE" finetune "$ROOT/models/fmnist_resnet14.onnx" \
         --data "$D/train-images-idx3-ubyte.gz" --labels "$D/train-labels-idx1-ubyte.gz" \
         --scale 0.00392156862745098 --mean 0.2860 --std 0.3530 --limit $(($1 * 128)) \
         --epochs 1 --batch 128 --optim nesterov --lr 0.01 --wd 5e-4 --clip 2 \
@@ -36,10 +36,9 @@ torch_steps() {
 per_step() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", (b - a) / 20 }'; }
 
 for r in $(seq 1 "$ROUNDS"); do
-    h=$(per_step "$(hone_steps $SHORT default)" "$(hone_steps $((SHORT + 20)) default)")
-    o=$(per_step "$(hone_steps $SHORT openblas)" "$(hone_steps $((SHORT + 20)) openblas)")
+    h=$(per_step "$(hone_steps $SHORT)" "$(hone_steps $((SHORT + 20)))")
     p=$(per_step "$(torch_steps $SHORT)" "$(torch_steps $((SHORT + 20)))")
-    echo "round $r: CPU ms per step: hone $h, hone HONE_TRAIN_GEMM=openblas $o, PyTorch $p;" \
+    echo "round $r: CPU ms per step: hone $h, PyTorch $p;" \
          "PyTorch / hone $(awk -v h="$h" -v p="$p" 'BEGIN { printf "%.2f", p / h }')x;" \
          "load $(cut -d' ' -f1 /proc/loadavg)"
 done

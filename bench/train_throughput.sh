@@ -2,8 +2,7 @@
 # Training throughput, hone vs PyTorch, on models/fmnist_resnet14.onnx (Fashion-MNIST
 # ResNet-14): images/s of SGD steps (forward, backward, Nesterov update) at batch 128 with
 # 2 threads, one run of each on the same machine, both from the same Kaiming-normal
-# initialisation. hone runs `hone finetune --reinit` and times steps from its --log CSV,
-# once with its default training GEMM and once with HONE_TRAIN_GEMM=openblas;
+# initialisation. hone runs `hone finetune --reinit` and times steps from its --log CSV;
 # PyTorch (Debian python3-torch) runs bench/torch_train.py --throughput on the same
 # architecture. Both skip the first WARMUP steps and time the next STEPS.
 # RUNS (default 1) repeats the whole measurement, both sides each time, and reports every run
@@ -26,10 +25,9 @@ T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
 export OPENBLAS_NUM_THREADS=$THREADS OMP_NUM_THREADS=$THREADS
 
-# hone_run GEMM: images/s of hone with its training GEMM set to GEMM (HONE_TRAIN_GEMM:
-# "default" = oneDNN's sgemm where libdnnl.so.2 is installed, else OpenBLAS; "openblas").
+# hone_run: images/s of hone's training steps.
 hone_run() {
-    HONE_TRAIN_GEMM=$1 "$HONE" finetune "$ROOT/models/fmnist_resnet14.onnx" \
+    "$HONE" finetune "$ROOT/models/fmnist_resnet14.onnx" \
         --data "$D/train-images-idx3-ubyte.gz" --labels "$D/train-labels-idx1-ubyte.gz" \
         --scale 0.00392156862745098 --mean 0.2860 --std 0.3530 \
         --limit $(((STEPS + WARMUP) * BATCH)) --epochs 1 --batch $BATCH \
@@ -41,8 +39,6 @@ hone_run() {
         $1 == "step" && $3 == n - 1 { t1 = $8 }
         END { printf "%.1f", (n - w) * b / (t1 - t0) }' "$T/log.csv"
 }
-if ldconfig -p 2>/dev/null | grep -q 'libdnnl\.so\.2 '; then gemm="oneDNN sgemm (libdnnl.so.2)"
-else gemm="OpenBLAS (no libdnnl.so.2)"; fi
 
 # PyTorch's OpenMP threads spin while they wait; on a machine shared with other jobs that
 # collapses throughput, so it runs with both wait policies and the faster one is compared.
@@ -54,22 +50,19 @@ torch_run() {
 
 machine="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
 echo "machine $machine"
-# one table row per run: run | hone | hone (openblas) | torch (ACTIVE / PASSIVE) | ratios | load
+# one table row per run: run | hone | torch (ACTIVE / PASSIVE) | ratio | load
 : > "$T/rows"
 : > "$T/ratios"
 for run in $(seq 1 "$RUNS"); do
-    hone=$(hone_run default)
-    hone_openblas=$(hone_run openblas)
+    hone=$(hone_run)
     torch_active=$(torch_run ACTIVE)
     torch_passive=$(torch_run PASSIVE)
     torch=$(awk -v a="$torch_active" -v p="$torch_passive" 'BEGIN { print (a > p ? a : p) }')
     ratio=$(awk -v h="$hone" -v p="$torch" 'BEGIN { printf "%.2f", h / p }')
-    ratio_openblas=$(awk -v h="$hone_openblas" -v p="$torch" 'BEGIN { printf "%.2f", h / p }')
     load=$(cut -d' ' -f1 /proc/loadavg)
-    echo "run $run: hone_images_per_s $hone (training GEMM: $gemm; HONE_TRAIN_GEMM=openblas:" \
-         "$hone_openblas) torch_images_per_s $torch (OMP_WAIT_POLICY ACTIVE $torch_active," \
-         "PASSIVE $torch_passive) hone_vs_torch ${ratio}x (openblas ${ratio_openblas}x) load $load"
-    echo "| $run | $hone | $hone_openblas | $torch ($torch_active / $torch_passive) | ${ratio}x | ${ratio_openblas}x | $load |" >> "$T/rows"
+    echo "run $run: hone_images_per_s $hone torch_images_per_s $torch (OMP_WAIT_POLICY ACTIVE" \
+         "$torch_active, PASSIVE $torch_passive) hone_vs_torch ${ratio}x load $load"
+    echo "| $run | $hone | $torch ($torch_active / $torch_passive) | ${ratio}x | $load |" >> "$T/rows"
     echo "$ratio" >> "$T/ratios"
 done
 median=$(sort -n "$T/ratios" | awk '{ v[NR] = $1 } END { printf "%.2f", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
@@ -97,15 +90,14 @@ torch_version=$(/usr/bin/python3 -c 'import torch; print(torch.__version__)' 2>/
     echo "  update with weight decay); $WARMUP untimed warm-up steps, then $STEPS timed steps. Each"
     echo "  of the $RUNS run(s) measures every configuration once, one after the other. hone:"
     echo "  \`hone finetune\` (reference interpreter with the training program of passes/train; Conv"
-    echo "  kernels split images over a pool of $THREADS threads; their GEMMs: $gemm), timed"
-    echo "  from its --log CSV, and again with HONE_TRAIN_GEMM=openblas (OpenBLAS GEMMs with"
-    echo "  the kernels OPENBLAS_CORETYPE selects). PyTorch $torch_version (Debian python3-torch,"
+    echo "  kernels split images over a pool of $THREADS threads, each GEMM on OpenBLAS with the"
+    echo "  kernels OPENBLAS_CORETYPE selects), timed from its --log CSV. PyTorch $torch_version (Debian python3-torch,"
     echo "  eager mode): bench/torch_train.py --throughput on the same architecture and weight"
     echo "  initialisation as \`--reinit\`, run with OMP_WAIT_POLICY=ACTIVE and PASSIVE; the"
     echo "  ratios compare the faster. Load: the 1-minute load average after the run."
     echo
-    echo "| run | hone images/s | hone, HONE_TRAIN_GEMM=openblas | PyTorch images/s (ACTIVE / PASSIVE) | hone / PyTorch | openblas / PyTorch | load |"
-    echo "|---|---|---|---|---|---|---|"
+    echo "| run | hone images/s | PyTorch images/s (ACTIVE / PASSIVE) | hone / PyTorch | load |"
+    echo "|---|---|---|---|---|"
     cat "$T/rows"
     echo
     echo "Median hone / PyTorch over the runs: **${median}x**."

@@ -6,7 +6,7 @@
  * windows, bias or none, batch sizes that split unevenly into image batches;
  * bit-identical results for 1, 2 and 3 workers (dW partial sums are fixed
  * whatever the worker count); the same again with the kernel pool held, so
- * that the GEMMs take the training GEMM (oneDNN where installed); and the
+ * that OpenBLAS then runs each GEMM on its calling thread; and the
  * kernel pool's acquire/release nesting.
  */
 #include <math.h>
@@ -92,8 +92,8 @@ static sizes sizes_of(const conv_case *cc, const hone_rt_window *w)
     return s;
 }
 
-/* With train_gemm, the kernel pool is held while the pooled kernel runs, so its GEMMs
- * take hone_rt_train_sgemm's oneDNN path when libdnnl.so.2 is installed. */
+/* With train_gemm, the kernel pool is held while the pooled kernel runs, as in
+ * training (OpenBLAS then runs each GEMM on its calling thread). */
 static void forward_case(const conv_case *cc, hone_rt_pool *pool, bool train_gemm)
 {
     hone_rt_window w = window_of(cc);
@@ -236,9 +236,6 @@ static void test_kernel_pool_nesting(void **state)
 
 int main(void)
 {
-    hone_rt_kernel_pool_acquire();
-    printf("training GEMM: %s\n", hone_rt_train_gemm_name());
-    hone_rt_kernel_pool_release();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forward_matches_per_image),
         cmocka_unit_test(test_grad_matches_and_is_worker_independent),
