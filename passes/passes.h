@@ -36,7 +36,7 @@ typedef struct hone_pass_opt {
     const char *help;
 } hone_pass_opt;
 
-#define HONE_PASS_MAX_OPTS 8
+#define HONE_PASS_MAX_OPTS 16
 
 struct hone_pass_ctx;
 typedef hone_status (*hone_pass_fn)(struct hone_pass_ctx *pc, hone_graph *g);
@@ -222,6 +222,8 @@ hone_status hone_pass_simplify_reshape(hone_pass_ctx *pc, hone_graph *g); /* sim
 hone_status hone_pass_fuse_conv(hone_pass_ctx *pc, hone_graph *g);        /* fuse_conv.c */
 hone_status hone_pass_recalibrate_bn(hone_pass_ctx *pc, hone_graph *g); /* train/bnstat.c */
 hone_status hone_pass_unfold_bn(hone_pass_ctx *pc, hone_graph *g);        /* unfold_bn.c */
+hone_status hone_pass_scop(hone_pass_ctx *pc, hone_graph *g);             /* scop.c */
+hone_status hone_pass_prune_l1(hone_pass_ctx *pc, hone_graph *g);         /* prune_l1.c */
 
 /* unfold_bn.c as a library call for method passes: inserts a function-
  * preserving BatchNormalization after every Conv (constant float weights, no
