@@ -238,6 +238,33 @@ hone_status hone_prune_select(hone_ctx *ctx, hone_prune_layer *l, int n, double 
     return HONE_OK;
 }
 
+/* Fails early (before any training) when the options name no reachable target. */
+static hone_status check_target(hone_pass_ctx *pc, const hone_prune_layer *l, int n,
+                                double flops0, double params0)
+{
+    double rate = hone_pass_opt_float(pc, "rate"), flops = hone_pass_opt_float(pc, "flops");
+    double params = hone_pass_opt_float(pc, "params"), most = 0;
+    if (rate > 0)
+        return rate < 1 ? HONE_OK
+                        : hone_fail(pc->ctx, HONE_ERR_ARG, "rate must be in (0, 1), got %g", rate);
+    bool by_flops = flops > 0;
+    double share = by_flops ? flops : params;
+    if (!(share > 0 && share < 1))
+        return hone_fail(pc->ctx, HONE_ERR_ARG, "give rate=, flops= or params= as a share in "
+                         "(0, 1) (got rate=%g flops=%g params=%g)", rate, flops, params);
+    for (int k = 0; k < n; k++) {
+        int64_t floor_keep = (l[k].channels + 9) / 10;
+        most += (double)(l[k].channels - (floor_keep < 1 ? 1 : floor_keep)) *
+                (by_flops ? l[k].flops_ch : l[k].params_ch);
+    }
+    if (most < share * (by_flops ? flops0 : params0))
+        return hone_fail(pc->ctx, HONE_ERR_ARG, "a %s reduction of %.0f%% is out of reach: the "
+                         "prunable convs (each keeping a tenth of its channels) can remove "
+                         "%.1f%%", by_flops ? "FLOPs" : "params", 100 * share,
+                         100 * most / (by_flops ? flops0 : params0));
+    return HONE_OK;
+}
+
 /* ===================== removal ===================== */
 
 /* Copy of t keeping index i of axis `axis` where keep[i]. */
@@ -571,6 +598,45 @@ static hone_status prune_steps(run *r, hone_prune_score_fn score)
     return st;
 }
 
+/* Sets the first input's batch dim to `dim` (a symbol for training at any
+ * batch size, or back to the model's concrete size) and re-infers. */
+static hone_status set_batch(hone_ctx *ctx, hone_graph *g, int64_t dim)
+{
+    g->inputs[0]->dims[0] = dim;
+    for (int i = 0; i < g->n_values; i++) {
+        hone_value *v = g->values[i];
+        if (!v->data && !(v->flags & HONE_VAL_INPUT))
+            v->rank = -1;
+    }
+    return hone_graph_infer(ctx, g);
+}
+
+/* Everything after the checks, on g with a symbolic batch dim. */
+static hone_status prune_model(run *r, const char *method, hone_prune_score_fn score)
+{
+    hone_pass_ctx *pc = r->pc;
+    r->n = hone_prune_find(r->g, &r->l);
+    if (!r->n) {
+        hone_pass_log(pc, "no prunable conv (see prune.h for the structure rule); unchanged");
+        return HONE_OK;
+    }
+    hone_status st = check_target(pc, r->l, r->n, r->flops0, r->params0);
+    if (st)
+        return st;
+    r->teacher = r->d->labels ? NULL : hone_graph_clone(r->g);
+    init_specs(r);
+    st = prune_steps(r, score);
+    if (!st) {
+        hone_pass_note(pc, "layers pruned", r->n);
+        hone_graph_update_uses(r->g);
+        r->flops1 = (double)hone_graph_cost(r->g).flops;
+        r->params1 = (double)hone_graph_params(r->g);
+        detail(r, method);
+        log_table(r, method);
+    }
+    return st;
+}
+
 hone_status hone_prune_run(hone_pass_ctx *pc, hone_graph *g, const char *method,
                            hone_prune_score_fn score)
 {
@@ -579,29 +645,19 @@ hone_status hone_prune_run(hone_pass_ctx *pc, hone_graph *g, const char *method,
                                          &r.d);
     if (st)
         return st;
-    if (g->n_inputs != 1)
+    if (g->n_inputs != 1 || g->inputs[0]->rank < 1)
         return hone_fail(pc->ctx, HONE_ERR_ARG, "pass '%s' needs a model with one input (it "
                          "has %d)", pc->inst->info->name, g->n_inputs);
+    int64_t batch = g->inputs[0]->dims[0];
     hone_graph_update_uses(g);
-    r.flops0 = (double)hone_graph_cost(g).flops;
+    r.flops0 = (double)hone_graph_cost(g).flops / (batch > 0 ? (double)batch : 1);
     r.params0 = (double)hone_graph_params(g);
-    r.n = hone_prune_find(g, &r.l);
-    if (!r.n) {
-        hone_prune_layers_free(r.l, r.n);
-        hone_pass_log(pc, "no prunable conv (see prune.h for the structure rule); unchanged");
-        return HONE_OK;
-    }
-    r.teacher = r.d->labels ? NULL : hone_graph_clone(g);
-    init_specs(&r);
-    st = prune_steps(&r, score);
-    if (!st) {
-        hone_graph_update_uses(g);
-        r.flops1 = (double)hone_graph_cost(g).flops;
-        r.params1 = (double)hone_graph_params(g);
-        hone_pass_note(pc, "layers pruned", r.n);
-        detail(&r, method);
-        log_table(&r, method);
-    }
+    if (batch >= 0) /* train at any batch size; the model's own comes back at the end */
+        st = set_batch(pc->ctx, g, HONE_DIM_SYM(hone_graph_sym(g, "batch")));
+    if (!st)
+        st = prune_model(&r, method, score);
+    if (!st && batch >= 0)
+        st = set_batch(pc->ctx, g, batch);
     hone_tensor_free(r.xtr);
     hone_tensor_free(r.ytr);
     if (r.teacher)

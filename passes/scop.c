@@ -276,16 +276,35 @@ static hone_status before_step(void *user, hone_trainer *tr, const hone_fit_step
     return hone_trainer_set_const(tr, s->noise_name, s->noise);
 }
 
-static double mean_beta(const scop *s)
+static int cmp_float(const void *a, const void *b)
 {
-    double sum = 0;
-    int64_t cnt = 0;
+    float x = *(const float *)a, y = *(const float *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* One log line on the trained gates: quartiles and how many hit 0 or 1. */
+static void log_betas(const scop *s)
+{
+    int64_t cnt = 0, lo = 0, hi = 0;
+    for (int k = 0; k < s->n; k++)
+        cnt += hone_graph_find(s->gb, s->beta[k])->data->numel;
+    float *all = malloc(sizeof *all * (size_t)(cnt + 1));
+    HONE_ASSERT(all);
+    cnt = 0;
     for (int k = 0; k < s->n; k++) {
         const hone_tensor *t = hone_graph_find(s->gb, s->beta[k])->data;
-        for (int64_t i = 0; i < t->numel; i++, cnt++)
-            sum += ((const float *)t->data)[i];
+        for (int64_t i = 0; i < t->numel; i++) {
+            float b = ((const float *)t->data)[i];
+            all[cnt++] = b;
+            lo += b <= 0;
+            hi += b >= 1;
+        }
     }
-    return cnt ? sum / (double)cnt : NAN;
+    qsort(all, (size_t)cnt, sizeof *all, cmp_float);
+    hone_pass_log(s->pc, "knockoff gates: beta min %.3f, quartiles %.3f %.3f %.3f, max %.3f; "
+                  "%lld of %lld at 0, %lld at 1", all[0], all[cnt / 4], all[cnt / 2],
+                  all[3 * cnt / 4], all[cnt - 1], (long long)lo, (long long)cnt, (long long)hi);
+    free(all);
 }
 
 static void on_step(void *user, const hone_fit_step_info *info)
@@ -313,8 +332,6 @@ static hone_status train_beta(scop *s, hone_prune_job *job)
     fs.before_step = before_step;
     fs.on_step = on_step;
     fs.user = s;
-    if (fs.max_steps < 1)
-        return hone_fail(pc->ctx, HONE_ERR_ARG, "scop: beta-steps must be at least 1");
     return hone_fit(pc->ctx, s->gb, &job->train, &fs, NULL);
 }
 
@@ -339,20 +356,14 @@ static void scores(scop *s, hone_prune_job *job)
 static hone_status scop_score(hone_prune_job *job)
 {
     scop s = {.pc = job->pc, .seed = job->fit.seed};
-    const char *kind = hone_pass_opt_str(job->pc, "knockoff");
-    hone_status st = HONE_OK;
-    if (!strcmp(kind, "noise"))
+    if (!strcmp(hone_pass_opt_str(job->pc, "knockoff"), "noise"))
         noise_setup(&s, job->train.x, job->fit.batch);
-    else if (strcmp(kind, "permute"))
-        st = hone_fail(job->pc->ctx, HONE_ERR_ARG, "scop: knockoff must be permute or noise, "
-                       "got '%s'", kind);
-    if (!st)
-        st = build(&s, job);
+    hone_status st = build(&s, job);
     if (!st)
         st = train_beta(&s, job);
     if (!st) {
-        hone_pass_log(job->pc, "knockoff gates trained: mean beta %.3f", mean_beta(&s));
         scores(&s, job);
+        log_betas(&s);
     }
     if (s.gb)
         hone_graph_free(s.gb);
@@ -364,5 +375,11 @@ static hone_status scop_score(hone_prune_job *job)
 
 hone_status hone_pass_scop(hone_pass_ctx *pc, hone_graph *g)
 {
+    const char *kind = hone_pass_opt_str(pc, "knockoff");
+    if (strcmp(kind, "permute") && strcmp(kind, "noise"))
+        return hone_fail(pc->ctx, HONE_ERR_ARG, "scop: knockoff must be permute or noise, got "
+                         "'%s'", kind);
+    if (hone_pass_opt_int(pc, "beta-steps") < 1)
+        return hone_fail(pc->ctx, HONE_ERR_ARG, "scop: beta-steps must be at least 1");
     return hone_prune_run(pc, g, "scop", scop_score);
 }
