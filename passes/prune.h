@@ -40,6 +40,7 @@ typedef struct hone_prune_layer {
     int64_t channels;      /* output channels before pruning */
     double flops_ch;       /* FLOPs one channel costs (this conv, its chain, next conv) */
     double params_ch;      /* parameters one channel costs (folded form) */
+    double conv_flops, chain_flops, next_flops; /* of the conv, the ops between, the next conv */
     double *score;         /* per channel; higher = more important */
     double norm;           /* layer scale that makes scores comparable across layers (> 0) */
     bool *keep;            /* per channel, chosen by hone_prune_select */

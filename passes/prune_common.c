@@ -128,8 +128,10 @@ int hone_prune_find(const hone_graph *g, hone_prune_layer **out)
         p->bn = bn;
         p->next = next;
         p->channels = c;
-        p->flops_ch = ((double)hone_node_cost(conv).flops + chain +
-                       (double)hone_node_cost(next).flops) / (double)c;
+        p->conv_flops = (double)hone_node_cost(conv).flops;
+        p->chain_flops = chain;
+        p->next_flops = (double)hone_node_cost(next).flops;
+        p->flops_ch = (p->conv_flops + chain + p->next_flops) / (double)c;
         p->params_ch = (double)(conv->in[1]->data->numel + next->in[1]->data->numel) /
                        (double)c + 1;
         p->score = calloc((size_t)c, sizeof *p->score);
@@ -190,12 +192,42 @@ static void select_rate(hone_prune_layer *l, int n, double rate)
     }
 }
 
+/* Layer whose next conv is l[k]'s conv (*in) and whose conv is l[k]'s next (*out), or -1. */
+static void neighbours(const hone_prune_layer *l, int n, int k, int *in, int *out)
+{
+    *in = *out = -1;
+    for (int j = 0; j < n; j++) {
+        if (l[j].next == l[k].conv)
+            *in = j;
+        if (l[j].conv == l[k].next)
+            *out = j;
+    }
+}
+
+/* FLOPs (params) one more channel of layer k removes now: a conv between two
+ * pruned layers (a bottleneck's middle conv) already lost part of its other side. */
+static double gain(const hone_prune_layer *l, int k, int in, int out, bool by_flops)
+{
+    const hone_prune_layer *p = &l[k];
+    double c = (double)p->channels;
+    double fin = in >= 0 ? (double)l[in].kept / (double)l[in].channels : 1;
+    double fout = out >= 0 ? (double)l[out].kept / (double)l[out].channels : 1;
+    if (by_flops)
+        return p->conv_flops / c * fin + p->chain_flops / c + p->next_flops / c * fout;
+    double wc = (double)p->conv->in[1]->data->numel / c, wn = (double)p->next->in[1]->data->numel / c;
+    return wc * fin + 1 + wn * fout;
+}
+
 /* Global: lowest score/norm first until `want` FLOPs (or params) are gone. */
 static bool select_global(hone_prune_layer *l, int n, bool by_flops, double want)
 {
     int64_t total = 0, m = 0;
-    for (int k = 0; k < n; k++)
+    int *in = malloc(sizeof *in * ((size_t)n + 1)), *out = malloc(sizeof *out * ((size_t)n + 1));
+    HONE_ASSERT(in && out);
+    for (int k = 0; k < n; k++) {
         total += l[k].channels;
+        neighbours(l, n, k, &in[k], &out[k]);
+    }
     cand *cs = malloc(sizeof *cs * (size_t)(total + 1));
     HONE_ASSERT(cs);
     for (int k = 0; k < n; k++)
@@ -204,15 +236,18 @@ static bool select_global(hone_prune_layer *l, int n, bool by_flops, double want
     qsort(cs, (size_t)m, sizeof *cs, cand_cmp);
     double gone = 0;
     for (int64_t i = 0; i < m && gone < want; i++) {
-        hone_prune_layer *p = &l[cs[i].layer];
+        int k = cs[i].layer;
+        hone_prune_layer *p = &l[k];
         int64_t floor_keep = (p->channels + 9) / 10;
         if (p->kept <= (floor_keep < 1 ? 1 : floor_keep))
             continue;
+        gone += gain(l, k, in[k], out[k], by_flops);
         p->keep[cs[i].ch] = false;
         p->kept--;
-        gone += by_flops ? p->flops_ch : p->params_ch;
     }
     free(cs);
+    free(in);
+    free(out);
     return gone >= want;
 }
 
@@ -564,8 +599,11 @@ static void log_table(run *r, const char *method)
     hone_pass_log(pc, "%s: params %.0f -> %.0f (-%.1f%%), FLOPs %.0f -> %.0f (-%.1f%%)", method,
                   r->params0, r->params1, 100 * (1 - r->params1 / r->params0), r->flops0,
                   r->flops1, 100 * (1 - r->flops1 / r->flops0));
-    hone_pass_log(pc, "held-out %s: %.4f -> %.4f", hone_fit_metric_name(r->kind), r->metric0,
-                  r->metric1);
+    if (r->kind == HONE_FIT_METRIC_NONE)
+        hone_pass_log(pc, "held-out metric: none (no held-out split)");
+    else
+        hone_pass_log(pc, "held-out %s: %.4f -> %.4f", hone_fit_metric_name(r->kind), r->metric0,
+                      r->metric1);
     hone_pass_log(pc, "time (s): unfold-bn %.1f, score %.1f, select+remove %.1f, "
                   "recalibrate-bn %.1f, fine-tune %.1f, fold-bn %.1f, evaluate %.1f",
                   r->t_unfold, r->t_score, r->t_remove, r->t_recal, r->t_ft, r->t_fold,

@@ -310,6 +310,50 @@ static void test_select(void **state)
     hone_graph_free(g);
 }
 
+/* Two pruned layers in a row (a bottleneck's first two convs): the middle
+ * conv loses inputs and outputs, and the greedy count follows what is left,
+ * so the measured reduction meets the target without overshooting by more
+ * than one channel. */
+static void test_select_chain(void **state)
+{
+    (void)state;
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *g = parse_graph(
+        "graph g (ir 8; ai.onnx 13) {\n"
+        "  input %x: f32[1,4,8,8]\n"
+        "  const %wa: f32[8,4,3,3]\n"
+        "  const %wb: f32[8,8,3,3]\n"
+        "  const %wc: f32[6,8,3,3]\n"
+        "  %xr: f32[1,4,8,8] = Relu(%x)  # in_relu\n"
+        "  %a: f32[1,8,8,8] = Conv(%xr, %wa) {kernel_shape=[3,3], pads=[1,1,1,1]}  # a\n"
+        "  %ar: f32[1,8,8,8] = Relu(%a)  # ar\n"
+        "  %b: f32[1,8,8,8] = Conv(%ar, %wb) {kernel_shape=[3,3], pads=[1,1,1,1]}  # b\n"
+        "  %br: f32[1,8,8,8] = Relu(%b)  # br\n"
+        "  %c: f32[1,6,8,8] = Conv(%br, %wc) {kernel_shape=[3,3], pads=[1,1,1,1]}  # c\n"
+        "  output %c: f32[1,6,8,8]\n"
+        "}\n");
+    hone_prune_layer *l;
+    int n = hone_prune_find(g, &l);
+    assert_int_equal(n, 2);
+    assert_string_equal(l[0].next->name, "b");
+    assert_string_equal(l[1].conv->name, "b");
+    for (int k = 0; k < n; k++)
+        for (int64_t c = 0; c < l[k].channels; c++)
+            l[k].score[c] = (double)c + 0.5 * k;
+    double total = (double)hone_graph_cost(g).flops, need = 0.6 * total;
+    assert_int_equal(hone_prune_select(&ctx, l, n, 0, 0.6, 0, total, 1), HONE_OK);
+    for (int k = 0; k < n; k++)
+        assert_int_equal(hone_prune_remove(&ctx, g, &l[k]), HONE_OK);
+    hone_graph_update_uses(g);
+    assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+    double gone = total - (double)hone_graph_cost(g).flops;
+    assert_true(gone >= 0.999 * need);
+    assert_true(gone < need + fmax(l[0].flops_ch, l[1].flops_ch));
+    hone_prune_layers_free(l, n);
+    hone_graph_free(g);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -318,6 +362,7 @@ int main(void)
         cmocka_unit_test(test_detect_resnet),
         cmocka_unit_test(test_remove_resnet_bn),
         cmocka_unit_test(test_select),
+        cmocka_unit_test(test_select_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
