@@ -5,8 +5,7 @@
 #
 # Per FLOPs-reduction level (LEVELS) and seed (SEEDS): `hone opt --passes=scop{flops=L,...}`
 # and `prune-l1{flops=L,...}` with the same budget on the 60,000 training images (the pass
-# holds out 10% of them, 6,000, for its before/after metric; the test set never reaches a
-# pass), then top-1 on the 10,000 test images (`hone eval`), params and FLOPs (the pass
+# holds out VAL of them for its before/after metric; the test set never reaches a pass), then top-1 on the 10,000 test images (`hone eval`), params and FLOPs (the pass
 # report), pass wall time, and the compiled latency at batch 1 and 64 (`hone compile` -O3,
 # bench/latency, THREADS threads, median of REPEAT1 / REPEAT64 runs) of the first seed's
 # model, each timed right after the compiled original so the ratio is paired. ResNet-50
@@ -16,13 +15,16 @@
 #
 # usage: bench/scop_results.sh
 # env:   SEEDS ("1 2 3")  LEVELS ("0.3 0.5 0.6")  BETA_STEPS (60)  FT_STEPS (300)  BATCH (64)
+#        JOBS (2: a level's prune-l1 and scop runs side by side; pass wall times then overlap)
+#        BETA_LR (0.01)  VAL (2000: training images the pass holds out for its before/after metric)
 #        THREADS (2)  REPEAT1 (200)  REPEAT64 (20)  HONE (build/hone)  LATENCY (build/bench/latency)
 #        R50 (bench/models/resnet50.onnx; skipped when missing)  ORT_MODULES (bench/node_modules)
+#        TRAIN_LIMIT (60000)  TEST_LIMIT (10000): fewer images, for a quick check of the script
 #        DOC (docs/RESULTS.md)  WORK (out/scop_results)  DATA (/usr/share/datasets/fashion-mnist)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-1 2 3} LEVELS=${LEVELS:-0.3 0.5 0.6}
-BETA_STEPS=${BETA_STEPS:-60} FT_STEPS=${FT_STEPS:-300} BATCH=${BATCH:-64}
+BETA_STEPS=${BETA_STEPS:-60} FT_STEPS=${FT_STEPS:-300} BATCH=${BATCH:-64} VAL=${VAL:-2000} JOBS=${JOBS:-2} BETA_LR=${BETA_LR:-0.01}
 THREADS=${THREADS:-2} REPEAT1=${REPEAT1:-200} REPEAT64=${REPEAT64:-20}
 HONE=${HONE:-build/hone} LATENCY=${LATENCY:-build/bench/latency}
 R50=${R50:-bench/models/resnet50.onnx} ORT_MODULES=${ORT_MODULES:-bench/node_modules}
@@ -30,8 +32,10 @@ DOC=${DOC:-docs/RESULTS.md} W=${WORK:-out/scop_results}
 DATA=${DATA:-/usr/share/datasets/fashion-mnist}
 MODEL=models/fmnist_resnet14.onnx
 NORM=(--scale 0.00392156862745098 --mean 0.2860 --std 0.3530)
-TRAIN=(--data "$DATA/train-images-idx3-ubyte.gz" --labels "$DATA/train-labels-idx1-ubyte.gz" "${NORM[@]}")
-TEST=(--data "$DATA/t10k-images-idx3-ubyte.gz" --labels "$DATA/t10k-labels-idx1-ubyte.gz" "${NORM[@]}")
+TRAIN=(--data "$DATA/train-images-idx3-ubyte.gz" --labels "$DATA/train-labels-idx1-ubyte.gz" "${NORM[@]}"
+       --limit "${TRAIN_LIMIT:-60000}")
+TEST=(--data "$DATA/t10k-images-idx3-ubyte.gz" --labels "$DATA/t10k-labels-idx1-ubyte.gz" "${NORM[@]}"
+      --limit "${TEST_LIMIT:-10000}")
 mkdir -p "$W"
 export OPENBLAS_NUM_THREADS=$THREADS
 START=$(date -u +%H:%M) LOAD0=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -58,11 +62,11 @@ compile_b "$MODEL" base 64
 # ---- one pruning run: prints "top1 params flops wall_s held_before held_after"
 prune_run() { # method level seed
   local tag=$1_$2_$3 extra=""
-  [ "$1" = scop ] && extra=",beta-steps=$BETA_STEPS"
+  [ "$1" = scop ] && extra=",beta-steps=$BETA_STEPS,beta-lr=$BETA_LR"
   local t0 t1
   t0=$(date +%s.%N)
   "$HONE" opt "$MODEL" --passes="$1{flops=$2,ft-steps=$FT_STEPS,batch=$BATCH,seed=$3$extra}" \
-    "${TRAIN[@]}" --report "$W/$tag.json" -o "$W/$tag.onnx" 2>"$W/$tag.log" >/dev/null
+    "${TRAIN[@]}" --val-split "$VAL" --report "$W/$tag.json" -o "$W/$tag.onnx" 2>"$W/$tag.log" >/dev/null
   t1=$(date +%s.%N)
   echo "$(top1 "$W/$tag.onnx") $(num params_after "$W/$tag.json") $(num flops_after "$W/$tag.json")" \
        "$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f", b - a }')" \
@@ -70,21 +74,28 @@ prune_run() { # method level seed
 }
 
 : >"$W/runs.txt"
-for level in $LEVELS; do
-  for seed in $SEEDS; do
-    for method in prune-l1 scop; do
-      log "$method flops=$level seed=$seed"
-      if r=$(prune_run "$method" "$level" "$seed"); then
-        echo "$method $level $seed $r" >>"$W/runs.txt"
-      else
-        log "$method flops=$level seed=$seed failed: $(tail -n 3 "$W/${method}_${level}_$seed.log")"
-      fi
-    done
+one_run() { # method level seed: appends its line to runs.txt
+  log "$1 flops=$2 seed=$3"
+  local r
+  if r=$(prune_run "$1" "$2" "$3"); then
+    echo "$1 $2 $3 $r" >>"$W/runs.txt"
+  else
+    log "$1 flops=$2 seed=$3 failed: $(tail -n 3 "$W/$1_$2_$3.log")"
+  fi
+}
+seed_runs() { # seed: prune-l1 and scop of a level side by side when JOBS=2
+  for level in $LEVELS; do
+    if [ "$JOBS" = 2 ]; then
+      one_run prune-l1 "$level" "$1" & one_run scop "$level" "$1"; wait
+    else
+      one_run prune-l1 "$level" "$1"; one_run scop "$level" "$1"
+    fi
   done
-done
+}
+FIRST=$(echo "$SEEDS" | awk '{ print $1 }')
+seed_runs "$FIRST"
 
 # ---- latency of the first seed's models, each paired with the original
-FIRST=$(echo "$SEEDS" | awk '{ print $1 }')
 : >"$W/latency.txt"
 for level in $LEVELS; do
   for method in prune-l1 scop; do
@@ -134,7 +145,8 @@ print('ONNX Runtime 1.30 runs it: output shape %s (hone: %s), max abs difference
   fi
 fi
 
-# ---- the section
+# ---- the section (rewritten after each further seed, so a cut-short run still leaves one)
+write_section() {
 LOAD1=$(cut -d' ' -f1-3 /proc/loadavg)
 agg() { # method level: "mean sd n" of field f (1-based in runs.txt after method level seed)
   awk -v m="$1" -v l="$2" -v f="$3" '$1 == m && $2 == l { s += $f; q += $f * $f; n++ }
@@ -165,19 +177,21 @@ row() { # method level
   echo "on 2 shared cores, load average $LOAD0 at the start and $LOAD1 at the end):"
   echo
   echo '```'
-  echo "SEEDS='$SEEDS' LEVELS='$LEVELS' BETA_STEPS=$BETA_STEPS FT_STEPS=$FT_STEPS BATCH=$BATCH bench/scop_results.sh"
+  echo "SEEDS='$SEEDS' LEVELS='$LEVELS' BETA_STEPS=$BETA_STEPS FT_STEPS=$FT_STEPS BATCH=$BATCH VAL=$VAL BETA_LR=$BETA_LR bench/scop_results.sh"
   echo '```'
   echo
-  echo "Budget per pruning run: $BETA_STEPS knockoff-gate steps (scop only; Adam lr 0.005,"
+  echo "Budget per pruning run: $BETA_STEPS knockoff-gate steps (scop only; Adam lr $BETA_LR,"
   echo "batch $BATCH real + $BATCH knockoff images) and $FT_STEPS fine-tuning steps of batch $BATCH"
-  echo "($((FT_STEPS * BATCH)) images, $(awk -v s=$((FT_STEPS * BATCH)) 'BEGIN { printf "%.2f", s / 54000 }') epochs of the 54,000-image training split; Nesterov SGD lr 0.01,"
+  echo "($((FT_STEPS * BATCH)) images, $(awk -v s=$((FT_STEPS * BATCH)) -v v="$VAL" 'BEGIN { printf "%.2f", s / (60000 - v) }') epochs of the $((60000 - VAL))-image training split; Nesterov SGD lr 0.01,"
   echo "momentum 0.9, weight decay 1e-4, cosine). The paper trains the gates 20 epochs and"
   echo "fine-tunes for many more; this budget is what fits the shared machine. Top-1 is on the"
-  echo "10,000 Fashion-MNIST test images, mean ± sample std over the seeds (n); the held-out"
-  echo "split used inside the pass is the last 6,000 training images' fixed draw. Latency:"
+  echo "10,000 Fashion-MNIST test images, mean ± sample std over the seeds done (n); the pass"
+  echo "holds out a fixed draw of $VAL training images for its before/after metric (held-out"
+  echo "top-1 below) and trains on the rest. Latency:"
   echo "\`hone compile\` -O3 at a fixed batch, bench/latency median over $REPEAT1 (batch 1) and"
   echo "$REPEAT64 (batch 64) runs, $THREADS threads, original / pruned (ratio), of the first seed's model,"
-  echo "each pruned model timed right after the original. FLOPs count a MAC as 2."
+  echo "each pruned model timed right after the original. FLOPs count a MAC as 2. With JOBS=$JOBS"
+  echo "a level's prune-l1 and scop runs $([ "$JOBS" = 2 ] && echo "ran side by side, so their wall times overlap" || echo "ran one after the other")."
   echo
   echo "| model | FLOPs target | top-1 % | Δ top-1 | params | FLOPs | latency b1 ms, orig / pruned | latency b64 ms, orig / pruned | pass wall s |"
   echo "|---|---|---|---|---|---|---|---|---|"
@@ -206,4 +220,11 @@ if grep -q '^## SCOP$' "$DOC"; then # drop the old section (up to the next "## "
 fi
 { echo; cat "$W/section.md"; } >>"$DOC"
 log "wrote the ## SCOP section of $DOC"
+}
+write_section
+for seed in $SEEDS; do
+  [ "$seed" = "$FIRST" ] && continue
+  seed_runs "$seed"
+  write_section
+done
 cat "$W/section.md"

@@ -529,6 +529,7 @@ static hone_status fold(run *r)
     hone_status st = hone_pass_fold_bn(&quiet, r->g);
     for (int k = 0; k < r->n; k++)
         r->l[k].bn = NULL;
+    hone_graph_remove_dead(r->g); /* the replaced weights and folded BN parameters */
     if (!st)
         st = hone_graph_infer(r->ctx, r->g);
     r->t_fold = now_s() - t0;
