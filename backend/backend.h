@@ -73,6 +73,13 @@ typedef struct hone_backend_opts {
     const char *mattr;  /* target features ("+avx2,-avx512f"); NULL: the CPU's own */
     int n_shapes;
     hone_backend_shape shapes[HONE_BACKEND_MAX_SHAPES];
+    const char *weights_path; /* NULL: weights embedded; else written there (weights.c) */
+    /* Inputs whose values are fixed at compile time (--bind NAME=FILE): they
+     * become constants and leave the compiled model's input list, so shapes
+     * and index patterns they decide (Reshape targets, Slice starts, Resize
+     * scales, reduction axes, TopK k) are specialised. Tensors not owned. */
+    int n_bind;
+    struct { const char *name; const hone_tensor *t; } bind[HONE_BACKEND_MAX_SHAPES];
 } hone_backend_opts;
 
 typedef enum hone_emit_kind {
@@ -99,6 +106,12 @@ void hone_backend_shapes_from(hone_backend_opts *o, const hone_graph *g, const h
  * would need and its liveness lower bound, in bytes (shapes must be static). */
 hone_status hone_backend_plan(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *o,
                               size_t *workspace, size_t *bound);
+/* True when input i of n decides the shapes or the index pattern of n's
+ * outputs rather than flowing into them as data (Reshape's shape, Slice's
+ * starts/ends/axes/steps, Resize's scales/sizes, reduction axes, TopK's k,
+ * a window's size, MaxUnpool's output_shape, Dropout's ratio and
+ * training_mode...): the inputs worth binding at compile time. */
+bool hone_backend_shape_input(const hone_node *n, int i);
 /* Parses an emit kind name (lib, obj, asm, llvm-ir, bc, header); -1 when unknown. */
 int hone_backend_emit_kind(const char *s);
 /* The runtime archive (libhone_rt.a) compiled objects link with: $HONE_RT_LIB
@@ -148,6 +161,7 @@ typedef struct bk_model {
     int n_sched;
     int n_folded;
     const char *name;       /* symbol prefix */
+    bool ext_weights;       /* run-time constants come from PREFIX_set_weights' blob */
 } bk_model;
 
 hone_status bk_model_prepare(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *o,
@@ -198,6 +212,18 @@ typedef struct bk_plan {
 hone_status bk_plan_model(hone_ctx *ctx, const bk_model *m, bk_plan *p);
 void bk_plan_free(bk_plan *p);
 
+/* ===================== weights.c: external weights ===================== */
+
+#define BK_WEIGHTS_HEADER 64
+#define BK_RUN_NO_WEIGHTS (-2) /* run_v's status when set_weights was not called */
+/* Payload offset of each run-time constant (off[value id], SIZE_MAX: none);
+ * returns the payload size. */
+size_t bk_weights_layout(const bk_model *m, const bk_plan *p, size_t *off);
+/* The whole blob (header + payload, malloc'd), its size and payload hash. */
+uint8_t *bk_weights_blob(const bk_model *m, const bk_plan *p, size_t *size, uint64_t *hash);
+/* Writes the blob to path atomically. */
+hone_status bk_weights_write(hone_ctx *ctx, const bk_model *m, const bk_plan *p, const char *path);
+
 /* ===================== rules.c: the lowering table ===================== */
 
 struct bk_lower;
@@ -230,6 +256,8 @@ typedef struct bk_lower {
     LLVMBuilderRef b;
     LLVMTypeRef i1, i8, i16, i32, i64, f16, f32, f64, ptr, vd;
     LLVMValueRef *globals;  /* per value id: constant global, created on demand */
+    size_t *woff;           /* ext_weights: payload offset per value id */
+    LLVMValueRef wbase;     /* ext_weights: the global holding the payload pointer */
     int n_unsupported;
     char unsupported[1536]; /* "node 'x' (Op): why; ..." */
     /* the node function being built */
@@ -338,6 +366,19 @@ size_t bk_scratch_conv(const bk_model *m, const hone_node *n);
 size_t bk_scratch_conv_transpose(const bk_model *m, const hone_node *n);
 size_t bk_scratch_instancenorm(const bk_model *m, const hone_node *n);
 size_t bk_scratch_layernorm(const bk_model *m, const hone_node *n);
+/* lower_binary.c: hone.BinaryConv through runtime/binconv.c. */
+hone_status bk_lower_binary_conv(bk_lower *L);
+size_t bk_scratch_binary_conv(const bk_model *m, const hone_node *n);
+struct hone_rt_window;
+/* Window positions per im2col tile of a compiled conv with c channels in g groups. */
+int64_t bk_conv_tile_cols(const struct hone_rt_window *w, int64_t c, int64_t g);
+/* Window and group count of a Conv-like node n (X input 0, W input 1, conv attributes). */
+hone_status bk_conv_window(hone_ctx *ctx, const hone_node *n, struct hone_rt_window *w, int64_t *g);
+
+/* lower_adder.c: hone.Adder2d and hone.SignedPower (AdderNet). */
+hone_status bk_lower_adder(bk_lower *L);
+hone_status bk_lower_signed_power(bk_lower *L);
+size_t bk_scratch_adder(const bk_model *m, const hone_node *n);
 
 hone_status bk_lower_unary(bk_lower *L);
 hone_status bk_lower_binary(bk_lower *L);
@@ -380,6 +421,28 @@ hone_status bk_lower_scatter_nd(bk_lower *L);
 hone_status bk_lower_trilu(bk_lower *L);
 hone_status bk_lower_cumsum(bk_lower *L);
 hone_status bk_lower_loss(bk_lower *L);
+
+/* lower_extra.c: the less common ops (GridSample, Einsum, OneHot, TopK, ...) */
+struct hone_rt_window;
+hone_status bk_lower_grid_sample(bk_lower *L);
+hone_status bk_lower_einsum(bk_lower *L);
+hone_status bk_lower_onehot(bk_lower *L);
+hone_status bk_lower_topk(bk_lower *L);
+hone_status bk_lower_reverse_sequence(bk_lower *L);
+hone_status bk_lower_maxunpool(bk_lower *L);
+hone_status bk_lower_det(bk_lower *L);
+hone_status bk_lower_mvn(bk_lower *L);
+hone_status bk_lower_dropout(bk_lower *L);
+/* Unique, NonZero, Compress: unsupported, naming their data-dependent shapes. */
+hone_status bk_lower_data_dependent(bk_lower *L);
+/* BatchNormalization in training mode and MaxPool over int8/uint8 (from lower_nn.c). */
+hone_status bk_lower_batchnorm_train(bk_lower *L);
+hone_status bk_lower_maxpool_i8(bk_lower *L, const struct hone_rt_window *w);
+size_t bk_scratch_topk(const bk_model *m, const hone_node *n);
+size_t bk_scratch_det(const bk_model *m, const hone_node *n);
+size_t bk_scratch_mvn(const bk_model *m, const hone_node *n);
+size_t bk_scratch_batchnorm(const bk_model *m, const hone_node *n);
+size_t bk_scratch_pool(const bk_model *m, const hone_node *n);
 
 /* ===================== emit.c: target, passes, files ===================== */
 

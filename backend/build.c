@@ -24,6 +24,7 @@ LLVMTypeRef bk_type(bk_lower *L, hone_dtype dt)
     case HONE_DT_DOUBLE: return L->f64;
     case HONE_DT_BOOL: case HONE_DT_INT8: case HONE_DT_UINT8: return L->i8;
     case HONE_DT_INT16: case HONE_DT_UINT16: return L->i16;
+    case HONE_DT_BFLOAT16: return L->i16; /* raw bits: only Cast/CastLike read them (lower.c) */
     case HONE_DT_INT32: case HONE_DT_UINT32: return L->i32;
     case HONE_DT_INT64: case HONE_DT_UINT64: return L->i64;
     default: return NULL;

@@ -166,6 +166,8 @@ hone_status hone_backend_compile(hone_ctx *ctx, const hone_graph *g, const hone_
         st = write_lib(ctx, &f, path);
     else if (!st)
         st = bk_emit_file(ctx, f.mod, f.tm, kind, path);
+    if (!st && o->weights_path && !header)
+        st = bk_weights_write(ctx, &f.m, &f.p, o->weights_path);
     rep->t_emit = now() - t0;
     bk_front_free(&f);
     LLVMContextDispose(c);

@@ -175,6 +175,21 @@ char *bk_header_text(const bk_model *m, const bk_plan *p)
             "int %s_run_v(const void *const *in, void *const *out, void *workspace);\n", pf);
     put(&t, "/* Names, shapes and workspace size (struct hone_model_info, hone/model.h). */\n"
             "const struct hone_model_info *%s_info(void);\n\n", pf);
+    if (m->ext_weights) {
+        size_t *off = malloc(sizeof *off * ((size_t)m->g->n_values + 1));
+        HONE_ASSERT(off);
+        size_t payload = bk_weights_layout(m, p, off);
+        free(off);
+        put(&t, "/* External weights (compiled with --weights=FILE): FILE holds %s_WEIGHTS_SIZE\n"
+                " * bytes. Load them (e.g. mmap, or aligned_alloc(64, ...) + fread) and call\n"
+                " * %s_set_weights once, before any run; the bytes are used in place, so keep\n"
+                " * them alive and unchanged, 64-byte aligned. Returns 0, or 1 wrong size,\n"
+                " * 2 not a hone weights file, 3 weights of another compile, 4 misaligned.\n"
+                " * Until it succeeds, runs return %s_ERR_NO_WEIGHTS. */\n", up, pf, up);
+        put(&t, "#define %s_WEIGHTS_SIZE ((size_t)%zu)\n#define %s_ERR_NO_WEIGHTS (%d)\n", up,
+            (size_t)BK_WEIGHTS_HEADER + payload, up, BK_RUN_NO_WEIGHTS);
+        put(&t, "int %s_set_weights(const void *blob, size_t size);\n\n", pf);
+    }
     put(&t, "#ifdef __cplusplus\n}\n#endif\n\n#endif\n");
     return t.s;
 }

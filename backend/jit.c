@@ -38,6 +38,10 @@ static const struct {
     RT(hone_rt_conv_tiled), RT(hone_rt_depthwise_conv), RT(hone_rt_conv_transpose), RT(hone_rt_maxpool), RT(hone_rt_avgpool), RT(hone_rt_lppool),
     RT(hone_rt_global_pool), RT(hone_rt_row_moments), RT(hone_rt_batchnorm),
     RT(hone_rt_layernorm), RT(hone_rt_lrn), RT(hone_rt_softmax), RT(hone_rt_lpnorm),
+    RT(hone_rt_gridsample), RT(hone_rt_topk), RT(hone_rt_det), RT(hone_rt_mvn),
+    RT(hone_rt_bn_batch), RT(hone_rt_maxpool_i8),
+    RT(hone_rt_binconv_xnor), RT(hone_rt_binconv_w1),
+    RT(hone_rt_adder), RT(hone_rt_signed_power),
 #undef RT
 };
 #define N_RUNTIME_SYMS (sizeof runtime_syms / sizeof *runtime_syms)

@@ -85,9 +85,10 @@ static LLVMValueRef const_global(bk_lower *L, const hone_value *v)
     return L->globals[v->id];
 }
 
-/* Run-time pointers of run_v: graph inputs and outputs, the workspace. */
+/* Run-time pointers of run_v: graph inputs and outputs, the workspace, the
+ * external weights' payload (NULL when weights are embedded). */
 typedef struct run_ptrs {
-    LLVMValueRef *in, *out, ws;
+    LLVMValueRef *in, *out, ws, wbase;
 } run_ptrs;
 
 /* The run-time address of v's bytes inside run_v. */
@@ -99,10 +100,19 @@ static LLVMValueRef value_ptr(bk_lower *L, const run_ptrs *rp, const hone_value 
     switch (l->kind) {
     case BK_LOC_INPUT: return rp->in[l->index];
     case BK_LOC_OUTPUT: return rp->out[l->index];
-    case BK_LOC_CONST: return const_global(L, L->m->g->values[l->root]);
+    case BK_LOC_CONST:
+        if (rp->wbase && L->woff[l->root] != SIZE_MAX)
+            return bk_gep_c(L, L->i8, rp->wbase, (int64_t)L->woff[l->root]);
+        return const_global(L, L->m->g->values[l->root]);
     case BK_LOC_WS: return bk_gep_c(L, L->i8, rp->ws, (int64_t)l->offset);
     default: return LLVMConstNull(L->ptr);
     }
+}
+
+/* Ops that handle bfloat16 values (kept as their raw 16 bits). */
+static bool bf16_op(const hone_node *n)
+{
+    return !strcmp(n->op_type, "Cast") || !strcmp(n->op_type, "CastLike");
 }
 
 /* Element types every value of the node has in the backend, or unsupported. */
@@ -110,9 +120,10 @@ static hone_status check_types(bk_lower *L, const hone_node *n)
 {
     for (int i = 0; i < n->n_in + n->n_out; i++) {
         const hone_value *v = i < n->n_in ? n->in[i] : n->out[i - n->n_in];
-        if (v && !bk_type(L, v->dtype))
-            return bk_unsupported(L, "'%s' has element type %s, which compiled code does not handle",
-                                  v->name, hone_dtype_onnx_name(v->dtype));
+        if (v && (!bk_type(L, v->dtype) || (v->dtype == HONE_DT_BFLOAT16 && !bf16_op(n))))
+            return bk_unsupported(L, "'%s' has element type %s, which compiled code does not handle%s",
+                                  v->name, hone_dtype_onnx_name(v->dtype),
+                                  v->dtype == HONE_DT_BFLOAT16 ? " outside Cast/CastLike" : "");
     }
     if (n->n_in + n->n_out + 1 > BK_MAX_ARGS)
         return bk_unsupported(L, "more than %d inputs and outputs", BK_MAX_ARGS - 1);
@@ -153,11 +164,10 @@ static LLVMValueRef lower_step(bk_lower *L, int s, hone_status *st)
     L->node = n;
     L->step = s;
     *st = HONE_OK;
-    if (r && !r->lower && bk_is_view(n))
+    if (r && bk_is_view(n))
         return NULL;
     if (!r || !r->lower) {
-        *st = bk_unsupported(L, "the LLVM backend does not lower this op%s",
-                             r ? " in this form (training outputs)" : "");
+        *st = bk_unsupported(L, "the LLVM backend does not lower this op");
         return NULL;
     }
     if ((*st = check_types(L, n)))
@@ -214,6 +224,19 @@ static void load_ptrs(bk_lower *L, LLVMValueRef fn, run_ptrs *rp)
     for (int j = 0; j < g->n_outputs; j++)
         rp->out[j] = LLVMBuildLoad2(L->b, L->ptr, bk_gep_c(L, L->ptr, LLVMGetParam(fn, 1), j), "");
     rp->ws = LLVMGetParam(fn, 2);
+    rp->wbase = NULL;
+}
+
+/* ext_weights: loads the payload pointer; returns BK_RUN_NO_WEIGHTS when unset. */
+static void load_weights(bk_lower *L, LLVMValueRef run, run_ptrs *rp)
+{
+    rp->wbase = LLVMBuildLoad2(L->b, L->ptr, L->wbase, "weights");
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->c, run, "weights_ok");
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->c, run, "no_weights");
+    LLVMBuildCondBr(L->b, LLVMBuildIsNull(L->b, rp->wbase, ""), bad, ok);
+    LLVMPositionBuilderAtEnd(L->b, bad);
+    LLVMBuildRet(L->b, bk_i32(L, BK_RUN_NO_WEIGHTS));
+    LLVMPositionBuilderAtEnd(L->b, ok);
 }
 
 static LLVMValueRef add_entry(bk_lower *L, const char *suffix, LLVMTypeRef ty)
@@ -233,6 +256,8 @@ static LLVMValueRef build_run_v(bk_lower *L, LLVMValueRef *fns)
     LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->c, run, "entry"));
     run_ptrs rp;
     load_ptrs(L, run, &rp);
+    if (L->m->ext_weights)
+        load_weights(L, run, &rp);
     for (int s = 0; s < L->m->n_sched; s++)
         if (fns[s] && !all_empty(L->m->sched[s]))
             call_step(L, &rp, s, fns[s], run);
@@ -259,6 +284,61 @@ static void build_run(bk_lower *L, LLVMValueRef run_v)
     LLVMValueRef r = LLVMBuildCall2(L->b, ty, run_v, args, 3, "");
     LLVMSetTailCall(r, 1);
     LLVMBuildRet(L->b, r);
+}
+
+/* ---- PREFIX_set_weights (external weights) ---- */
+
+/* Returns code from the current block when cond holds. */
+static void fail_if(bk_lower *L, LLVMValueRef fn, LLVMValueRef cond, int code)
+{
+    LLVMBasicBlockRef ok = LLVMAppendBasicBlockInContext(L->c, fn, "ok");
+    LLVMBasicBlockRef bad = LLVMAppendBasicBlockInContext(L->c, fn, "bad");
+    LLVMBuildCondBr(L->b, cond, bad, ok);
+    LLVMPositionBuilderAtEnd(L->b, bad);
+    LLVMBuildRet(L->b, bk_i32(L, code));
+    LLVMPositionBuilderAtEnd(L->b, ok);
+}
+
+/* i32 PREFIX_set_weights(ptr blob, i64 size): checks the blob written with
+ * this code (size, magic, payload hash field, alignment) and keeps the
+ * payload pointer for run_v. Codes: see the header (header.c). */
+static void build_set_weights(bk_lower *L)
+{
+    size_t total;
+    uint64_t hash;
+    free(bk_weights_blob(L->m, L->p, &total, &hash));
+    LLVMTypeRef params[2] = {L->ptr, L->i64};
+    LLVMValueRef fn = add_entry(L, "set_weights", LLVMFunctionType(L->i32, params, 2, 0));
+    LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->c, fn, "entry"));
+    LLVMValueRef blob = LLVMGetParam(fn, 0), size = LLVMGetParam(fn, 1);
+    fail_if(L, fn, LLVMBuildIsNull(L->b, blob, ""), 1);
+    fail_if(L, fn, LLVMBuildICmp(L->b, LLVMIntNE, size, bk_i64(L, (int64_t)total), ""), 1);
+    uint64_t magic = 0;
+    memcpy(&magic, "HONEWTS1", 8); /* little-endian hosts: the file's byte order */
+    LLVMValueRef m = LLVMBuildLoad2(L->b, L->i64, blob, "");
+    LLVMSetAlignment(m, 1);
+    fail_if(L, fn, LLVMBuildICmp(L->b, LLVMIntNE, m, LLVMConstInt(L->i64, magic, 0), ""), 2);
+    LLVMValueRef h = LLVMBuildLoad2(L->b, L->i64, bk_gep_c(L, L->i8, blob, 8), "");
+    LLVMSetAlignment(h, 1);
+    fail_if(L, fn, LLVMBuildICmp(L->b, LLVMIntNE, h, LLVMConstInt(L->i64, hash, 0), ""), 3);
+    LLVMValueRef payload = bk_gep_c(L, L->i8, blob, BK_WEIGHTS_HEADER);
+    LLVMValueRef mis = LLVMBuildAnd(L->b, LLVMBuildPtrToInt(L->b, payload, L->i64, ""),
+                                    bk_i64(L, BK_ALIGN - 1), "");
+    fail_if(L, fn, LLVMBuildICmp(L->b, LLVMIntNE, mis, bk_i64(L, 0), ""), 4);
+    LLVMBuildStore(L->b, payload, L->wbase);
+    LLVMBuildRet(L->b, bk_i32(L, 0));
+}
+
+/* The payload pointer global and the offsets of the run-time constants. */
+static void init_ext_weights(bk_lower *L)
+{
+    L->woff = malloc(sizeof *L->woff * ((size_t)L->m->g->n_values + 1));
+    HONE_ASSERT(L->woff);
+    bk_weights_layout(L->m, L->p, L->woff);
+    L->wbase = LLVMAddGlobal(L->mod, L->ptr, "weights");
+    LLVMSetInitializer(L->wbase, LLVMConstNull(L->ptr));
+    LLVMSetLinkage(L->wbase, LLVMInternalLinkage);
+    LLVMSetAlignment(L->wbase, 8);
 }
 
 /* ---- PREFIX_info ---- */
@@ -343,6 +423,8 @@ hone_status bk_lower_model(hone_ctx *ctx, const bk_model *m, const bk_plan *p, L
     L.globals = calloc((size_t)m->g->n_values + 1, sizeof *L.globals);
     LLVMValueRef *fns = calloc((size_t)m->n_sched + 1, sizeof *fns);
     HONE_ASSERT(L.globals && fns);
+    if (m->ext_weights)
+        init_ext_weights(&L);
     hone_status st = HONE_OK;
     for (int s = 0; s < m->n_sched && (!st || st == HONE_ERR_UNSUPPORTED); s++)
         fns[s] = lower_step(&L, s, &st);
@@ -354,9 +436,12 @@ hone_status bk_lower_model(hone_ctx *ctx, const bk_model *m, const bk_plan *p, L
         LLVMValueRef run_v = build_run_v(&L, fns);
         build_run(&L, run_v);
         build_info(&L, run_v);
+        if (m->ext_weights)
+            build_set_weights(&L);
     }
     LLVMDisposeBuilder(L.b);
     free(L.globals);
+    free(L.woff);
     free(fns);
     if (st) {
         LLVMDisposeModule(L.mod);

@@ -96,8 +96,28 @@ static LLVMValueRef to_bool(bk_lower *L, LLVMValueRef c)
 /* Converts x (of dtype from) to dtype to, with the Cast rules of the
  * reference: float to integer truncates and saturates (NaN gives 0),
  * integers wrap, anything to bool is "nonzero". */
+/* bfloat16 bits to float32: the high half of its bits. */
+static LLVMValueRef bf16_to_f32(bk_lower *L, LLVMValueRef x)
+{
+    LLVMValueRef u = LLVMBuildShl(L->b, LLVMBuildZExt(L->b, x, L->i32, ""), LLVMConstInt(L->i32, 16, 0), "");
+    return LLVMBuildBitCast(L->b, u, L->f32, "");
+}
+
+/* float32 to bfloat16 bits by truncation, NaN kept quiet (the interpreter's Cast). */
+static LLVMValueRef f32_to_bf16(bk_lower *L, LLVMValueRef f)
+{
+    LLVMValueRef hi = LLVMBuildLShr(L->b, LLVMBuildBitCast(L->b, f, L->i32, ""), LLVMConstInt(L->i32, 16, 0), "");
+    LLVMValueRef nan = LLVMBuildFCmp(L->b, LLVMRealUNO, f, f, "");
+    hi = LLVMBuildSelect(L->b, nan, LLVMBuildOr(L->b, hi, LLVMConstInt(L->i32, 0x40, 0), ""), hi, "");
+    return LLVMBuildTrunc(L->b, hi, L->i16, "");
+}
+
 static LLVMValueRef convert(bk_lower *L, LLVMValueRef x, hone_dtype from, hone_dtype to)
 {
+    if (from == HONE_DT_BFLOAT16)
+        return from == to ? x : convert(L, bf16_to_f32(L, x), HONE_DT_FLOAT, to);
+    if (to == HONE_DT_BFLOAT16) /* through double then float, as the interpreter rounds */
+        return f32_to_bf16(L, LLVMBuildFPTrunc(L->b, convert(L, x, from, HONE_DT_DOUBLE), L->f32, ""));
     LLVMTypeRef ft = LLVMTypeOf(x), tt = bk_type(L, to);
     bool ff = is_fp(ft), tf = is_fp(tt);
     if (to == HONE_DT_BOOL)

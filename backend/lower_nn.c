@@ -92,6 +92,16 @@ static int64_t conv_tile_cols(const hone_rt_window *w, int64_t c, int64_t g)
     return cols < total ? cols : total;
 }
 
+int64_t bk_conv_tile_cols(const hone_rt_window *w, int64_t c, int64_t g)
+{
+    return conv_tile_cols(w, c, g);
+}
+
+hone_status bk_conv_window(hone_ctx *ctx, const hone_node *n, hone_rt_window *w, int64_t *g)
+{
+    return conv_window(ctx, n, w, g);
+}
+
 size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
 {
     hone_ctx ctx;
@@ -361,9 +371,12 @@ hone_status bk_lower_pool(bk_lower *L)
     const hone_node *n = L->node;
     const hone_value *x = bk_in(L, 0);
     hone_rt_window w;
-    hone_status st = need_f32(L, 1);
+    bool i8 = x->dtype == HONE_DT_INT8 || x->dtype == HONE_DT_UINT8;
+    hone_status st = i8 && !strcmp(n->op_type, "MaxPool") ? HONE_OK : need_f32(L, 1);
     if (st || (st = pool_window(L, &w)))
         return st;
+    if (i8)
+        return bk_lower_maxpool_i8(L, &w);
     LLVMValueRef planes = ci64(L, x->dims[0] * x->dims[1]), wg = window_global(L, &w);
     if (!strcmp(n->op_type, "MaxPool")) {
         LLVMTypeRef pt[6] = {L->ptr, L->i64, L->ptr, L->ptr, L->ptr, L->i32};
@@ -409,7 +422,7 @@ hone_status bk_lower_batchnorm(bk_lower *L)
     for (int i = 1; i < n->n_out && !training; i++)
         training = n->out[i] != NULL;
     if (training)
-        return bk_unsupported(L, "training mode (batch statistics)");
+        return bk_lower_batchnorm_train(L);
     hone_status st = need_f32(L, 5);
     if (st)
         return st;

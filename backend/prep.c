@@ -77,6 +77,57 @@ static hone_status fix_shape(hone_ctx *ctx, hone_graph *g, const hone_backend_sh
     return HONE_OK;
 }
 
+/* Makes graph input `name` the constant t (a copy): it leaves the input list. */
+static hone_status bind_input(hone_ctx *ctx, hone_graph *g, const char *name, const hone_tensor *t)
+{
+    int k = -1;
+    char want[256], got[256];
+    for (int i = 0; i < g->n_inputs; i++)
+        if (!strcmp(g->inputs[i]->name, name))
+            k = i;
+    if (k < 0)
+        return hone_fail(ctx, HONE_ERR_ARG, "--bind names '%s', which is not a graph input", name);
+    hone_value *v = g->inputs[k];
+    bool ok = v->dtype == t->dtype && (v->rank < 0 || v->rank == t->rank);
+    for (int d = 0; ok && v->rank >= 0 && d < t->rank; d++)
+        ok = v->dims[d] < 0 || v->dims[d] == t->dims[d];
+    if (!ok)
+        return hone_fail(ctx, HONE_ERR_SHAPE, "--bind gives '%s' a %s, the model declares %s", name,
+                         hone_tensor_type_str(t, got, sizeof got),
+                         hone_value_type_str(g, v, want, sizeof want));
+    hone_value_set_data(v, hone_tensor_clone(t));
+    v->flags = (v->flags & ~HONE_VAL_INPUT) | HONE_VAL_CONST;
+    v->rank = t->rank;
+    memcpy(v->dims, t->dims, sizeof(int64_t) * (size_t)t->rank);
+    memmove(g->inputs + k, g->inputs + k + 1, sizeof *g->inputs * (size_t)(g->n_inputs - k - 1));
+    g->n_inputs--;
+    return HONE_OK;
+}
+
+bool hone_backend_shape_input(const hone_node *n, int i)
+{
+    static const struct { const char *op; int lo, hi; } slots[] = {
+        {"Reshape", 1, 1},      {"Expand", 1, 1},        {"Tile", 1, 1},
+        {"Slice", 1, 4},        {"Pad", 1, 3},           {"Resize", 1, 3},
+        {"Upsample", 1, 1},     {"Squeeze", 1, 1},       {"Unsqueeze", 1, 1},
+        {"Split", 1, 1},        {"TopK", 1, 1},          {"OneHot", 1, 1},
+        {"Range", 0, 2},        {"ConstantOfShape", 0, 0}, {"HannWindow", 0, 0},
+        {"HammingWindow", 0, 0}, {"BlackmanWindow", 0, 0}, {"MelWeightMatrix", 0, 4},
+        {"CenterCropPad", 1, 2}, {"Trilu", 1, 1},        {"CumSum", 1, 1},
+        {"ReduceSum", 1, 1},    {"ReduceMean", 1, 1},    {"ReduceMax", 1, 1},
+        {"ReduceMin", 1, 1},    {"ReduceProd", 1, 1},    {"ReduceL1", 1, 1},
+        {"ReduceL2", 1, 1},     {"ReduceLogSum", 1, 1},  {"ReduceLogSumExp", 1, 1},
+        {"ReduceSumSquare", 1, 1}, {"DFT", 1, 2},        {"STFT", 1, 3},
+        {"MaxUnpool", 2, 2},    {"Dropout", 1, 2},
+    };
+    if (n->domain && *n->domain && strcmp(n->domain, "ai.onnx"))
+        return false;
+    for (size_t k = 0; k < sizeof slots / sizeof *slots; k++)
+        if (!strcmp(n->op_type, slots[k].op))
+            return i >= slots[k].lo && i <= slots[k].hi;
+    return false;
+}
+
 /* Fails naming every graph input whose shape is still not static. */
 static hone_status check_inputs_static(hone_ctx *ctx, const hone_graph *g)
 {
@@ -261,12 +312,15 @@ hone_status bk_model_prepare(hone_ctx *ctx, const hone_graph *g, const hone_back
 {
     memset(m, 0, sizeof *m);
     m->name = o->name ? o->name : "model";
+    m->ext_weights = o->weights_path != NULL;
     m->g = hone_graph_clone(g);
     m->known = calloc((size_t)m->g->n_values + 1, sizeof *m->known);
     HONE_ASSERT(m->known);
     hone_status st = HONE_OK;
     for (int i = 0; i < o->n_shapes && !st; i++)
         st = fix_shape(ctx, m->g, &o->shapes[i]);
+    for (int i = 0; i < o->n_bind && !st; i++)
+        st = bind_input(ctx, m->g, o->bind[i].name, o->bind[i].t);
     if (!st)
         st = check_inputs_static(ctx, m->g);
     if (!st)

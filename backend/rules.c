@@ -16,20 +16,20 @@ static const bk_rule rules[] = {
     {"", "Flatten", NULL, NULL},
     {"", "Squeeze", NULL, NULL},
     {"", "Unsqueeze", NULL, NULL},
-    {"", "Dropout", NULL, NULL},
+    {"", "Dropout", bk_lower_dropout, NULL}, /* a view at inference (bk_is_view) */
     /* runtime kernels */
     {"", "Conv", bk_lower_conv, bk_scratch_conv},
     {"", "ConvTranspose", bk_lower_conv_transpose, bk_scratch_conv_transpose},
     {"hone", "FusedConv", bk_lower_fused_conv, bk_scratch_conv},
     {"", "Gemm", bk_lower_gemm, NULL},
     {"", "MatMul", bk_lower_matmul, NULL},
-    {"", "MaxPool", bk_lower_pool, NULL},
+    {"", "MaxPool", bk_lower_pool, bk_scratch_pool},
     {"", "AveragePool", bk_lower_pool, NULL},
     {"", "LpPool", bk_lower_pool, NULL},
     {"", "GlobalAveragePool", bk_lower_global_pool, NULL},
     {"", "GlobalMaxPool", bk_lower_global_pool, NULL},
     {"", "GlobalLpPool", bk_lower_global_pool, NULL},
-    {"", "BatchNormalization", bk_lower_batchnorm, NULL},
+    {"", "BatchNormalization", bk_lower_batchnorm, bk_scratch_batchnorm},
     {"", "InstanceNormalization", bk_lower_instancenorm, bk_scratch_instancenorm},
     {"", "LayerNormalization", bk_lower_layernorm, bk_scratch_layernorm},
     {"", "LpNormalization", bk_lower_lpnorm, NULL},
@@ -137,6 +137,22 @@ static const bk_rule rules[] = {
     {"", "Resize", bk_lower_resize, NULL},
     {"", "Upsample", bk_lower_resize, NULL},
     {"", "ConstantOfShape", bk_lower_constant_of_shape, NULL},
+    /* lower_extra.c */
+    {"", "GridSample", bk_lower_grid_sample, NULL},
+    {"", "Einsum", bk_lower_einsum, NULL},
+    {"", "OneHot", bk_lower_onehot, NULL},
+    {"", "TopK", bk_lower_topk, bk_scratch_topk},
+    {"", "ReverseSequence", bk_lower_reverse_sequence, NULL},
+    {"", "MaxUnpool", bk_lower_maxunpool, NULL},
+    {"", "Det", bk_lower_det, bk_scratch_det},
+    {"", "MeanVarianceNormalization", bk_lower_mvn, bk_scratch_mvn},
+    {"", "Unique", bk_lower_data_dependent, NULL},
+    {"", "NonZero", bk_lower_data_dependent, NULL},
+    {"", "Compress", bk_lower_data_dependent, NULL},
+    {"hone", "BinaryConv", bk_lower_binary_conv, bk_scratch_binary_conv},
+    /* AdderNet (lower_adder.c) */
+    {"hone", "Adder2d", bk_lower_adder, bk_scratch_adder},
+    {"hone", "SignedPower", bk_lower_signed_power, NULL},
 };
 
 const bk_rule *bk_rule_find(const hone_node *n)
@@ -161,7 +177,7 @@ static bool dropout_is_view(const hone_node *n)
 bool bk_is_view(const hone_node *n)
 {
     const bk_rule *r = bk_rule_find(n);
-    if (!r || r->lower)
-        return false;
-    return strcmp(n->op_type, "Dropout") || dropout_is_view(n);
+    if (r && !strcmp(n->op_type, "Dropout"))
+        return dropout_is_view(n);
+    return r && !r->lower;
 }

@@ -222,6 +222,11 @@ hone_status hone_pass_simplify_reshape(hone_pass_ctx *pc, hone_graph *g); /* sim
 hone_status hone_pass_fuse_conv(hone_pass_ctx *pc, hone_graph *g);        /* fuse_conv.c */
 hone_status hone_pass_recalibrate_bn(hone_pass_ctx *pc, hone_graph *g); /* train/bnstat.c */
 hone_status hone_pass_unfold_bn(hone_pass_ctx *pc, hone_graph *g);        /* unfold_bn.c */
+hone_status hone_pass_abm(hone_pass_ctx *pc, hone_graph *g);              /* abm.c */
+hone_status hone_pass_binarize(hone_pass_ctx *pc, hone_graph *g);        /* binarize.c */
+hone_status hone_pass_adder(hone_pass_ctx *pc, hone_graph *g);            /* adder.c */
+/* AdderNet's adaptive gradient scaling, in place: d <- eta sqrt(n) d / ||d||_2 (d = 0 stays). */
+void hone_adder_scale_grad(float *d, int64_t n, double eta);
 hone_status hone_pass_scop(hone_pass_ctx *pc, hone_graph *g);             /* scop.c */
 hone_status hone_pass_prune_l1(hone_pass_ctx *pc, hone_graph *g);         /* prune_l1.c */
 
@@ -233,6 +238,13 @@ hone_status hone_pass_prune_l1(hone_pass_ctx *pc, hone_graph *g);         /* pru
 hone_status hone_unfold_bn(hone_ctx *ctx, hone_graph *g, const hone_tensor *x, int64_t samples,
                            double eps, bool (*select)(const hone_node *, void *), void *user,
                            int *count);
+
+/* binary_portable.c: rewrites every hone.BinaryConv as standard ONNX (a float
+ * Conv with +-alpha weights, its input through Where(Less(X, T), -1, 1) when
+ * the activations are binary), for ONNX Runtime; the hone opset stays
+ * declared only while hone-domain nodes remain. *count (may be NULL)
+ * receives the number rewritten. */
+hone_status hone_binary_to_onnx(hone_ctx *ctx, hone_graph *g, int *count);
 
 /* ===================== symdim.c: symbolic dimension algebra ===================== */
 

@@ -65,6 +65,76 @@ const hone_pass_info hone_pass_table[] = {
      {{"samples", HONE_OPT_INT, "1024", "calibration samples used for the statistics"},
       {"epsilon", HONE_OPT_FLOAT, "1e-05", "epsilon of the inserted BatchNormalization nodes"},
       {"skip", HONE_OPT_STRING, "", "comma-separated Conv node names left alone"}}},
+    {"abm",
+     "Approximated bilinear modules (ABM, arXiv 2007.12887) for frame-level video models: finds "
+     "the frame layout (B*T,C,H,W) and the temporal head, turns the first conv of chosen residual "
+     "blocks into a temporal bilinear module (main conv over frames t, t-1, t+1 with the "
+     "pretrained kernel at the centre, times an auxiliary conv with weights 0 and bias 1; exact "
+     "at insertion) and fine-tunes with SGD on --data/--labels (label-free: distils from the "
+     "original).",
+     hone_pass_abm, "a Reshape [N,T,...] -> [N*T,...] (or frames=) and a ReduceMean over T; "
+     "residual blocks Conv-Relu-Conv-Add; --data for fine-tuning",
+     {{"frames", HONE_OPT_INT, "0", "frames per clip T; 0: inferred from the frame reshape"},
+      {"variant", HONE_OPT_STRING, "c-in", "c-in (all channels of frames t-1, t+1) or a-in "
+       "(their last beta*C channels)"},
+      {"beta", HONE_OPT_FLOAT, "0.125", "a-in: share of channels taken from each neighbour frame"},
+      {"blocks", HONE_OPT_STRING, "paper", "paper (stage 1 untouched, and the first block of each "
+       "later stage; all blocks when that leaves none), all, none (the naive ablation: fine-tune "
+       "only), or block numbers \"1,2\" (0-based, graph order)"},
+      {"epochs", HONE_OPT_INT, "1", "fine-tuning epochs over the training clips; 0 with steps=0: "
+       "no training"},
+      {"steps", HONE_OPT_INT, "0", "> 0: fine-tune this many SGD steps instead of epochs"},
+      {"batch", HONE_OPT_INT, "16", "clips per step"},
+      {"lr", HONE_OPT_FLOAT, "0.001", "SGD learning rate (cosine schedule)"},
+      {"momentum", HONE_OPT_FLOAT, "0.9", "SGD momentum"},
+      {"wd", HONE_OPT_FLOAT, "0.0005", "weight decay"},
+      {"clip", HONE_OPT_FLOAT, "20", "global gradient-norm bound"},
+      {"seed", HONE_OPT_INT, "1", "shuffling seed"}}},
+    {"binarize",
+     "Binarizes conv weights (W1) or weights and activations (W1A1) by training: a learned "
+     "mapping net from each filter to its binary version supervised by sign(W) as a noisy "
+     "label (lns, arXiv 2010.04871), or the straight-through sign (ste); label-free "
+     "distillation from the input model, CE + KD with --labels. Writes hone.BinaryConv "
+     "(bit-packed weights, per-channel scale, BN folded in).",
+     hone_pass_binarize, "--data (and optionally --labels); constant 2-D Conv weights, group 1",
+     {{"method", HONE_OPT_STRING, "lns", "lns (learned mapping, noisy-label loss) or ste "
+       "(sign with straight-through estimator, the ablation)"},
+      {"acts", HONE_OPT_STRING, "fp", "fp (W1: float activations) or sign (W1A1: sign of the "
+       "input against a learned per-channel threshold)"},
+      {"scale", HONE_OPT_STRING, "channel", "alpha: channel (mean |W| per output channel) or "
+       "learned (trained, started there)"},
+      {"lambda", HONE_OPT_FLOAT, "0.05", "weight of the noisy-label loss (lns)"},
+      {"rho", HONE_OPT_FLOAT, "0.05", "assumed label-noise rate of sign(W), in [0, 0.5) (lns)"},
+      {"steps", HONE_OPT_INT, "300", "training budget in optimiser steps"},
+      {"batch", HONE_OPT_INT, "64", "training batch size"},
+      {"lr", HONE_OPT_FLOAT, "0.0005", "Adam learning rate (cosine to 0)"},
+      {"seed", HONE_OPT_INT, "1", "shuffling and mapping-net initialisation seed"},
+      {"first", HONE_OPT_BOOL, "false", "also binarize the first conv (reads the model input)"},
+      {"downsample", HONE_OPT_BOOL, "false", "also binarize 1x1 (downsample) convs"},
+      {"unfold-bn", HONE_OPT_BOOL, "true", "re-insert BN after each binarized conv before "
+       "training (folded into the binary conv's scale and bias at the end)"},
+      {"samples", HONE_OPT_INT, "512", "calibration samples for BN statistics and thresholds"}}},
+    {"adder",
+     "Converts every Conv but the stem and the last layer into hone.Adder2d (AdderNet: -L1 "
+     "distance) followed by a BatchNormalization calibrated on --data, and trains it with "
+     "AdderNet's rules (full-precision dW, HardTanh dX, adaptive per-layer scaling) and "
+     "distillation from the original CNN: PKKD kernel matching, logits KD, or none; AdderSR's "
+     "self-shortcut and learnable power activation for image-to-image models.",
+     hone_pass_adder, "--data (with --labels, --targets, or label-free); Conv weights constant",
+     {{"kd", HONE_OPT_STRING, "pkkd", "distillation: pkkd (kernel features + logits), logits, none"},
+      {"teacher", HONE_OPT_STRING, "frozen", "frozen: the CNN teacher stays fixed; cotrain: it trains too"},
+      {"sigma", HONE_OPT_FLOAT, "1", "PKKD kernel width, relative to the calibrated mean distance"},
+      {"layers", HONE_OPT_STRING, "", "PKKD matched layers: '' last of each resolution, all, or Conv names"},
+      {"steps", HONE_OPT_INT, "1000", "training batches (0: convert and calibrate only)"},
+      {"batch", HONE_OPT_INT, "64", "batch size"},
+      {"lr", HONE_OPT_FLOAT, "0.1", "peak learning rate (Nesterov SGD, cosine schedule)"},
+      {"eta", HONE_OPT_FLOAT, "0.2", "AdderNet's adaptive gradient scale eta"},
+      {"kd-weight", HONE_OPT_FLOAT, "1", "weight of the logits (or output image) distillation term"},
+      {"feat-weight", HONE_OPT_FLOAT, "1", "weight of the PKKD feature term"},
+      {"shortcut", HONE_OPT_BOOL, "false", "AdderSR self-shortcut Y = X + BN(Adder(X)) where shapes agree"},
+      {"power", HONE_OPT_BOOL, "false", "AdderSR learnable power activation sign(y)|y|^alpha after each adder"},
+      {"samples", HONE_OPT_INT, "1024", "calibration samples (BN statistics, kernel widths)"},
+      {"seed", HONE_OPT_INT, "1", "training seed"}}},
     {"scop",
      "Knockoff filter pruning (SCOP): trains a gate beta per output channel of each prunable "
      "conv in a mixed [real; knockoff] batch, removes the channels scoring lowest by "

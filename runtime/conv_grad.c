@@ -139,6 +139,12 @@ static void im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_
             }
 }
 
+void hone_rt_im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_t oy0,
+                       int64_t oy1, float *col, int64_t ld)
+{
+    im2col_2d(w, c, x, oy0, oy1, col, ld);
+}
+
 /* The adjoint of im2col_2d: adds every column entry into its image element. */
 static void col2im_2d(const hone_rt_window *w, int64_t c, const float *col, int64_t oy0,
                       int64_t oy1, int64_t ld, float *x)
@@ -425,4 +431,128 @@ void hone_rt_conv_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
     }
     for (int64_t gi = 0; gi < groups && g.rows > 0 && g.mg > 0; gi++)
         grad_one_group(&g, gi, x, wt, wf, dy, dx, dw, scratch);
+}
+
+/* ===================== image batches over a pool ===================== */
+
+/* Most dW partial sums, and their budget in floats (16 MiB). */
+#define GRAD_MAX_SLABS 8
+#define GRAD_SLAB_FLOATS ((int64_t)1 << 22)
+
+/* A pooled backward: batches of k images, grouped in `slabs` consecutive runs,
+ * each run accumulating its own dW partial (slab s's in parts + s*m*rows). */
+typedef struct grad_job {
+    grad_group g;
+    int64_t groups, k, batches, slabs;
+    const float *x, *wt, *wf, *dy;
+    float *dx, *dw, *parts, *scratch;
+    size_t per_worker;
+} grad_job;
+
+/* Evens out batches of at most *k of n images: fewer than 8 batches are made a
+ * multiple of 4 (when n allows), so that 2 or 4 workers get equal shares; *k
+ * shrinks accordingly. Returns the batch count. */
+static int64_t balance_batches(int64_t n, int64_t *k)
+{
+    int64_t batches = (n + *k - 1) / *k;
+    if (batches < 8) {
+        batches = (batches + 3) / 4 * 4;
+        batches = batches > n ? n : batches;
+    }
+    *k = (n + batches - 1) / batches;
+    return (n + *k - 1) / *k;
+}
+
+static grad_job grad_job_of(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                            int64_t groups)
+{
+    grad_job j = {{w, n, c, m, c / groups, m / groups, c / groups * hone_rt_window_k_numel(w),
+                   hone_rt_window_out_numel(w), hone_rt_window_in_numel(w)},
+                  groups};
+    j.k = fast_2d(w) && j.g.rows > 0 && j.g.mg > 0 ? batch_size(&j.g) : 0;
+    if (j.k == 0)
+        return j;
+    j.per_worker = (size_t)(j.k * batch_floats_per_image(&j.g));
+    j.batches = balance_batches(n, &j.k);
+    int64_t wfl = m * j.g.rows;
+    j.slabs = GRAD_SLAB_FLOATS / (wfl > 0 ? wfl : 1);
+    j.slabs = j.slabs > GRAD_MAX_SLABS ? GRAD_MAX_SLABS : j.slabs < 1 ? 1 : j.slabs;
+    j.slabs = j.slabs > j.batches ? j.batches : j.slabs;
+    return j;
+}
+
+/* Batches [t0, t1) of slab-local accumulation into dwp (NULL: no dW). */
+static void grad_batches(const grad_job *j, int64_t t0, int64_t t1, float *dwp, float *col)
+{
+    const grad_group *g = &j->g;
+    hone_rt_window tw = transposed_window(g->w);
+    for (int64_t t = t0; t < t1; t++) {
+        int64_t b = t * j->k, kb = b + j->k <= g->n ? j->k : g->n - b;
+        if (j->dx && !j->wf)
+            memset(j->dx + b * g->c * g->xp, 0, sizeof(float) * (size_t)(kb * g->c * g->xp));
+        for (int64_t gi = 0; gi < j->groups; gi++) {
+            if (dwp)
+                dw_batch_2d(g, b, kb, gi, j->x, j->dy, dwp + gi * g->mg * g->rows, col);
+            if (j->dx && j->wf)
+                dx_unit_2d(g, &tw, b, kb, gi, j->wf, j->dy, j->dx, col);
+            else if (j->dx)
+                dx_batch_2d(g, b, kb, gi, j->wt + gi * g->mg * g->rows, j->dy, j->dx, col);
+        }
+    }
+}
+
+/* Slabs [s0, s1) on worker `worker`. */
+static void grad_slabs(void *ctx, int64_t s0, int64_t s1, int worker)
+{
+    const grad_job *j = ctx;
+    float *col = j->scratch + (size_t)worker * j->per_worker;
+    size_t wfl = (size_t)(j->g.m * j->g.rows);
+    for (int64_t s = s0; s < s1; s++) {
+        float *dwp = !j->dw ? NULL : s == 0 ? j->dw : j->parts + (size_t)(s - 1) * wfl;
+        if (dwp)
+            memset(dwp, 0, sizeof(float) * wfl);
+        grad_batches(j, s * j->batches / j->slabs, (s + 1) * j->batches / j->slabs, dwp, col);
+    }
+}
+
+size_t hone_rt_conv_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_t m,
+                                      int64_t groups, int workers)
+{
+    grad_job j = grad_job_of(w, GRAD_BATCH_COLS, c, m, groups);
+    if (j.k == 0)
+        return hone_rt_conv_grad_scratch(w, c, m, groups);
+    /* flipped weights, the partial sums past the first (which is dW itself), workers */
+    return (size_t)(m * j.g.rows * GRAD_MAX_SLABS) +
+           j.per_worker * (size_t)(workers > 0 ? workers : 1);
+}
+
+void hone_rt_conv_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
+                            int64_t m, int64_t groups, const float *x, const float *wt,
+                            const float *dy, float *dx, float *dw, float *db, float *scratch)
+{
+    grad_job j = grad_job_of(w, n, c, m, groups);
+    if (j.k == 0 || n <= 0) {
+        hone_rt_conv_grad(w, n, c, m, groups, x, wt, dy, dx, dw, db, scratch);
+        return;
+    }
+    size_t wfl = (size_t)(m * j.g.rows);
+    j.x = x;
+    j.wt = wt;
+    j.dy = dy;
+    j.dx = dx;
+    j.dw = dw;
+    j.parts = scratch + wfl;
+    j.scratch = scratch + wfl * GRAD_MAX_SLABS;
+    if (dx && unit_stride(w)) {
+        flip_weights(&j.g, groups, wt, scratch);
+        j.wf = scratch;
+    }
+    if (db)
+        bias_grad(n, m, j.g.total, dy, db);
+    hone_rt_parallel_for(pool, j.slabs, 1, grad_slabs, &j);
+    for (int64_t s = 1; dw && s < j.slabs; s++) {
+        const float *p = j.parts + (size_t)(s - 1) * wfl;
+        for (size_t i = 0; i < wfl; i++)
+            dw[i] += p[i];
+    }
 }

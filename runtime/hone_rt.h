@@ -219,4 +219,158 @@ void hone_rt_softmax_grad(int log_softmax, int64_t outer, int64_t len, int64_t i
 void hone_rt_resample_adjoint(int64_t outer, int64_t out_len, int64_t in_len, int64_t inner,
                               const int64_t *idx, const float *w, const float *dy, float *dx);
 
+/* ===================== kernel_pool.c, conv_batch.c: the interpreter's parallel kernels ===================== */
+
+/* The pool the training engine's kernels (Conv forward and backward through the reference
+ * interpreter) split images over. The first acquire creates it with as many workers as
+ * OpenBLAS would use threads and makes OpenBLAS run each GEMM on its calling thread (the
+ * workers call it concurrently on their own images); the last release destroys it and
+ * restores OpenBLAS's thread count. Acquire/release nest (a counter under a lock). */
+void hone_rt_kernel_pool_acquire(void);
+void hone_rt_kernel_pool_release(void);
+/* The pool while acquired, else NULL (kernels then run serially, OpenBLAS threads GEMMs). */
+hone_rt_pool *hone_rt_kernel_pool(void);
+/* Whether it is acquired (the pool is NULL, though acquired, for one thread). Interpreted
+ * kernels take their batched training paths only then, and otherwise compute exactly what
+ * the compiled code computes. */
+int hone_rt_kernel_pool_active(void);
+
+/* 2-D im2col of output rows [oy0, oy1) into col with row stride ld (see conv_grad.c). */
+void hone_rt_im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_t oy0,
+                       int64_t oy1, float *col, int64_t ld);
+
+/* 2-D Conv with several images per GEMM (their columns side by side), image batches split
+ * over pool's workers (pool may be NULL); other ranks, and images whose columns exceed the
+ * scratch budget, take hone_rt_conv's path. Same contract as hone_rt_conv otherwise. */
+size_t hone_rt_conv_batch_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups,
+                                  int workers);
+void hone_rt_conv_batch(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
+                        int64_t m, int64_t groups, const float *x, const float *wt,
+                        const float *bias, float *y, float *scratch);
+/* hone_rt_conv_grad with image batches split over pool's workers (pool may be NULL). dW is
+ * accumulated in a fixed number of partial sums added in a fixed order, so results do not
+ * depend on the number of workers. */
+size_t hone_rt_conv_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_t m,
+                                      int64_t groups, int workers);
+void hone_rt_conv_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
+                            int64_t m, int64_t groups, const float *x, const float *wt,
+                            const float *dy, float *dx, float *dw, float *db, float *scratch);
+
+/* ===================== extra.c: less common ops of compiled models ===================== */
+
+#define HONE_RT_MAX_RANK 8
+
+/* Element types of the type-generic kernels below. */
+typedef enum {
+    HONE_RT_F32, HONE_RT_F64, HONE_RT_I8, HONE_RT_U8, HONE_RT_I16, HONE_RT_U16, HONE_RT_I32,
+    HONE_RT_U32, HONE_RT_I64, HONE_RT_U64
+} hone_rt_elem;
+size_t hone_rt_elem_size(hone_rt_elem et);
+
+typedef enum { HONE_RT_GS_BILINEAR, HONE_RT_GS_NEAREST, HONE_RT_GS_BICUBIC } hone_rt_gs_mode;
+typedef enum { HONE_RT_GS_ZEROS, HONE_RT_GS_BORDER, HONE_RT_GS_REFLECTION } hone_rt_gs_pad;
+/* GridSample geometry: x[n, c, h, w] sampled at grid[n, ho, wo, 2] -> y[n, c, ho, wo]. */
+typedef struct hone_rt_gs_geo {
+    int64_t n, c, h, w, ho, wo;
+    int32_t mode, pad, align, f64; /* hone_rt_gs_mode, hone_rt_gs_pad, align_corners, float64 */
+} hone_rt_gs_geo;
+/* GridSample in double (PyTorch's grid_sample semantics), float32 or float64 buffers. */
+void hone_rt_gridsample(const hone_rt_gs_geo *g, const void *x, const void *grid, void *y);
+
+/* Three-way comparison of items a and b for hone_rt_stable_sort. */
+typedef int (*hone_rt_cmp_fn)(const void *user, int64_t a, int64_t b);
+/* Stable merge sort of the item numbers idx[0, n) by cmp; tmp holds n entries. */
+void hone_rt_stable_sort(int64_t *idx, int64_t *tmp, int64_t n, hone_rt_cmp_fn cmp,
+                         const void *user);
+
+/* TopK along the middle axis of x[outer, n, inner] (elements of es bytes)
+ * under cmp, which compares flat elements of x: the first k of each slice in
+ * a stable sort (largest first when largest; ties keep the lower index),
+ * values into y[outer, k, inner], indices into yi; scratch holds 2n int64.
+ * A one-pass selection when k <= n / 16, a merge sort of the slice else. */
+void hone_rt_topk_by(hone_rt_cmp_fn cmp, const void *user, size_t es, int64_t outer, int64_t n,
+                     int64_t inner, int64_t k, int largest, const void *x, void *y, int64_t *yi,
+                     int64_t *scratch);
+/* hone_rt_topk_by over an element type: integers exactly, floats with NaN
+ * above every number. */
+void hone_rt_topk(hone_rt_elem et, int64_t outer, int64_t n, int64_t inner, int64_t k,
+                  int largest, const void *x, void *y, int64_t *yi, int64_t *scratch);
+
+/* Determinant of the m x m matrix a (row-major, destroyed) by LU with partial pivoting. */
+double hone_rt_det_lu(double *a, int64_t m);
+/* Det of batch m x m matrices (float32 or float64) by LU with partial pivoting
+ * in double; scratch holds m * m doubles. */
+void hone_rt_det(int64_t batch, int64_t m, int f64, const void *x, void *y, double *scratch);
+
+/* MeanVarianceNormalization geometry: the group of an element is the sum of
+ * its coordinates times gstride (0 on the normalised axes). */
+typedef struct hone_rt_mvn_geo {
+    int32_t rank;
+    int64_t numel, groups;
+    int64_t dims[HONE_RT_MAX_RANK], gstride[HONE_RT_MAX_RANK];
+} hone_rt_mvn_geo;
+/* y = (x - E[x]) / (sqrt(E[x^2] - E[x]^2) + 1e-9) per group, double sums in
+ * element order; scratch holds 2 * groups doubles. */
+void hone_rt_mvn(const hone_rt_mvn_geo *m, const float *x, float *y, double *scratch);
+
+/* BatchNormalization with batch statistics over x[n, c, plane] (2c floats of
+ * scratch); each statistic output may be NULL: the running mean and variance
+ * blended with momentum (input * momentum + batch * (1 - momentum)), the
+ * batch mean and population variance. */
+void hone_rt_bn_batch(int64_t n, int64_t c, int64_t plane, const float *x, const float *scale,
+                      const float *bias, const float *mean_in, const float *var_in, float eps,
+                      float momentum, float *y, float *run_mean, float *run_var,
+                      float *batch_mean, float *batch_var, float *scratch);
+
+/* MaxPool over int8 (is_signed) or uint8 images through the float kernel;
+ * scratch holds the input and output as floats. */
+void hone_rt_maxpool_i8(const hone_rt_window *w, int64_t planes, int is_signed, const void *x,
+                        void *y, int64_t *idx, int col_major, float *scratch);
+/* ===================== binconv.c: binary convolution (hone.BinaryConv) ===================== */
+
+/* Bytes of one packed sign row of k weights. */
+size_t hone_rt_binconv_row_bytes(int64_t k);
+/* bits[r] = signs of w[r, 0..k) (bit j at byte j>>3, bit j&7; 1 for w >= 0, i.e. +1). */
+void hone_rt_binconv_pack_signs(const float *w, int64_t rows, int64_t k, uint8_t *bits);
+/* Bit j of packed row `row` of a matrix of k-bit rows. */
+int hone_rt_binconv_bit(const uint8_t *bits, int64_t k, int64_t row, int64_t j);
+/* uint64 words of the XNOR kernel's weight layout for m filters of c channels and taps taps. */
+size_t hone_rt_binconv_xnor_weights_count(int64_t c, int64_t m, int64_t taps);
+/* Repacks packed sign rows (k = c*taps bits, ONNX weight order) into that layout. */
+void hone_rt_binconv_xnor_weights(int64_t c, int64_t m, int64_t taps, const uint8_t *bits,
+                                  uint64_t *wp);
+/* Scratch bytes of hone_rt_binconv_xnor (2-D window). */
+size_t hone_rt_binconv_xnor_scratch(const hone_rt_window *w, int64_t c, int64_t m);
+/* W1A1: y[n,m,oh,ow] = alpha * sum over in-image taps of sign(w) * (x >= thresh ? 1 : -1)
+ * + bias, by XNOR and popcount; thresh and bias may be NULL (0). */
+void hone_rt_binconv_xnor(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                          const uint64_t *wp, const float *alpha, const float *bias,
+                          const float *thresh, const float *x, float *y, void *scratch);
+/* "avx512-vpopcntdq", "popcnt" or "portable": the popcount the XNOR kernel uses here. */
+const char *hone_rt_binconv_popcount_kind(void);
+/* Scratch bytes of hone_rt_binconv_w1 (2-D window). */
+size_t hone_rt_binconv_w1_scratch(const hone_rt_window *w, int64_t c);
+/* W1: y = alpha * sum over taps of sign(w) * x + bias from the packed bits, no fp32 weights. */
+void hone_rt_binconv_w1(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                        const uint8_t *bits, const float *alpha, const float *bias, const float *x,
+                        float *y, void *scratch);
+/* ===================== adder.c: AdderNet layers (hone.Adder2d) ===================== */
+
+/* Floats of scratch hone_rt_adder needs for tiles of `cols` window positions. */
+size_t hone_rt_adder_scratch(const hone_rt_window *w, int64_t c, int64_t groups, int64_t cols);
+/* Adder2d: y[n,m,out...] = -sum over (c/groups, k...) of |x patch - wt[m]| (padding counts as
+ * 0), im2col tiles of at most `cols` window positions; the threads of its own pool. */
+void hone_rt_adder(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                   const float *x, const float *wt, float *y, float *scratch, int64_t cols);
+/* Floats of scratch hone_rt_adder_grad needs. */
+size_t hone_rt_adder_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups,
+                                  int64_t cols);
+/* AdderNet's backward: dw = sum (x - w) dy (full precision), dx = sum clamp(w - x, -1, 1) dy
+ * (HardTanh); dx or dw may be NULL (not wanted). */
+void hone_rt_adder_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                        const float *x, const float *wt, const float *dy, float *dx, float *dw,
+                        float *scratch, int64_t cols);
+/* AdderSR's power activation: y = sign(x) |x|^alpha[0] over n elements. */
+void hone_rt_signed_power(int64_t n, const float *x, const float *alpha, float *y);
+
 #endif

@@ -8,6 +8,11 @@ PKGS=(build-essential cmake pkg-config libprotobuf-c-dev protobuf-c-compiler lib
 if [ "${HONE_WITH_PYTHON:-0}" = 1 ]; then
   PKGS+=(python3-numpy python3-torch python3-torchvision)
 fi
+# Open MPI: the data-parallel build (-DHONE_MPI=ON, docs/SCALING.md) and the
+# tests/mpi tests, which build hone_mpi when it is present (HONE_WITH_MPI=0 skips).
+if [ "${HONE_WITH_MPI:-1}" = 1 ]; then
+  PKGS+=(libopenmpi-dev openmpi-bin)
+fi
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -55,6 +55,15 @@ char *hone_path_dir(const char *path)
     return strndup(path, (size_t)(slash - path));
 }
 
+uint64_t hone_fnv1a64(const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
 hone_status hone_write_file_atomic(hone_ctx *ctx, const char *path, const void *buf, size_t len)
 {
     char *dir = hone_path_dir(path);

@@ -16,6 +16,8 @@ hone_status hone_read_file(hone_ctx *ctx, const char *path, uint8_t **buf, size_
 hone_status hone_write_file_atomic(hone_ctx *ctx, const char *path, const void *buf, size_t len);
 /* Folder part of a path ("." when none), malloc'd. */
 char *hone_path_dir(const char *path);
+/* FNV-1a 64-bit hash of n bytes (checksums of weight blobs and checkpoints). */
+uint64_t hone_fnv1a64(const void *p, size_t n);
 
 /* Parses .npy bytes (little-endian, C order, numeric and bool dtypes). */
 hone_status hone_npy_parse(hone_ctx *ctx, const uint8_t *buf, size_t len, hone_tensor **out);

@@ -14,7 +14,15 @@ typedef struct hone_cost {
     int64_t macs;    /* multiply-accumulates */
     int64_t flops;   /* floating-point operations; a MAC counts 2 */
     bool exact;      /* false when an unknown dimension was counted as 1 */
+    int64_t mults;   /* floating-point multiplications (energy model, see cost.c) */
+    int64_t adds;    /* floating-point additions and subtractions */
 } hone_cost;
+
+/* 45 nm energy per fp32 operation that the AdderNet papers use (picojoules). */
+#define HONE_PJ_FP32_ADD 0.9
+#define HONE_PJ_FP32_MULT 3.7
+/* Estimated energy of c's multiplications and additions, in picojoules. */
+double hone_cost_energy_pj(const hone_cost *c);
 
 /* Cost of one node from the shapes of its values. */
 hone_cost hone_node_cost(const hone_node *n);

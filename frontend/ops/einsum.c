@@ -18,9 +18,9 @@
 #include "misc.h"
 #include "ops_util.h"
 
-#define EIN_MAX_IN 16
+#define EIN_MAX_IN HONE_EINSUM_MAX_IN
 #define EIN_LETTERS 52
-#define EIN_MAX_LABELS (EIN_LETTERS + HONE_MAX_RANK)
+#define EIN_MAX_LABELS HONE_EINSUM_MAX_LABELS
 #define EIN_MAX_EQ 512
 #define EIN_MAX_WORK 1e13 /* odometer steps one Einsum may take */
 
@@ -265,7 +265,7 @@ typedef struct ewalk {
 } ewalk;
 
 /* Orders labels output-first and sums each operand's strides per label. */
-static void ewalk_init(ewalk *w, const eplan *p, const hone_tensor *const *in)
+static void ewalk_init(ewalk *w, const eplan *p, const hone_tinfo *const *in)
 {
     int pos[EIN_MAX_LABELS];
     memset(w, 0, sizeof *w);
@@ -348,7 +348,7 @@ hone_status eval_einsum(hone_eval *ec)
     if ((st = hone_eval_alloc(ec, 0, dt, p.nout, d)))
         return st;
     ewalk w;
-    ewalk_init(&w, &p, ec->in);
+    ewalk_init(&w, &p, pi);
     int64_t inner = 1;
     double work = (double)ec->out[0]->numel;
     for (int i = p.nout; i < w.n; i++) {
@@ -361,5 +361,23 @@ hone_status eval_einsum(hone_eval *ec)
                               EIN_MAX_WORK);
     if (inner > 0)
         ein_run(&w, ec->in, ec->out[0], inner);
+    return HONE_OK;
+}
+
+hone_status hone_einsum_nest_of(hone_ctx *ctx, const hone_node *nd, int nin,
+                                const hone_tinfo *const *in, hone_einsum_nest *out)
+{
+    hone_dtype dt;
+    eplan p;
+    ewalk w;
+    hone_status st = ein_types(ctx, nd, nin, in, &dt);
+    if (st || (st = ein_plan(ctx, nd, nin, in, &p)))
+        return st;
+    ewalk_init(&w, &p, in);
+    out->n = w.n;
+    out->nout = p.nout;
+    out->nin = nin;
+    memcpy(out->dims, w.dims, sizeof out->dims);
+    memcpy(out->str, w.str, sizeof out->str);
     return HONE_OK;
 }

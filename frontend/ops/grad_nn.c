@@ -101,11 +101,15 @@ hone_status eval_conv_grad(hone_eval *ec)
         return st;
     int64_t g = hone_attr_int(ec->node, "group", 1);
     float *scratch;
-    st = nn_scratch(ec, hone_rt_conv_grad_scratch(&w, x->dims[1], wt->dims[0], g), &scratch);
+    hone_rt_pool *pool = hone_rt_kernel_pool();
+    st = nn_scratch(ec,
+                    hone_rt_conv_grad_pool_scratch(&w, x->dims[1], wt->dims[0], g,
+                                                   hone_rt_pool_size(pool)),
+                    &scratch);
     if (st)
         return st;
-    hone_rt_conv_grad(&w, x->dims[0], x->dims[1], wt->dims[0], g, x->data, wt->data, dy->data,
-                      out_f32(ec, 0), out_f32(ec, 1), out_f32(ec, 2), scratch);
+    hone_rt_conv_grad_pool(pool, &w, x->dims[0], x->dims[1], wt->dims[0], g, x->data, wt->data,
+                           dy->data, out_f32(ec, 0), out_f32(ec, 1), out_f32(ec, 2), scratch);
     free(scratch);
     return HONE_OK;
 }

@@ -14,6 +14,7 @@
  */
 #include <stdlib.h>
 
+#include "hone_rt.h"
 #include "misc.h"
 #include "ops_util.h"
 
@@ -36,35 +37,6 @@ hone_status infer_det(hone_infer *ic)
     return HONE_OK;
 }
 
-/* Determinant of the m x m matrix a (destroyed) by LU with partial pivoting. */
-static double det_lu(double *a, int64_t m)
-{
-    double det = 1;
-    for (int64_t c = 0; c < m; c++) {
-        int64_t p = c;
-        for (int64_t r = c + 1; r < m; r++)
-            if (fabs(a[r * m + c]) > fabs(a[p * m + c]))
-                p = r;
-        if (a[p * m + c] == 0)
-            return 0;
-        if (p != c) {
-            for (int64_t j = 0; j < m; j++) {
-                double t = a[c * m + j];
-                a[c * m + j] = a[p * m + j];
-                a[p * m + j] = t;
-            }
-            det = -det;
-        }
-        det *= a[c * m + c];
-        for (int64_t r = c + 1; r < m; r++) {
-            double f = a[r * m + c] / a[c * m + c];
-            for (int64_t j = c; j < m; j++)
-                a[r * m + j] -= f * a[c * m + j];
-        }
-    }
-    return det;
-}
-
 hone_status eval_det(hone_eval *ec)
 {
     const hone_tensor *x = ec->in[0];
@@ -78,7 +50,7 @@ hone_status eval_det(hone_eval *ec)
     for (int64_t b = 0; b < ec->out[0]->numel; b++) {
         for (int64_t i = 0; i < mm; i++)
             a[i] = hone_tensor_get_f64(x, b * mm + i);
-        hone_tensor_set_f64(ec->out[0], b, det_lu(a, m));
+        hone_tensor_set_f64(ec->out[0], b, hone_rt_det_lu(a, m));
     }
     free(a);
     return HONE_OK;

@@ -29,4 +29,23 @@ hone_status hone_misc_check_qtype(hone_ctx *ctx, const hone_node *nd, hone_dtype
 /* q = saturate(round_half_even(v) + zp) into element i of y. */
 void hone_misc_quant_store(hone_tensor *y, int64_t i, double v, double zp);
 
+/* ---- einsum.c ---- */
+
+#define HONE_EINSUM_MAX_IN 16
+#define HONE_EINSUM_MAX_LABELS (52 + HONE_MAX_RANK)
+
+/* An Einsum as one loop nest (for compilers): its n labels ordered output
+ * first (nout of them, in output order) then the summed ones, each label's
+ * extent, and each operand's element stride per label (a label repeated in
+ * an operand adds up its strides; a broadcast "..." dim has stride 0). The
+ * interpreter sums each output element over the summed labels in this order. */
+typedef struct hone_einsum_nest {
+    int n, nout, nin;
+    int64_t dims[HONE_EINSUM_MAX_LABELS];
+    int64_t str[HONE_EINSUM_MAX_IN][HONE_EINSUM_MAX_LABELS];
+} hone_einsum_nest;
+/* The nest of Einsum node nd over operands of the given static shapes. */
+hone_status hone_einsum_nest_of(hone_ctx *ctx, const hone_node *nd, int nin,
+                                const hone_tinfo *const *in, hone_einsum_nest *out);
+
 #endif

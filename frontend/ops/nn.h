@@ -82,4 +82,7 @@ hone_status nn_window_attrs(hone_ctx *ctx, const hone_node *n, int nsp, hone_rt_
 hone_status nn_ints_attr(hone_ctx *ctx, const hone_node *n, const char *name, int cnt,
                          int64_t dflt, int64_t lo, int64_t *v);
 
+/* nn_pool.c: MaxUnpool's default output extents, (in - 1) * stride + kernel - pads. */
+hone_status nn_unpool_dims(hone_ctx *ctx, const hone_node *n, const hone_tinfo *x, int64_t *y);
+
 #endif

@@ -138,7 +138,11 @@ static hone_status run_conv(hone_eval *ec, const hone_rt_window *w, bool transpo
 {
     const hone_tensor *x = ec->in[0], *y = ec->out[0];
     int64_t g = hone_attr_int(ec->node, "group", 1);
+    hone_rt_pool *pool = hone_rt_kernel_pool();
+    bool batch = !transpose && hone_rt_kernel_pool_active();
     size_t need = transpose ? hone_rt_conv_transpose_scratch(w, y->dims[1], g)
+                  : batch   ? hone_rt_conv_batch_scratch(w, x->dims[1], y->dims[1], g,
+                                                         hone_rt_pool_size(pool))
                             : hone_rt_conv_scratch(w, x->dims[1], g);
     nn_stage s;
     float *scratch;
@@ -149,6 +153,9 @@ static hone_status run_conv(hone_eval *ec, const hone_rt_window *w, bool transpo
     if (!st && transpose)
         hone_rt_conv_transpose(w, x->dims[0], x->dims[1], y->dims[1], g, s.in[0], s.in[1],
                                s.in[2], s.out[0], scratch);
+    else if (!st && batch)
+        hone_rt_conv_batch(pool, w, x->dims[0], x->dims[1], y->dims[1], g, s.in[0], s.in[1],
+                           s.in[2], s.out[0], scratch);
     else if (!st)
         hone_rt_conv(w, x->dims[0], x->dims[1], y->dims[1], g, s.in[0], s.in[1], s.in[2],
                      s.out[0], scratch);

@@ -166,9 +166,7 @@ hone_status eval_global_pool(hone_eval *ec)
     return HONE_OK;
 }
 
-/* MaxUnpool default output extents: (in-1)*stride + kernel - pads. */
-static hone_status unpool_dims(hone_ctx *ctx, const hone_node *n, const hone_tinfo *x,
-                               int64_t *y)
+hone_status nn_unpool_dims(hone_ctx *ctx, const hone_node *n, const hone_tinfo *x, int64_t *y)
 {
     int nsp = x->rank - 2;
     int64_t k[HONE_RT_MAX_SPATIAL], s[HONE_RT_MAX_SPATIAL], pads[2 * HONE_RT_MAX_SPATIAL];
@@ -226,7 +224,7 @@ hone_status infer_maxunpool(hone_infer *ic)
     }
     const hone_tinfo *os = ic->n_in > 2 ? ic->in[2] : NULL;
     if (!os)
-        st = unpool_dims(ic->ctx, ic->node, x, y);
+        st = nn_unpool_dims(ic->ctx, ic->node, x, y);
     else if (os->value)
         st = read_output_shape(ic, os->value, x->rank, y);
     hone_infer_set(ic, 0, x->dtype, x->rank, os && !os->value ? NULL : y);
@@ -258,7 +256,7 @@ hone_status eval_maxunpool(hone_eval *ec)
     hone_tinfo xi;
     int64_t dflt[HONE_MAX_RANK];
     nn_tinfo_of(x, &xi);
-    hone_status st = unpool_dims(ec->ctx, ec->node, &xi, dflt);
+    hone_status st = nn_unpool_dims(ec->ctx, ec->node, &xi, dflt);
     if (st)
         return st;
     if (ix->numel != x->numel || memcmp(ix->dims, x->dims, sizeof(int64_t) * (size_t)x->rank))

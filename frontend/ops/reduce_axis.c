@@ -10,6 +10,7 @@
  */
 #include <stdlib.h>
 
+#include "hone_rt.h"
 #include "ops_util.h"
 #include "reduce.h"
 
@@ -236,56 +237,10 @@ hone_status infer_topk(hone_infer *ic)
     return HONE_OK;
 }
 
-/* The slice a TopK sort orders: element j is t[base + j * stride]. */
-typedef struct skey {
-    const hone_tensor *t;
-    int64_t base, stride;
-    int sign; /* -1 sorts descending */
-} skey;
-
-static int key_cmp(const skey *k, int64_t a, int64_t b)
+/* hone_reduce_cmp over flat elements of a tensor, for the runtime's TopK. */
+static int tensor_cmp(const void *t, int64_t i, int64_t j)
 {
-    return k->sign * hone_reduce_cmp(k->t, k->base + a * k->stride, k->base + b * k->stride);
-}
-
-/* Stable merge sort of idx[0, n) by key; tmp holds n scratch entries. */
-static void merge_sort(int64_t *idx, int64_t *tmp, int64_t n, const skey *k)
-{
-    if (n < 2)
-        return;
-    int64_t h = n / 2, i = 0, j = h, o = 0;
-    merge_sort(idx, tmp, h, k);
-    merge_sort(idx + h, tmp, n - h, k);
-    while (i < h && j < n)
-        tmp[o++] = key_cmp(k, idx[j], idx[i]) < 0 ? idx[j++] : idx[i++];
-    while (i < h)
-        tmp[o++] = idx[i++];
-    while (j < n)
-        tmp[o++] = idx[j++];
-    memcpy(idx, tmp, sizeof *idx * (size_t)n);
-}
-
-/* Sorts every slice and copies its first k values and indices into y and yi. */
-static void topk_slices(const hone_tensor *x, hone_tensor *y, hone_tensor *yi, int axis, int64_t k,
-                        int sign, int64_t *idx)
-{
-    int64_t outer, n, inner;
-    size_t es = hone_dtype_size(x->dtype);
-    hone_reduce_split(x->rank, x->dims, axis, &outer, &n, &inner);
-    skey key = {x, 0, inner, sign};
-    for (int64_t o = 0; o < outer; o++)
-        for (int64_t i = 0; i < inner; i++) {
-            key.base = o * n * inner + i;
-            for (int64_t j = 0; j < n; j++)
-                idx[j] = j;
-            merge_sort(idx, idx + n, n, &key);
-            for (int64_t j = 0; j < k; j++) {
-                int64_t dst = (o * k + j) * inner + i;
-                memcpy((char *)y->data + (size_t)dst * es,
-                       (const char *)x->data + (size_t)(key.base + idx[j] * inner) * es, es);
-                ((int64_t *)yi->data)[dst] = idx[j];
-            }
-        }
+    return hone_reduce_cmp(t, i, j);
 }
 
 hone_status eval_topk(hone_eval *ec)
@@ -304,8 +259,11 @@ hone_status eval_topk(hone_eval *ec)
     if (!idx)
         return hone_node_fail(ec->ctx, ec->node, HONE_ERR_NOMEM, "out of memory sorting %lld values",
                               (long long)n);
-    int sign = hone_attr_int(ec->node, "largest", 1) ? -1 : 1;
-    topk_slices(x, ec->out[0], ec->out[1], axis, k, sign, idx);
+    int64_t outer, inner;
+    hone_reduce_split(x->rank, x->dims, axis, &outer, &n, &inner);
+    hone_rt_topk_by(tensor_cmp, x, hone_dtype_size(x->dtype), outer, n, inner, k,
+                    hone_attr_int(ec->node, "largest", 1) != 0, x->data, ec->out[0]->data,
+                    ec->out[1]->data, idx);
     free(idx);
     return HONE_OK;
 }

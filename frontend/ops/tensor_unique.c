@@ -11,6 +11,7 @@
  */
 #include <stdlib.h>
 
+#include "hone_rt.h"
 #include "tensor_ops.h"
 
 typedef struct items {
@@ -46,21 +47,10 @@ static int item_cmp(const items *it, int64_t a, int64_t b)
     return 0;
 }
 
-/* Stable merge sort of ord[0..n) by item_cmp, using tmp. */
-static void sort_items(const items *it, int64_t *ord, int64_t *tmp, int64_t n)
+/* item_cmp for the runtime's stable sort. */
+static int item_order(const void *it, int64_t a, int64_t b)
 {
-    if (n < 2)
-        return;
-    int64_t h = n / 2, i = 0, j = h, k = 0;
-    sort_items(it, ord, tmp, h);
-    sort_items(it, ord + h, tmp, n - h);
-    while (i < h && j < n)
-        tmp[k++] = item_cmp(it, ord[j], ord[i]) < 0 ? ord[j++] : ord[i++];
-    while (i < h)
-        tmp[k++] = ord[i++];
-    while (j < n)
-        tmp[k++] = ord[j++];
-    memcpy(ord, tmp, sizeof *ord * (size_t)n);
+    return item_cmp(it, a, b);
 }
 
 typedef struct groups {
@@ -166,7 +156,7 @@ hone_status eval_unique(hone_eval *ec)
         ord[i] = i;
     if (!st) {
         groups g = {0, first, count, inv};
-        sort_items(&it, ord, tmp, it.n);
+        hone_rt_stable_sort(ord, tmp, it.n, item_order, &it);
         group_items(&it, ord, hone_attr_int(ec->node, "sorted", 1) != 0, &g);
         st = unique_outputs(ec, &it, axis, a != NULL, &g);
     }

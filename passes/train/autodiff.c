@@ -617,6 +617,44 @@ static hone_status rule_fused_conv(ad *a, hone_value *dy)
     return HONE_OK;
 }
 
+/* hone.SignSTE: straight-through, dQ = dB where |Q| <= clip (hone.SignSTEGrad). */
+static hone_status rule_sign_ste(ad *a, hone_value *dy)
+{
+    const hone_node *n = a->node;
+    hone_node *g = emit_n(a, "hone", "SignSTEGrad", 2, (hone_value *[]){dy, n->in[0]}, 1, NULL);
+    copy_attr(a->g, g, n, "clip", "clip");
+    accumulate(a, n->in[0], g->out[0]);
+    return HONE_OK;
+}
+
+/* hone.Adder2d: AdderNet's rules in one AdderGrad node (full-precision dW,
+ * HardTanh dX), each output only when needed. */
+static hone_status rule_adder(ad *a, hone_value *dy)
+{
+    const hone_node *n = a->node;
+    bool want[2] = {want_in(a, 0), want_in(a, 1)};
+    hone_node *g = emit_n(a, "hone", "AdderGrad", 3, (hone_value *[]){dy, n->in[0], n->in[1]}, 2,
+                          want);
+    copy_attrs(a, g, window_attrs);
+    for (int i = 0; i < 2; i++)
+        if (want[i])
+            accumulate(a, n->in[i], g->out[i]);
+    return HONE_OK;
+}
+
+/* hone.SignedPower: dX and dalpha from one SignedPowerGrad node. */
+static hone_status rule_signed_power(ad *a, hone_value *dy)
+{
+    const hone_node *n = a->node;
+    bool want[2] = {want_in(a, 0), want_in(a, 1)};
+    hone_node *g = emit_n(a, "hone", "SignedPowerGrad", 3,
+                          (hone_value *[]){dy, n->in[0], n->in[1]}, 2, want);
+    for (int i = 0; i < 2; i++)
+        if (want[i])
+            accumulate(a, n->in[i], g->out[i]);
+    return HONE_OK;
+}
+
 /* Builds the backward nodes of the current node from its output gradient(s). */
 static hone_status backward(ad *a, hone_value *dy)
 {
@@ -661,6 +699,10 @@ static hone_status backward(ad *a, hone_value *dy)
     case HONE_OP_REDUCE_SUM: case HONE_OP_REDUCE_MEAN: return rule_reduce(a, dy);
     case HONE_OP_SOFTMAX_CROSS_ENTROPY: case HONE_OP_SOFT_TARGET_KL: case HONE_OP_DISTANCE_LOSS:
         return rule_loss(a, dy);
+    case HONE_OP_SIGN_STE: return rule_sign_ste(a, dy);
+    case HONE_OP_NOISY_LABEL_LOSS: return rule_loss(a, dy);
+    case HONE_OP_ADDER2D: return rule_adder(a, dy);
+    case HONE_OP_SIGNED_POWER: return rule_signed_power(a, dy);
     default:
         return unsupported(a, "the op has no backward rule");
     }

@@ -15,10 +15,14 @@
  * gradient is built. The averages are written into the original graph's
  * mean/var constants. Only whole batches are used when the model's batch
  * size is fixed: padding rows would bias the statistics.
+ *
+ * Data-parallel (dist.h): rank r runs batches r, r + R, ... and the ranks
+ * add up their sums, so R ranks give what one process gives.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "dist.h"
 #include "hone_rt.h"
 #include "interp.h"
 #include "loop.h"
@@ -150,17 +154,28 @@ static hone_status run_all(recal *r, const hone_graph *c, const hone_tensor *x, 
     int64_t k;
     *nb = 0;
     while (!st && (k = hone_batcher_next(&b, &idx)) > 0 && !(fixed && k < fixed)) {
+        if ((*nb)++ % hone_dist_size() != hone_dist_rank())
+            continue;   /* another rank's batch */
         hone_tensor *xb;
         st = hone_data_gather(r->ctx, x, idx, k, k, &xb);
         if (!st)
             st = run_batch(r, c, xb);
         hone_tensor_free(xb);
-        ++*nb;
     }
     hone_batcher_free(&b);
     if (!st && *nb == 0)
         st = hone_fail(r->ctx, HONE_ERR_ARG, "%lld calibration samples make no batch of the "
                        "model's fixed size %lld", (long long)n, (long long)fixed);
+    return st;
+}
+
+/* Data-parallel: every rank's sums added up (a no-op with one rank). */
+static hone_status sum_over_ranks(recal *r, hone_status st)
+{
+    st = hone_dist_agree(r->ctx, st, "BN recalibration", NULL, 0);
+    for (int i = 0; i < r->n_bn && !st; i++)
+        st = hone_dist_sum_f64(r->ctx, r->bn[i].sum_mean, 2 * r->bn[i].c,
+                               "the BN statistics allreduce");
     return st;
 }
 
@@ -204,7 +219,7 @@ hone_status hone_bn_recalibrate(hone_ctx *ctx, hone_graph *g, const hone_tensor 
     int64_t nb = 0;
     st = collect(&r, g, c);
     if (!st && r.n_bn)
-        st = run_all(&r, c, x, batch, &nb);
+        st = sum_over_ranks(&r, run_all(&r, c, x, batch, &nb));
     if (!st && r.n_bn)
         store(&r, nb);
     if (n_bn)

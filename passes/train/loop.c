@@ -16,12 +16,23 @@
  * interpreter are deterministic, so the same seed gives the same weights bit
  * for bit. The trainer makes the batch dimension symbolic, so batches take
  * the requested size whatever the model declares, the last one smaller.
+ *
+ * Data-parallel (dist.h, several ranks under mpirun): every rank draws the
+ * same global batches and trains on its contiguous slice of each, the flips
+ * drawn as for the whole batch; the gradients are averaged over the global
+ * batch before the hooks and the optimiser see them, so B samples per rank
+ * on R ranks train like one process with batch R*B. After each epoch BN
+ * running statistics are averaged and rank 0's parameters broadcast; the
+ * held-out batches are shared out and their scores summed. With a
+ * checkpoint folder the state is saved after each epoch (ckpt.c) and a
+ * resumed run continues from it.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "dist.h"
 #include "interp.h"
 #include "loop.h"
 
@@ -150,7 +161,9 @@ static void mirror_rows(float *p, int64_t n, int64_t w)
         }
 }
 
-int64_t hone_fit_flip(hone_tensor *x, hone_tensor *y, uint64_t seed)
+/* hone_fit_flip for samples that start `skip` draws into the batch's stream
+ * (a rank's slice of a global batch). */
+static int64_t flip_from(hone_tensor *x, hone_tensor *y, uint64_t seed, int64_t skip)
 {
     HONE_ASSERT(x->dtype == HONE_DT_FLOAT && (!y || y->dtype == HONE_DT_FLOAT));
     if (x->rank < 2 || x->dims[0] == 0)
@@ -158,6 +171,8 @@ int64_t hone_fit_flip(hone_tensor *x, hone_tensor *y, uint64_t seed)
     int64_t b = x->dims[0], xs = x->numel / b, ys = y && y->rank >= 2 ? y->numel / b : 0;
     rng r = rng_for(seed, TAG_FLIP, 0);
     int64_t flipped = 0;
+    for (int64_t i = 0; i < skip; i++)
+        rng_next(&r);
     for (int64_t i = 0; i < b; i++) {
         if (rng_uniform(&r) >= 0.5)
             continue;
@@ -167,6 +182,11 @@ int64_t hone_fit_flip(hone_tensor *x, hone_tensor *y, uint64_t seed)
         flipped++;
     }
     return flipped;
+}
+
+int64_t hone_fit_flip(hone_tensor *x, hone_tensor *y, uint64_t seed)
+{
+    return flip_from(x, y, seed, 0);
 }
 
 /* ===================== weight re-initialisation ===================== */
@@ -284,6 +304,10 @@ typedef struct fit {
     int64_t *idx;                     /* sample indices of the current batch */
     const hone_tensor **grads;
     double train_s;
+    /* data-parallel (dist.h) and checkpoints */
+    hone_dist_grads *dg;              /* gradient averaging; NULL with one rank */
+    int64_t shard_lo;                 /* this rank's first position in the global batch */
+    int start_epoch;                  /* epochs restored from a checkpoint */
 } fit;
 
 static bool uses_labels(hone_loss_kind k)
@@ -524,10 +548,13 @@ static hone_status evaluate(fit *f, double *metric)
         return HONE_OK;
     double score = 0;
     hone_status st = HONE_OK;
+    int64_t nb = 0;
     for (int64_t pos = 0; pos < f->n_held && !st; pos += f->batch) {
         int64_t k = f->n_held - pos < f->batch ? f->n_held - pos : f->batch;
-        st = score_batch(f, pos, k, &score);
+        if (nb++ % hone_dist_size() == hone_dist_rank()) /* the ranks share the batches */
+            st = score_batch(f, pos, k, &score);
     }
+    st = hone_dist_agree(f->ctx, st, "the held-out evaluation", &score, 1);
     *metric = score / (double)f->n_held;
     return st;
 }
@@ -556,34 +583,66 @@ static hone_status make_batch(fit *f, int64_t k, batch *b)
     if (!st && d->targets && is_regression(loss))
         st = hone_data_gather(f->ctx, d->targets, f->idx, k, k, &b->target);
     if (!st && f->spec->flip)
-        hone_fit_flip(b->x, b->target, rng_for(f->spec->seed, TAG_FLIP, (uint64_t)f->step).s);
+        flip_from(b->x, b->target, rng_for(f->spec->seed, TAG_FLIP, (uint64_t)f->step).s,
+                  f->shard_lo);
     bool want_teacher = uses_teacher_logits(loss) || (is_regression(loss) && !b->target);
     if (!st && f->spec->teacher && want_teacher)
         st = run_teacher(f, b->x, is_regression(loss) ? &b->target : &b->teacher);
     return st;
 }
 
-/* Forward, backward and one optimiser step on the samples f->idx[0..k). */
-static hone_status train_step(fit *f, int64_t k, hone_fit_step_info *info)
+/* Forward and backward on the samples f->idx[0..k); *loss gets the batch loss. */
+static hone_status forward_backward(fit *f, int64_t k, float *loss)
 {
     batch b = {0};
+    hone_status st = make_batch(f, k, &b);
+    if (!st)
+        st = hone_trainer_step(f->tr, b.x, b.labels, b.target ? b.target : b.teacher, loss);
+    batch_free(&b);
+    if (!st && !isfinite(*loss))
+        st = hone_fail(f->ctx, HONE_ERR_ARG, "the loss became %g at step %lld (lower the "
+                       "learning rate, or clip gradients)", *loss, (long long)f->step);
+    return st;
+}
+
+/* Data-parallel: the ranks agree on the step's outcome, the loss becomes the
+ * global batch's and f->grads the global batch's mean gradients (each rank
+ * weighs its batch mean by its share k / total). */
+static hone_status average_over_ranks(fit *f, hone_status st, int64_t k, int64_t total,
+                                      float *loss)
+{
+    char what[48];
+    double sum = !st && k > 0 ? (double)*loss * (double)k : 0;
+    snprintf(what, sizeof what, "step %lld", (long long)f->step);
+    if ((st = hone_dist_agree(f->ctx, st, what, &sum, 1)))
+        return st;
+    *loss = (float)(sum / (double)total);
+    int n = hone_trainer_n_params(f->tr);
+    for (int i = 0; i < n; i++)
+        f->grads[i] = k > 0 ? hone_trainer_grad(f->tr, i) : NULL;
+    st = hone_dist_grads_reduce(f->dg, f->grads, (double)k / (double)total, f->step);
+    for (int i = 0; i < n; i++)
+        f->grads[i] = hone_dist_grads_get(f->dg, i);
+    return st;
+}
+
+/* Forward, backward and one optimiser step on the samples f->idx[0..k), this
+ * rank's part of a global batch of `total`. */
+static hone_status train_step(fit *f, int64_t k, int64_t total, hone_fit_step_info *info)
+{
     float loss = 0;
     info->step = f->step;
     info->lr = hone_schedule_lr(&f->sched, f->step);
     hone_status st = f->spec->before_step ? f->spec->before_step(f->spec->user, f->tr, info)
                                           : HONE_OK;
-    if (!st)
-        st = make_batch(f, k, &b);
-    if (!st)
-        st = hone_trainer_step(f->tr, b.x, b.labels, b.target ? b.target : b.teacher, &loss);
-    batch_free(&b);
-    if (!st && !isfinite(loss))
-        st = hone_fail(f->ctx, HONE_ERR_ARG, "the loss became %g at step %lld (lower the "
-                       "learning rate, or clip gradients)", loss, (long long)f->step);
+    if (!st && k > 0)
+        st = forward_backward(f, k, &loss);
+    if (f->dg)
+        st = average_over_ranks(f, st, k, total, &loss);
     if (st)
         return st;
     int n = hone_trainer_n_params(f->tr);
-    for (int i = 0; i < n; i++)
+    for (int i = 0; i < n && !f->dg; i++)
         f->grads[i] = hone_trainer_grad(f->tr, i);
     double m = hone_schedule_momentum(&f->sched, f->step);
     if (m >= 0)
@@ -610,9 +669,14 @@ static hone_status train_epoch(fit *f, hone_batcher *bt, int epoch, hone_fit_epo
     hone_batcher_shuffle(bt, rng_for(s->seed, TAG_SHUFFLE, (uint64_t)epoch).s);
     while (!st && (s->max_steps <= 0 || f->step < s->max_steps) &&
            (k = hone_batcher_next(bt, &pos)) > 0) {
-        for (int64_t i = 0; i < k; i++)
-            f->idx[i] = f->train_idx[pos[i]];
-        st = train_step(f, k, &info);
+        /* this rank's slice [lo, hi) of the global batch (all of it with one rank) */
+        int r = hone_dist_rank(), size = hone_dist_size();
+        int64_t lo = k * r / size, hi = k * (r + 1) / size;
+        for (int64_t i = lo; i < hi; i++)
+            f->idx[i - lo] = f->train_idx[pos[i]];
+        f->shard_lo = lo;
+        hone_dist_fault_point(f->step);
+        st = train_step(f, hi - lo, k, &info);
         sum += info.loss * (double)k;
         info.epoch_images += k;
         f->images += k;
@@ -644,9 +708,48 @@ static hone_status setup(fit *f)
         st = plan_schedule(f);
     if (!st)
         st = make_trainer(f);
+    if (!st && hone_dist_active())
+        st = hone_dist_grads_new(f->ctx, f->tr, 0, &f->dg);
     if (!st)
         st = prepare_held_out(f);
     return st;
+}
+
+/* ---- checkpoints (ckpt.c) ---- */
+
+static hone_ckpt_pos ckpt_pos(const fit *f, int epoch)
+{
+    return (hone_ckpt_pos){.seed = f->spec->seed, .epoch = epoch, .step = f->step,
+                           .images = f->images, .train_s = f->train_s, .n_train = f->n_train,
+                           .batch = f->batch, .optim = (int32_t)f->spec->optim.kind};
+}
+
+/* Continues from the checkpoint in spec->checkpoint_dir, when there is one. */
+static hone_status resume(fit *f)
+{
+    hone_ckpt_pos want = ckpt_pos(f, 0), got = {0};
+    bool found = false;
+    hone_status st = hone_ckpt_load(f->ctx, f->spec->checkpoint_dir, f->tr, f->opt, &want, &got,
+                                    &found);
+    double seen = found;
+    st = hone_dist_agree(f->ctx, st, "reading the checkpoint", &seen, 1);
+    if (!st && seen != 0 && seen != hone_dist_size())
+        st = hone_fail(f->ctx, HONE_ERR_IO, "%s: only %g of %d ranks see the checkpoint; the "
+                       "folder must be shared by every rank", f->spec->checkpoint_dir, seen,
+                       hone_dist_size());
+    if (st || !found)
+        return st;
+    f->start_epoch = (int)got.epoch;
+    f->step = got.step;
+    f->images = got.images;
+    f->train_s = got.train_s;
+    return HONE_OK;
+}
+
+static hone_status save_checkpoint(fit *f, int epochs_done)
+{
+    hone_ckpt_pos pos = ckpt_pos(f, epochs_done);
+    return hone_ckpt_save(f->ctx, f->spec->checkpoint_dir, f->tr, f->opt, &pos);
 }
 
 static hone_status run_epochs(fit *f, hone_fit_result *res)
@@ -656,11 +759,20 @@ static hone_status run_epochs(fit *f, hone_fit_result *res)
     hone_status st = hone_batcher_init(f->ctx, &bt, f->n_train, f->batch);
     int epochs = s->max_steps > 0 ? (int)((s->max_steps + f->steps_per_epoch - 1) /
                                           f->steps_per_epoch) : s->epochs;
-    for (int e = 0; e < epochs && !st; e++) {
+    if (!st && s->checkpoint_dir && s->resume)
+        st = resume(f);
+    /* each epoch's shuffle permutes the previous order: replay the skipped ones */
+    for (int e = 0; e < f->start_epoch; e++)
+        hone_batcher_shuffle(&bt, rng_for(s->seed, TAG_SHUFFLE, (uint64_t)e).s);
+    for (int e = f->start_epoch; e < epochs && !st; e++) {
         hone_fit_epoch_info ei = {.epoch = e, .epochs = epochs, .metric_kind = f->metric};
         st = train_epoch(f, &bt, e, &ei);
         if (!st)
+            st = hone_dist_sync_trainer(f->ctx, f->tr);
+        if (!st)
             st = evaluate(f, &ei.metric);
+        if (!st && s->checkpoint_dir)
+            st = save_checkpoint(f, e + 1);
         ei.step = f->step;
         if (!st && s->on_epoch)
             s->on_epoch(s->user, &ei);
@@ -683,6 +795,7 @@ static void release(fit *f)
     free(f->held_idx);
     free(f->idx);
     free(f->grads);
+    hone_dist_grads_free(f->dg);
 }
 
 hone_status hone_fit(hone_ctx *ctx, hone_graph *model, const hone_fit_data *data,
@@ -705,6 +818,10 @@ hone_status hone_fit(hone_ctx *ctx, hone_graph *model, const hone_fit_data *data
     res->metric_kind = f.metric;
     res->train_s = f.train_s;
     res->images_per_s = f.train_s > 0 ? (double)res->images / f.train_s : 0;
+    res->ranks = hone_dist_size();
+    res->allreduce_bytes = f.dg ? hone_dist_grads_bytes(f.dg) : 0;
+    res->allreduce_s = f.dg ? hone_dist_grads_seconds(f.dg) : 0;
+    res->resumed_epochs = f.start_epoch;
     release(&f);
     return st;
 }

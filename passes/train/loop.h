@@ -71,6 +71,10 @@ hone_status hone_optim_step(hone_optim *o, const hone_tensor *const *grads, doub
                             double *norm);
 /* Steps taken by parameter i (Adam's bias-correction count). */
 int64_t hone_optim_steps(const hone_optim *o, int i);
+/* State of parameter i for checkpoints (read and restored in place): the
+ * returned *n floats (momentum buffer, or Adam's two moments one after the
+ * other; NULL and 0 for plain SGD) and the step counter *t. */
+float *hone_optim_state(hone_optim *o, int i, int64_t *n, int64_t **t);
 
 /* ---------- schedule.c ---------- */
 
@@ -178,6 +182,11 @@ typedef struct hone_fit_spec {
     hone_status (*before_update)(void *user, hone_trainer *tr, hone_tensor *const *grads,
                                  const hone_fit_step_info *info);
     void *user;
+    /* Checkpoints (dist.h: hone_ckpt_*): with checkpoint_dir set, the state is
+     * saved there after every epoch; with resume, a run starts from the
+     * checkpoint found there (from scratch when there is none). */
+    const char *checkpoint_dir;
+    bool resume;
 } hone_fit_spec;
 
 /* Defaults: 1 epoch, batch 64, Nesterov SGD, cosine, lr 0.01, gamma 0.1, seed 1. */
@@ -189,6 +198,12 @@ typedef struct hone_fit_result {
     hone_fit_metric metric_kind;
     double metric;                 /* the last epoch's held-out metric (NAN without one) */
     double train_s, images_per_s;
+    /* data-parallel runs (dist.h): ranks, bytes each rank allreduces per step,
+     * seconds in those allreduces; epochs restored from a checkpoint */
+    int ranks;
+    int64_t allreduce_bytes;
+    double allreduce_s;
+    int64_t resumed_epochs;
 } hone_fit_result;
 
 /* Trains model on data for spec->epochs epochs and writes the trained

@@ -145,12 +145,24 @@ static hone_value *feature_term(hone_ctx *ctx, hone_graph *g, const hone_train_s
     return hone_loss_dist(g, a, b, false);
 }
 
+/* *loss += the scalar value named name (a regulariser the model computes). */
+static hone_status add_extra(hone_ctx *ctx, hone_graph *g, const char *name, hone_value **loss)
+{
+    hone_value *v = hone_graph_find(g, name);
+    if (!v || v->dtype != HONE_DT_FLOAT || v->rank != 0)
+        return hone_fail(ctx, HONE_ERR_ARG, "extra loss '%s' is not a float scalar of the model",
+                         name);
+    hone_value *terms[2] = {*loss, v};
+    *loss = hone_loss_mix(g, 2, terms, (const float[]){1.0f, 1.0f});
+    return HONE_OK;
+}
+
 hone_status hone_loss_build(hone_ctx *ctx, hone_graph *g, const hone_train_spec *spec,
                             hone_value *out, hone_loss_inputs *in, hone_value **loss)
 {
     hone_status st = HONE_OK;
-    hone_value *terms[2] = {NULL, NULL};
-    float w[2] = {1.0f, spec->feat_weight};
+    hone_value *terms[3] = {NULL, NULL, NULL};
+    float w[3] = {1.0f, spec->feat_weight, 1.0f};
     int n = 0;
     memset(in, 0, sizeof *in);
     *loss = NULL;
@@ -161,9 +173,15 @@ hone_status hone_loss_build(hone_ctx *ctx, hone_graph *g, const hone_train_spec 
                          spec->temperature);
     if (spec->feat_student && !(terms[n++] = feature_term(ctx, g, spec, in, &st)))
         return st;
-    if (n == 0)
+    if (n == 0 && !spec->extra_loss)
         return hone_fail(ctx, HONE_ERR_ARG, "the loss has no term (no main loss, no feature)");
     w[0] = n == 2 || spec->loss != HONE_LOSS_NONE ? 1.0f : spec->feat_weight;
+    if (spec->extra_loss) {
+        w[n] = 1.0f;
+        if (!(terms[n++] = spec->extra_loss(spec->extra_user, ctx, g, in)))
+            return ctx->status ? ctx->status
+                               : hone_fail(ctx, HONE_ERR_ARG, "the extra loss term failed");
+    }
     *loss = hone_loss_mix(g, n, terms, w);
-    return HONE_OK;
+    return spec->extra_loss_value ? add_extra(ctx, g, spec->extra_loss_value, loss) : HONE_OK;
 }

@@ -263,3 +263,12 @@ hone_status hone_optim_step(hone_optim *o, const hone_tensor *const *grads, doub
     }
     return HONE_OK;
 }
+
+float *hone_optim_state(hone_optim *o, int i, int64_t *n, int64_t **t)
+{
+    HONE_ASSERT(i >= 0 && i < o->n);
+    param_state *ps = &o->ps[i];
+    *n = ps->s1 ? ps->p->numel * state_slots(&o->spec) : 0;
+    *t = &ps->t;
+    return ps->s1;
+}

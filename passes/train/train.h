@@ -45,6 +45,8 @@ typedef enum hone_loss_kind {
     HONE_LOSS_NONE,     /* only the feature-matching term (feat_weight * MSE) */
 } hone_loss_kind;
 
+struct hone_loss_inputs; /* below: the graph inputs a loss added */
+
 typedef struct hone_train_spec {
     hone_loss_kind loss;
     float temperature;        /* KD temperature (default 4) */
@@ -66,6 +68,17 @@ typedef struct hone_train_spec {
     const char *feat_student;
     const char *feat_teacher;
     float feat_weight;        /* default 1 */
+    /* A float scalar value of the model added to the loss as it is (a pass's
+     * regulariser built into the graph, e.g. binarize's noisy-label term), or NULL. */
+    const char *extra_loss_value;
+    /* Extra terms a pass builds on the training program itself (several
+     * feature pairs, an in-graph teacher branch): called on the program after
+     * the main and feature terms with the loss's graph inputs (labels,
+     * target); returns a float scalar of g added with weight 1, or NULL with
+     * the error in ctx. NULL: no extra term. */
+    hone_value *(*extra_loss)(void *user, hone_ctx *ctx, hone_graph *g,
+                              const struct hone_loss_inputs *in);
+    void *extra_user;
 } hone_train_spec;
 
 void hone_train_spec_init(hone_train_spec *s);
@@ -128,5 +141,10 @@ const hone_graph *hone_trainer_graph(const hone_trainer *t);
  * temperature, a mask, a noise draw) in both the training program and the
  * inference form; src must have its dtype and size. */
 hone_status hone_trainer_set_const(hone_trainer *t, const char *name, const hone_tensor *src);
+/* BatchNormalization running statistics of the inference form (dist.c keeps
+ * them equal across ranks, ckpt.c saves them): n BN layers; *mean and *var of
+ * BN i (NULL when the model has no such constants). */
+int hone_trainer_n_bn(const hone_trainer *t);
+void hone_trainer_bn_running(hone_trainer *t, int i, hone_tensor **mean, hone_tensor **var);
 
 #endif

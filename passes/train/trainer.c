@@ -25,7 +25,11 @@
  */
 #include <stdlib.h>
 #include <string.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
+#include "hone_rt.h"
 #include "interp.h"
 #include "train.h"
 
@@ -317,9 +321,23 @@ static hone_status build_infer(hone_trainer *t, const hone_graph *model, const c
     return HONE_OK;
 }
 
+/* Every step allocates and frees the same few-megabyte intermediates. glibc
+ * would serve each from a fresh mmap (or trim the heap after it), so every
+ * step paid page faults and zeroing of fresh pages for all of them; keeping
+ * freed blocks in the heap lets the next step reuse them. */
+static void keep_freed_memory(void)
+{
+#ifdef __GLIBC__
+    mallopt(M_MMAP_THRESHOLD, 256 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
 hone_status hone_trainer_new(hone_ctx *ctx, const hone_graph *model, const hone_train_spec *spec,
                              hone_trainer **out)
 {
+    keep_freed_memory();
+    hone_rt_kernel_pool_acquire();
     hone_trainer *t = calloc(1, sizeof *t);
     HONE_ASSERT(t);
     t->ctx = ctx;
@@ -360,6 +378,7 @@ void hone_trainer_free(hone_trainer *t)
     free(t->shared);
     free(t->bn);
     free(t);
+    hone_rt_kernel_pool_release();
 }
 
 /* ===================== running ===================== */
@@ -506,4 +525,19 @@ hone_status hone_trainer_set_const(hone_trainer *t, const char *name, const hone
         found = true;
     }
     return found ? HONE_OK : hone_fail(t->ctx, HONE_ERR_ARG, "no constant '%s' to set", name);
+}
+
+/* ===================== data-parallel and checkpoint access ===================== */
+
+int hone_trainer_n_bn(const hone_trainer *t)
+{
+    return t->n_bn;
+}
+
+void hone_trainer_bn_running(hone_trainer *t, int i, hone_tensor **mean, hone_tensor **var)
+{
+    const bn_stat *b = i >= 0 && i < t->n_bn ? &t->bn[i] : NULL;
+    bool ok = b && b->run_mean && b->run_var;
+    *mean = ok ? b->run_mean->data : NULL;
+    *var = ok ? b->run_var->data : NULL;
 }

@@ -15,6 +15,11 @@ check() { # name expected_rc expected_output_substring -- cmd...
   if [ "$rc" = "$want" ] && grep -q -- "$pat" "$T/err" "$T/out"; then pass=$((pass+1))
   else fail=$((fail+1)); echo "FAIL $name: rc=$rc (want $want, text '$pat'), output:"; head -5 "$T/err" "$T/out"; fi
 }
+ok() { # name -- cmd...: exit status 0
+  local name=$1; shift 2
+  if "$@" >"$T/out" 2>"$T/err"; then pass=$((pass+1))
+  else fail=$((fail+1)); echo "FAIL $name: exit $?, output:"; head -5 "$T/err" "$T/out"; fi
+}
 same() { # name file_a file_b: equal bytes
   if cmp -s "$2" "$3"; then pass=$((pass+1)); else fail=$((fail+1)); echo "FAIL $1: $2 and $3 differ"; fi
 }
@@ -23,7 +28,6 @@ same() { # name file_a file_b: equal bytes
 check no-output 2 "no output given" -- "$HONE" compile "$M"
 check bad-emit 2 "unknown --emit kind 'exe'" -- "$HONE" compile "$M" -o "$T/x" --emit=exe
 check bad-shape 2 "bad --input-shape" -- "$HONE" compile "$M" -o "$T/x.so" --input-shape input
-check weights 2 "not supported yet" -- "$HONE" compile "$M" -o "$T/x.so" --weights="$T/w.bin"
 check bad-flag 2 "unknown or incomplete option" -- "$HONE" compile "$M" -o "$T/x.so" --fast
 
 # ---- failures of the work (exit 1) ----
@@ -47,6 +51,28 @@ check header 0 "typedef struct net_inputs" -- sh -c "'$HONE' compile '$M' -o '$T
 check mcpu 0 "wrote" -- "$HONE" compile "$M" -o "$T/g.o" --emit=obj --mcpu=x86-64 --mattr=+sse4.2 $S
 [ -z "$(ls -A "$T" | grep tmp)" ] && pass=$((pass+1)) || { fail=$((fail+1)); echo "FAIL: temporary files left"; }
 
+# ---- --weights=FILE: the same outputs from weights loaded at run time ----
+S1="--input-shape input=1x1x28x28"
+IMG=$SRC/tests/install/fmnist_t10k_0.f32
+mkdir -p "$T/we" "$T/wx"
+check w-embed 0 "weights" -- "$HONE" compile "$M" -o "$T/we/clf.so" $S1
+check w-ext 0 "in $T/wx/clf.weights" -- "$HONE" compile "$M" -o "$T/wx/clf.so" $S1 --weights="$T/wx/clf.weights"
+check w-header 0 "int clf_set_weights(const void \*blob, size_t size);" -- cat "$T/wx/clf.h"
+ok w-small -- test "$(stat -c %s "$T/wx/clf.so")" -lt "$(( $(stat -c %s "$T/we/clf.so") - 500000 ))"
+check w-magic 0 "HONEWTS1" -- head -c 8 "$T/wx/clf.weights"
+# a sanitizer build's runtime archive needs the sanitizer runtimes in the program too
+SAN=; nm "$HONE" 2>/dev/null | grep -q __asan_init && SAN="-fsanitize=address,undefined"
+if command -v cc >/dev/null; then
+  ok w-cc-embed -- cc $SAN -std=c11 -O1 -I"$T/we" "$SRC/tests/backend/weights_main.c" "$T/we/clf.so" -Wl,-rpath,"$T/we" -o "$T/we/main"
+  ok w-cc-ext -- cc $SAN -std=c11 -O1 -DEXT -I"$T/wx" "$SRC/tests/backend/weights_main.c" "$T/wx/clf.so" -Wl,-rpath,"$T/wx" -o "$T/wx/main"
+  "$T/we/main" "$IMG" > "$T/we/out.txt"
+  check w-run 0 "set_weights codes 1 2 3 0" -- "$T/wx/main" "$IMG" "$T/wx/clf.weights"
+  grep -v codes "$T/out" > "$T/wx/out.txt"
+  same w-same-logits "$T/we/out.txt" "$T/wx/out.txt"
+  check w-missing 1 "cannot read the weights" -- "$T/wx/main" "$IMG" "$T/none.bin"
+fi
+check w-header-only 0 "CLF_WEIGHTS_SIZE" -- sh -c "'$HONE' compile '$M' -o '$T/wh.h' --emit=header --name clf --weights='$T/wh.bin' $S1 && cat '$T/wh.h'"
+
 # ---- the JIT and a compiled library agree with the interpreter ----
 X=$SRC/tests/backend/fmnist_x.npy
 mkdir -p "$T/i" "$T/j"
@@ -59,18 +85,37 @@ check jit-latency 0 "latency (jit)" -- "$HONE" run "$M" --input "$X" --jit --rep
 cat >"$T/u.txt" <<'EOF'
 graph u (ir 8; ai.onnx 13) {
   input %x: f32[4,5]
-  const %k: i64[1] = [2]
-  %v: f32[4,2], %i: i64[4,2] = TopK(%x, %k)  # top
-  %e: f32[5,4] = Einsum(%x) {equation="ij->ji"}  # ein
-  output %v: f32[4,2]
-  output %e: f32[5,4]
+  %v: f32[3] = Unique(%x)  # uniq
+  %e: i64[2,7] = NonZero(%x)  # nz
+  output %v: f32[3]
+  output %e: i64[2,7]
 }
 EOF
 if "$HONE" opt "$T/u.txt" -O0 -o "$T/u.onnx" >/dev/null 2>&1; then
-  check unsupported 1 "2 nodes cannot be compiled: node 'top' (TopK)" -- "$HONE" compile "$T/u.onnx" -o "$T/u.so"
-  check unsupported-ein 1 "node 'ein' (Einsum)" -- "$HONE" compile "$T/u.onnx" -o "$T/u.so"
+  check unsupported 1 "2 nodes cannot be compiled: node 'uniq' (Unique)" -- "$HONE" compile "$T/u.onnx" -o "$T/u.so"
+  check unsupported-nz 1 "node 'nz' (NonZero): its output shape depends on the input values" -- "$HONE" compile "$T/u.onnx" -o "$T/u.so"
 else
   echo "note: the text IR reader is not in this build; unsupported-op checks skipped"
+fi
+
+# ---- --bind: an input that decides a shape, fixed at compile time ----
+cat >"$T/r.txt" <<'EOF'
+graph r (ir 8; ai.onnx 13) {
+  input %x: f32[2,6]
+  input %s: i64[2]
+  %y: f32[?,?] = Reshape(%x, %s)  # reshape
+  output %y: f32[?,?]
+}
+EOF
+B=$SRC/tests/backend
+if "$HONE" opt "$T/r.txt" -O0 -o "$T/r.onnx" >/dev/null 2>&1; then
+  check bind-needed 1 "no static shape" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --emit=header
+  check bind 0 "R_Y_SHAPE {3, 4}" -- sh -c "'$HONE' compile '$T/r.onnx' -o '$T/r.h' --emit=header --bind s='$B/shape_3x4.npy' && cat '$T/r.h'"
+  check bind-one-input 0 "1 input, 1 output" -- cat "$T/r.h"
+  check bind-wrong-shape 1 "gives 's' a i64\[3\]" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --emit=header --bind s="$B/shape_3x4x1.npy"
+  check bind-not-input 1 "not a graph input" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --emit=header --bind q="$B/shape_3x4.npy"
+  check bind-bad 2 "bad --bind" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --bind s
+  check bind-missing 1 "cannot" -- "$HONE" compile "$T/r.onnx" -o "$T/r.h" --bind s="$T/none.npy"
 fi
 
 echo "compile cli: $pass passed, $fail failed"

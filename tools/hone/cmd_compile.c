@@ -17,14 +17,21 @@ void help_compile(FILE *f)
 {
     fprintf(f,
             "usage: hone compile MODEL.onnx -o OUT [--emit=lib|obj|asm|llvm-ir|bc|header]\n"
-            "                    [--name PREFIX] [--input-shape NAME=DIMS]... [--mcpu=CPU]\n"
+            "                    [--name PREFIX] [--weights=embed|FILE]\n"
+            "                    [--input-shape NAME=DIMS]... [--bind NAME=FILE]... [--mcpu=CPU]\n"
             "                    [--mattr=FEATURES] [-O0|-O1|-O2|-O3]\n\n"
             "Compiles MODEL to native code. lib (default) writes a self-contained shared\n"
             "library and its C header (OUT with .h); header writes only the header.\n"
             "The generated code exports PREFIX_run, PREFIX_run_v and PREFIX_info (PREFIX\n"
             "defaults to OUT's base name); the caller passes input, output and workspace\n"
-            "buffers (PREFIX_WORKSPACE_SIZE bytes). Weights are embedded.\n"
+            "buffers (PREFIX_WORKSPACE_SIZE bytes).\n"
+            "  --weights=embed   weights inside the generated code (default)\n"
+            "  --weights=FILE    weights written to FILE instead; the program loads them and\n"
+            "                    calls PREFIX_set_weights (see the header) before running\n"
             "  --input-shape NAME=1x3x224x224  fixes a symbolic input shape (repeatable)\n"
+            "  --bind NAME=FILE  fixes input NAME to the tensor in FILE (.npy or .pb) at compile\n"
+            "                  time: it becomes a constant and leaves the compiled inputs, so the\n"
+            "                  shapes it decides (sizes, axes, scales, k) are specialised\n"
             "  --mcpu=CPU      target CPU (default: native, the host's)\n"
             "  --mattr=LIST    target features, e.g. +avx2,-avx512f\n"
             "  -O0..-O3        optimisation level of both the graph pipeline and LLVM (default\n"
@@ -38,6 +45,7 @@ void help_compile(FILE *f)
 
 typedef struct compile_args {
     const char *model, *out;
+    hone_tensor *bound[HONE_BACKEND_MAX_SHAPES];
     int kind;
     char name[256];
     hone_backend_opts o;
@@ -81,9 +89,22 @@ static int parse_valued(int argc, char **argv, int *i, compile_args *a, int *rc)
             *rc = cli_usage("compile", "bad --input-shape '%s' (expected NAME=1x3x224x224)", v);
         else
             a->o.n_shapes++;
+    } else if ((v = cli_opt(argc, argv, i, "--bind"))) {
+        const char *eq = strchr(v, '=');
+        hone_ctx ctx;
+        hone_ctx_init(&ctx);
+        int k = a->o.n_bind;
+        if (!eq || eq == v || !eq[1] || k == HONE_BACKEND_MAX_SHAPES)
+            *rc = cli_usage("compile", "bad --bind '%s' (expected NAME=FILE.npy)", v);
+        else if (cli_load_tensor(&ctx, eq + 1, &a->bound[k]))
+            *rc = cli_fail(&ctx);
+        else {
+            a->o.bind[k].name = strndup(v, (size_t)(eq - v));
+            a->o.bind[k].t = a->bound[k];
+            a->o.n_bind++;
+        }
     } else if ((v = cli_opt(argc, argv, i, "--weights")))
-        *rc = cli_usage("compile", "--weights=FILE (weights in a separate blob) is not supported "
-                        "yet: weights are embedded in the generated code");
+        a->o.weights_path = strcmp(v, "embed") ? v : NULL;
     else
         return 0;
     return 1;
@@ -122,40 +143,59 @@ static int parse(int argc, char **argv, compile_args *a)
     return EXIT_OK;
 }
 
+static void release(compile_args *a)
+{
+    cli_passes_free(&a->cp);
+    for (int i = 0; i < a->o.n_bind; i++) {
+        free((char *)a->o.bind[i].name);
+        hone_tensor_free(a->bound[i]);
+    }
+}
+
+static int compile(compile_args *a)
+{
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *g;
+    if (cli_load_model(&ctx, a->model, &g))
+        return cli_fail(&ctx);
+    hone_backend_report r;
+    const char *level = hone_pipeline_level(a->cp.level >= 0 ? a->cp.level : a->o.opt_level);
+    char *text = NULL;
+    const char *user = a->cp.text;
+    if (a->cp.text && level && *level) { /* the user's pipeline, then the level's */
+        size_t n = strlen(a->cp.text) + strlen(level) + 2;
+        text = malloc(n);
+        if (!text) {
+            hone_graph_free(g);
+            return cli_fail(&ctx);
+        }
+        snprintf(text, n, "%s,%s", a->cp.text, level);
+        a->cp.text = text;
+    }
+    hone_status st = cli_run_passes(&ctx, g, &a->cp, a->o.opt_level);
+    a->cp.text = user;
+    free(text);
+    if (!st)
+        st = hone_backend_compile(&ctx, g, &a->o, (hone_emit_kind)a->kind, a->out, &r);
+    hone_graph_free(g);
+    if (st)
+        return cli_fail(&ctx);
+    printf("wrote %s: %s_run, %d nodes (%d views, %d folded), workspace %zu bytes "
+           "(lower bound %zu), weights %zu bytes%s%s\n", a->out, a->name, r.n_nodes, r.n_views,
+           r.n_folded, r.workspace, r.workspace_bound, r.weight_bytes,
+           a->o.weights_path ? " in " : "", a->o.weights_path ? a->o.weights_path : "");
+    printf("time: prepare %.3f s, lower %.3f s, optimise %.3f s, emit %.3f s\n", r.t_prepare,
+           r.t_lower, r.t_optimize, r.t_emit);
+    return EXIT_OK;
+}
+
 int cmd_compile(int argc, char **argv)
 {
     compile_args a = {0};
     int rc = parse(argc, argv, &a);
-    if (rc)
-        return rc;
-    hone_ctx ctx;
-    hone_ctx_init(&ctx);
-    hone_graph *g;
-    if (cli_load_model(&ctx, a.model, &g))
-        return cli_fail(&ctx);
-    hone_backend_report r;
-    const char *level = hone_pipeline_level(a.cp.level >= 0 ? a.cp.level : a.o.opt_level);
-    char *text = NULL;
-    if (a.cp.text && level && *level) { /* the user's pipeline, then the level's */
-        size_t n = strlen(a.cp.text) + strlen(level) + 2;
-        text = malloc(n);
-        if (!text)
-            return cli_fail(&ctx);
-        snprintf(text, n, "%s,%s", a.cp.text, level);
-        a.cp.text = text;
-    }
-    hone_status st = cli_run_passes(&ctx, g, &a.cp, a.o.opt_level);
-    free(text);
-    if (!st)
-        st = hone_backend_compile(&ctx, g, &a.o, (hone_emit_kind)a.kind, a.out, &r);
-    hone_graph_free(g);
-    cli_passes_free(&a.cp);
-    if (st)
-        return cli_fail(&ctx);
-    printf("wrote %s: %s_run, %d nodes (%d views, %d folded), workspace %zu bytes "
-           "(lower bound %zu), weights %zu bytes\n", a.out, a.name, r.n_nodes, r.n_views,
-           r.n_folded, r.workspace, r.workspace_bound, r.weight_bytes);
-    printf("time: prepare %.3f s, lower %.3f s, optimise %.3f s, emit %.3f s\n", r.t_prepare,
-           r.t_lower, r.t_optimize, r.t_emit);
-    return EXIT_OK;
+    if (!rc)
+        rc = compile(&a);
+    release(&a);
+    return rc;
 }

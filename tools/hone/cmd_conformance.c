@@ -127,7 +127,58 @@ static hone_status run_aot(hone_ctx *ctx, const hone_graph *g, const hone_backen
     return st;
 }
 
-/* Runs g on ins through the chosen backend; compiled ones get the inputs' shapes. */
+/* True when graph input v is read, and only at inputs that decide shapes or
+ * index patterns (hone_backend_shape_input), never as data or an output. */
+static bool shape_only_input(const hone_graph *g, const hone_value *v)
+{
+    int uses = 0;
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v)
+            return false;
+    for (int k = 0; k < g->n_nodes; k++) {
+        const hone_node *n = g->nodes[k];
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] == v) {
+                if (!hone_backend_shape_input(n, i))
+                    return false;
+                uses++;
+            }
+    }
+    return uses > 0;
+}
+
+/* True when graph input v is small (a scalar or a short vector, as sizes
+ * and counts are) and its value reaches a shape-deciding input through a
+ * chain of nodes (a window size cast and fed to Range): the shapes cannot be
+ * static unless it is bound, whatever else it feeds. */
+static bool shape_source_input(const hone_graph *g, const hone_value *v)
+{
+    if (v->rank > 1 || (v->rank == 1 && (v->dims[0] < 0 || v->dims[0] > HONE_MAX_RANK)))
+        return false;
+    bool *reach = calloc((size_t)g->n_values + 1, sizeof *reach), hit = false;
+    if (!reach)
+        return false;
+    reach[v->id] = true;
+    for (int k = 0; k < g->n_nodes && !hit; k++) { /* nodes are in topological order */
+        const hone_node *n = g->nodes[k];
+        bool any = false;
+        for (int i = 0; i < n->n_in; i++)
+            if (n->in[i] && reach[n->in[i]->id]) {
+                any = true;
+                hit = hit || hone_backend_shape_input(n, i);
+            }
+        for (int i = 0; i < n->n_out && any; i++)
+            if (n->out[i])
+                reach[n->out[i]->id] = true;
+    }
+    free(reach);
+    return hit;
+}
+
+/* Runs g on ins through the chosen backend. Compiled ones are specialised to
+ * the inputs' shapes, and to the values of inputs that only decide shapes
+ * or that small shape-deciding values derive from (bound at compile time, as
+ * `hone compile --bind` does); the rest stay run-time inputs. */
 static hone_status run_backend(hone_ctx *ctx, const hone_graph *g, const hone_tensor **ins,
                                hone_tensor **outs, const conf_opts *o)
 {
@@ -137,12 +188,23 @@ static hone_status run_backend(hone_ctx *ctx, const hone_graph *g, const hone_te
     hone_backend_opts_init(&bo);
     bo.name = "model";
     hone_backend_shapes_from(&bo, g, ins);
+    const hone_tensor *rt[g->n_inputs + 1];
+    int n_rt = 0;
+    for (int i = 0; i < g->n_inputs; i++) {
+        const hone_value *v = g->inputs[i];
+        if ((shape_only_input(g, v) || shape_source_input(g, v)) && bo.n_bind < HONE_BACKEND_MAX_SHAPES) {
+            bo.bind[bo.n_bind].name = g->inputs[i]->name;
+            bo.bind[bo.n_bind++].t = ins[i];
+        } else {
+            rt[n_rt++] = ins[i];
+        }
+    }
     if (o->backend == BACKEND_AOT)
-        return run_aot(ctx, g, &bo, ins, outs);
+        return run_aot(ctx, g, &bo, rt, outs);
     hone_jit_t *j = NULL;
     hone_status st = hone_jit_compile(ctx, g, &bo, &j, NULL);
     if (!st)
-        st = hone_jit_run(ctx, j, ins, outs);
+        st = hone_jit_run(ctx, j, rt, outs);
     hone_jit_free(j);
     return st;
 }

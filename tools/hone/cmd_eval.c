@@ -7,6 +7,12 @@
  * dimension is symbolic, or in batches of its fixed size (the last one zero
  * padded), and scored by frontend/io/metric.c. Progress goes to stderr, and
  * only when stderr is a terminal.
+ *
+ * Shifting inference (--shift-clips K, for video models that take fewer
+ * frames than a clip holds): a model input [N, Tm, ...] and clips of Td >= Tm
+ * frames; the model runs on K windows of Tm consecutive frames at offsets
+ * spread evenly over [0, Td - Tm] (the centred one when K = 1) and the clip's
+ * logits are their mean.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -22,7 +28,7 @@ void help_eval(FILE *f)
     fprintf(f,
             "usage: hone eval MODEL.onnx --data FILE (--labels FILE | --targets FILE)\n"
             "                 [--metric top1|psnr] [--scale S] [--mean M] [--std S]\n"
-            "                 [--target-scale S] [--limit N] [--batch B]\n\n"
+            "                 [--target-scale S] [--limit N] [--batch B] [--shift-clips K]\n\n"
             "Runs MODEL on every sample of FILE (.npy, IDX .gz/-ubyte, or .pb; first dimension =\n"
             "samples) and prints the metric as the last line of stdout.\n"
             "  --scale, --mean, --std  input normalisation (x*scale - mean)/std (default 1, 0, 1)\n"
@@ -31,7 +37,10 @@ void help_eval(FILE *f)
             "                          targets times --target-scale (default 1/255 for uint8\n"
             "                          targets, else 1) (default with --targets)\n"
             "  --limit N               only the first N samples\n"
-            "  --batch B               batch size for a symbolic batch dimension (default 64)\n");
+            "  --batch B               batch size for a symbolic batch dimension (default 64)\n"
+            "  --shift-clips K         video models [N,Tm,...] on clips of Td >= Tm frames: mean\n"
+            "                          logits over K windows of Tm frames at offsets spread over\n"
+            "                          [0, Td-Tm] (top1 only)\n");
 }
 
 typedef enum { METRIC_NONE, METRIC_TOP1, METRIC_PSNR } metric_kind;
@@ -42,6 +51,7 @@ typedef struct eval_args {
     hone_norm norm;
     double target_scale;  /* < 0: by target dtype */
     int64_t limit, batch;
+    int64_t shift;        /* --shift-clips windows; 0: off */
 } eval_args;
 
 /* Parses a whole-string number; false on junk. */
@@ -105,6 +115,8 @@ static int check_args(eval_args *a)
         return cli_usage("eval", "metric psnr needs --targets");
     if (a->norm.std == 0)
         return cli_usage("eval", "--std must not be 0");
+    if (a->shift && a->metric != METRIC_TOP1)
+        return cli_usage("eval", "--shift-clips averages logits: it needs --metric top1");
     return EXIT_OK;
 }
 
@@ -123,7 +135,10 @@ static int parse(int argc, char **argv, eval_args *a)
             a->labels = v;
         else if ((v = cli_opt(argc, argv, &i, "--targets")))
             a->targets = v;
-        else if ((v = cli_opt(argc, argv, &i, "--metric"))) {
+        else if ((v = cli_opt(argc, argv, &i, "--shift-clips"))) {
+            if (!parse_i64(v, &a->shift))
+                return cli_usage("eval", "bad value '%s' for --shift-clips", v);
+        } else if ((v = cli_opt(argc, argv, &i, "--metric"))) {
             if (parse_metric(v, a))
                 return EXIT_USAGE;
         } else if (argv[i][0] == '-')
@@ -142,6 +157,7 @@ typedef struct eval_state {
     hone_graph *g;
     hone_tensor *x, *y;       /* model-ready samples; labels or targets */
     int64_t n, fixed_batch;   /* samples; model's batch dim (0 = symbolic) */
+    int64_t clip_frames;      /* --shift-clips: frames per clip (Td) */
     double score;             /* hits or PSNR sum */
 } eval_state;
 
@@ -150,6 +166,94 @@ static void release(eval_state *s)
     hone_tensor_free(s->x);
     hone_tensor_free(s->y);
     hone_graph_free(s->g);
+}
+
+/* --shift-clips: shapes the samples [N, Td, <input dims 2..>] for a model
+ * input [N, Tm, ...] with Td >= Tm and at least K distinct windows. */
+static hone_status fit_clips(eval_state *s, const eval_args *a)
+{
+    const hone_value *in = s->g->inputs[0];
+    hone_tensor *x = s->x;
+    int64_t frame = 1, per = x->dims[0] ? x->numel / x->dims[0] : 0;
+    bool ok = in->rank >= 3 && in->dims[1] >= 1;
+    for (int i = 2; ok && i < in->rank; i++)
+        ok = in->dims[i] >= 1 && (frame *= in->dims[i]) > 0;
+    if (!ok)
+        return hone_fail(&s->ctx, HONE_ERR_SHAPE, "--shift-clips needs a model input [N,T,...] "
+                         "with known frame count and frame shape (input '%s' rank %d)",
+                         in->name, in->rank);
+    int64_t tm = in->dims[1], td = per / frame;
+    if (per % frame || td < tm)
+        return hone_fail(&s->ctx, HONE_ERR_SHAPE, "--shift-clips: samples of %lld values are not "
+                         "clips of at least %lld frames of %lld values", (long long)per,
+                         (long long)tm, (long long)frame);
+    if (a->shift > td - tm + 1)
+        return hone_fail(&s->ctx, HONE_ERR_ARG, "--shift-clips %lld: clips of %lld frames hold "
+                         "only %lld distinct windows of %lld frames", (long long)a->shift,
+                         (long long)td, (long long)(td - tm + 1), (long long)tm);
+    x->rank = in->rank;
+    x->dims[1] = td;
+    for (int i = 2; i < in->rank; i++)
+        x->dims[i] = in->dims[i];
+    s->clip_frames = td;
+    return HONE_OK;
+}
+
+/* First frame of window j of k over clips of td frames for a model of tm. */
+static int64_t window_offset(int64_t j, int64_t k, int64_t td, int64_t tm)
+{
+    return k == 1 ? (td - tm) / 2 : (j * (td - tm) * 2 + (k - 1)) / (2 * (k - 1));
+}
+
+/* Frames [off, off+tm) of every clip of xb [rows, Td, ...] as [rows, tm, ...]. */
+static hone_status window(hone_ctx *ctx, const hone_tensor *xb, int64_t off, int64_t tm,
+                          hone_tensor **out)
+{
+    int64_t dims[HONE_MAX_RANK];
+    memcpy(dims, xb->dims, sizeof dims);
+    dims[1] = tm;
+    hone_status st = hone_tensor_new(ctx, xb->dtype, xb->rank, dims, out);
+    if (st)
+        return st;
+    size_t es = hone_dtype_size(xb->dtype);
+    int64_t frame = xb->numel / (xb->dims[0] * xb->dims[1]);
+    for (int64_t r = 0; r < xb->dims[0]; r++)
+        memcpy((uint8_t *)(*out)->data + (size_t)(r * tm * frame) * es,
+               (const uint8_t *)xb->data + (size_t)((r * xb->dims[1] + off) * frame) * es,
+               (size_t)(tm * frame) * es);
+    return HONE_OK;
+}
+
+/* Mean of the first output over the --shift-clips windows of clips xb. */
+static hone_status run_windows(eval_state *s, const eval_args *a, const hone_tensor *xb,
+                               hone_tensor **mean)
+{
+    int64_t tm = s->g->inputs[0]->dims[1];
+    hone_status st = HONE_OK;
+    *mean = NULL;
+    for (int64_t j = 0; j < a->shift && !st; j++) {
+        hone_tensor *xw, *outs[s->g->n_outputs + 1];
+        st = window(&s->ctx, xb, window_offset(j, a->shift, s->clip_frames, tm), tm, &xw);
+        if (st)
+            break;
+        st = hone_interp_run(&s->ctx, s->g, (const hone_tensor **)&xw, outs, NULL);
+        hone_tensor_free(xw);
+        if (st)
+            break;
+        if (outs[0]->dtype != HONE_DT_FLOAT || (*mean && (*mean)->numel != outs[0]->numel))
+            st = hone_fail(&s->ctx, HONE_ERR_SHAPE, "--shift-clips: the model's output is not "
+                           "float logits of one shape");
+        else if (!*mean)
+            *mean = hone_tensor_clone(outs[0]);
+        else
+            for (int64_t e = 0; e < outs[0]->numel; e++)
+                ((float *)(*mean)->data)[e] += ((const float *)outs[0]->data)[e];
+        for (int i = 0; i < s->g->n_outputs; i++)
+            hone_tensor_free(outs[i]);
+    }
+    for (int64_t e = 0; !st && e < (*mean)->numel; e++)
+        ((float *)(*mean)->data)[e] /= (float)a->shift;
+    return st;
 }
 
 /* Samples converted to the input's type and reshaped to its per-sample shape. */
@@ -169,7 +273,7 @@ static hone_status prepare_samples(eval_state *s, const eval_args *a, hone_tenso
         hone_tensor_free(raw);
     }
     if (!st)
-        st = hone_data_fit_shape(&s->ctx, s->x, s->g, in);
+        st = a->shift ? fit_clips(s, a) : hone_data_fit_shape(&s->ctx, s->x, s->g, in);
     if (st && !strstr(s->ctx.msg, a->data))
         hone_fail_wrap(&s->ctx, "%s", a->data);
     return st;
@@ -214,6 +318,17 @@ static hone_status run_batch(eval_state *s, const eval_args *a, const int64_t *i
     hone_status st = hone_data_gather(&s->ctx, s->x, idx, k, rows, &xb);
     if (st)
         return st;
+    if (a->shift) {
+        hone_tensor *mean;
+        int64_t hits = 0;
+        st = run_windows(s, a, xb, &mean);
+        hone_tensor_free(xb);
+        if (!st)
+            st = hone_metric_top1(&s->ctx, mean, s->y, idx, k, &hits);
+        hone_tensor_free(mean);
+        s->score += (double)hits;
+        return st;
+    }
     st = hone_interp_run(&s->ctx, s->g, (const hone_tensor **)&xb, outs, NULL);
     hone_tensor_free(xb);
     if (st)
@@ -268,6 +383,9 @@ int cmd_eval(int argc, char **argv)
         st = run_all(&s, &a);
     if (!st) {
         printf("samples %lld\n", (long long)s.n);
+        if (a.shift)
+            printf("windows %lld of %lld frames per %lld-frame clip\n", (long long)a.shift,
+                   (long long)s.g->inputs[0]->dims[1], (long long)s.clip_frames);
         if (a.metric == METRIC_TOP1)
             printf("top1 %.4f\n", s.score / (double)s.n);
         else

@@ -15,6 +15,10 @@
  * training seconds for an epoch row), atomically when training ends (also
  * when it fails). The
  * model is written atomically. The last stdout lines summarise the run.
+ * --checkpoint DIR saves the training state after every epoch and --resume
+ * continues from it. Under mpirun (an MPI-enabled build, docs/SCALING.md)
+ * every rank trains its share of each batch and rank 0 alone prints
+ * progress and writes the model, the log and the checkpoints.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -25,6 +29,7 @@
 #include "dataset.h"
 #include "io.h"
 #include "onnx.h"
+#include "train/dist.h"
 #include "train/loop.h"
 
 void help_finetune(FILE *f)
@@ -65,17 +70,23 @@ void help_finetune(FILE *f)
             "                         biases)\n"
             "  --seed S               shuffling, augmentation and init seed (default 1)\n"
             "  --log FILE.csv         per-step loss and per-epoch metric (columns kind,epoch,\n"
-            "                         step,loss,lr,grad_norm,heldout,time_s)\n");
+            "                         step,loss,lr,grad_norm,heldout,time_s)\n"
+            "  --checkpoint DIR       save weights, optimiser state and position to\n"
+            "                         DIR/checkpoint.hone after every epoch (atomically)\n"
+            "  --resume               continue from DIR's checkpoint (from the start when\n"
+            "                         there is none); same model, data, batch and seed\n"
+            "Under mpirun (a hone built with -DHONE_MPI=ON) training is data-parallel: --batch\n"
+            "is the global batch, shared out between the ranks (docs/SCALING.md).\n");
 }
 
 typedef struct ft_args {
-    const char *model, *data, *labels, *targets, *teacher, *out, *log, *loss;
+    const char *model, *data, *labels, *targets, *teacher, *out, *log, *loss, *checkpoint;
     hone_norm norm;
     double target_scale;            /* < 0: by target dtype */
     int64_t limit;
     double epochs, seed;
     double kd_temperature, kd_alpha;  /* < 0: the trainer's defaults */
-    bool flip, reinit;
+    bool flip, reinit, resume;
     hone_fit_spec fit;
 } ft_args;
 
@@ -169,7 +180,7 @@ static bool path_opt(int argc, char **argv, int *i, ft_args *a)
     struct { const char *name; const char **dst; } opts[] = {
         {"--data", &a->data},       {"--labels", &a->labels}, {"--targets", &a->targets},
         {"--teacher", &a->teacher}, {"-o", &a->out},          {"--log", &a->log},
-        {"--loss", &a->loss},
+        {"--loss", &a->loss},       {"--checkpoint", &a->checkpoint},
     };
     for (size_t k = 0; k < sizeof opts / sizeof *opts; k++) {
         const char *v = cli_opt(argc, argv, i, opts[k].name);
@@ -219,6 +230,8 @@ static int check_args(ft_args *a)
         return cli_usage("finetune", "--std must not be 0");
     if (a->fit.val_split >= 1 && a->fit.val_split != floor(a->fit.val_split))
         return cli_usage("finetune", "--val-split is a share in (0,1) or a whole sample count");
+    if (a->resume && !a->checkpoint)
+        return cli_usage("finetune", "--resume needs --checkpoint DIR");
     if (a->kd_temperature == 0 || a->kd_alpha > 1)
         return cli_usage("finetune", "--kd-temperature must be > 0 and --kd-alpha in [0, 1]");
     if (a->kd_temperature > 0)
@@ -245,6 +258,8 @@ static int parse(int argc, char **argv, ft_args *a)
             a->flip = true;
         else if (!strcmp(argv[i], "--reinit"))
             a->reinit = true;
+        else if (!strcmp(argv[i], "--resume"))
+            a->resume = true;
         else if (argv[i][0] == '-')
             return cli_usage("finetune", "unknown or incomplete option '%s'", argv[i]);
         else if (!a->model)
@@ -255,6 +270,8 @@ static int parse(int argc, char **argv, ft_args *a)
     a->limit = (int64_t)limit;
     a->fit.batch = (int64_t)(batch < 1e9 ? batch : 1e9);
     a->fit.flip = a->flip;
+    a->fit.checkpoint_dir = a->checkpoint;
+    a->fit.resume = a->resume;
     return check_args(a);
 }
 
@@ -268,6 +285,7 @@ typedef struct ft_state {
     size_t log_len;
     FILE *logf;
     bool tty;
+    bool writer;                    /* rank 0: prints progress, writes files */
     double last_draw;
 } ft_state;
 
@@ -343,6 +361,8 @@ static void draw_bar(ft_state *s, const hone_fit_step_info *in)
 static void on_step(void *user, const hone_fit_step_info *in)
 {
     ft_state *s = user;
+    if (!s->writer)
+        return;
     if (s->logf)
         fprintf(s->logf, "step,%d,%lld,%.6g,%.6g,%.6g,,%.4f\n", in->epoch + 1,
                 (long long)in->step, in->loss, in->lr, in->grad_norm, in->elapsed_s);
@@ -357,6 +377,8 @@ static void on_epoch(void *user, const hone_fit_epoch_info *in)
 {
     ft_state *s = user;
     char metric[64] = "", cell[32] = "";
+    if (!s->writer)
+        return;
     if (in->metric_kind != HONE_FIT_METRIC_NONE) {
         snprintf(metric, sizeof metric, "  held-out %s %.4f", hone_fit_metric_name(in->metric_kind),
                  in->metric);
@@ -400,6 +422,11 @@ static hone_status write_log(ft_state *s, const ft_args *a)
 
 static void print_summary(const ft_args *a, const hone_fit_result *r)
 {
+    if (r->ranks > 1)
+        printf("ranks %d\nallreduce_bytes_per_step %lld\nallreduce_s %.3f\n", r->ranks,
+               (long long)r->allreduce_bytes, r->allreduce_s);
+    if (r->resumed_epochs)
+        printf("resumed_after_epoch %lld\n", (long long)r->resumed_epochs);
     printf("train_samples %lld\nheldout_samples %lld\nsteps %lld\n", (long long)r->n_train,
            (long long)r->n_held, (long long)r->steps);
     printf("images_per_s %.1f\nloss %.4f\n", r->images_per_s, r->loss);
@@ -425,7 +452,7 @@ static hone_status run(ft_state *s, ft_args *a, hone_fit_result *r)
     st = hone_fit(&s->ctx, s->g, &d, &a->fit, r);
     if (s->tty && st)
         fputc('\n', stderr);
-    if (!st)
+    if (!st && s->writer)
         st = hone_onnx_save(&s->ctx, s->g, a->out);
     return st;
 }
@@ -439,12 +466,13 @@ int cmd_finetune(int argc, char **argv)
     int rc = parse(argc, argv, &a);
     if (rc)
         return rc;
-    ft_state s = {.tty = isatty(STDERR_FILENO)};
+    ft_state s = {.writer = hone_dist_rank() == 0};
+    s.tty = s.writer && isatty(STDERR_FILENO);
     hone_ctx_init(&s.ctx);
     hone_fit_result r;
     hone_status st = run(&s, &a, &r);
-    hone_status lst = write_log(&s, &a);
-    if (!st)
+    hone_status lst = s.writer ? write_log(&s, &a) : HONE_OK;
+    if (!st && s.writer)
         print_summary(&a, &r);
     rc = st ? cli_fail(&s.ctx) : lst ? EXIT_FAIL : EXIT_OK;
     release(&s);

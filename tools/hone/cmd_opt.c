@@ -6,6 +6,10 @@
  * (--passes, -O0..-O3, --print-after, --print-dir, --disable-pass,
  * --time-passes, --report) and model loading, which reads the text IR dump
  * back when the file ends in .txt.
+ *
+ * Under mpirun (an MPI-enabled build, passes/train/dist.h) every rank runs
+ * the pipeline, so training phases run data-parallel; rank 0 alone prints
+ * pass progress and writes the model, the report and IR dumps.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +17,7 @@
 #include "cli.h"
 #include "cost.h"
 #include "onnx.h"
+#include "train/dist.h"
 
 void cli_passes_init(cli_passes *cp)
 {
@@ -109,6 +114,21 @@ static hone_status attach_data(hone_ctx *ctx, const hone_graph *g, cli_passes *c
     return HONE_OK;
 }
 
+/* Ranks other than 0 of a data-parallel run keep quiet and write nothing. */
+static void quiet_other_ranks(cli_passes *cp)
+{
+    static FILE *null_stream;
+    if (hone_dist_rank() == 0)
+        return;
+    if (!null_stream)
+        null_stream = fopen("/dev/null", "w");
+    cp->opts.log_stream = null_stream;
+    cp->opts.print_stream = null_stream;
+    cp->opts.time_stream = null_stream;
+    cp->opts.print_dir = NULL;
+    cp->opts.report_path = NULL;
+}
+
 hone_status cli_run_passes_stats(hone_ctx *ctx, hone_graph *g, cli_passes *cp, int dflt,
                                  hone_pass_stats **stats, int *n_stats)
 {
@@ -121,6 +141,7 @@ hone_status cli_run_passes_stats(hone_ctx *ctx, hone_graph *g, cli_passes *cp, i
     if (!text)
         return HONE_OK;
     hone_pipeline p;
+    quiet_other_ranks(cp);
     hone_status st = attach_data(ctx, g, cp);
     if (st)
         return st;
@@ -185,18 +206,39 @@ static hone_status save_model(hone_ctx *ctx, const hone_graph *g, const char *pa
     return fclose(f) ? hone_fail(ctx, HONE_ERR_IO, "cannot write '%s'", path) : HONE_OK;
 }
 
+/* --portable: hone.BinaryConv to standard ONNX; drops the hone opset when no
+ * hone-domain node is left. */
+static hone_status portable_form(hone_ctx *ctx, hone_graph *g)
+{
+    int n = 0;
+    hone_status st = hone_binary_to_onnx(ctx, g, &n);
+    bool hone_left = false;
+    for (int i = 0; i < g->n_nodes; i++)
+        hone_left = hone_left || !strcmp(g->nodes[i]->domain, "hone");
+    for (int i = 0; !st && !hone_left && i < g->n_opsets; i++)
+        if (!strcmp(g->opsets[i].domain, "hone"))
+            g->opsets[i--] = g->opsets[--g->n_opsets];
+    if (!st)
+        fprintf(stderr, "portable: %d hone.BinaryConv rewritten as Conv\n", n);
+    return st;
+}
+
 void help_opt(FILE *f)
 {
     fprintf(f, "usage: hone opt MODEL [--passes=PIPELINE | -O0..-O3] -o OUT [pass flags]\n\n"
                "Runs a pass pipeline (default -O2) over MODEL (.onnx, or a .txt text IR dump) and\n"
                "writes OUT (ONNX; the text IR when OUT ends in .txt). Prints node and parameter\n"
-               "counts before and after.\n\n");
+               "counts before and after.\n\n"
+               "  --portable            write standard ONNX only: hone.BinaryConv becomes a float\n"
+               "                        Conv with +-alpha weights (Where(X < T, -1, 1) on binary\n"
+               "                        inputs), so ONNX Runtime can run and cross-check it\n");
     cli_passes_help(f);
 }
 
 int cmd_opt(int argc, char **argv)
 {
     const char *model = NULL, *out = NULL;
+    bool portable = false;
     cli_passes cp;
     cli_passes_init(&cp);
     for (int i = 1; i < argc; i++) {
@@ -208,6 +250,8 @@ int cmd_opt(int argc, char **argv)
             continue;
         if ((v = cli_opt(argc, argv, &i, "-o")) || (v = cli_opt(argc, argv, &i, "--output")))
             out = v;
+        else if (!strcmp(argv[i], "--portable"))
+            portable = true;
         else if (argv[i][0] == '-')
             return cli_usage("opt", "unknown or incomplete option '%s'", argv[i]);
         else if (model)
@@ -225,9 +269,12 @@ int cmd_opt(int argc, char **argv)
     int nodes = g->n_nodes;
     int64_t params = hone_graph_params(g);
     hone_status st = cli_run_passes(&ctx, g, &cp, 2);
-    if (!st)
+    bool writer = hone_dist_rank() == 0;
+    if (!st && portable)
+        st = portable_form(&ctx, g);
+    if (!st && writer)
         st = save_model(&ctx, g, out);
-    if (!st)
+    if (!st && writer)
         printf("%s: %d -> %d nodes, %lld -> %lld parameters\n", out, nodes, g->n_nodes,
                (long long)params, (long long)hone_graph_params(g));
     hone_graph_free(g);

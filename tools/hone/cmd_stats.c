@@ -98,12 +98,14 @@ static int group_by_op(const hone_graph *g, op_row *rows)
         while (k < n && strcmp(rows[k].op, nd->op_type))
             k++;
         if (k == n)
-            rows[n++] = (op_row){nd->op_type, 0, {0, 0, true}};
+            rows[n++] = (op_row){nd->op_type, 0, {0, 0, true, 0, 0}};
         hone_cost c = hone_node_cost(nd);
         rows[k].count++;
         rows[k].cost.macs += c.macs;
         rows[k].cost.flops += c.flops;
         rows[k].cost.exact &= c.exact;
+        rows[k].cost.mults += c.mults;
+        rows[k].cost.adds += c.adds;
     }
     return n;
 }
@@ -130,6 +132,22 @@ static void print_row(const char *label, int count, hone_cost c, int64_t total_f
            human(c.flops, f, sizeof f), share);
 }
 
+/* Multiplications, additions and the 45 nm energy estimate per op type and in total. */
+static void print_energy(const op_row *rows, int n, const hone_cost *total)
+{
+    char m[32], a[32];
+    printf("\n%-22s %12s %12s %14s   (fp32 add %.1f pJ, mult %.1f pJ)\n", "op type", "mults",
+           "adds", "energy uJ", HONE_PJ_FP32_ADD, HONE_PJ_FP32_MULT);
+    for (int i = 0; i < n; i++)
+        if (rows[i].cost.mults || rows[i].cost.adds)
+            printf("%-22s %12s %12s %14.4f\n", rows[i].op, human(rows[i].cost.mults, m, sizeof m),
+                   human(rows[i].cost.adds, a, sizeof a), hone_cost_energy_pj(&rows[i].cost) * 1e-6);
+    printf("%-22s %12s %12s %14.4f\n", "total", human(total->mults, m, sizeof m),
+           human(total->adds, a, sizeof a), hone_cost_energy_pj(total) * 1e-6);
+    printf("\nmults %lld\nadds %lld\nenergy_pj %.0f\n", (long long)total->mults,
+           (long long)total->adds, hone_cost_energy_pj(total));
+}
+
 static void print_stats(const char *path, const hone_graph *g)
 {
     char buf[320];
@@ -148,6 +166,7 @@ static void print_stats(const char *path, const hone_graph *g)
         print_row(rows[i].op, rows[i].count, rows[i].cost, total.flops);
     print_row("total", g->n_nodes, total, total.flops);
     printf("\nmacs %lld\nflops %lld\n", (long long)total.macs, (long long)total.flops);
+    print_energy(rows, n, &total);
     if (!total.exact)
         printf("note: unknown or symbolic dimensions were counted as 1; fix them with "
                "--input-shape NAME=DxD...\n");

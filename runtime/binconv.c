@@ -1,0 +1,327 @@
+/*
+ * Binary convolution kernels (hone.BinaryConv, docs/CUSTOM_OPS.md).
+ *
+ * Weights are signs packed as bits: row o of the packed matrix holds the
+ * c*kh*kw signs of output filter o in ONNX weight order (j = (ci*kh + ky)*kw
+ * + kx), bit j at byte j >> 3, bit j & 7; 1 means +1 and 0 means -1, so no
+ * fp32 weight is ever stored. Every kernel computes
+ *     y[n,o,p] = alpha[o] * dot(o, p) + bias[o]        (float32 mul, then add)
+ * where dot sums sign(w) * a over the window taps that fall inside the image
+ * (zero padding contributes nothing, exactly as a float Conv of a(x) does).
+ *
+ * W1A1 (a = +1 when x >= thresh[c], else -1): the activations of one image
+ * are packed per pixel into ceil(c/64) words, the weights (repacked once by
+ * the compiler, hone_rt_binconv_xnor_weights) per tap and word with the
+ * output channels innermost, and dot = c*taps_in_image - 2*popcount(x ^ w),
+ * an exact integer. The popcount loop over output channels is compiled
+ * twice: for AVX-512 VPOPCNTDQ (eight 64-bit popcounts per instruction) and
+ * for the scalar POPCNT instruction, chosen at run time; plain C otherwise.
+ *
+ * W1 (a = x): im2col tiles of the input; blocks of 8 output channels expand
+ * their signs into a +-1 tile (k x 8 floats of scratch, the only unpacked
+ * form: no fp32 weight tensor exists) and accumulate 8 channels x 16
+ * positions in registers over the whole reduction.
+ *
+ * Only 2-D windows, group 1.
+ */
+#include <string.h>
+
+#include "hone_rt.h"
+
+#define W1_TILE 256
+#define W1_BLOCK 8
+
+/* The hot loops need GCC's full vectoriser (-O2 only vectorises loops of known trip counts). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define HOT __attribute__((optimize("O3")))
+/* ... and alpha * dot + bias stays two roundings (no FMA), as the interpreter computes it. */
+#define HOT_EXACT __attribute__((optimize("O3", "fp-contract=off")))
+#else
+#define HOT
+#define HOT_EXACT
+#endif
+
+size_t hone_rt_binconv_row_bytes(int64_t k)
+{
+    return (size_t)((k + 7) / 8);
+}
+
+void hone_rt_binconv_pack_signs(const float *w, int64_t rows, int64_t k, uint8_t *bits)
+{
+    size_t rb = hone_rt_binconv_row_bytes(k);
+    memset(bits, 0, rb * (size_t)rows);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t j = 0; j < k; j++)
+            if (w[r * k + j] >= 0)
+                bits[(size_t)r * rb + (size_t)(j >> 3)] |= (uint8_t)(1u << (j & 7));
+}
+
+int hone_rt_binconv_bit(const uint8_t *bits, int64_t k, int64_t row, int64_t j)
+{
+    return (bits[(size_t)row * hone_rt_binconv_row_bytes(k) + (size_t)(j >> 3)] >> (j & 7)) & 1;
+}
+
+/* Words per pixel of c packed channels. */
+static int64_t words(int64_t c)
+{
+    return (c + 63) / 64;
+}
+
+size_t hone_rt_binconv_xnor_weights_count(int64_t c, int64_t m, int64_t taps)
+{
+    return (size_t)(taps * words(c) * m);
+}
+
+void hone_rt_binconv_xnor_weights(int64_t c, int64_t m, int64_t taps, const uint8_t *bits,
+                                  uint64_t *wp)
+{
+    int64_t cw = words(c), k = c * taps;
+    memset(wp, 0, sizeof *wp * hone_rt_binconv_xnor_weights_count(c, m, taps));
+    for (int64_t o = 0; o < m; o++)
+        for (int64_t ci = 0; ci < c; ci++)
+            for (int64_t t = 0; t < taps; t++)
+                if (hone_rt_binconv_bit(bits, k, o, ci * taps + t))
+                    wp[(t * cw + ci / 64) * m + o] |= (uint64_t)1 << (ci & 63);
+}
+
+size_t hone_rt_binconv_xnor_scratch(const hone_rt_window *w, int64_t c, int64_t m)
+{
+    return sizeof(uint64_t) * (size_t)(w->in[0] * w->in[1] * words(c) + m);
+}
+
+/* Packs image x[c, ih, iw] into xb[pixel][word]: bit ci set when x >= thresh[ci]. */
+HOT static void pack_image(const hone_rt_window *w, int64_t c, const float *x, const float *thresh,
+                       uint64_t *xb)
+{
+    int64_t hw = w->in[0] * w->in[1], cw = words(c);
+    memset(xb, 0, sizeof *xb * (size_t)(hw * cw));
+    for (int64_t ci = 0; ci < c; ci++) {
+        float t = thresh ? thresh[ci] : 0.0f;
+        int sh = (int)(ci & 63);
+        uint64_t *restrict col = xb + ci / 64;
+        const float *restrict xr = x + ci * hw;
+        for (int64_t p = 0; p < hw; p++)
+            col[p * cw] |= (uint64_t)(xr[p] >= t) << sh;
+    }
+}
+
+/* What one output row of the XNOR kernel reads. */
+typedef struct xnor_args {
+    const hone_rt_window *w;
+    int64_t c, m, cw, ys;
+    const uint64_t *wp, *xb;
+    const float *alpha, *bias;
+} xnor_args;
+
+/* Output row oy of all m channels into y (channel stride a->ys): per pixel, the
+ * mismatch counts acc[o] = sum over in-image taps and words of popcount(x ^ w[o])
+ * (the output channels innermost, so the popcount loop vectorises), then
+ * y = alpha * (c * taps - 2 * acc) + bias. One copy per target below. */
+#define XNOR_ROW_BODY                                                                   \
+    const hone_rt_window *w = a->w;                                                     \
+    int64_t m = a->m, cw = a->cw;                                                       \
+    for (int64_t ox = 0; ox < w->out[1]; ox++) {                                        \
+        int64_t nv = 0;                                                                 \
+        for (int64_t o = 0; o < m; o++)                                                 \
+            acc[o] = 0;                                                                 \
+        for (int64_t ky = 0; ky < w->k[0]; ky++) {                                      \
+            int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];                \
+            if (iy < 0 || iy >= w->in[0])                                               \
+                continue;                                                               \
+            for (int64_t kx = 0; kx < w->k[1]; kx++) {                                  \
+                int64_t ix = ox * w->stride[1] - w->pad[1] + kx * w->dil[1];            \
+                if (ix < 0 || ix >= w->in[1])                                           \
+                    continue;                                                           \
+                const uint64_t *xp = a->xb + (iy * w->in[1] + ix) * cw;                 \
+                const uint64_t *wt = a->wp + (ky * w->k[1] + kx) * cw * m;              \
+                for (int64_t j = 0; j < cw; j++) {                                      \
+                    uint64_t xv = xp[j];                                                \
+                    const uint64_t *restrict wr = wt + j * m;                           \
+                    for (int64_t o = 0; o < m; o++)                                     \
+                        acc[o] += (uint64_t)__builtin_popcountll(xv ^ wr[o]);           \
+                }                                                                       \
+                nv++;                                                                   \
+            }                                                                           \
+        }                                                                               \
+        int64_t full = a->c * nv;                                                       \
+        for (int64_t o = 0; o < m; o++)                                                 \
+            y[o * a->ys + ox] = a->alpha[o] * (float)(full - 2 * (int64_t)acc[o]) +     \
+                                (a->bias ? a->bias[o] : 0.0f);                          \
+    }
+
+typedef void (*xnor_row_fn)(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *y);
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define HAVE_X86_CLONES 1
+HOT_EXACT __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) static void
+xnor_row_vpopcnt(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *y)
+{
+    XNOR_ROW_BODY
+}
+
+HOT_EXACT __attribute__((target("popcnt"))) static void
+xnor_row_popcnt(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *y)
+{
+    XNOR_ROW_BODY
+}
+#endif
+
+HOT_EXACT static void xnor_row_plain(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *y)
+{
+    XNOR_ROW_BODY
+}
+
+/* The widest popcount this CPU runs. */
+static xnor_row_fn pick_xnor(void)
+{
+#ifdef HAVE_X86_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx512vl"))
+        return xnor_row_vpopcnt;
+    if (__builtin_cpu_supports("popcnt"))
+        return xnor_row_popcnt;
+#endif
+    return xnor_row_plain;
+}
+
+const char *hone_rt_binconv_popcount_kind(void)
+{
+    xnor_row_fn f = pick_xnor();
+#ifdef HAVE_X86_CLONES
+    if (f == xnor_row_vpopcnt)
+        return "avx512-vpopcntdq";
+    if (f == xnor_row_popcnt)
+        return "popcnt";
+#endif
+    return f == xnor_row_plain ? "portable" : "?";
+}
+
+void hone_rt_binconv_xnor(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                          const uint64_t *wp, const float *alpha, const float *bias,
+                          const float *thresh, const float *x, float *y, void *scratch)
+{
+    int64_t hw = w->in[0] * w->in[1], ohw = w->out[0] * w->out[1];
+    uint64_t *xb = scratch, *acc = xb + hw * words(c);
+    xnor_row_fn f = pick_xnor();
+    xnor_args a = {w, c, m, words(c), ohw, wp, xb, alpha, bias};
+    for (int64_t b = 0; b < n; b++) {
+        pack_image(w, c, x + b * c * hw, thresh, xb);
+        for (int64_t oy = 0; oy < w->out[0]; oy++)
+            f(&a, oy, acc, y + b * m * ohw + oy * w->out[1]);
+    }
+}
+
+/* sg[j][b] = +-1 for the nb <= W1_BLOCK output channels of a block (0 past nb): the
+ * only expansion of the bits, one block's signs at a time. */
+static void sign_tile(const uint8_t *bits, size_t rb, int nb, int64_t k, float *sg)
+{
+    for (int64_t j = 0; j < k; j++)
+        for (int b = 0; b < W1_BLOCK; b++)
+            sg[j * W1_BLOCK + b] = b >= nb ? 0.0f
+                                   : (bits[(size_t)b * rb + (size_t)(j >> 3)] >> (j & 7)) & 1
+                                       ? 1.0f
+                                       : -1.0f;
+}
+
+/* acc[b][p] = sum_j sg[j][b] * col[j][p]: W1_BLOCK (8) channels x 16 positions held in
+ * vector registers over the whole reduction, each column element loaded once per block. */
+typedef float v16f __attribute__((vector_size(64)));
+
+#define W1_BODY                                                                      \
+    int64_t full = np / 16 * 16;                                                     \
+    for (int64_t p0 = 0; p0 < full; p0 += 16) {                                      \
+        v16f r0 = {0}, r1 = {0}, r2 = {0}, r3 = {0}, r4 = {0}, r5 = {0}, r6 = {0},   \
+             r7 = {0};                                                               \
+        for (int64_t j = 0; j < k; j++) {                                            \
+            v16f c;                                                                  \
+            memcpy(&c, col + j * np + p0, sizeof c);                                 \
+            const float *sj = sg + j * W1_BLOCK;                                     \
+            r0 += sj[0] * c;                                                         \
+            r1 += sj[1] * c;                                                         \
+            r2 += sj[2] * c;                                                         \
+            r3 += sj[3] * c;                                                         \
+            r4 += sj[4] * c;                                                         \
+            r5 += sj[5] * c;                                                         \
+            r6 += sj[6] * c;                                                         \
+            r7 += sj[7] * c;                                                         \
+        }                                                                            \
+        v16f rs[W1_BLOCK] = {r0, r1, r2, r3, r4, r5, r6, r7};                        \
+        for (int b = 0; b < W1_BLOCK; b++)                                           \
+            memcpy(acc + b * np + p0, &rs[b], sizeof rs[b]);                         \
+    }                                                                                \
+    for (int64_t p = full; p < np; p++)                                              \
+        for (int b = 0; b < W1_BLOCK; b++) {                                         \
+            float t = 0.0f;                                                          \
+            for (int64_t j = 0; j < k; j++)                                          \
+                t += sg[j * W1_BLOCK + b] * col[j * np + p];                         \
+            acc[b * np + p] = t;                                                     \
+        }
+
+typedef void (*w1_fn)(const float *restrict, int64_t, const float *restrict, int64_t,
+                      float *restrict);
+
+#ifdef HAVE_X86_CLONES
+HOT __attribute__((target("avx512f"))) static void
+w1_block_avx512(const float *restrict sg, int64_t k, const float *restrict col, int64_t np,
+                float *restrict acc)
+{
+    W1_BODY
+}
+
+HOT __attribute__((target("avx2,fma"))) static void
+w1_block_avx2(const float *restrict sg, int64_t k, const float *restrict col, int64_t np,
+              float *restrict acc)
+{
+    W1_BODY
+}
+#endif
+
+HOT static void w1_block_plain(const float *restrict sg, int64_t k, const float *restrict col,
+                               int64_t np, float *restrict acc)
+{
+    W1_BODY
+}
+
+static w1_fn pick_w1(void)
+{
+#ifdef HAVE_X86_CLONES
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f"))
+        return w1_block_avx512;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
+        return w1_block_avx2;
+#endif
+    return w1_block_plain;
+}
+
+size_t hone_rt_binconv_w1_scratch(const hone_rt_window *w, int64_t c)
+{
+    int64_t k = c * hone_rt_window_k_numel(w);
+    return sizeof(float) * (size_t)((k + W1_BLOCK) * W1_TILE + k * W1_BLOCK);
+}
+
+void hone_rt_binconv_w1(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                        const uint8_t *bits, const float *alpha, const float *bias, const float *x,
+                        float *y, void *scratch)
+{
+    int64_t hw = w->in[0] * w->in[1], ohw = w->out[0] * w->out[1];
+    int64_t k = c * hone_rt_window_k_numel(w);
+    size_t rb = hone_rt_binconv_row_bytes(k);
+    float *col = scratch, *acc = col + k * W1_TILE, *sg = acc + W1_BLOCK * W1_TILE;
+    w1_fn f = pick_w1();
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t p0 = 0; p0 < ohw; p0 += W1_TILE) {
+            int64_t p1 = p0 + W1_TILE < ohw ? p0 + W1_TILE : ohw, np = p1 - p0;
+            hone_rt_im2col(w, c, x + b * c * hw, p0, p1, col);
+            for (int64_t o0 = 0; o0 < m; o0 += W1_BLOCK) {
+                int nb = (int)(m - o0 < W1_BLOCK ? m - o0 : W1_BLOCK);
+                sign_tile(bits + (size_t)o0 * rb, rb, nb, k, sg);
+                f(sg, k, col, np, acc);
+                for (int q = 0; q < nb; q++) {
+                    float *yo = y + (b * m + o0 + q) * ohw + p0;
+                    for (int64_t p = 0; p < np; p++)
+                        yo[p] = alpha[o0 + q] * acc[q * np + p] + (bias ? bias[o0 + q] : 0.0f);
+                }
+            }
+        }
+}
