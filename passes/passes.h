@@ -232,6 +232,8 @@ hone_status hone_pass_quantize_rtn(hone_pass_ctx *pc, hone_graph *g);     /* low
 hone_status hone_pass_quantize_ste(hone_pass_ctx *pc, hone_graph *g);     /* lowbit_passes.c */
 hone_status hone_pass_pack_lowbit(hone_pass_ctx *pc, hone_graph *g);      /* pack.c */
 hone_status hone_pass_qdq_to_integer(hone_pass_ctx *pc, hone_graph *g);   /* qdq_integer.c */
+hone_status hone_pass_scop(hone_pass_ctx *pc, hone_graph *g);             /* scop.c */
+hone_status hone_pass_prune_l1(hone_pass_ctx *pc, hone_graph *g);         /* prune_l1.c */
 
 /* unfold_bn.c as a library call for method passes: inserts a function-
  * preserving BatchNormalization after every Conv (constant float weights, no

@@ -186,6 +186,39 @@ const hone_pass_info hone_pass_table[] = {
      "integers (AVX-512 VNNI where available); first in -O3, before fold-constants.",
      hone_pass_qdq_to_integer,
      "per-tensor uint8 activation quantization; int8 weights with zero zero points", {{NULL}}},
+    {"scop",
+     "Knockoff filter pruning (SCOP): trains a gate beta per output channel of each prunable "
+     "conv in a mixed [real; knockoff] batch, removes the channels scoring lowest by "
+     "|gamma|*(2*beta-1), re-estimates BN, fine-tunes and folds BN back. Needs --data (labels: "
+     "CE; none: distils from the original model).",
+     hone_pass_scop, "one model input; constant Conv weights; --data",
+     {{"rate", HONE_OPT_FLOAT, "0", "share of channels removed in every prunable conv (paper: "
+       "0.4-0.45); 0: use flops= or params="},
+      {"flops", HONE_OPT_FLOAT, "0", "share of the model's FLOPs to remove, channels chosen "
+       "globally by score"},
+      {"params", HONE_OPT_FLOAT, "0", "share of the model's parameters to remove (when flops=0)"},
+      {"knockoff", HONE_OPT_STRING, "permute", "knockoff source: permute (the batch rolled by "
+       "one shuffled sample) or noise (Gaussian pixels with the data's per-pixel mean and std)"},
+      {"beta-steps", HONE_OPT_INT, "200", "optimiser steps training the knockoff gates"},
+      {"beta-lr", HONE_OPT_FLOAT, "0.01", "Adam learning rate of the gates (betas 0.5, 0.9)"},
+      {"ft-steps", HONE_OPT_INT, "400", "fine-tuning steps after pruning (0: none)"},
+      {"ft-lr", HONE_OPT_FLOAT, "0.01", "fine-tuning learning rate (Nesterov SGD, cosine)"},
+      {"batch", HONE_OPT_INT, "64", "batch size (the gate batch is twice this: real + knockoff)"},
+      {"seed", HONE_OPT_INT, "1", "seed of shuffling and noise"}}},
+    {"prune-l1",
+     "L1-norm filter pruning, the naive ablation of scop: same structure rule, selection, "
+     "removal, BN re-estimation and fine-tuning budget, channels ranked by the L1 norm of their "
+     "filters. Needs --data.",
+     hone_pass_prune_l1, "one model input; constant Conv weights; --data",
+     {{"rate", HONE_OPT_FLOAT, "0", "share of channels removed in every prunable conv; 0: use "
+       "flops= or params="},
+      {"flops", HONE_OPT_FLOAT, "0", "share of the model's FLOPs to remove, channels chosen "
+       "globally by norm"},
+      {"params", HONE_OPT_FLOAT, "0", "share of the model's parameters to remove (when flops=0)"},
+      {"ft-steps", HONE_OPT_INT, "400", "fine-tuning steps after pruning (0: none)"},
+      {"ft-lr", HONE_OPT_FLOAT, "0.01", "fine-tuning learning rate (Nesterov SGD, cosine)"},
+      {"batch", HONE_OPT_INT, "64", "batch size"},
+      {"seed", HONE_OPT_INT, "1", "seed of shuffling"}}},
 };
 
 const int hone_pass_count = (int)(sizeof hone_pass_table / sizeof *hone_pass_table);

@@ -36,7 +36,10 @@ void help_compile(FILE *f)
             "  --mattr=LIST    target features, e.g. +avx2,-avx512f\n"
             "  -O0..-O3        optimisation level of both the graph pipeline and LLVM (default\n"
             "                  -O3: the -O3 graph pipeline, which fuses conv+bias+activation)\n"
-            "  --passes=...    run this graph pipeline instead of the level's\n\n");
+            "  --passes=...    run this graph pipeline first, then the level's (so a pruned\n"
+            "                  model is still folded and fused); with -O0 only this one.\n"
+            "                  e.g. --passes='scop{flops=0.5}' --data X --labels Y prunes\n"
+            "                  half the FLOPs, then -O3 folds BN and fuses conv+bias+relu\n\n");
     cli_passes_help(f);
 }
 
@@ -157,7 +160,22 @@ static int compile(compile_args *a)
     if (cli_load_model(&ctx, a->model, &g))
         return cli_fail(&ctx);
     hone_backend_report r;
+    const char *level = hone_pipeline_level(a->cp.level >= 0 ? a->cp.level : a->o.opt_level);
+    char *text = NULL;
+    const char *user = a->cp.text;
+    if (a->cp.text && level && *level) { /* the user's pipeline, then the level's */
+        size_t n = strlen(a->cp.text) + strlen(level) + 2;
+        text = malloc(n);
+        if (!text) {
+            hone_graph_free(g);
+            return cli_fail(&ctx);
+        }
+        snprintf(text, n, "%s,%s", a->cp.text, level);
+        a->cp.text = text;
+    }
     hone_status st = cli_run_passes(&ctx, g, &a->cp, a->o.opt_level);
+    a->cp.text = user;
+    free(text);
     if (!st)
         st = hone_backend_compile(&ctx, g, &a->o, (hone_emit_kind)a->kind, a->out, &r);
     hone_graph_free(g);
