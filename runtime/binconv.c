@@ -25,6 +25,9 @@
  * Only 2-D windows, group 1.
  */
 #include <string.h>
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#include <immintrin.h>
+#endif
 
 #include "hone_rt.h"
 
@@ -153,10 +156,59 @@ typedef void (*xnor_row_fn)(const xnor_args *a, int64_t oy, uint64_t *restrict a
 
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #define HAVE_X86_CLONES 1
+/* AVX-512 mismatch counts of output channels [o0, o0 + 8 * NV) at pixel (oy, ox) into
+ * acc, the NV accumulators in registers for every tap and word (the generic body reloads
+ * and stores acc[] for each). Returns the number of in-image taps. */
+#define XNOR_VP_BLOCK(NV)                                                                  \
+    do {                                                                                   \
+        __m512i s_[NV];                                                                    \
+        for (int v_ = 0; v_ < (NV); v_++)                                                  \
+            s_[v_] = _mm512_setzero_si512();                                               \
+        nv = 0;                                                                            \
+        for (int64_t ky = 0; ky < w->k[0]; ky++) {                                         \
+            int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];                   \
+            if (iy < 0 || iy >= w->in[0])                                                  \
+                continue;                                                                  \
+            for (int64_t kx = 0; kx < w->k[1]; kx++) {                                     \
+                int64_t ix = ox * w->stride[1] - w->pad[1] + kx * w->dil[1];               \
+                if (ix < 0 || ix >= w->in[1])                                              \
+                    continue;                                                              \
+                const uint64_t *xp = a->xb + (iy * w->in[1] + ix) * cw;                    \
+                const uint64_t *wt = a->wp + (ky * w->k[1] + kx) * cw * m + o0;            \
+                for (int64_t j = 0; j < cw; j++) {                                         \
+                    __m512i xv = _mm512_set1_epi64((long long)xp[j]);                      \
+                    for (int v_ = 0; v_ < (NV); v_++)                                      \
+                        s_[v_] = _mm512_add_epi64(                                         \
+                            s_[v_], _mm512_popcnt_epi64(_mm512_xor_si512(                  \
+                                        xv, _mm512_loadu_si512(wt + j * m + 8 * v_))));   \
+                }                                                                          \
+                nv++;                                                                      \
+            }                                                                              \
+        }                                                                                  \
+        for (int v_ = 0; v_ < (NV); v_++)                                                  \
+            _mm512_storeu_si512(acc + o0 + 8 * v_, s_[v_]);                                \
+    } while (0)
+
 HOT_EXACT __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) static void
 xnor_row_vpopcnt(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *y)
 {
-    XNOR_ROW_BODY
+    if (a->m % 8 != 0) {
+        XNOR_ROW_BODY
+        return;
+    }
+    const hone_rt_window *w = a->w;
+    int64_t m = a->m, cw = a->cw;
+    for (int64_t ox = 0; ox < w->out[1]; ox++) {
+        int64_t nv = 0, o0 = 0;
+        for (; o0 + 32 <= m; o0 += 32)
+            XNOR_VP_BLOCK(4);
+        for (; o0 < m; o0 += 8)
+            XNOR_VP_BLOCK(1);
+        int64_t full = a->c * nv;
+        for (int64_t o = 0; o < m; o++)
+            y[o * a->ys + ox] = a->alpha[o] * (float)(full - 2 * (int64_t)acc[o]) +
+                                (a->bias ? a->bias[o] : 0.0f);
+    }
 }
 
 HOT_EXACT __attribute__((target("popcnt"))) static void

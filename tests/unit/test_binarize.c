@@ -177,6 +177,8 @@ static double reference(const bconv *b, bool binary, bool with_thresh, int64_t i
 static const geom geoms[] = {
     {2, 3, 5, 7, 6, 3, 1, 1, 1},   {1, 70, 9, 6, 5, 3, 2, 1, 1}, {1, 64, 16, 5, 5, 3, 1, 0, 1},
     {1, 130, 4, 4, 4, 1, 1, 0, 1}, {1, 65, 7, 7, 7, 3, 1, 2, 2}, {1, 1, 3, 4, 4, 3, 1, 1, 1},
+    /* output channels in whole AVX-512 blocks: 4 + 1 accumulators, and 2 x 4 */
+    {1, 70, 40, 6, 5, 3, 1, 1, 1}, {2, 64, 64, 5, 6, 3, 2, 1, 1},
 };
 
 static void test_interp_matches_reference(void **state)
