@@ -93,7 +93,7 @@ static void batch_group(const conv_job *j, int64_t b0, int64_t kb, int64_t gi, f
     for (int64_t i = 0; i < kb; i++)
         hone_rt_im2col_2d(j->w, j->cg, j->x + ((b0 + i) * j->c + gi * j->cg) * j->xp, 0,
                           j->w->out[0], col + i * j->p, cols);
-    hone_rt_sgemm(0, 0, j->mg, cols, j->rows, 1.0f, j->wt + gi * j->mg * j->rows, j->rows, col,
+    hone_rt_train_sgemm(0, 0, j->mg, cols, j->rows, 1.0f, j->wt + gi * j->mg * j->rows, j->rows, col,
                   cols, 0.0f, out, cols);
     for (int64_t i = 0; i < kb; i++)
         put_rows(j, b0 + i, gi, out + i * j->p, cols);
@@ -108,7 +108,7 @@ static void direct_group(const conv_job *j, int64_t b, int64_t gi)
         for (int64_t i = 0; i < j->p; i++)
             yg[r * j->p + i] = bv;
     }
-    hone_rt_sgemm(0, 0, j->mg, j->p, j->rows, 1.0f, j->wt + gi * j->mg * j->rows, j->rows,
+    hone_rt_train_sgemm(0, 0, j->mg, j->p, j->rows, 1.0f, j->wt + gi * j->mg * j->rows, j->rows,
                   j->x + (b * j->c + gi * j->cg) * j->xp, j->p, 1.0f, yg, j->p);
 }
 

@@ -241,10 +241,10 @@ static void group_direct(const grad_group *g, const float *xg, const float *wg,
                          const float *dyg, float *dxg, float *dwg)
 {
     if (dwg)
-        hone_rt_sgemm(0, 1, g->mg, g->rows, g->total, 1.0f, dyg, g->total, xg, g->total, 1.0f,
+        hone_rt_train_sgemm(0, 1, g->mg, g->rows, g->total, 1.0f, dyg, g->total, xg, g->total, 1.0f,
                       dwg, g->rows);
     if (dxg)
-        hone_rt_sgemm(1, 0, g->rows, g->total, g->mg, 1.0f, wg, g->rows, dyg, g->total, 0.0f,
+        hone_rt_train_sgemm(1, 0, g->rows, g->total, g->mg, 1.0f, wg, g->rows, dyg, g->total, 0.0f,
                       dxg, g->total);
 }
 
@@ -257,11 +257,11 @@ static void group_tiled(const grad_group *g, const float *xg, const float *wg,
         int64_t p1 = p0 + tile < g->total ? p0 + tile : g->total, np = p1 - p0;
         if (dwg) {
             hone_rt_im2col(g->w, g->cg, xg, p0, p1, col);
-            hone_rt_sgemm(0, 1, g->mg, g->rows, np, 1.0f, dyg + p0, g->total, col, np, 1.0f,
+            hone_rt_train_sgemm(0, 1, g->mg, g->rows, np, 1.0f, dyg + p0, g->total, col, np, 1.0f,
                           dwg, g->rows);
         }
         if (dxg) {
-            hone_rt_sgemm(1, 0, g->rows, np, g->mg, 1.0f, wg, g->rows, dyg + p0, g->total, 0.0f,
+            hone_rt_train_sgemm(1, 0, g->rows, np, g->mg, 1.0f, wg, g->rows, dyg + p0, g->total, 0.0f,
                           col, np);
             hone_rt_col2im(g->w, g->cg, col, p0, p1, dxg);
         }
@@ -296,7 +296,7 @@ static void dw_batch_2d(const grad_group *g, int64_t b0, int64_t k, int64_t gi, 
     float *dwt = col + (g->rows + g->mg) * cols;
     for (int64_t i = 0; i < k; i++)
         im2col_2d(g->w, g->cg, x_at(g, x, b0 + i, gi), 0, g->w->out[0], col + i * g->total, cols);
-    hone_rt_sgemm(0, 1, g->rows, g->mg, cols, 1.0f, col, cols, dyk, cols, 0.0f, dwt, g->mg);
+    hone_rt_train_sgemm(0, 1, g->rows, g->mg, cols, 1.0f, col, cols, dyk, cols, 0.0f, dwt, g->mg);
     for (int64_t m = 0; m < g->mg; m++)
         for (int64_t r = 0; r < g->rows; r++)
             dwg[m * g->rows + r] += dwt[r * g->mg + m];
@@ -308,7 +308,7 @@ static void dx_batch_2d(const grad_group *g, int64_t b0, int64_t k, int64_t gi, 
 {
     int64_t cols = k * g->total;
     const float *dyk = pack_dy(g, dy, b0, k, gi, col + g->rows * cols);
-    hone_rt_sgemm(1, 0, g->rows, cols, g->mg, 1.0f, wg, g->rows, dyk, cols, 0.0f, col, cols);
+    hone_rt_train_sgemm(1, 0, g->rows, cols, g->mg, 1.0f, wg, g->rows, dyk, cols, 0.0f, col, cols);
     for (int64_t i = 0; i < k; i++)
         col2im_2d(g->w, g->cg, col + i * g->total, 0, g->w->out[0], cols,
                   (float *)x_at(g, dx, b0 + i, gi));
@@ -355,7 +355,7 @@ static void dx_unit_2d(const grad_group *g, const hone_rt_window *tw, int64_t b0
     float *out = col + ry * cols;
     for (int64_t i = 0; i < k; i++)
         im2col_2d(tw, g->mg, dy_at(g, dy, b0 + i, gi), 0, tw->out[0], col + i * hw, cols);
-    hone_rt_sgemm(0, 0, g->cg, cols, ry, 1.0f, wf + gi * g->cg * ry, ry, col, cols, 0.0f, out,
+    hone_rt_train_sgemm(0, 0, g->cg, cols, ry, 1.0f, wf + gi * g->cg * ry, ry, col, cols, 0.0f, out,
                   cols);
     for (int64_t i = 0; i < k; i++)
         for (int64_t c = 0; c < g->cg; c++)
@@ -374,11 +374,11 @@ static void group_rows_2d(const grad_group *g, int64_t b, int64_t gi, const floa
         int64_t oy1 = oy + step < g->w->out[0] ? oy + step : g->w->out[0], np = (oy1 - oy) * ow;
         if (dwg) {
             im2col_2d(g->w, g->cg, xg, oy, oy1, col, np);
-            hone_rt_sgemm(0, 1, g->mg, g->rows, np, 1.0f, dyg + oy * ow, g->total, col, np, 1.0f,
+            hone_rt_train_sgemm(0, 1, g->mg, g->rows, np, 1.0f, dyg + oy * ow, g->total, col, np, 1.0f,
                           dwg, g->rows);
         }
         if (dx) {
-            hone_rt_sgemm(1, 0, g->rows, np, g->mg, 1.0f, wg, g->rows, dyg + oy * ow, g->total,
+            hone_rt_train_sgemm(1, 0, g->rows, np, g->mg, 1.0f, wg, g->rows, dyg + oy * ow, g->total,
                           0.0f, col, np);
             col2im_2d(g->w, g->cg, col, oy, oy1, np, (float *)x_at(g, dx, b, gi));
         }

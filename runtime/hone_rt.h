@@ -235,6 +235,14 @@ hone_rt_pool *hone_rt_kernel_pool(void);
  * the compiled code computes. */
 int hone_rt_kernel_pool_active(void);
 
+/* The GEMM of the training conv kernels (row-major, as hone_rt_sgemm): hone's own
+ * single-threaded AVX-512 SGEMM (sgemm_avx512.c) where the CPU has AVX-512F, else (or with
+ * HONE_TRAIN_GEMM=openblas) hone_rt_sgemm. Its name: "hone-avx512" or "openblas". */
+void hone_rt_train_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                         float *c, int64_t ldc);
+const char *hone_rt_train_gemm_name(void);
+
 
 /* 2-D im2col of output rows [oy0, oy1) into col with row stride ld (see conv_grad.c). */
 void hone_rt_im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_t oy0,

@@ -1,0 +1,242 @@
+/*
+ * hone's own single-threaded AVX-512 SGEMM for the training kernels
+ * (hone_rt_train_sgemm), row-major like hone_rt_sgemm.
+ *
+ * Why: the system OpenBLAS runs whatever kernels OPENBLAS_CORETYPE names, and
+ * this environment pins the AVX2 "Haswell" ones on CPUs with full-width
+ * AVX-512 units; the conv GEMMs of training are about two thirds of a step.
+ * The kernel pool already splits a step over threads, so each call here runs
+ * on its calling thread.
+ *
+ * Layout (the BLIS loop nest): for each NC-column block of C, each KC-deep
+ * slice packs op(B) into NR-column panels; for each MC-row block, op(A) is
+ * packed into MR-row panels; an MR x NR micro-kernel keeps C's tile in 16
+ * zmm registers over the KC slice (A broadcast from the packed panel, B two
+ * vector loads per k). Panels are zero-padded, so tails cost no branches in
+ * the micro-kernel; partial tiles go through a register-to-memory copy.
+ * beta applies on the first KC slice only; with beta == 0 C is never read.
+ *
+ * Where AVX-512 is missing (or for non-x86 builds) the call goes to
+ * hone_rt_sgemm (OpenBLAS). HONE_TRAIN_GEMM=openblas forces that too.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hone_rt.h"
+
+#define MR 8
+#define NR 32
+#define KC 256
+#define MC 128
+#define NC 4096
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX512_GEMM 1
+#endif
+
+#ifdef HAVE_AVX512_GEMM
+/* Per-thread packing buffers, freed when the thread exits. */
+typedef struct pack_bufs {
+    float *a, *b;
+} pack_bufs;
+
+static pthread_key_t pb_key;
+static pthread_once_t pb_once = PTHREAD_ONCE_INIT;
+
+static void pb_free(void *p)
+{
+    pack_bufs *pb = p;
+    free(pb->a);
+    free(pb->b);
+    free(pb);
+}
+
+static void pb_init(void)
+{
+    if (pthread_key_create(&pb_key, pb_free) != 0)
+        abort();
+}
+
+static pack_bufs *pack_buffers(void)
+{
+    pthread_once(&pb_once, pb_init);
+    pack_bufs *pb = pthread_getspecific(pb_key);
+    if (pb)
+        return pb;
+    pb = calloc(1, sizeof *pb);
+    if (!pb)
+        return NULL;
+    pb->a = aligned_alloc(64, sizeof(float) * MC * KC);
+    pb->b = aligned_alloc(64, sizeof(float) * KC * NC);
+    if (!pb->a || !pb->b || pthread_setspecific(pb_key, pb) != 0) {
+        pb_free(pb);
+        return NULL;
+    }
+    return pb;
+}
+
+/* op(A)[i0 .. i0+mc) x [p0 .. p0+kc) into MR-row panels: ap[panel][kk][r]. */
+__attribute__((target("avx512f,avx512vl"))) static void pack_a(int trans, const float *a,
+                                                              int64_t lda, int64_t i0,
+                                                              int64_t mc, int64_t p0,
+                                                              int64_t kc, float *ap)
+{
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        int64_t mr = mc - ir < MR ? mc - ir : MR;
+        float *dst = ap + ir * kc;
+        if (trans) { /* op(A) rows are A's columns: MR contiguous floats per k */
+            __mmask8 mk = (__mmask8)((1u << mr) - 1);
+            for (int64_t kk = 0; kk < kc; kk++)
+                _mm256_store_ps(dst + kk * MR,
+                                _mm256_maskz_loadu_ps(mk, a + (p0 + kk) * lda + i0 + ir));
+            continue;
+        }
+        for (int64_t r = 0; r < mr; r++) {
+            const float *src = a + (i0 + ir + r) * lda + p0;
+            for (int64_t kk = 0; kk < kc; kk++)
+                dst[kk * MR + r] = src[kk];
+        }
+        for (int64_t r = mr; r < MR; r++)
+            for (int64_t kk = 0; kk < kc; kk++)
+                dst[kk * MR + r] = 0.0f;
+    }
+}
+
+/* op(B)[p0 .. p0+kc) x [j0 .. j0+nc) into NR-column panels: bp[panel][kk][c]. */
+__attribute__((target("avx512f"))) static void pack_b(int trans, const float *b, int64_t ldb,
+                                                     int64_t p0, int64_t kc, int64_t j0,
+                                                     int64_t nc, float *bp)
+{
+    for (int64_t jr = 0; jr < nc; jr += NR) {
+        int64_t nr = nc - jr < NR ? nc - jr : NR;
+        float *dst = bp + jr * kc;
+        if (!trans) {
+            __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+            __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+            for (int64_t kk = 0; kk < kc; kk++) {
+                const float *src = b + (p0 + kk) * ldb + j0 + jr;
+                _mm512_store_ps(dst + kk * NR, _mm512_maskz_loadu_ps(m0, src));
+                _mm512_store_ps(dst + kk * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+            }
+        } else {
+            for (int64_t c = 0; c < nr; c++) {
+                const float *src = b + (j0 + jr + c) * ldb + p0;
+                for (int64_t kk = 0; kk < kc; kk++)
+                    dst[kk * NR + c] = src[kk];
+            }
+            for (int64_t c = nr; c < NR; c++)
+                for (int64_t kk = 0; kk < kc; kk++)
+                    dst[kk * NR + c] = 0.0f;
+        }
+    }
+}
+
+/* C[0..mr) x [0..nr) = alpha * Ap Bp + beta * C (C not read when beta == 0). */
+__attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void micro(int64_t kc, const float *restrict ap,
+                                                    const float *restrict bp, float alpha,
+                                                    float beta, float *c, int64_t ldc,
+                                                    int64_t mr, int64_t nr)
+{
+    __m512 acc[MR][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t kk = 0; kk < kc; kk++) {
+        __m512 b0 = _mm512_load_ps(bp + kk * NR), b1 = _mm512_load_ps(bp + kk * NR + 16);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(ap[kk * MR + r]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    for (int r = 0; r < MR; r++) {
+        if (r >= mr)
+            break;
+        float *cr = c + r * ldc;
+        __m512 v0 = _mm512_mul_ps(va, acc[r][0]), v1 = _mm512_mul_ps(va, acc[r][1]);
+        if (beta != 0.0f) {
+            v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
+            v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+        }
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
+}
+
+static pthread_once_t ok_once = PTHREAD_ONCE_INIT;
+static int ok_avx512;
+
+static void ok_init(void)
+{
+    const char *want = getenv("HONE_TRAIN_GEMM");
+    __builtin_cpu_init();
+    ok_avx512 = __builtin_cpu_supports("avx512f") && !(want && strcmp(want, "openblas") == 0);
+}
+
+static int avx512_ok(void)
+{
+    pthread_once(&ok_once, ok_init);
+    return ok_avx512;
+}
+
+static int sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                        const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                        float *c, int64_t ldc)
+{
+    pack_bufs *pb = pack_buffers();
+    if (!pb)
+        return 0;
+    for (int64_t jc = 0; jc < n; jc += NC) {
+        int64_t nc = n - jc < NC ? n - jc : NC;
+        for (int64_t pc = 0; pc < k; pc += KC) {
+            int64_t kc = k - pc < KC ? k - pc : KC;
+            float be = pc == 0 ? beta : 1.0f;
+            pack_b(trans_b, b, ldb, pc, kc, jc, nc, pb->b);
+            for (int64_t ic = 0; ic < m; ic += MC) {
+                int64_t mc = m - ic < MC ? m - ic : MC;
+                pack_a(trans_a, a, lda, ic, mc, pc, kc, pb->a);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        int64_t mr = mc - ir < MR ? mc - ir : MR;
+                        micro(kc, pb->a + ir * kc, pb->b + jr * kc, alpha, be,
+                              c + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
+                    }
+                }
+            }
+        }
+    }
+    return 1;
+}
+#endif
+
+void hone_rt_train_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                         const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                         float *c, int64_t ldc)
+{
+#ifdef HAVE_AVX512_GEMM
+    /* op(B) = B^T with few columns (dW = dY col^T of a conv with few output channels):
+     * the NR-wide panels would be mostly padding and the packing a strided gather, and
+     * OpenBLAS runs these faster (101-117 against 47-99 GFLOP/s at n = 16-32 here; a
+     * dot-product kernel along k reached 90). From 64 columns on, this kernel. */
+    if (m > 0 && n > 0 && k > 0 && !(trans_b && n < 64) && avx512_ok() &&
+        sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        return;
+#endif
+    hone_rt_sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+const char *hone_rt_train_gemm_name(void)
+{
+#ifdef HAVE_AVX512_GEMM
+    if (avx512_ok())
+        return "hone-avx512";
+#endif
+    return "openblas";
+}
