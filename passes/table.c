@@ -7,6 +7,17 @@
 
 #include "passes.h"
 
+/* The options scop and prune-l1 share: how much to remove, and the fine-tuning budget. */
+#define PRUNE_OPTS(RANKED_BY)                                                                  \
+    {"rate", HONE_OPT_FLOAT, "0", "share of channels removed in every prunable conv (SCOP's "  \
+     "paper: 0.4-0.45); 0: use flops= or params="},                                            \
+    {"flops", HONE_OPT_FLOAT, "0", "share of the model's FLOPs to remove, channels chosen "   \
+     "globally by " RANKED_BY},                                                               \
+    {"params", HONE_OPT_FLOAT, "0", "share of the model's parameters to remove (when "        \
+     "flops=0)"},                                                                             \
+    {"ft-steps", HONE_OPT_INT, "400", "fine-tuning steps after pruning (0: none)"},           \
+    {"ft-lr", HONE_OPT_FLOAT, "0.01", "fine-tuning learning rate (Nesterov SGD, cosine)"}
+
 #define LOWBIT_OPTS \
     {"bits", HONE_OPT_INT, "2", "weight bits: 1, 2, 3, 4 or 8 (levels linspace(-1,1,2^b) times s)"}, \
     {"acts", HONE_OPT_INT, "32", "activation bits: 32 (float) or 8 (calibrated uint8 ranges, " \
@@ -192,17 +203,11 @@ const hone_pass_info hone_pass_table[] = {
      "|gamma|*(2*beta-1), re-estimates BN, fine-tunes and folds BN back. Needs --data (labels: "
      "CE; none: distils from the original model).",
      hone_pass_scop, "one model input; constant Conv weights; --data",
-     {{"rate", HONE_OPT_FLOAT, "0", "share of channels removed in every prunable conv (paper: "
-       "0.4-0.45); 0: use flops= or params="},
-      {"flops", HONE_OPT_FLOAT, "0", "share of the model's FLOPs to remove, channels chosen "
-       "globally by score"},
-      {"params", HONE_OPT_FLOAT, "0", "share of the model's parameters to remove (when flops=0)"},
+     {PRUNE_OPTS("score"),
       {"knockoff", HONE_OPT_STRING, "permute", "knockoff source: permute (the batch rolled by "
        "one shuffled sample) or noise (Gaussian pixels with the data's per-pixel mean and std)"},
       {"beta-steps", HONE_OPT_INT, "200", "optimiser steps training the knockoff gates"},
       {"beta-lr", HONE_OPT_FLOAT, "0.01", "Adam learning rate of the gates (betas 0.5, 0.9)"},
-      {"ft-steps", HONE_OPT_INT, "400", "fine-tuning steps after pruning (0: none)"},
-      {"ft-lr", HONE_OPT_FLOAT, "0.01", "fine-tuning learning rate (Nesterov SGD, cosine)"},
       {"batch", HONE_OPT_INT, "64", "batch size (the gate batch is twice this: real + knockoff)"},
       {"seed", HONE_OPT_INT, "1", "seed of shuffling and noise"}}},
     {"prune-l1",
@@ -210,13 +215,7 @@ const hone_pass_info hone_pass_table[] = {
      "removal, BN re-estimation and fine-tuning budget, channels ranked by the L1 norm of their "
      "filters. Needs --data.",
      hone_pass_prune_l1, "one model input; constant Conv weights; --data",
-     {{"rate", HONE_OPT_FLOAT, "0", "share of channels removed in every prunable conv; 0: use "
-       "flops= or params="},
-      {"flops", HONE_OPT_FLOAT, "0", "share of the model's FLOPs to remove, channels chosen "
-       "globally by norm"},
-      {"params", HONE_OPT_FLOAT, "0", "share of the model's parameters to remove (when flops=0)"},
-      {"ft-steps", HONE_OPT_INT, "400", "fine-tuning steps after pruning (0: none)"},
-      {"ft-lr", HONE_OPT_FLOAT, "0.01", "fine-tuning learning rate (Nesterov SGD, cosine)"},
+     {PRUNE_OPTS("norm"),
       {"batch", HONE_OPT_INT, "64", "batch size"},
       {"seed", HONE_OPT_INT, "1", "seed of shuffling"}}},
 };

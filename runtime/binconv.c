@@ -120,6 +120,34 @@ typedef struct xnor_args {
  * mismatch counts acc[o] = sum over in-image taps and words of popcount(x ^ w[o])
  * (the output channels innermost, so the popcount loop vectorises), then
  * y = alpha * (c * taps - 2 * acc) + bias. One copy per target below. */
+/* Runs the statements after it for every in-image tap of output pixel (oy, ox), with xp
+ * (the pixel's input words) and wt (the tap's weight words of channel 0), counting the
+ * taps in nv. */
+#define XNOR_FOR_TAPS(...)                                                              \
+    for (int64_t ky = 0; ky < w->k[0]; ky++) {                                          \
+        int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];                    \
+        if (iy < 0 || iy >= w->in[0])                                                   \
+            continue;                                                                   \
+        for (int64_t kx = 0; kx < w->k[1]; kx++) {                                      \
+            int64_t ix = ox * w->stride[1] - w->pad[1] + kx * w->dil[1];                \
+            if (ix < 0 || ix >= w->in[1])                                               \
+                continue;                                                               \
+            const uint64_t *xp = a->xb + (iy * w->in[1] + ix) * cw;                     \
+            const uint64_t *wt = a->wp + (ky * w->k[1] + kx) * cw * m;                  \
+            __VA_ARGS__                                                                 \
+            nv++;                                                                       \
+        }                                                                               \
+    }
+
+/* y of output pixel ox of all m channels from the counts acc and the nv in-image taps. */
+#define XNOR_STORE_PIXEL()                                                              \
+    do {                                                                                \
+        int64_t full = a->c * nv;                                                       \
+        for (int64_t o = 0; o < m; o++)                                                 \
+            y[o * a->ys + ox] = a->alpha[o] * (float)(full - 2 * (int64_t)acc[o]) +     \
+                                (a->bias ? a->bias[o] : 0.0f);                          \
+    } while (0)
+
 #define XNOR_ROW_BODY                                                                   \
     const hone_rt_window *w = a->w;                                                     \
     int64_t m = a->m, cw = a->cw;                                                       \
@@ -127,29 +155,13 @@ typedef struct xnor_args {
         int64_t nv = 0;                                                                 \
         for (int64_t o = 0; o < m; o++)                                                 \
             acc[o] = 0;                                                                 \
-        for (int64_t ky = 0; ky < w->k[0]; ky++) {                                      \
-            int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];                \
-            if (iy < 0 || iy >= w->in[0])                                               \
-                continue;                                                               \
-            for (int64_t kx = 0; kx < w->k[1]; kx++) {                                  \
-                int64_t ix = ox * w->stride[1] - w->pad[1] + kx * w->dil[1];            \
-                if (ix < 0 || ix >= w->in[1])                                           \
-                    continue;                                                           \
-                const uint64_t *xp = a->xb + (iy * w->in[1] + ix) * cw;                 \
-                const uint64_t *wt = a->wp + (ky * w->k[1] + kx) * cw * m;              \
-                for (int64_t j = 0; j < cw; j++) {                                      \
-                    uint64_t xv = xp[j];                                                \
-                    const uint64_t *restrict wr = wt + j * m;                           \
-                    for (int64_t o = 0; o < m; o++)                                     \
-                        acc[o] += (uint64_t)__builtin_popcountll(xv ^ wr[o]);           \
-                }                                                                       \
-                nv++;                                                                   \
-            }                                                                           \
-        }                                                                               \
-        int64_t full = a->c * nv;                                                       \
-        for (int64_t o = 0; o < m; o++)                                                 \
-            y[o * a->ys + ox] = a->alpha[o] * (float)(full - 2 * (int64_t)acc[o]) +     \
-                                (a->bias ? a->bias[o] : 0.0f);                          \
+        XNOR_FOR_TAPS(for (int64_t j = 0; j < cw; j++) {                                \
+            uint64_t xv = xp[j];                                                        \
+            const uint64_t *restrict wr = wt + j * m;                                   \
+            for (int64_t o = 0; o < m; o++)                                             \
+                acc[o] += (uint64_t)__builtin_popcountll(xv ^ wr[o]);                   \
+        })                                                                              \
+        XNOR_STORE_PIXEL();                                                             \
     }
 
 typedef void (*xnor_row_fn)(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *y);
@@ -158,33 +170,20 @@ typedef void (*xnor_row_fn)(const xnor_args *a, int64_t oy, uint64_t *restrict a
 #define HAVE_X86_CLONES 1
 /* AVX-512 mismatch counts of output channels [o0, o0 + 8 * NV) at pixel (oy, ox) into
  * acc, the NV accumulators in registers for every tap and word (the generic body reloads
- * and stores acc[] for each). Returns the number of in-image taps. */
+ * and stores acc[] for each); nv counts the in-image taps. */
 #define XNOR_VP_BLOCK(NV)                                                                  \
     do {                                                                                   \
         __m512i s_[NV];                                                                    \
         for (int v_ = 0; v_ < (NV); v_++)                                                  \
             s_[v_] = _mm512_setzero_si512();                                               \
         nv = 0;                                                                            \
-        for (int64_t ky = 0; ky < w->k[0]; ky++) {                                         \
-            int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];                   \
-            if (iy < 0 || iy >= w->in[0])                                                  \
-                continue;                                                                  \
-            for (int64_t kx = 0; kx < w->k[1]; kx++) {                                     \
-                int64_t ix = ox * w->stride[1] - w->pad[1] + kx * w->dil[1];               \
-                if (ix < 0 || ix >= w->in[1])                                              \
-                    continue;                                                              \
-                const uint64_t *xp = a->xb + (iy * w->in[1] + ix) * cw;                    \
-                const uint64_t *wt = a->wp + (ky * w->k[1] + kx) * cw * m + o0;            \
-                for (int64_t j = 0; j < cw; j++) {                                         \
-                    __m512i xv = _mm512_set1_epi64((long long)xp[j]);                      \
-                    for (int v_ = 0; v_ < (NV); v_++)                                      \
-                        s_[v_] = _mm512_add_epi64(                                         \
-                            s_[v_], _mm512_popcnt_epi64(_mm512_xor_si512(                  \
-                                        xv, _mm512_loadu_si512(wt + j * m + 8 * v_))));   \
-                }                                                                          \
-                nv++;                                                                      \
-            }                                                                              \
-        }                                                                                  \
+        XNOR_FOR_TAPS(for (int64_t j = 0; j < cw; j++) {                                   \
+            __m512i xv = _mm512_set1_epi64((long long)xp[j]);                              \
+            for (int v_ = 0; v_ < (NV); v_++)                                              \
+                s_[v_] = _mm512_add_epi64(                                                 \
+                    s_[v_], _mm512_popcnt_epi64(_mm512_xor_si512(                          \
+                                xv, _mm512_loadu_si512(wt + j * m + o0 + 8 * v_))));       \
+        })                                                                                 \
         for (int v_ = 0; v_ < (NV); v_++)                                                  \
             _mm512_storeu_si512(acc + o0 + 8 * v_, s_[v_]);                                \
     } while (0)
@@ -204,10 +203,7 @@ xnor_row_vpopcnt(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *
             XNOR_VP_BLOCK(4);
         for (; o0 < m; o0 += 8)
             XNOR_VP_BLOCK(1);
-        int64_t full = a->c * nv;
-        for (int64_t o = 0; o < m; o++)
-            y[o * a->ys + ox] = a->alpha[o] * (float)(full - 2 * (int64_t)acc[o]) +
-                                (a->bias ? a->bias[o] : 0.0f);
+        XNOR_STORE_PIXEL();
     }
 }
 

@@ -77,6 +77,13 @@ static pack_bufs *pack_buffers(void)
     return pb;
 }
 
+/* Masks of the first nr (at most NR) of the two 16-float halves of a row. */
+static inline void nr_masks(int64_t nr, __mmask16 *m0, __mmask16 *m1)
+{
+    *m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    *m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+}
+
 /* op(A)[i0 .. i0+mc) x [p0 .. p0+kc) into MR-row panels: ap[panel][kk][r]. */
 __attribute__((target("avx512f,avx512vl"))) static void pack_a(int trans, const float *a,
                                                               int64_t lda, int64_t i0,
@@ -113,8 +120,8 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, const float *b,
         int64_t nr = nc - jr < NR ? nc - jr : NR;
         float *dst = bp + jr * kc;
         if (!trans) {
-            __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
-            __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+            __mmask16 m0, m1;
+            nr_masks(nr, &m0, &m1);
             for (int64_t kk = 0; kk < kc; kk++) {
                 const float *src = b + (p0 + kk) * ldb + j0 + jr;
                 _mm512_store_ps(dst + kk * NR, _mm512_maskz_loadu_ps(m0, src));
@@ -153,8 +160,8 @@ __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void m
         }
     }
     __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
-    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    __mmask16 m0, m1;
+    nr_masks(nr, &m0, &m1);
     for (int r = 0; r < MR; r++) {
         if (r >= mr)
             break;
