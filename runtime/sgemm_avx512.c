@@ -84,6 +84,19 @@ static inline void nr_masks(int64_t nr, __mmask16 *m0, __mmask16 *m1)
     *m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
 }
 
+/* dst[kk][r] = src[r * ld + kk] for the n rows r < n of a panel `width` wide (zeros past n),
+ * kk < kc: a panel of rows that run along k in memory. */
+static void pack_across(const float *src, int64_t ld, int64_t n, int64_t width, int64_t kc,
+                        float *dst)
+{
+    for (int64_t r = 0; r < n; r++)
+        for (int64_t kk = 0; kk < kc; kk++)
+            dst[kk * width + r] = src[r * ld + kk];
+    for (int64_t r = n; r < width; r++)
+        for (int64_t kk = 0; kk < kc; kk++)
+            dst[kk * width + r] = 0.0f;
+}
+
 /* op(A)[i0 .. i0+mc) x [p0 .. p0+kc) into MR-row panels: ap[panel][kk][r]. */
 __attribute__((target("avx512f,avx512vl"))) static void pack_a(int trans, const float *a,
                                                               int64_t lda, int64_t i0,
@@ -100,14 +113,7 @@ __attribute__((target("avx512f,avx512vl"))) static void pack_a(int trans, const 
                                 _mm256_maskz_loadu_ps(mk, a + (p0 + kk) * lda + i0 + ir));
             continue;
         }
-        for (int64_t r = 0; r < mr; r++) {
-            const float *src = a + (i0 + ir + r) * lda + p0;
-            for (int64_t kk = 0; kk < kc; kk++)
-                dst[kk * MR + r] = src[kk];
-        }
-        for (int64_t r = mr; r < MR; r++)
-            for (int64_t kk = 0; kk < kc; kk++)
-                dst[kk * MR + r] = 0.0f;
+        pack_across(a + (i0 + ir) * lda + p0, lda, mr, MR, kc, dst);
     }
 }
 
@@ -128,14 +134,7 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, const float *b,
                 _mm512_store_ps(dst + kk * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
             }
         } else {
-            for (int64_t c = 0; c < nr; c++) {
-                const float *src = b + (j0 + jr + c) * ldb + p0;
-                for (int64_t kk = 0; kk < kc; kk++)
-                    dst[kk * NR + c] = src[kk];
-            }
-            for (int64_t c = nr; c < NR; c++)
-                for (int64_t kk = 0; kk < kc; kk++)
-                    dst[kk * NR + c] = 0.0f;
+            pack_across(b + (j0 + jr) * ldb + p0, ldb, nr, NR, kc, dst);
         }
     }
 }
