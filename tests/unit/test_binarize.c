@@ -28,23 +28,6 @@
 #include "testutil.h"
 #include "train.h"
 
-static uint32_t rng = 77;
-
-/* Uniform in [-1, 1). */
-static double urand(void)
-{
-    rng = rng * 1664525u + 1013904223u;
-    return (double)(rng >> 8) / 8388608.0 - 1.0;
-}
-
-static hone_tensor *rand_f32(int rank, const int64_t *dims, double scale)
-{
-    hone_tensor *t = tu_tensor_f32(rank, dims, NULL);
-    for (int64_t i = 0; i < t->numel; i++)
-        ((float *)t->data)[i] = (float)(scale * urand());
-    return t;
-}
-
 static hone_graph *new_graph(void)
 {
     hone_graph *g = hone_graph_new();
@@ -53,13 +36,6 @@ static hone_graph *new_graph(void)
     g->opsets[1] = (hone_opset){"hone", 1};
     g->n_opsets = 2;
     return g;
-}
-
-static hone_value *cst(hone_graph *g, const char *name, hone_tensor *t)
-{
-    hone_value *v = hone_graph_new_value(g, name);
-    hone_value_set_data(v, t);
-    return v;
 }
 
 static hone_node *node(hone_graph *g, const char *dom, const char *op, int n_in,
@@ -90,16 +66,16 @@ static void bconv_init(bconv *b, geom s)
     memset(b, 0, sizeof *b);
     b->s = s;
     int64_t xd[4] = {s.n, s.c, s.h, s.w}, wd[4] = {s.m, s.c, s.k, s.k}, kk = s.c * s.k * s.k;
-    b->x = rand_f32(4, xd, 2.0);
-    b->wf = rand_f32(4, wd, 1.0);
+    b->x = tu_rand_f32(4, xd, 2.0);
+    b->wf = tu_rand_f32(4, wd, 1.0);
     int64_t bd[2] = {s.m, (int64_t)hone_rt_binconv_row_bytes(kk)};
     hone_ctx ctx;
     hone_ctx_init(&ctx);
     assert_int_equal(hone_tensor_new(&ctx, HONE_DT_UINT8, 2, bd, &b->bits), HONE_OK);
     hone_rt_binconv_pack_signs(b->wf->data, s.m, kk, b->bits->data);
-    b->alpha = rand_f32(1, &s.m, 1.0);
-    b->bias = rand_f32(1, &s.m, 1.0);
-    b->thresh = rand_f32(1, &s.c, 0.5);
+    b->alpha = tu_rand_f32(1, &s.m, 1.0);
+    b->bias = tu_rand_f32(1, &s.m, 1.0);
+    b->thresh = tu_rand_f32(1, &s.c, 0.5);
 }
 
 static void bconv_free(bconv *b)
@@ -122,10 +98,10 @@ static hone_graph *bconv_graph(const bconv *b, bool binary, bool with_thresh)
     int64_t xd[4] = {b->s.n, b->s.c, b->s.h, b->s.w};
     memcpy(x->dims, xd, sizeof xd);
     hone_graph_add_input(g, x);
-    hone_value *in[5] = {x, cst(g, "bits", hone_tensor_clone(b->bits)),
-                         cst(g, "alpha", hone_tensor_clone(b->alpha)),
-                         cst(g, "bias", hone_tensor_clone(b->bias)),
-                         with_thresh ? cst(g, "thresh", hone_tensor_clone(b->thresh)) : NULL};
+    hone_value *in[5] = {x, tu_const(g, "bits", hone_tensor_clone(b->bits)),
+                         tu_const(g, "alpha", hone_tensor_clone(b->alpha)),
+                         tu_const(g, "bias", hone_tensor_clone(b->bias)),
+                         with_thresh ? tu_const(g, "thresh", hone_tensor_clone(b->thresh)) : NULL};
     hone_node *n = node(g, "hone", "BinaryConv", with_thresh ? 5 : 4, in, 1);
     int64_t k[2] = {b->s.k, b->s.k}, st[2] = {b->s.stride, b->s.stride};
     int64_t p[4] = {b->s.pad, b->s.pad, b->s.pad, b->s.pad}, d[2] = {b->s.dil, b->s.dil};
@@ -370,7 +346,7 @@ static void test_sign_ste_backward(void **state)
     int64_t d[1] = {8};
     const float qv[8] = {-1.5f, -1.0f, -0.3f, 0.0f, 0.2f, 0.99f, 1.01f, 3.0f};
     hone_graph *g = new_graph();
-    hone_value *q = cst(g, "q", tu_tensor_f32(1, d, qv)), *t = cst(g, "t", rand_f32(1, d, 1.0));
+    hone_value *q = tu_const(g, "q", tu_tensor_f32(1, d, qv)), *t = tu_const(g, "t", tu_rand_f32(1, d, 1.0));
     hone_value *b = node(g, "hone", "SignSTE", 1, &q, 1)->out[0];
     hone_value *loss = hone_loss_dist(g, b, t, false);
     hone_graph_add_output(g, loss);
@@ -409,8 +385,8 @@ static void test_noisy_label_loss(void **state)
     int64_t d[2] = {3, 4};
     const float rho = 0.1f;
     hone_graph *g = new_graph();
-    hone_value *q = cst(g, "q", rand_f32(2, d, 1.5)), *w = cst(g, "w", rand_f32(2, d, 1.0));
-    hone_value *c = cst(g, "c", rand_f32(2, d, 2.0));
+    hone_value *q = tu_const(g, "q", tu_rand_f32(2, d, 1.5)), *w = tu_const(g, "w", tu_rand_f32(2, d, 1.0));
+    hone_value *c = tu_const(g, "c", tu_rand_f32(2, d, 2.0));
     hone_value *qc = node(g, "", "Mul", 2, (hone_value *[]){q, c}, 1)->out[0];
     hone_node *l = node(g, "hone", "NoisyLabelLoss", 2, (hone_value *[]){qc, w}, 2);
     hone_node_set_attr_float(g, l, "rho", rho);
@@ -449,14 +425,14 @@ static void test_trainer_extra_loss(void **state)
     int64_t wd[2] = {3, 4}, xd[2] = {2, 4}, ld[1] = {2};
     float losses[2];
     for (int with = 0; with < 2; with++) {
-        rng = 5;
+        tu_seed(5);
         hone_graph *g = new_graph();
         hone_value *x = hone_graph_new_value(g, "x");
         x->dtype = HONE_DT_FLOAT;
         x->rank = 2;
         memcpy(x->dims, xd, sizeof xd);
         hone_graph_add_input(g, x);
-        hone_value *w = cst(g, "w", rand_f32(2, wd, 1.0)), *w0 = cst(g, "w0", rand_f32(2, wd, 1.0));
+        hone_value *w = tu_const(g, "w", tu_rand_f32(2, wd, 1.0)), *w0 = tu_const(g, "w0", tu_rand_f32(2, wd, 1.0));
         hone_node *gm = node(g, "", "Gemm", 2, (hone_value *[]){x, w}, 1);
         hone_node_set_attr_int(g, gm, "transB", 1);
         hone_graph_add_output(g, gm->out[0]);
@@ -472,7 +448,7 @@ static void test_trainer_extra_loss(void **state)
         hone_trainer *t;
         if (hone_trainer_new(&ctx, g, &sp, &t))
             fail_msg("trainer: %s", ctx.msg);
-        hone_tensor *xt = rand_f32(2, xd, 1.0), *lab;
+        hone_tensor *xt = tu_rand_f32(2, xd, 1.0), *lab;
         assert_int_equal(hone_tensor_new(&ctx, HONE_DT_INT64, 1, ld, &lab), HONE_OK);
         ((int64_t *)lab->data)[0] = 1;
         ((int64_t *)lab->data)[1] = 2;
@@ -599,6 +575,7 @@ static void test_pass_bad_options(void **state)
 
 int main(void)
 {
+    tu_seed(77u);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_interp_matches_reference),
         cmocka_unit_test(test_padding_under_sign),

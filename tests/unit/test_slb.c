@@ -21,29 +21,6 @@
 #include "testutil.h"
 #include "train.h"
 
-static uint32_t rng = 12345;
-
-static double urand(void)
-{
-    rng = rng * 1664525u + 1013904223u;
-    return (double)(rng >> 8) / 8388608.0 - 1.0;
-}
-
-static hone_tensor *rand_f32(int rank, const int64_t *dims, double scale)
-{
-    hone_tensor *t = tu_tensor_f32(rank, dims, NULL);
-    for (int64_t i = 0; i < t->numel; i++)
-        ((float *)t->data)[i] = (float)(urand() * scale);
-    return t;
-}
-
-static hone_value *cst(hone_graph *g, const char *name, hone_tensor *t)
-{
-    hone_value *v = hone_graph_new_value(g, name);
-    hone_value_set_data(v, t);
-    return v;
-}
-
 static hone_node *node(hone_graph *g, const char *op, const char *dom, int n_in,
                        hone_value *const *in, const char *out)
 {
@@ -97,19 +74,19 @@ static void test_soft_weight_gradient(void **state)
     for (int i = 0; i < K; i++)
         v[i] = (float)lb_level(&gr, i);
     for (int i = 0; i < R; i++)
-        c[i] = (float)urand();
-    hone_node *n = NODE(g, "Mul", "ta", a, cst(g, "T", tt));
+        c[i] = (float)tu_urand();
+    hone_node *n = NODE(g, "Mul", "ta", a, tu_const(g, "T", tt));
     n = NODE(g, "Softmax", "p", n->out[0]);
     hone_node_set_attr_int(g, n, "axis", -1);
-    n = NODE(g, "Mul", "pv", n->out[0], cst(g, "V", tu_tensor_f32(1, &k, v)));
+    n = NODE(g, "Mul", "pv", n->out[0], tu_const(g, "V", tu_tensor_f32(1, &k, v)));
     int64_t last = -1;
     hone_tensor *ax;
     assert_int_equal(hone_tensor_new(&ctx, HONE_DT_INT64, 1, &one, &ax), HONE_OK);
     memcpy(ax->data, &last, sizeof last);
-    n = NODE(g, "ReduceSum", "w", n->out[0], cst(g, "axes", ax));
+    n = NODE(g, "ReduceSum", "w", n->out[0], tu_const(g, "axes", ax));
     hone_node_set_attr_int(g, n, "keepdims", 0);
     hone_value *w = n->out[0];
-    n = NODE(g, "Mul", "cw", w, cst(g, "c", tu_tensor_f32(1, &r, c)));
+    n = NODE(g, "Mul", "cw", w, tu_const(g, "c", tu_tensor_f32(1, &r, c)));
     n = NODE(g, "ReduceSum", "loss", n->out[0]);
     hone_node_set_attr_int(g, n, "keepdims", 0);
     hone_graph_add_output(g, n->out[0]);
@@ -120,7 +97,7 @@ static void test_soft_weight_gradient(void **state)
     assert_non_null(grad);
     hone_graph_add_output(g, grad);
     assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
-    hone_tensor *av = rand_f32(2, (int64_t[]){R, K}, 1.0), *out[3] = {0};
+    hone_tensor *av = tu_rand_f32(2, (int64_t[]){R, K}, 1.0), *out[3] = {0};
     const hone_tensor *ins[1] = {av};
     assert_int_equal(hone_interp_run(&ctx, g, ins, out, NULL), HONE_OK);
     const float *pa = av->data, *pw = out[1]->data, *pg = out[2]->data;
@@ -173,11 +150,11 @@ static void test_fake_quant(void **state)
     hone_tensor *s = scalar(HONE_DT_FLOAT, 0.05), *zf = scalar(HONE_DT_FLOAT, 20);
     hone_tensor *zu = scalar(HONE_DT_UINT8, 20);
     hone_node *fq = node(g, "FakeQuant", "hone", 3,
-                         (hone_value *[]){x, cst(g, "s", s), cst(g, "z", zf)}, "fq");
-    hone_node *q = NODE(g, "QuantizeLinear", "q", x, cst(g, "s2", hone_tensor_clone(s)),
-                        cst(g, "zu", zu));
+                         (hone_value *[]){x, tu_const(g, "s", s), tu_const(g, "z", zf)}, "fq");
+    hone_node *q = NODE(g, "QuantizeLinear", "q", x, tu_const(g, "s2", hone_tensor_clone(s)),
+                        tu_const(g, "zu", zu));
     hone_node *dq = NODE(g, "DequantizeLinear", "dq", q->out[0], q->in[1], q->in[2]);
-    hone_tensor *xv = rand_f32(1, &d, 12.0);
+    hone_tensor *xv = tu_rand_f32(1, &d, 12.0);
     ((float *)xv->data)[0] = 0.025f; /* a tie: rounds to even */
     ((float *)xv->data)[1] = -3.0f;  /* below the range */
     const hone_tensor *in3[3] = {xv, s, zf}, *inq[3] = {xv, s, zu};
@@ -187,7 +164,7 @@ static void test_fake_quant(void **state)
     assert_int_equal(memcmp(a->data, b->data, sizeof(float) * (size_t)d), 0);
     assert_true(((float *)a->data)[1] == -1.0f);
     /* straight-through: d sum(c * FakeQuant(x)) / dx = c */
-    hone_node *m = NODE(g, "Mul", "m", fq->out[0], cst(g, "c", rand_f32(1, &d, 1.0)));
+    hone_node *m = NODE(g, "Mul", "m", fq->out[0], tu_const(g, "c", tu_rand_f32(1, &d, 1.0)));
     hone_node *l = NODE(g, "ReduceSum", "l", m->out[0]);
     hone_node_set_attr_int(g, l, "keepdims", 0);
     hone_graph_add_output(g, l->out[0]);
@@ -251,8 +228,8 @@ static hone_graph *conv_net(void)
         snprintf(bn, sizeof bn, "b%d", i);
         snprintf(cn, sizeof cn, "conv%d", i);
         snprintf(rn, sizeof rn, "relu%d", i);
-        hone_node *c = NODE(g, "Conv", cn, h, cst(g, wn, rand_f32(4, shapes[i], 0.6)),
-                            cst(g, bn, rand_f32(1, shapes[i], 0.1)));
+        hone_node *c = NODE(g, "Conv", cn, h, tu_const(g, wn, tu_rand_f32(4, shapes[i], 0.6)),
+                            tu_const(g, bn, tu_rand_f32(1, shapes[i], 0.1)));
         int64_t p = shapes[i][2] / 2;
         hone_node_set_attr_ints(g, c, "pads", (int64_t[]){p, p, p, p}, 4);
         h = i < 2 ? NODE(g, "Relu", rn, c->out[0])->out[0] : c->out[0];
@@ -260,8 +237,8 @@ static hone_graph *conv_net(void)
     h = NODE(g, "GlobalAveragePool", "gap", h)->out[0];
     h = NODE(g, "Flatten", "flat", h)->out[0];
     int64_t fd[2] = {3, 6}, k = 3;
-    hone_node *fc = NODE(g, "Gemm", "logits", h, cst(g, "fc", rand_f32(2, fd, 0.8)),
-                         cst(g, "fc_b", rand_f32(1, &k, 0.1)));
+    hone_node *fc = NODE(g, "Gemm", "logits", h, tu_const(g, "fc", tu_rand_f32(2, fd, 0.8)),
+                         tu_const(g, "fc_b", tu_rand_f32(1, &k, 0.1)));
     hone_node_set_attr_int(g, fc, "transB", 1);
     hone_graph_add_output(g, fc->out[0]);
     hone_ctx ctx;
@@ -272,7 +249,7 @@ static hone_graph *conv_net(void)
 
 static hone_tensor *samples(int64_t n)
 {
-    return rand_f32(4, (int64_t[]){n, 2, 8, 8}, 1.0);
+    return tu_rand_f32(4, (int64_t[]){n, 2, 8, 8}, 1.0);
 }
 
 /* Runs pipeline text over g with x as label-free data (val_split 16 samples). */
@@ -497,8 +474,8 @@ static hone_tensor *rand_int(hone_dtype dt, int rank, const int64_t *dims)
     hone_tensor *t;
     assert_int_equal(hone_tensor_new(&ctx, dt, rank, dims, &t), HONE_OK);
     for (int64_t i = 0; i < t->numel; i++)
-        hone_tensor_set_i64(t, i, dt == HONE_DT_UINT8 ? (int64_t)((urand() + 1) * 127.9)
-                                                       : (int64_t)(urand() * 127.9));
+        hone_tensor_set_i64(t, i, dt == HONE_DT_UINT8 ? (int64_t)((tu_urand() + 1) * 127.9)
+                                                       : (int64_t)(tu_urand() * 127.9));
     return t;
 }
 
@@ -575,6 +552,7 @@ static void test_qdq_to_integer(void **state)
 
 int main(void)
 {
+    tu_seed(12345u);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_soft_weight_gradient),
         cmocka_unit_test(test_fake_quant),

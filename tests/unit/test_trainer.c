@@ -16,29 +16,6 @@
 #include "testutil.h"
 #include "train.h"
 
-static uint32_t rng = 77;
-
-static double urand(void)
-{
-    rng = rng * 1664525u + 1013904223u;
-    return (double)(rng >> 8) / 8388608.0 - 1.0;
-}
-
-static hone_tensor *rand_f32(int rank, const int64_t *dims, double scale)
-{
-    hone_tensor *t = tu_tensor_f32(rank, dims, NULL);
-    for (int64_t i = 0; i < t->numel; i++)
-        ((float *)t->data)[i] = (float)(urand() * scale);
-    return t;
-}
-
-static hone_value *cst(hone_graph *g, const char *name, hone_tensor *t)
-{
-    hone_value *v = hone_graph_new_value(g, name);
-    hone_value_set_data(v, t);
-    return v;
-}
-
 static hone_node *node(hone_graph *g, const char *op, int n_in, hone_value *const *in,
                        const char *out)
 {
@@ -68,15 +45,15 @@ static hone_graph *model_of(bool smooth)
     x->rank = 4;
     memcpy(x->dims, xd, sizeof xd);
     hone_graph_add_input(g, x);
-    hone_tensor *var = rand_f32(1, c, 0.3);
+    hone_tensor *var = tu_rand_f32(1, c, 0.3);
     for (int i = 0; i < 4; i++)
         ((float *)var->data)[i] += 1.0f;
-    hone_node *conv = NODE(g, "Conv", "conv", x, cst(g, "w1", rand_f32(4, wd, 0.5)),
-                           cst(g, "b1", rand_f32(1, c, 0.1)));
+    hone_node *conv = NODE(g, "Conv", "conv", x, tu_const(g, "w1", tu_rand_f32(4, wd, 0.5)),
+                           tu_const(g, "b1", tu_rand_f32(1, c, 0.1)));
     hone_node_set_attr_ints(g, conv, "pads", (int64_t[]){1, 1, 1, 1}, 4);
     hone_node *bn = NODE(g, "BatchNormalization", "bn", conv->out[0],
-                         cst(g, "bn_scale", rand_f32(1, c, 1.0)), cst(g, "bn_bias", rand_f32(1, c, 0.2)),
-                         cst(g, "bn_mean", rand_f32(1, c, 0.2)), cst(g, "bn_var", var));
+                         tu_const(g, "bn_scale", tu_rand_f32(1, c, 1.0)), tu_const(g, "bn_bias", tu_rand_f32(1, c, 0.2)),
+                         tu_const(g, "bn_mean", tu_rand_f32(1, c, 0.2)), tu_const(g, "bn_var", var));
     hone_node *relu = NODE(g, smooth ? "Softplus" : "Relu", "relu", bn->out[0]);
     hone_node *mp = NODE(g, smooth ? "AveragePool" : "MaxPool", "pool", relu->out[0]);
     hone_node_set_attr_ints(g, mp, "kernel_shape", (int64_t[]){2, 2}, 2);
@@ -84,8 +61,8 @@ static hone_graph *model_of(bool smooth)
     hone_node *rm = NODE(g, "ReduceMean", "feat", mp->out[0]);
     hone_node_set_attr_ints(g, rm, "axes", (int64_t[]){2, 3}, 2);
     hone_node_set_attr_int(g, rm, "keepdims", 0);
-    hone_node *fc = NODE(g, "Gemm", "logits", rm->out[0], cst(g, "fc", rand_f32(2, fd, 0.8)),
-                         cst(g, "fc_b", rand_f32(1, k, 0.1)));
+    hone_node *fc = NODE(g, "Gemm", "logits", rm->out[0], tu_const(g, "fc", tu_rand_f32(2, fd, 0.8)),
+                         tu_const(g, "fc_b", tu_rand_f32(1, k, 0.1)));
     hone_node_set_attr_int(g, fc, "transB", 1);
     hone_graph_add_output(g, fc->out[0]);
     hone_ctx ctx;
@@ -114,7 +91,7 @@ static hone_tensor *labels_for(int64_t n)
 static hone_tensor *batch_for(int64_t n)
 {
     int64_t d[4] = {n, 1, 6, 6};
-    hone_tensor *t = rand_f32(4, d, 1.0);
+    hone_tensor *t = tu_rand_f32(4, d, 1.0);
     for (int64_t i = 0; i < t->numel; i++)
         ((float *)t->data)[i] += 0.7f * (float)((i / 36) % 3);
     return t;
@@ -305,8 +282,8 @@ static void test_loss_kinds(void **state)
         spec.feat_student = k == 4 ? "feat" : k == 1 ? "feat" : NULL;
         hone_trainer *t;
         assert_int_equal(hone_trainer_new(&ctx, m, &spec, &t), HONE_OK);
-        hone_tensor *x = batch_for(4), *lab = labels_for(4), *teach = rand_f32(2, td, 2.0);
-        hone_tensor *feat = rand_f32(2, fd, 1.0);
+        hone_tensor *x = batch_for(4), *lab = labels_for(4), *teach = tu_rand_f32(2, td, 2.0);
+        hone_tensor *feat = tu_rand_f32(2, fd, 1.0);
         float loss = -1;
         hone_status st = hone_trainer_step_with(t, x, lab, teach, feat, &loss);
         if (st)
@@ -354,7 +331,7 @@ static void test_errors(void **state)
     hone_train_spec_init(&spec);
     assert_int_equal(hone_trainer_new(&ctx, m, &spec, &t), HONE_OK);
     int64_t wrong[4] = {2, 3, 6, 6};
-    hone_tensor *x = rand_f32(4, wrong, 1.0), *lab = labels_for(2);
+    hone_tensor *x = tu_rand_f32(4, wrong, 1.0), *lab = labels_for(2);
     assert_int_equal(hone_trainer_step(t, x, lab, NULL, NULL), HONE_ERR_ARG);
     hone_tensor_free(x);
     hone_tensor_free(lab);
@@ -381,7 +358,7 @@ static void test_resnet14(void **state)
         fail_msg("%s", ctx.msg);
     assert_int_equal(hone_trainer_n_params(t), 32); /* 15 convs (weight, bias) + fc */
     int64_t xd[4] = {8, 1, 28, 28};
-    hone_tensor *x = rand_f32(4, xd, 1.0), *lab = labels_for(8);
+    hone_tensor *x = tu_rand_f32(4, xd, 1.0), *lab = labels_for(8);
     float loss;
     for (int s = 0; s < 3; s++) {
         assert_int_equal(hone_trainer_step(t, x, lab, NULL, &loss), HONE_OK);
@@ -418,8 +395,9 @@ static void test_resnet14(void **state)
 
 int main(void)
 {
+    tu_seed(77u);
     if (getenv("HONE_TEST_SEED")) /* stress runs: other random draws */
-        rng = (uint32_t)strtoul(getenv("HONE_TEST_SEED"), NULL, 10);
+        tu_seed((uint32_t)strtoul(getenv("HONE_TEST_SEED"), NULL, 10));
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_params_and_program),
         cmocka_unit_test(test_step_gradients),

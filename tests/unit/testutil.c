@@ -23,3 +23,31 @@ const char *tu_src(const char *rel)
     snprintf(buf[k], sizeof buf[k], "%s/%s", HONE_SOURCE_DIR, rel);
     return buf[k];
 }
+
+static uint32_t tu_rng = 77u;
+
+void tu_seed(uint32_t seed)
+{
+    tu_rng = seed;
+}
+
+double tu_urand(void)
+{
+    tu_rng = tu_rng * 1664525u + 1013904223u;
+    return (double)(tu_rng >> 8) / 8388608.0 - 1.0;
+}
+
+hone_tensor *tu_rand_f32(int rank, const int64_t *dims, double scale)
+{
+    hone_tensor *t = tu_tensor_f32(rank, dims, NULL);
+    for (int64_t i = 0; i < t->numel; i++)
+        ((float *)t->data)[i] = (float)(tu_urand() * scale);
+    return t;
+}
+
+hone_value *tu_const(hone_graph *g, const char *name, hone_tensor *t)
+{
+    hone_value *v = hone_graph_new_value(g, name);
+    hone_value_set_data(v, t);
+    return v;
+}

@@ -14,6 +14,13 @@
 
 /* A float tensor of the given shape filled from vals (or zeros when NULL). */
 hone_tensor *tu_tensor_f32(int rank, const int64_t *dims, const float *vals);
+/* A deterministic uniform draw in [-1, 1) (an LCG; tu_seed restarts it). */
+void tu_seed(uint32_t seed);
+double tu_urand(void);
+/* A float tensor of the given shape filled with tu_urand() * scale. */
+hone_tensor *tu_rand_f32(int rank, const int64_t *dims, double scale);
+/* A new constant value of g named name holding t. */
+hone_value *tu_const(hone_graph *g, const char *name, hone_tensor *t);
 /* Path of a file in the source tree. */
 const char *tu_src(const char *rel);
 
