@@ -271,6 +271,20 @@ void hone_json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+void hone_pass_detail_string(hone_pass_ctx *pc, const char *s)
+{
+    if (!pc->stats)
+        return;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    HONE_ASSERT(f);
+    hone_json_string(f, s);
+    HONE_ASSERT(fclose(f) == 0);
+    hone_pass_detail(pc, "%s", buf);
+    free(buf);
+}
+
 static void report_row(FILE *f, const hone_pass_stats *s)
 {
     fprintf(f, "    {\"pass\": ");

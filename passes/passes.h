@@ -140,6 +140,8 @@ void hone_pass_note(hone_pass_ctx *pc, const char *what, int64_t n);
  * writes one valid JSON value in pieces (per-layer tables, phase times,
  * metrics before and after). */
 void hone_pass_detail(hone_pass_ctx *pc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* s as a JSON string literal (as hone_json_string writes it) appended to the detail. */
+void hone_pass_detail_string(hone_pass_ctx *pc, const char *s);
 /* One progress or report line on the pass's log stream, prefixed "[pass] ". */
 void hone_pass_log(hone_pass_ctx *pc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The calibration data, or an error naming the pass and the flags to give

@@ -544,29 +544,13 @@ static void json_num(hone_pass_ctx *pc, const char *key, double v)
         hone_pass_detail(pc, "\"%s\":null", key);
 }
 
-/* s as a JSON string literal (quotes, backslashes and control bytes escaped). */
-static void json_str(hone_pass_ctx *pc, const char *s)
-{
-    hone_pass_detail(pc, "\"");
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\')
-            hone_pass_detail(pc, "\\%c", ch);
-        else if (ch < 0x20)
-            hone_pass_detail(pc, "\\u%04x", ch);
-        else
-            hone_pass_detail(pc, "%c", ch);
-    }
-    hone_pass_detail(pc, "\"");
-}
-
 static void detail(run *r, const char *method)
 {
     hone_pass_ctx *pc = r->pc;
     hone_pass_detail(pc, "{\"method\":\"%s\",\"layers\":[", method);
     for (int k = 0; k < r->n; k++) {
         hone_pass_detail(pc, "%s{\"conv\":", k ? "," : "");
-        json_str(pc, r->l[k].conv->name);
+        hone_pass_detail_string(pc, r->l[k].conv->name);
         hone_pass_detail(pc, ",\"channels\":%lld,\"kept\":%lld}",
                          (long long)r->l[k].channels, (long long)r->l[k].kept);
     }
