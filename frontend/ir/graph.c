@@ -439,6 +439,43 @@ int hone_graph_remove_dead(hone_graph *g)
     return removed;
 }
 
+/* Base-36 digits of k (at least one) into buf. */
+static const char *base36(char *buf, unsigned long k)
+{
+    char tmp[16];
+    int n = 0;
+    do
+        tmp[n++] = "0123456789abcdefghijklmnopqrstuvwxyz"[k % 36];
+    while ((k /= 36) && n < 15);
+    for (int i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    buf[n] = 0;
+    return buf;
+}
+
+void hone_graph_strip_names(hone_graph *g)
+{
+    const int keep = HONE_VAL_INPUT | HONE_VAL_OUTPUT;
+    for (int i = 0; i < g->n_values; i++)
+        if (!(g->values[i]->flags & keep))
+            map_put(g->by_name, g->values[i]->name, NULL);
+    unsigned long k = 0;
+    char buf[16];
+    for (int i = 0; i < g->n_values; i++) {
+        hone_value *v = g->values[i];
+        if (v->flags & keep)
+            continue;
+        while (map_get(g->by_name, base36(buf, k)))   /* an input or output has it */
+            k++;
+        v->name = hone_arena_strdup(g->arena, buf);
+        map_put(g->by_name, v->name, v);
+        k++;
+    }
+    for (int i = 0; i < g->n_nodes; i++)
+        g->nodes[i]->name = "";
+    g->doc = NULL;
+}
+
 void hone_graph_replace_uses(hone_graph *g, hone_value *from, hone_value *to)
 {
     for (int i = 0; i < g->n_nodes; i++)

@@ -244,6 +244,10 @@ void hone_graph_update_uses(hone_graph *g);
 int hone_graph_remove_dead(hone_graph *g);
 /* Replaces every use of `from` (node inputs and graph outputs) by `to`. */
 void hone_graph_replace_uses(hone_graph *g, hone_value *from, hone_value *to);
+/* Deployment form: every value that is not a graph input or output gets a short
+ * generated name (base 36, in graph order), node names and the doc string are
+ * emptied. The graph computes the same; only the names a debugger would show go. */
+void hone_graph_strip_names(hone_graph *g);
 /* Deep copy of a graph (tensors included). */
 hone_graph *hone_graph_clone(const hone_graph *g);
 

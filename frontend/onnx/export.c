@@ -7,7 +7,7 @@
  * copied, so a single hone_arena_free releases the tree. Tensor payloads come
  * from hone_onnx_tensor_encode (malloc'd) and are tracked in a list freed at
  * the end. Types are written for inputs, outputs and every intermediate whose
- * dtype is known; symbolic dimensions go back out as dim_param using the
+ * dtype is known (HONE_ONNX_NO_VALUE_INFO: inputs and outputs only); symbolic dimensions go back out as dim_param using the
  * graph's symbol names, so import -> export -> import is the identity.
  */
 #include <stdlib.h>
@@ -24,6 +24,7 @@ typedef struct exporter {
     hone_arena *a;
     Onnx__TensorProto **tensors; /* encoded payloads, freed with the export */
     int n_tensors, cap_tensors;
+    unsigned flags;              /* HONE_ONNX_* */
 } exporter;
 
 /* The proto structs take char *; the packer only reads through them. */
@@ -236,7 +237,8 @@ static hone_status export_graph(exporter *ex, Onnx__GraphProto *gp, int64_t ir_v
     for (int i = 0; i < g->n_outputs; i++)
         gp->output[i] = new_value_info(ex, g->outputs[i]);
     export_initializers(ex, gp);
-    export_value_info(ex, gp);
+    if (!(ex->flags & HONE_ONNX_NO_VALUE_INFO))
+        export_value_info(ex, gp);
     gp->n_node = (size_t)g->n_nodes;
     gp->node = alloc_array(ex, gp->n_node, sizeof *gp->node);
     for (int i = 0; i < g->n_nodes; i++) {
@@ -299,7 +301,13 @@ static hone_status export_model(exporter *ex, Onnx__ModelProto *m)
 
 hone_status hone_onnx_serialize(hone_ctx *ctx, const hone_graph *g, uint8_t **buf, size_t *len)
 {
-    exporter ex = {.ctx = ctx, .g = g, .a = hone_arena_new()};
+    return hone_onnx_serialize_flags(ctx, g, 0, buf, len);
+}
+
+hone_status hone_onnx_serialize_flags(hone_ctx *ctx, const hone_graph *g, unsigned flags,
+                                      uint8_t **buf, size_t *len)
+{
+    exporter ex = {.ctx = ctx, .g = g, .a = hone_arena_new(), .flags = flags};
     Onnx__ModelProto m;
     onnx__model_proto__init(&m);
     hone_status st = export_model(&ex, &m);
@@ -322,9 +330,15 @@ hone_status hone_onnx_serialize(hone_ctx *ctx, const hone_graph *g, uint8_t **bu
 
 hone_status hone_onnx_save(hone_ctx *ctx, const hone_graph *g, const char *path)
 {
+    return hone_onnx_save_flags(ctx, g, path, 0);
+}
+
+hone_status hone_onnx_save_flags(hone_ctx *ctx, const hone_graph *g, const char *path,
+                                 unsigned flags)
+{
     uint8_t *buf;
     size_t len;
-    hone_status st = hone_onnx_serialize(ctx, g, &buf, &len);
+    hone_status st = hone_onnx_serialize_flags(ctx, g, flags, &buf, &len);
     if (st)
         return hone_fail_wrap(ctx, "%s", path);
     st = hone_write_file_atomic(ctx, path, buf, len);

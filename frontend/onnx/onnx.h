@@ -23,6 +23,12 @@ hone_status hone_onnx_load_buffer(hone_ctx *ctx, const uint8_t *buf, size_t len,
 hone_status hone_onnx_save(hone_ctx *ctx, const hone_graph *g, const char *path);
 /* Serialises g into a malloc'd buffer. */
 hone_status hone_onnx_serialize(hone_ctx *ctx, const hone_graph *g, uint8_t **buf, size_t *len);
+/* Export flags: no value_info for intermediates (readers infer their shapes). */
+enum { HONE_ONNX_NO_VALUE_INFO = 1 };
+hone_status hone_onnx_save_flags(hone_ctx *ctx, const hone_graph *g, const char *path,
+                                 unsigned flags);
+hone_status hone_onnx_serialize_flags(hone_ctx *ctx, const hone_graph *g, unsigned flags,
+                                      uint8_t **buf, size_t *len);
 
 /* TensorProto -> tensor; base_dir for external data (NULL: external data refused). */
 hone_status hone_onnx_tensor_decode(hone_ctx *ctx, const Onnx__TensorProto *p,

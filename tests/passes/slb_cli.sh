@@ -3,7 +3,7 @@
 # (4-bit weights, 8-bit activations) on 256 training images, the result scored on 300
 # test images by `hone eval`, packed with pack-lowbit (same logits, smaller file) and
 # run compiled after qdq-to-integer (ConvInteger: the integer conv kernel) with the logits close to the
-# interpreter's. Usage: slb_cli.sh HONE SRC_DIR
+# interpreter's; --strip keeps the logits and shrinks the file. Usage: slb_cli.sh HONE SRC_DIR
 set -u
 HONE=$1; SRC=$2
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
@@ -33,6 +33,14 @@ mkdir -p "$T/a" "$T/b" "$T/c"
 "$HONE" run "$T/q.onnx" --input input="$T/x.npy" --output-dir "$T/a" >/dev/null 2>&1 || die "run q"
 "$HONE" run "$T/p.onnx" --input input="$T/x.npy" --output-dir "$T/b" >/dev/null 2>&1 || die "run p"
 cmp -s "$T/a/logits.npy" "$T/b/logits.npy" || die "packed and standard forms differ"
+# --strip: short names, no value_info; same logits bit for bit, a smaller file, the
+# graph's input and output names kept, none of the exporter's /layers/... names left.
+"$HONE" opt "$T/p.onnx" -O0 --strip -o "$T/s.onnx" >/dev/null 2>&1 || die "opt --strip failed"
+[ "$(stat -c %s "$T/s.onnx")" -lt "$(stat -c %s "$T/p.onnx")" ] || die "stripped file not smaller"
+"$HONE" dump "$T/s.onnx" 2>/dev/null | grep -q "/layers" && die "stripped file keeps the original names"
+mkdir -p "$T/s"
+"$HONE" run "$T/s.onnx" --input input="$T/x.npy" --output-dir "$T/s" >/dev/null 2>&1 || die "run s"
+cmp -s "$T/a/logits.npy" "$T/s/logits.npy" || die "stripped and standard forms differ"
 "$HONE" opt "$T/q.onnx" --passes=qdq-to-integer -o "$T/i.onnx" >/dev/null 2>&1 || die "qdq-to-integer"
 "$HONE" dump "$T/i.onnx" 2>/dev/null | grep -q "ConvInteger" || die "no ConvInteger after qdq-to-integer"
 "$HONE" run "$T/i.onnx" --jit --input input="$T/x.npy" --output-dir "$T/c" >/dev/null 2>&1 || die "run --jit"

@@ -52,6 +52,42 @@ static void test_infer_symbolic(void **state)
     hone_graph_free(g);
 }
 
+/* Deployment names: inputs and outputs keep theirs, the others get base-36 counts in
+ * graph order, skipping names an input or output holds ("1" here); lookup follows. */
+static void test_strip_names(void **state)
+{
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    hone_graph *g = hone_graph_new();
+    static hone_opset os = {"", 13};
+    g->opsets = &os;
+    g->n_opsets = 1;
+    hone_value *x = hone_graph_new_value(g, "1");
+    x->dtype = HONE_DT_FLOAT;
+    x->rank = 1;
+    x->dims[0] = 3;
+    hone_graph_add_input(g, x);
+    hone_value *v = x, *mid[3];
+    for (int i = 0; i < 3; i++) {
+        hone_node *n = hone_graph_add_node(g, "Relu", "", "relu", 1, 1);
+        n->in[0] = v;
+        v = n->out[0] = mid[i] = hone_graph_new_value(g, i == 2 ? "out" : "/block/Relu_output_0");
+    }
+    hone_graph_add_output(g, v);
+    hone_graph_strip_names(g);
+    assert_string_equal(x->name, "1");
+    assert_string_equal(mid[0]->name, "0");
+    assert_string_equal(mid[1]->name, "2");
+    assert_string_equal(mid[2]->name, "out");
+    assert_null(hone_graph_find(g, "/block/Relu_output_0"));
+    assert_ptr_equal(hone_graph_find(g, "2"), mid[1]);
+    assert_ptr_equal(hone_graph_find(g, "1"), x);
+    assert_string_equal(g->nodes[0]->name, "");
+    assert_int_equal(hone_graph_verify(&ctx, g), HONE_OK);
+    assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+    hone_graph_free(g);
+}
+
 static void test_cycle_detected(void **state)
 {
     hone_ctx ctx;
@@ -117,6 +153,7 @@ int main(void)
         cmocka_unit_test(test_infer_symbolic),   cmocka_unit_test(test_cycle_detected),
         cmocka_unit_test(test_toposort_reorders), cmocka_unit_test(test_broadcast_mismatch),
         cmocka_unit_test(test_numel_overflow),   cmocka_unit_test(test_f16_roundtrip),
+        cmocka_unit_test(test_strip_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

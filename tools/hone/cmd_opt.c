@@ -195,10 +195,10 @@ hone_status cli_load_model(hone_ctx *ctx, const char *path, hone_graph **out)
     return has_suffix(path, ".txt") ? load_text(ctx, path, out) : hone_onnx_load(ctx, path, out);
 }
 
-static hone_status save_model(hone_ctx *ctx, const hone_graph *g, const char *path)
+static hone_status save_model(hone_ctx *ctx, const hone_graph *g, const char *path, bool strip)
 {
     if (!has_suffix(path, ".txt"))
-        return hone_onnx_save(ctx, g, path);
+        return hone_onnx_save_flags(ctx, g, path, strip ? HONE_ONNX_NO_VALUE_INFO : 0);
     FILE *f = fopen(path, "w");
     if (!f)
         return hone_fail(ctx, HONE_ERR_IO, "cannot write '%s'", path);
@@ -231,14 +231,17 @@ void help_opt(FILE *f)
                "counts before and after.\n\n"
                "  --portable            write standard ONNX only: hone.BinaryConv becomes a float\n"
                "                        Conv with +-alpha weights (Where(X < T, -1, 1) on binary\n"
-               "                        inputs), so ONNX Runtime can run and cross-check it\n");
+               "                        inputs), so ONNX Runtime can run and cross-check it\n"
+               "  --strip               deployment form: short generated names for every value but\n"
+               "                        the graph's inputs and outputs, no node names, no doc string\n"
+               "                        and no value_info for intermediates (readers infer them)\n");
     cli_passes_help(f);
 }
 
 int cmd_opt(int argc, char **argv)
 {
     const char *model = NULL, *out = NULL;
-    bool portable = false;
+    bool portable = false, strip = false;
     cli_passes cp;
     cli_passes_init(&cp);
     for (int i = 1; i < argc; i++) {
@@ -252,6 +255,8 @@ int cmd_opt(int argc, char **argv)
             out = v;
         else if (!strcmp(argv[i], "--portable"))
             portable = true;
+        else if (!strcmp(argv[i], "--strip"))
+            strip = true;
         else if (argv[i][0] == '-')
             return cli_usage("opt", "unknown or incomplete option '%s'", argv[i]);
         else if (model)
@@ -272,8 +277,10 @@ int cmd_opt(int argc, char **argv)
     bool writer = hone_dist_rank() == 0;
     if (!st && portable)
         st = portable_form(&ctx, g);
+    if (!st && strip)
+        hone_graph_strip_names(g);
     if (!st && writer)
-        st = save_model(&ctx, g, out);
+        st = save_model(&ctx, g, out, strip);
     if (!st && writer)
         printf("%s: %d -> %d nodes, %lld -> %lld parameters\n", out, nodes, g->n_nodes,
                (long long)params, (long long)hone_graph_params(g));
