@@ -362,6 +362,9 @@ hone_status bk_lower_layernorm(bk_lower *L);
 hone_status bk_lower_lpnorm(bk_lower *L);
 hone_status bk_lower_lrn(bk_lower *L);
 hone_status bk_lower_softmax(bk_lower *L);
+/* True when a Conv/FusedConv node's weights are packed at compile time (hone_rt_conv2d
+ * on a constant): its plain weights need no run-time pointer. */
+bool bk_conv_packs_weights(const bk_model *m, const hone_node *n);
 size_t bk_scratch_conv(const bk_model *m, const hone_node *n);
 size_t bk_scratch_conv_transpose(const bk_model *m, const hone_node *n);
 size_t bk_scratch_instancenorm(const bk_model *m, const hone_node *n);

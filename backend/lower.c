@@ -199,8 +199,9 @@ static void call_step(bk_lower *L, const run_ptrs *rp, int s, LLVMValueRef fn, L
     int k = 0;
     for (int i = 0; i < n->n_out; i++)
         args[k++] = value_ptr(L, rp, n->out[i]);
+    bool packed = bk_conv_packs_weights(L->m, n); /* its plain weights are not read */
     for (int i = 0; i < n->n_in; i++)
-        args[k++] = value_ptr(L, rp, n->in[i]);
+        args[k++] = packed && i == 1 ? LLVMConstNull(L->ptr) : value_ptr(L, rp, n->in[i]);
     args[k++] = L->p->scratch_size[s] ? bk_gep_c(L, L->i8, rp->ws, (int64_t)L->p->scratch_off[s])
                                       : LLVMConstNull(L->ptr);
     LLVMValueRef r = LLVMBuildCall2(L->b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)k, "");

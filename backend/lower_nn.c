@@ -7,16 +7,20 @@
  * Kernel scratch (im2col columns, statistics) comes from the node's scratch
  * slot of the workspace, sized by the scratch rules below.
  *
- * Convolutions pick one of three kernels: pointwise ones (1x1, stride 1, no
- * padding) are a plain GEMM (hone_rt_conv, no scratch), 2-D depthwise ones
- * run the direct kernel (hone_rt_depthwise_conv, no scratch), and the rest
- * im2col + GEMM with a planned tile of about 1 MiB (hone_rt_conv_tiled):
- * the interpreter's own tile can reach 8 MiB and would dominate the
- * workspace.
+ * Convolutions pick one of four kernels: 2-D depthwise ones run the direct
+ * kernel (hone_rt_depthwise_conv, no scratch); other 2-D ones run
+ * hone_rt_conv2d on weights packed here, at compile time, into the GEMM
+ * micro-kernel's panels and embedded in place of the plain weights (which
+ * are then not emitted unless another node reads them), with a panel buffer
+ * per pool worker as scratch; 1-D and 3-D pointwise ones (1x1, stride 1, no
+ * padding) are a plain GEMM (hone_rt_conv, no scratch), and the rest im2col +
+ * GEMM with a planned tile of about 1 MiB (hone_rt_conv_tiled): the
+ * interpreter's own tile can reach 8 MiB and would dominate the workspace.
  *
  * Only float32 is lowered here (float64 Gemm/MatMul through dgemm); other
  * element types are reported as unsupported.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
@@ -102,22 +106,64 @@ hone_status bk_conv_window(hone_ctx *ctx, const hone_node *n, hone_rt_window *w,
     return conv_window(ctx, n, w, g);
 }
 
+/* True when the conv runs hone_rt_conv2d (2-D, not depthwise). */
+static bool conv2d_kernel(const hone_rt_window *w, int64_t c, int64_t m, int64_t g)
+{
+    return w->nsp == 2 && !depthwise(w, c, m, g);
+}
+
+bool bk_conv_packs_weights(const bk_model *m, const hone_node *n)
+{
+    hone_ctx ctx;
+    hone_rt_window w;
+    int64_t g;
+    hone_ctx_init(&ctx);
+    if (strcmp(n->op_type, "Conv") && strcmp(n->op_type, "FusedConv"))
+        return false;
+    if (m->ext_weights || n->in[0]->dtype != HONE_DT_FLOAT || !bk_known(m, n->in[1]) ||
+        conv_window(&ctx, n, &w, &g))
+        return false;
+    return conv2d_kernel(&w, n->in[0]->dims[1], n->out[0]->dims[1], g);
+}
+
 size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
 {
     hone_ctx ctx;
     hone_rt_window w;
     int64_t g;
     hone_ctx_init(&ctx);
-    int64_t c = n->in[0]->dims[1];
-    if (n->in[0]->dtype != HONE_DT_FLOAT || conv_window(&ctx, n, &w, &g) || pointwise(&w) ||
-        depthwise(&w, c, n->out[0]->dims[1], g))
+    int64_t c = n->in[0]->dims[1], mo = n->out[0]->dims[1];
+    if (n->in[0]->dtype != HONE_DT_FLOAT || conv_window(&ctx, n, &w, &g) || depthwise(&w, c, mo, g))
+        return 0;
+    if (conv2d_kernel(&w, c, mo, g))
+        return (bk_conv_packs_weights(m, n) ? hone_rt_conv2d_scratch(&w, c, g)
+                                            : hone_rt_conv2d_unpacked_scratch(&w, c, mo, g)) *
+               sizeof(float);
+    if (pointwise(&w))
         return 0;
     return hone_rt_conv_tile_scratch(&w, c, g, conv_tile_cols(&w, c, g)) * sizeof(float);
 }
 
-/* The conv call of the current node (Conv or FusedConv): the direct kernel
- * for depthwise convs, hone_rt_conv for pointwise ones (neither needs
- * scratch), hone_rt_conv_tiled with the planned tile else. */
+/* The weights of the current conv packed for hone_rt_conv2d, as a constant global. */
+static LLVMValueRef packed_weights(bk_lower *L, int64_t g)
+{
+    const hone_value *wt = bk_in(L, 1);
+    const hone_tensor *t = bk_known(L->m, wt);
+    int64_t m = wt->dims[0], rows = m > 0 ? bk_numel(wt) / m : 0;
+    size_t n = (size_t)hone_rt_conv2d_packed_numel(m, g, rows);
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    HONE_ASSERT(p);
+    hone_rt_conv2d_pack(m, g, rows, t->data, p);
+    LLVMValueRef gl = bk_global_bytes(L, p, sizeof(float) * n, "wpacked");
+    free(p);
+    return gl;
+}
+
+/* The conv call of the current node (Conv or FusedConv): the direct kernel for
+ * depthwise convs; hone_rt_conv2d on weights packed at compile time for other 2-D
+ * ones (hone_rt_conv2d_unpacked, packing into the scratch per run, when the weights
+ * are external or computed); hone_rt_conv for pointwise 1-D/3-D ones (no scratch),
+ * hone_rt_conv_tiled with the planned tile else. */
 static hone_status emit_conv_call(bk_lower *L)
 {
     hone_rt_window w;
@@ -133,6 +179,16 @@ static hone_status emit_conv_call(bk_lower *L)
         LLVMValueRef a[7] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]), L->in[0],
                              L->in[1], maybe_in(L, 2), L->out[0]};
         bk_call(L, "hone_rt_depthwise_conv", L->vd, pt, 7, a);
+        return HONE_OK;
+    }
+    if (conv2d_kernel(&w, x->dims[1], y->dims[1], g)) {
+        bool packed = bk_conv_packs_weights(L->m, L->node);
+        LLVMTypeRef pt[10] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr, L->ptr, L->ptr, L->ptr};
+        LLVMValueRef a[10] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]),
+                              ci64(L, y->dims[1]), ci64(L, g), L->in[0],
+                              packed ? packed_weights(L, g) : L->in[1], maybe_in(L, 2), L->out[0],
+                              L->scratch};
+        bk_call(L, packed ? "hone_rt_conv2d" : "hone_rt_conv2d_unpacked", L->vd, pt, 10, a);
         return HONE_OK;
     }
     bool pw = pointwise(&w);

@@ -17,6 +17,7 @@
 # env:   SEEDS ("1 2 3")  LEVELS ("0.3 0.5 0.6")  BETA_STEPS (60)  FT_STEPS (300)  BATCH (64)
 #        JOBS (2: a level's prune-l1 and scop runs side by side; pass wall times then overlap)
 #        BETA_LR (0.01)  VAL (2000: training images the pass holds out for its before/after metric)
+#        ALIGN (8: both passes round pruned widths to multiples of it; 1: exact widths)
 #        THREADS (1: compiled-model threads)  REPEAT1 (100)  REPEAT64 (10)  ROUNDS (5)  HONE (build/hone)  LATENCY (build/bench/latency)
 #        R50 (bench/models/resnet50.onnx; skipped when missing)  ORT_MODULES (bench/node_modules)
 #        TRAIN_LIMIT (60000)  TEST_LIMIT (10000): fewer images, for a quick check of the script
@@ -25,6 +26,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SEEDS=${SEEDS:-1 2 3} LEVELS=${LEVELS:-0.3 0.5 0.6}
 BETA_STEPS=${BETA_STEPS:-60} FT_STEPS=${FT_STEPS:-300} BATCH=${BATCH:-64} VAL=${VAL:-2000} JOBS=${JOBS:-2} BETA_LR=${BETA_LR:-0.01}
+ALIGN=${ALIGN:-8}
 THREADS=${THREADS:-1} REPEAT1=${REPEAT1:-100} REPEAT64=${REPEAT64:-10} ROUNDS=${ROUNDS:-5}
 HONE=${HONE:-build/hone} LATENCY=${LATENCY:-build/bench/latency}
 R50=${R50:-bench/models/resnet50.onnx} ORT_MODULES=${ORT_MODULES:-bench/node_modules}
@@ -72,7 +74,7 @@ prune_run() { # method level seed
   [ "$1" = scop ] && extra=",beta-steps=$BETA_STEPS,beta-lr=$BETA_LR"
   local t0 t1
   t0=$(date +%s.%N)
-  "$HONE" opt "$MODEL" --passes="$1{flops=$2,ft-steps=$FT_STEPS,batch=$BATCH,seed=$3$extra}" \
+  "$HONE" opt "$MODEL" --passes="$1{flops=$2,ft-steps=$FT_STEPS,batch=$BATCH,seed=$3,align=$ALIGN$extra}" \
     "${TRAIN[@]}" --val-split "$VAL" --report "$W/$tag.json" -o "$W/$tag.onnx" 2>"$W/$tag.log" >/dev/null
   t1=$(date +%s.%N)
   echo "$(top1 "$W/$tag.onnx") $(num params_after "$W/$tag.json") $(num flops_after "$W/$tag.json")" \
@@ -187,7 +189,7 @@ row() { # method level
   echo "on 2 shared cores, load average $LOAD0 at the start and $LOAD1 at the end):"
   echo
   echo '```'
-  echo "SEEDS='$SEEDS' LEVELS='$LEVELS' BETA_STEPS=$BETA_STEPS FT_STEPS=$FT_STEPS BATCH=$BATCH VAL=$VAL BETA_LR=$BETA_LR bench/scop_results.sh"
+  echo "SEEDS='$SEEDS' LEVELS='$LEVELS' BETA_STEPS=$BETA_STEPS FT_STEPS=$FT_STEPS BATCH=$BATCH VAL=$VAL BETA_LR=$BETA_LR ALIGN=$ALIGN bench/scop_results.sh"
   echo '```'
   echo
   echo "Budget per pruning run: $BETA_STEPS knockoff-gate steps (scop only; Adam lr $BETA_LR,"
@@ -197,7 +199,9 @@ row() { # method level
   echo "fine-tunes for many more; this budget is what fits the shared machine. Top-1 is on the"
   echo "${TEST_LIMIT:-10000} Fashion-MNIST test images, mean ± sample std over the seeds done (n); the pass"
   echo "holds out a fixed draw of $VAL training images for its before/after metric (held-out"
-  echo "top-1 below) and trains on the rest. Latency:"
+  echo "top-1 below) and trains on the rest. Both passes ran with align=$ALIGN: every pruned"
+  echo "width is a multiple of $ALIGN (the compiled conv computes output channels in blocks of 8,"
+  echo "so 29 channels cost what 32 do), the FLOPs target still met. Latency:"
   echo "\`hone compile\` -O3 at a fixed batch, bench/latency median over $REPEAT1 (batch 1) and"
   echo "$REPEAT64 (batch 64) runs, $THREADS thread(s), in $ROUNDS rounds alternating original and pruned,"
   echo "the smallest median of each (the least disturbed round on the shared machine); original /"

@@ -56,11 +56,14 @@ void hone_prune_layers_free(hone_prune_layer *l, int n);
  * every layer; otherwise flops (or params) in (0,1) is the share of the
  * whole graph's FLOPs (params) to remove, taken greedily over all layers in
  * order of score / norm, each layer keeping at least a tenth of its
- * channels. total is the graph's FLOPs (params). Fails when nothing is set
- * or the target cannot be reached. */
+ * channels. total is the graph's FLOPs (params). align > 1 then rounds every
+ * layer's width to the nearest multiple of align and, where that misses the target,
+ * takes align more channels at a time from the layer whose weakest kept channels
+ * score lowest (GEMM kernels work in blocks of 8 output channels, so a width of 29
+ * costs what 32 does). Fails when nothing is set or the target cannot be reached. */
 hone_status hone_prune_select(hone_ctx *ctx, hone_prune_layer *l, int n, double rate,
                               double flops, double params, double total_flops,
-                              double total_params);
+                              double total_params, int64_t align);
 
 /* Removes the channels of layer l whose keep flag is false (kept indices in
  * channel order): conv rows and bias, BN entries, next conv's input columns.

@@ -251,14 +251,112 @@ static bool select_global(hone_prune_layer *l, int n, bool by_flops, double want
     return gone >= want;
 }
 
+/* Keeps the `keep` highest-scoring channels of layer p (ties: lower index first). */
+static void set_kept(hone_prune_layer *p, int64_t keep)
+{
+    cand *cs = malloc(sizeof *cs * (size_t)(p->channels + 1));
+    HONE_ASSERT(cs);
+    for (int64_t j = 0; j < p->channels; j++)
+        cs[j] = (cand){0, j, -p->score[j]};
+    qsort(cs, (size_t)p->channels, sizeof *cs, cand_cmp);
+    for (int64_t j = 0; j < p->channels; j++)
+        p->keep[cs[j].ch] = j < keep;
+    p->kept = keep;
+    free(cs);
+}
+
+/* FLOPs (params) the current keep flags remove: per layer, its conv loses the pruned
+ * share of its outputs (and of its inputs when a pruned layer feeds it), the ops
+ * between lose theirs, and a next conv that is no layer's own conv loses its inputs. */
+static double removed_cost(const hone_prune_layer *l, int n, const int *in, const int *out,
+                           bool by_flops)
+{
+    double r = 0;
+    for (int k = 0; k < n; k++) {
+        const hone_prune_layer *p = &l[k];
+        double f = (double)p->kept / (double)p->channels;
+        double fin = in[k] >= 0 ? (double)l[in[k]].kept / (double)l[in[k]].channels : 1;
+        double conv = by_flops ? p->conv_flops : (double)p->conv->in[1]->data->numel;
+        double chain = by_flops ? p->chain_flops : (double)p->channels;
+        double next = by_flops ? p->next_flops : (double)p->next->in[1]->data->numel;
+        r += conv * (1 - f * fin) + chain * (1 - f);
+        if (out[k] < 0)
+            r += next * (1 - f);
+    }
+    return r;
+}
+
+/* Mean score / norm of the `align` lowest-scoring kept channels of p. */
+static double weakest_mean(const hone_prune_layer *p, int64_t align)
+{
+    cand *cs = malloc(sizeof *cs * (size_t)(p->channels + 1));
+    HONE_ASSERT(cs);
+    int64_t m = 0;
+    for (int64_t j = 0; j < p->channels; j++)
+        if (p->keep[j])
+            cs[m++] = (cand){0, j, p->score[j]};
+    qsort(cs, (size_t)m, sizeof *cs, cand_cmp);
+    double s = 0;
+    for (int64_t j = 0; j < align && j < m; j++)
+        s += cs[j].v;
+    free(cs);
+    return s / (double)align / (p->norm > 0 ? p->norm : 1);
+}
+
+/* Rounds every layer's width to the nearest multiple of align (at least align; a layer
+ * narrower than align keeps its width), then, while a target `want` (> 0) is not met,
+ * takes align more channels from the layer whose weakest align kept channels score
+ * lowest. False when no layer can give more and the target is still missed. */
+static bool align_widths(hone_prune_layer *l, int n, int64_t align, bool by_flops,
+                         double want)
+{
+    int *in = malloc(sizeof *in * ((size_t)n + 1)), *out = malloc(sizeof *out * ((size_t)n + 1));
+    HONE_ASSERT(in && out);
+    for (int k = 0; k < n; k++) {
+        neighbours(l, n, k, &in[k], &out[k]);
+        if (l[k].channels < align)
+            continue;
+        int64_t a = (l[k].kept + align / 2) / align * align;
+        a = a < align ? align : a > l[k].channels ? l[k].channels : a;
+        set_kept(&l[k], a);
+    }
+    bool ok = true;
+    while (want > 0 && removed_cost(l, n, in, out, by_flops) < want) {
+        int best = -1;
+        double best_v = 0;
+        for (int k = 0; k < n; k++) {
+            int64_t floor_keep = (l[k].channels + 9) / 10;
+            if (l[k].kept - align < (align > floor_keep ? align : floor_keep))
+                continue;
+            double v = weakest_mean(&l[k], align);
+            if (best < 0 || v < best_v) {
+                best = k;
+                best_v = v;
+            }
+        }
+        if (best < 0) {
+            ok = false;
+            break;
+        }
+        set_kept(&l[best], l[best].kept - align);
+    }
+    free(in);
+    free(out);
+    return ok;
+}
+
 hone_status hone_prune_select(hone_ctx *ctx, hone_prune_layer *l, int n, double rate,
                               double flops, double params, double total_flops,
-                              double total_params)
+                              double total_params, int64_t align)
 {
+    if (align < 1)
+        return hone_fail(ctx, HONE_ERR_ARG, "align must be at least 1, got %lld", (long long)align);
     if (rate > 0) {
         if (rate >= 1)
             return hone_fail(ctx, HONE_ERR_ARG, "rate must be in (0, 1), got %g", rate);
         select_rate(l, n, rate);
+        if (align > 1)
+            align_widths(l, n, align, true, 0);
         return HONE_OK;
     }
     bool by_flops = flops > 0;
@@ -266,10 +364,13 @@ hone_status hone_prune_select(hone_ctx *ctx, hone_prune_layer *l, int n, double 
     if (!(share > 0 && share < 1))
         return hone_fail(ctx, HONE_ERR_ARG, "give rate=, flops= or params= as a share in "
                          "(0, 1) (got rate=%g flops=%g params=%g)", rate, flops, params);
-    if (!select_global(l, n, by_flops, share * (by_flops ? total_flops : total_params)))
+    double want = share * (by_flops ? total_flops : total_params);
+    if (!select_global(l, n, by_flops, want) ||
+        (align > 1 && !align_widths(l, n, align, by_flops, want)))
         return hone_fail(ctx, HONE_ERR_ARG, "a %s reduction of %.0f%% is out of reach: the "
-                         "prunable convs (each keeping a tenth of its channels) cannot remove "
-                         "that much", by_flops ? "FLOPs" : "params", 100 * share);
+                         "prunable convs (each keeping a tenth of its channels%s) cannot remove "
+                         "that much", by_flops ? "FLOPs" : "params", 100 * share,
+                         align > 1 ? ", in multiples of align" : "");
     return HONE_OK;
 }
 
@@ -460,7 +561,8 @@ static hone_status select_and_remove(run *r)
     double t0 = now_s();
     hone_status st = hone_prune_select(r->ctx, r->l, r->n, hone_pass_opt_float(pc, "rate"),
                                        hone_pass_opt_float(pc, "flops"),
-                                       hone_pass_opt_float(pc, "params"), r->flops0, r->params0);
+                                       hone_pass_opt_float(pc, "params"), r->flops0, r->params0,
+                                       hone_pass_opt_int(pc, "align"));
     for (int k = 0; !st && k < r->n; k++) {
         st = hone_prune_remove(r->ctx, r->g, &r->l[k]);
         hone_pass_note(pc, "channels removed", r->l[k].channels - r->l[k].kept);

@@ -16,7 +16,9 @@
     {"params", HONE_OPT_FLOAT, "0", "share of the model's parameters to remove (when "        \
      "flops=0)"},                                                                             \
     {"ft-steps", HONE_OPT_INT, "400", "fine-tuning steps after pruning (0: none)"},           \
-    {"ft-lr", HONE_OPT_FLOAT, "0.01", "fine-tuning learning rate (Nesterov SGD, cosine)"}
+    {"ft-lr", HONE_OPT_FLOAT, "0.01", "fine-tuning learning rate (Nesterov SGD, cosine)"},      \
+    {"align", HONE_OPT_INT, "1", "round every pruned width to a multiple of this (8: the "     \
+     "compiled conv's blocks of output channels), the FLOPs/params target still met"}
 
 #define LOWBIT_OPTS \
     {"bits", HONE_OPT_INT, "2", "weight bits: 1, 2, 3, 4 or 8 (levels linspace(-1,1,2^b) times s)"}, \

@@ -14,10 +14,9 @@
  * loaded column vector meets 4 broadcast weights) and vectorised through GCC
  * vector types; on x86-64 the kernels are cloned for AVX2 and picked at load
  * time (target_clones). Tiles follow the caller's `cols`, as in
- * hone_rt_conv_tiled, and the rows of one tile are split over a thread pool
- * (threads: HONE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the online
- * CPUs, at most 16) created once on first use, like OpenBLAS's own pool; the
- * im2col of a tile is shared by all its workers.
+ * hone_rt_conv_tiled, and the rows of one tile are split over the runtime's
+ * shared thread pool (hone_rt_shared_pool); the im2col of a tile is shared by
+ * all its workers.
  */
 #include <math.h>
 #include <pthread.h>
@@ -41,33 +40,6 @@ typedef int v8i __attribute__((vector_size(32), aligned(4)));
 #define VSPLAT(a) ((v8){(a), (a), (a), (a), (a), (a), (a), (a)})
 #define VSEL(m, a, b) ((v8)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
 #define VCLAMP1(d) VSEL((d) < -1.0f, VSPLAT(-1.0f), VSEL((d) > 1.0f, VSPLAT(1.0f), (d)))
-
-/* ===================== thread pool ===================== */
-
-static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
-static hone_rt_pool *pool;
-
-static int env_threads(const char *name)
-{
-    const char *s = getenv(name);
-    int n = s ? atoi(s) : 0;
-    return n > 0 ? n : 0;
-}
-
-static void pool_init(void)
-{
-    int n = env_threads("HONE_NUM_THREADS");
-    n = n ? n : env_threads("OPENBLAS_NUM_THREADS");
-    n = n ? n : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    n = n < 1 ? 1 : n > 16 ? 16 : n;
-    pool = n > 1 ? hone_rt_pool_create(n) : NULL;
-}
-
-static hone_rt_pool *adder_pool(void)
-{
-    pthread_once(&pool_once, pool_init);
-    return pool;
-}
 
 /* ===================== forward ===================== */
 
@@ -169,7 +141,7 @@ static void over_rows(hone_rt_range_fn fn, tile_job *j, int64_t m)
 {
     int64_t blocks = (m + 3) / 4;
     int64_t work = j->rows * j->np * 4;
-    hone_rt_parallel_for(work * blocks > 32768 ? adder_pool() : NULL, blocks, 1, fn, j);
+    hone_rt_parallel_for(work * blocks > 32768 ? hone_rt_shared_pool() : NULL, blocks, 1, fn, j);
 }
 
 void hone_rt_adder(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,

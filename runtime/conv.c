@@ -1,5 +1,7 @@
 /*
  * Convolution by im2col + GEMM, and transposed convolution by GEMM + col2im.
+ * 2-D convolutions go to conv2d.c (packed weights, im2col fused into the GEMM's
+ * packing), the kernel compiled models run; the code here serves 1-D and 3-D.
  *
  * im2col lays the receptive field of every window position out as one column,
  * so a group's convolution becomes W_g[m/g, c/g*K] x col[c/g*K, positions], one
@@ -213,9 +215,11 @@ static void fill_rows(float *y, int64_t m, int64_t len, const float *bias)
             y[i * len + j] = bias ? bias[i] : 0.0f;
 }
 
-size_t hone_rt_conv_scratch(const hone_rt_window *w, int64_t c, int64_t groups)
+size_t hone_rt_conv_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups)
 {
     int64_t rows = c / groups * hone_rt_window_k_numel(w);
+    if (w->nsp == 2)
+        return hone_rt_conv2d_unpacked_scratch(w, c, m, groups);
     if (is_pointwise(w))
         return 0;
     return (size_t)(rows * tile_cols(rows, hone_rt_window_out_numel(w)));
@@ -265,6 +269,11 @@ void hone_rt_conv(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int6
                   const float *x, const float *wt, const float *bias, float *y, float *scratch)
 {
     int64_t rows = c / groups * hone_rt_window_k_numel(w);
+    if (w->nsp == 2) {
+        /* The compiled models' kernel, so interpreter and compiled code agree bit for bit. */
+        hone_rt_conv2d_unpacked(w, n, c, m, groups, x, wt, bias, y, scratch);
+        return;
+    }
     per_group(conv_group, w, n, c, m, groups, hone_rt_window_in_numel(w),
               hone_rt_window_out_numel(w), m / groups * rows, x, wt, bias, y, scratch);
 }

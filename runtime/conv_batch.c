@@ -132,10 +132,10 @@ size_t hone_rt_conv_batch_scratch(const hone_rt_window *w, int64_t c, int64_t m,
                                   int workers)
 {
     if (w->nsp != 2 || groups < 1)
-        return hone_rt_conv_scratch(w, c, groups > 0 ? groups : 1);
+        return hone_rt_conv_scratch(w, c, m, groups > 0 ? groups : 1);
     conv_job j = job_of(w, BATCH_COLS, c, m, groups);
     if (j.k == 0 && !j.direct)
-        return hone_rt_conv_scratch(w, c, groups);
+        return hone_rt_conv_scratch(w, c, m, groups);
     return j.per_worker * (size_t)(workers > 0 ? workers : 1);
 }
 

@@ -54,8 +54,9 @@ void hone_rt_im2col(const hone_rt_window *w, int64_t c, const float *x, int64_t 
 void hone_rt_col2im(const hone_rt_window *w, int64_t c, const float *col, int64_t p0, int64_t p1,
                     float *x);
 
-/* Floats of scratch hone_rt_conv needs for c input channels in `groups` groups. */
-size_t hone_rt_conv_scratch(const hone_rt_window *w, int64_t c, int64_t groups);
+/* Floats of scratch hone_rt_conv needs for c input and m output channels in `groups`
+ * groups. */
+size_t hone_rt_conv_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups);
 /* Conv: x[n,c,in...] * wt[m,c/groups,k...] (+ bias[m], may be NULL) -> y[n,m,out...]. */
 void hone_rt_conv(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                   const float *x, const float *wt, const float *bias, float *y, float *scratch);
@@ -75,6 +76,26 @@ size_t hone_rt_conv_tile_scratch(const hone_rt_window *w, int64_t c, int64_t gro
 void hone_rt_conv_tiled(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                         const float *x, const float *wt, const float *bias, float *y,
                         float *scratch, int64_t cols);
+
+/* ===================== conv2d.c: 2-D convolution on packed weights ===================== */
+
+/* Floats of conv2d-packed weights: groups * round_up(m / groups, 8) * rows, where rows =
+ * c / groups * KH * KW. */
+int64_t hone_rt_conv2d_packed_numel(int64_t m, int64_t groups, int64_t rows);
+/* Packs wt[m, rows] (per group) into the GEMM micro-kernel's panels, wp. */
+void hone_rt_conv2d_pack(int64_t m, int64_t groups, int64_t rows, const float *wt, float *wp);
+/* Floats of scratch hone_rt_conv2d needs (a panel buffer per pool worker). */
+size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t groups);
+/* 2-D Conv x[n,c,H,W] * packed weights (+ bias[m] or NULL) -> y[n,m,OH,OW]; threads from
+ * hone_rt_shared_pool for large convs; results independent of the thread count. */
+void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                    const float *x, const float *wp, const float *bias, float *y, float *scratch);
+/* Same from unpacked weights wt[m, c/groups, KH, KW], packed into the scratch first. */
+size_t hone_rt_conv2d_unpacked_scratch(const hone_rt_window *w, int64_t c, int64_t m,
+                                       int64_t groups);
+void hone_rt_conv2d_unpacked(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                             int64_t groups, const float *x, const float *wt, const float *bias,
+                             float *y, float *scratch);
 
 /* ===================== depthwise.c: direct depthwise convolution ===================== */
 
@@ -151,6 +172,10 @@ int hone_rt_pool_size(const hone_rt_pool *pool);
  * when pool is NULL, n <= grain, or when called from inside one of pool's chunks. */
 void hone_rt_parallel_for(hone_rt_pool *pool, int64_t n, int64_t grain, hone_rt_range_fn fn,
                           void *ctx);
+/* The pool of the compiled models' kernels (conv2d, Adder2d), created on first use with
+ * HONE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the online CPUs (at most 16)
+ * workers, like OpenBLAS's own pool; NULL when that is one. */
+hone_rt_pool *hone_rt_shared_pool(void);
 
 /* ===================== *_grad.c: backward kernels of the training engine ===================== */
 

@@ -1,6 +1,8 @@
 /*
  * hone's own single-threaded AVX-512 SGEMM for the training kernels
- * (hone_rt_train_sgemm), row-major like hone_rt_sgemm.
+ * (hone_rt_train_sgemm), row-major like hone_rt_sgemm, and its micro-kernel
+ * (hone_rt_gemm_micro, gemm_micro.h), which the packed 2-D convolution of
+ * compiled models and the interpreter (conv2d.c) runs too.
  *
  * Why: the system OpenBLAS runs whatever kernels OPENBLAS_CORETYPE names, and
  * this environment pins the AVX2 "Haswell" ones on CPUs with full-width
@@ -23,11 +25,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gemm_micro.h"
 #include "hone_rt.h"
 
-#define MR 8
-#define NR 32
-#define KC 256
+#define MR HONE_GEMM_MR
+#define NR HONE_GEMM_NR
+#define KC HONE_GEMM_KC
 #define MC 128
 #define NC 4096
 
@@ -139,18 +142,20 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, const float *b,
     }
 }
 
-/* C[0..mr) x [0..nr) = alpha * Ap Bp + beta * C (C not read when beta == 0). */
+/* C[0..mr) x [0..nr) = alpha * Ap Bp + beta * C (C not read when beta == 0), plus
+ * bias[r] on row r when bias is not NULL; B's k rows are ldb floats apart (NR when
+ * packed), and all NR columns of each are read. */
 __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void micro(int64_t kc, const float *restrict ap,
-                                                    const float *restrict bp, float alpha,
-                                                    float beta, float *c, int64_t ldc,
-                                                    int64_t mr, int64_t nr)
+                                                    const float *restrict bp, int64_t ldb, float alpha,
+                                                    float beta, const float *bias, float *c,
+                                                    int64_t ldc, int64_t mr, int64_t nr)
 {
     __m512 acc[MR][2];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
         acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int64_t kk = 0; kk < kc; kk++) {
-        __m512 b0 = _mm512_load_ps(bp + kk * NR), b1 = _mm512_load_ps(bp + kk * NR + 16);
+        __m512 b0 = _mm512_loadu_ps(bp + kk * ldb), b1 = _mm512_loadu_ps(bp + kk * ldb + 16);
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             __m512 av = _mm512_set1_ps(ap[kk * MR + r]);
@@ -169,6 +174,11 @@ __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void m
         if (beta != 0.0f) {
             v0 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v0);
             v1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16), v1);
+        }
+        if (bias) {
+            __m512 br = _mm512_set1_ps(bias[r]);
+            v0 = _mm512_add_ps(v0, br);
+            v1 = _mm512_add_ps(v1, br);
         }
         _mm512_mask_storeu_ps(cr, m0, v0);
         _mm512_mask_storeu_ps(cr + 16, m1, v1);
@@ -211,8 +221,8 @@ static int sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
                     int64_t nr = nc - jr < NR ? nc - jr : NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        micro(kc, pb->a + ir * kc, pb->b + jr * kc, alpha, be,
-                              c + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
+                        micro(kc, pb->a + ir * kc, pb->b + jr * kc, NR, alpha, be,
+                              NULL, c + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
                     }
                 }
             }
@@ -245,4 +255,48 @@ const char *hone_rt_train_gemm_name(void)
         return "hone-avx512";
 #endif
     return "openblas";
+}
+
+#ifdef HAVE_AVX512_GEMM
+static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
+static int cpu_avx512;
+
+static void cpu_init(void)
+{
+    __builtin_cpu_init();
+    cpu_avx512 = __builtin_cpu_supports("avx512f");
+}
+#endif
+
+/* The portable kernel: the AVX-512 one's contract in plain C (k terms in order). */
+static void micro_c(int64_t kc, const float *ap, const float *bp, int64_t ldb, int accumulate,
+                    const float *bias, float *c, int64_t ldc, int64_t mr, int64_t nr)
+{
+    float acc[HONE_GEMM_MR][HONE_GEMM_NR] = {{0}};
+    for (int64_t kk = 0; kk < kc; kk++)
+        for (int r = 0; r < HONE_GEMM_MR; r++)
+            for (int j = 0; j < HONE_GEMM_NR; j++)
+                acc[r][j] += ap[kk * HONE_GEMM_MR + r] * bp[kk * ldb + j];
+    for (int64_t r = 0; r < mr; r++)
+        for (int64_t j = 0; j < nr; j++) {
+            float v = acc[r][j];
+            if (accumulate)
+                v += c[r * ldc + j];
+            if (bias)
+                v += bias[r];
+            c[r * ldc + j] = v;
+        }
+}
+
+void hone_rt_gemm_micro(int64_t kc, const float *ap, const float *bp, int64_t ldb, int accumulate,
+                        const float *bias, float *c, int64_t ldc, int64_t mr, int64_t nr)
+{
+#ifdef HAVE_AVX512_GEMM
+    pthread_once(&cpu_once, cpu_init);
+    if (cpu_avx512) {
+        micro(kc, ap, bp, ldb, 1.0f, accumulate ? 1.0f : 0.0f, bias, c, ldc, mr, nr);
+        return;
+    }
+#endif
+    micro_c(kc, ap, bp, ldb, accumulate, bias, c, ldc, mr, nr);
 }

@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "hone_rt.h"
 
@@ -205,4 +206,31 @@ void hone_rt_parallel_for(hone_rt_pool *p, int64_t n, int64_t grain, hone_rt_ran
         pthread_cond_wait(&p->done, &p->mu);
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_unlock(&p->submit);
+}
+
+/* ===================== the shared pool ===================== */
+
+static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
+static hone_rt_pool *shared;
+
+static int env_threads(const char *name)
+{
+    const char *s = getenv(name);
+    int n = s ? atoi(s) : 0;
+    return n > 0 ? n : 0;
+}
+
+static void shared_init(void)
+{
+    int n = env_threads("HONE_NUM_THREADS");
+    n = n ? n : env_threads("OPENBLAS_NUM_THREADS");
+    n = n ? n : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    n = n < 1 ? 1 : n > 16 ? 16 : n;
+    shared = n > 1 ? hone_rt_pool_create(n) : NULL;
+}
+
+hone_rt_pool *hone_rt_shared_pool(void)
+{
+    pthread_once(&shared_once, shared_init);
+    return shared;
 }

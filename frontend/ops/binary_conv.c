@@ -231,7 +231,7 @@ hone_status eval_binary_conv(hone_eval *ec)
     if (!st)
         st = nn_scratch(ec, (size_t)(m * k), &wf);
     if (!st)
-        st = nn_scratch(ec, hone_rt_conv_scratch(&w, c, 1), &scratch);
+        st = nn_scratch(ec, hone_rt_conv_scratch(&w, c, m, 1), &scratch);
     if (!st) {
         const float *alpha = ec->in[2]->data;
         const float *bias = ec->n_in > 3 && ec->in[3] ? ec->in[3]->data : NULL;

@@ -143,7 +143,7 @@ static hone_status run_conv(hone_eval *ec, const hone_rt_window *w, bool transpo
     size_t need = transpose ? hone_rt_conv_transpose_scratch(w, y->dims[1], g)
                   : batch   ? hone_rt_conv_batch_scratch(w, x->dims[1], y->dims[1], g,
                                                          hone_rt_pool_size(pool))
-                            : hone_rt_conv_scratch(w, x->dims[1], g);
+                            : hone_rt_conv_scratch(w, x->dims[1], y->dims[1], g);
     nn_stage s;
     float *scratch;
     hone_status st = nn_stage_begin(ec, 1, &s);

@@ -102,7 +102,7 @@ static void forward_case(const conv_case *cc, hone_rt_pool *pool, bool train_gem
     float *x = rand_floats(s.x, &seed), *wt = rand_floats(s.wt, &seed);
     float *b = cc->bias ? rand_floats((size_t)cc->m, &seed) : NULL;
     float *ref = scratch_of(s.y), *got = scratch_of(s.y);
-    float *sr = scratch_of(hone_rt_conv_scratch(&w, cc->c, cc->groups));
+    float *sr = scratch_of(hone_rt_conv_scratch(&w, cc->c, cc->m, cc->groups));
     float *sb = scratch_of(hone_rt_conv_batch_scratch(&w, cc->c, cc->m, cc->groups,
                                                       hone_rt_pool_size(pool)));
     hone_rt_conv(&w, cc->n, cc->c, cc->m, cc->groups, x, wt, b, ref, sr);

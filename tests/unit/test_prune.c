@@ -274,7 +274,7 @@ static void test_select(void **state)
     for (int k = 0; k < n; k++)
         for (int64_t c = 0; c < l[k].channels; c++)
             l[k].score[c] = (double)((c * 7 + k) % l[k].channels);
-    assert_int_equal(hone_prune_select(&ctx, l, n, 0.45, 0, 0, 1, 1), HONE_OK);
+    assert_int_equal(hone_prune_select(&ctx, l, n, 0.45, 0, 0, 1, 1, 1), HONE_OK);
     assert_int_equal(l[0].kept, 8 - 3);
     assert_int_equal(l[1].kept, 10 - 4);
     for (int k = 0; k < n; k++)
@@ -287,7 +287,7 @@ static void test_select(void **state)
     for (int k = 0; k < n; k++)
         for (int64_t c = 0; c < l[k].channels; c++)
             l[k].score[c] = (double)c;
-    assert_int_equal(hone_prune_select(&ctx, l, n, 0, 0.2, 0, total, 1), HONE_OK);
+    assert_int_equal(hone_prune_select(&ctx, l, n, 0, 0.2, 0, total, 1, 1), HONE_OK);
     double gone = 0, most = 0;
     for (int k = 0; k < n; k++) {
         gone += (double)(l[k].channels - l[k].kept) * l[k].flops_ch;
@@ -304,7 +304,7 @@ static void test_select(void **state)
     hone_prune_layers_free(l, n);
 
     n = hone_prune_find(g, &l);
-    assert_int_not_equal(hone_prune_select(&ctx, l, n, 0, 0.99, 0, total, 1), HONE_OK);
+    assert_int_not_equal(hone_prune_select(&ctx, l, n, 0, 0.99, 0, total, 1, 1), HONE_OK);
     assert_non_null(strstr(ctx.msg, "out of reach"));
     hone_prune_layers_free(l, n);
     hone_graph_free(g);
@@ -342,7 +342,7 @@ static void test_select_chain(void **state)
         for (int64_t c = 0; c < l[k].channels; c++)
             l[k].score[c] = (double)c + 0.5 * k;
     double total = (double)hone_graph_cost(g).flops, need = 0.6 * total;
-    assert_int_equal(hone_prune_select(&ctx, l, n, 0, 0.6, 0, total, 1), HONE_OK);
+    assert_int_equal(hone_prune_select(&ctx, l, n, 0, 0.6, 0, total, 1, 1), HONE_OK);
     for (int k = 0; k < n; k++)
         assert_int_equal(hone_prune_remove(&ctx, g, &l[k]), HONE_OK);
     hone_graph_update_uses(g);
@@ -354,9 +354,73 @@ static void test_select_chain(void **state)
     hone_graph_free(g);
 }
 
+/* align=4: every width a multiple of 4 (the channels kept are the layer's best), the
+ * measured FLOPs reduction still at least the target; the same target with align=1
+ * keeps widths that are not all multiples of 4 (so the rounding did something). */
+static void test_select_align(void **state)
+{
+    (void)state;
+    static const char *ir =
+        "graph g (ir 8; ai.onnx 13) {\n"
+        "  input %x: f32[1,4,8,8]\n"
+        "  const %wa: f32[16,4,3,3]\n"
+        "  const %wb: f32[12,16,3,3]\n"
+        "  const %wc: f32[6,12,3,3]\n"
+        "  %xr: f32[1,4,8,8] = Relu(%x)  # in_relu\n"
+        "  %a: f32[1,16,8,8] = Conv(%xr, %wa) {kernel_shape=[3,3], pads=[1,1,1,1]}  # a\n"
+        "  %ar: f32[1,16,8,8] = Relu(%a)  # ar\n"
+        "  %b: f32[1,12,8,8] = Conv(%ar, %wb) {kernel_shape=[3,3], pads=[1,1,1,1]}  # b\n"
+        "  %br: f32[1,12,8,8] = Relu(%b)  # br\n"
+        "  %c: f32[1,6,8,8] = Conv(%br, %wc) {kernel_shape=[3,3], pads=[1,1,1,1]}  # c\n"
+        "  output %c: f32[1,6,8,8]\n"
+        "}\n";
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    bool unaligned = false;
+    for (int64_t align = 1; align <= 4; align += 3) {
+        hone_graph *g = parse_graph(ir);
+        hone_prune_layer *l;
+        int n = hone_prune_find(g, &l);
+        assert_int_equal(n, 2);
+        for (int k = 0; k < n; k++)
+            for (int64_t c = 0; c < l[k].channels; c++)
+                l[k].score[c] = (double)((c * 5 + 3 * k) % l[k].channels) + 0.1 * k;
+        double total = (double)hone_graph_cost(g).flops, need = 0.45 * total;
+        assert_int_equal(hone_prune_select(&ctx, l, n, 0, 0.45, 0, total, 1, align), HONE_OK);
+        for (int k = 0; k < n; k++) {
+            int64_t kept = 0;
+            double worst_kept = 1e9, best_gone = -1;
+            for (int64_t c = 0; c < l[k].channels; c++) {
+                kept += l[k].keep[c];
+                if (l[k].keep[c])
+                    worst_kept = fmin(worst_kept, l[k].score[c]);
+                else
+                    best_gone = fmax(best_gone, l[k].score[c]);
+            }
+            assert_int_equal(kept, l[k].kept);
+            assert_true(worst_kept > best_gone);
+            if (align == 4)
+                assert_int_equal(l[k].kept % 4, 0);
+            else
+                unaligned = unaligned || l[k].kept % 4;
+        }
+        for (int k = 0; k < n; k++)
+            assert_int_equal(hone_prune_remove(&ctx, g, &l[k]), HONE_OK);
+        hone_graph_update_uses(g);
+        assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+        assert_true(total - (double)hone_graph_cost(g).flops >= 0.999 * need);
+        hone_prune_layers_free(l, n);
+        hone_graph_free(g);
+    }
+    assert_true(unaligned);
+    assert_int_not_equal(hone_prune_select(&ctx, NULL, 0, 0, 0.3, 0, 1, 1, 0), HONE_OK);
+    assert_non_null(strstr(ctx.msg, "align"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_select_align),
         cmocka_unit_test(test_detect_residual),
         cmocka_unit_test(test_remove_residual),
         cmocka_unit_test(test_detect_resnet),

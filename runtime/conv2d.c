@@ -1,0 +1,232 @@
+/*
+ * 2-D convolution on packed weights: the conv kernel of compiled models and of
+ * the interpreter.
+ *
+ * Per group, y_g[mg, P] = W_g[mg, rows] x col[rows, P] + bias, rows = cg*KH*KW,
+ * P = OH*OW window positions, as in im2col + GEMM (conv.c), but:
+ *  - W_g is packed once into the micro-kernel's MR-row panels, KC-deep slice by
+ *    slice (hone_rt_conv2d_pack). The backend does this at compile time and
+ *    embeds the packed weights, so a run never repacks them; the interpreter
+ *    packs into its scratch per call.
+ *  - col is never materialised: each KC slice of it is gathered from the image
+ *    straight into the NR-column panels the micro-kernel reads (one copy of
+ *    the input per tap instead of an im2col copy plus a packing copy).
+ *  - the first slice's store adds the bias, so y is written without a fill.
+ * Work goes panel by panel (NR output positions of one image and group): each
+ * KC slice of the panel's columns is gathered into the worker's own buffer
+ * (KC x NR floats, in L1) and multiplied at once by every row panel of the
+ * weights (the slice of W_g stays in L2). Panels are split over the runtime's
+ * shared pool when the conv is large. Every output element is summed by one
+ * micro-kernel sequence in slice order, so results do not depend on the thread
+ * count.
+ */
+#include <stdbool.h>
+#include <string.h>
+
+#include "gemm_micro.h"
+#include "hone_rt.h"
+
+#define MR HONE_GEMM_MR
+#define NR HONE_GEMM_NR
+#define KC HONE_GEMM_KC
+
+/* Multiply-adds of a tile below which it runs on the calling thread only: waking the
+ * pool costs tens of microseconds, about what 2^24 multiply-adds take. */
+#define PARALLEL_MIN_MACS ((int64_t)1 << 24)
+
+static int64_t round_up(int64_t v, int64_t m)
+{
+    return (v + m - 1) / m * m;
+}
+
+int64_t hone_rt_conv2d_packed_numel(int64_t m, int64_t groups, int64_t rows)
+{
+    return groups * round_up(m / groups, MR) * rows;
+}
+
+void hone_rt_conv2d_pack(int64_t m, int64_t groups, int64_t rows, const float *w, float *wp)
+{
+    int64_t mg = m / groups, mp = round_up(mg, MR);
+    for (int64_t g = 0; g < groups; g++) {
+        const float *wg = w + g * mg * rows;
+        float *dst = wp + g * mp * rows;
+        for (int64_t pc = 0; pc < rows; pc += KC) {
+            int64_t kc = rows - pc < KC ? rows - pc : KC;
+            for (int64_t ir = 0; ir < mp; ir += MR) {
+                float *d = dst + pc * mp + ir * kc;
+                for (int64_t kk = 0; kk < kc; kk++)
+                    for (int64_t r = 0; r < MR; r++)
+                        d[kk * MR + r] = ir + r < mg ? wg[(ir + r) * rows + pc + kk] : 0.0f;
+            }
+        }
+    }
+}
+
+/* Workers whose panel buffers the scratch holds: the shared pool's cap. */
+#define WORKERS 16
+/* Budget of one tile's column matrix, in floats (1 MiB): whole output rows, one at least. */
+#define TILE_FLOATS ((int64_t)1 << 18)
+
+/* Output rows per tile of a conv whose column matrix has `rows` rows. */
+static int64_t tile_rows(const hone_rt_window *w, int64_t rows)
+{
+    int64_t r = TILE_FLOATS / ((rows > 0 ? rows : 1) * w->out[1]);
+    return r < 1 ? 1 : r > w->out[0] ? w->out[0] : r;
+}
+
+size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t groups)
+{
+    int64_t rows = c / groups * w->k[0] * w->k[1], kc = rows < KC ? rows : KC;
+    /* the tile's column matrix, then the workers' panel buffers (+ 16: to align them) */
+    return (size_t)(rows * tile_rows(w, rows) * w->out[1] + WORKERS * kc * NR + 16);
+}
+
+size_t hone_rt_conv2d_unpacked_scratch(const hone_rt_window *w, int64_t c, int64_t m,
+                                       int64_t groups)
+{
+    int64_t rows = c / groups * w->k[0] * w->k[1];
+    return (size_t)hone_rt_conv2d_packed_numel(m, groups, rows) +
+           hone_rt_conv2d_scratch(w, c, groups);
+}
+
+/* The whole convolution: panels of NR positions of every (image, group) plane. */
+typedef struct conv_job {
+    const hone_rt_window *w;
+    const float *x, *wp, *bias;
+    float *y, *bp;         /* bp: WORKERS panel buffers of min(rows, KC) * NR floats */
+    int64_t c, m, groups, cg, mg, mp, rows, total, panels; /* panels per plane */
+    int avx512;            /* gather with AVX-512 */
+} conv_job;
+
+/* The tile being multiplied: output rows [oy0, oy0 + n / OW) of one image and group,
+ * their column matrix col[rows][n] already gathered. */
+typedef struct tile_job {
+    const float *col, *wp, *bias;
+    float *y, *bp;         /* y: the tile's first output; bp: WORKERS panel buffers */
+    int64_t ld;            /* col's row stride: n, or the plane size when col is x itself */
+    int64_t rows, n, mg, mp, total, kcmax;
+    int avx512;            /* pack with AVX-512 */
+} tile_job;
+
+/* Panel of columns [q, q + nr) of col rows [pc, pc + kc): bp[kk * NR + lane], lanes
+ * past nr zeroed. */
+static void pack_panel_c(const float *col, int64_t ld, int64_t kc, int64_t nr, float *bp)
+{
+    for (int64_t kk = 0; kk < kc; kk++) {
+        for (int64_t i = 0; i < nr; i++)
+            bp[kk * NR + i] = col[kk * ld + i];
+        for (int64_t i = nr; i < NR; i++)
+            bp[kk * NR + i] = 0.0f;
+    }
+}
+
+#if defined(__GNUC__) && defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX512_PACK 1
+__attribute__((target("avx512f"))) static void pack_panel_avx512(const float *col, int64_t ld,
+                                                                int64_t kc, int64_t nr,
+                                                                float *bp)
+{
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    __mmask16 m1 = (__mmask16)(nr >= 32 ? 0xffff : nr > 16 ? (1u << (nr - 16)) - 1 : 0);
+    for (int64_t kk = 0; kk < kc; kk++) {
+        const float *src = col + kk * ld;
+        _mm512_store_ps(bp + kk * NR, _mm512_maskz_loadu_ps(m0, src));
+        _mm512_store_ps(bp + kk * NR + 16, _mm512_maskz_loadu_ps(m1, src + 16));
+    }
+}
+#endif
+
+static int have_avx512(void)
+{
+#ifdef HAVE_AVX512_PACK
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f");
+#else
+    return 0;
+#endif
+}
+
+/* Panels [p0, p1) of the tile: each KC slice packed into the worker's buffer, then
+ * multiplied by every row panel of the weights (bias added on the first slice). */
+static void run_panels(void *ctx, int64_t p0, int64_t p1, int worker)
+{
+    const tile_job *j = ctx;
+    float *bp = j->bp + (int64_t)worker * j->kcmax * NR;
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t q = p * NR, nr = j->n - q < NR ? j->n - q : NR;
+        for (int64_t pc = 0; pc < j->rows; pc += KC) {
+            int64_t kc = j->rows - pc < KC ? j->rows - pc : KC;
+            const float *src = j->col + pc * j->ld + q, *b = src;
+            int64_t ldb = j->ld;
+            if (nr < NR) { /* the last panel: packed, so no lane reads past the matrix */
+#ifdef HAVE_AVX512_PACK
+                if (j->avx512)
+                    pack_panel_avx512(src, j->ld, kc, nr, bp);
+                else
+#endif
+                    pack_panel_c(src, j->ld, kc, nr, bp);
+                b = bp;
+                ldb = NR;
+            }
+            for (int64_t ir = 0; ir < j->mg; ir += MR)
+                hone_rt_gemm_micro(kc, j->wp + pc * j->mp + ir * kc, b, ldb, pc > 0,
+                                   pc == 0 && j->bias ? j->bias + ir : NULL,
+                                   j->y + ir * j->total + q, j->total,
+                                   j->mg - ir < MR ? j->mg - ir : MR, nr);
+        }
+    }
+}
+
+void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                    const float *x, const float *wp, const float *bias, float *y, float *scratch)
+{
+    int64_t cg = c / groups, mg = m / groups, rows = cg * w->k[0] * w->k[1];
+    int64_t total = w->out[0] * w->out[1], xp = w->in[0] * w->in[1], ow = w->out[1];
+    int64_t step = tile_rows(w, rows);
+    bool pointwise = w->k[0] == 1 && w->k[1] == 1 && w->stride[0] == 1 && w->stride[1] == 1 &&
+                     w->pad[0] == 0 && w->pad[1] == 0 && w->out[0] == w->in[0] &&
+                     w->out[1] == w->in[1];
+    if (n <= 0 || mg <= 0 || total <= 0)
+        return;
+    if (rows == 0) { /* no input channels: the bias alone */
+        for (int64_t i = 0; i < n * m * total; i++)
+            y[i] = bias ? bias[i / total % m] : 0.0f;
+        return;
+    }
+    float *col = scratch;
+    tile_job j = {.col = col, .rows = rows, .mg = mg, .mp = round_up(mg, MR), .total = total,
+                  .kcmax = rows < KC ? rows : KC, .avx512 = have_avx512()};
+    j.bp = (float *)(((uintptr_t)(col + rows * step * ow) + 63) & ~(uintptr_t)63);
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t g = 0; g < groups; g++) {
+            const float *xg = x + (b * c + g * cg) * xp;
+            j.wp = wp + g * j.mp * rows;
+            j.bias = bias ? bias + g * mg : NULL;
+            for (int64_t oy0 = 0; oy0 < w->out[0]; oy0 += step) {
+                int64_t oy1 = oy0 + step < w->out[0] ? oy0 + step : w->out[0];
+                j.n = (oy1 - oy0) * ow;
+                j.y = y + (b * m + g * mg) * total + oy0 * ow;
+                if (pointwise) { /* the image is its own column matrix */
+                    j.col = xg + oy0 * ow;
+                    j.ld = total;
+                } else {
+                    hone_rt_im2col_2d(w, cg, xg, oy0, oy1, col, j.n);
+                    j.col = col;
+                    j.ld = j.n;
+                }
+                hone_rt_parallel_for(mg * rows * j.n >= PARALLEL_MIN_MACS ? hone_rt_shared_pool()
+                                                                          : NULL, (j.n + NR - 1) / NR, 1, run_panels, &j);
+            }
+        }
+}
+
+void hone_rt_conv2d_unpacked(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                             int64_t groups, const float *x, const float *wt, const float *bias,
+                             float *y, float *scratch)
+{
+    int64_t rows = c / groups * w->k[0] * w->k[1];
+    hone_rt_conv2d_pack(m, groups, rows, wt, scratch);
+    hone_rt_conv2d(w, n, c, m, groups, x, scratch, bias, y,
+                   scratch + hone_rt_conv2d_packed_numel(m, groups, rows));
+}

@@ -1,0 +1,154 @@
+/*
+ * The packed 2-D convolution (runtime/conv2d.c), the kernel of compiled models
+ * and of the interpreter, against a direct double-precision convolution:
+ * padding, strides, dilations, groups, pointwise windows (no im2col), column
+ * matrices deeper than one KC slice (288 and 576 rows), output-channel counts
+ * that are not multiples of the 8-row micro-kernel, position counts that leave
+ * a partial last panel, tiles of a few output rows (a wide image), no bias and
+ * a conv large enough to run on the shared pool. Every output must be written
+ * (the output starts as NaN); weights packed ahead of time (what the backend
+ * embeds) and packed per call (hone_rt_conv2d_unpacked, hone_rt_conv) give
+ * bit-identical results.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#include "hone_rt.h"
+
+typedef struct conv_case {
+    int64_t n, c, m, groups, h, wd, k, stride, pad, dil;
+    int bias;
+} conv_case;
+
+static const conv_case cases[] = {
+    {1, 16, 16, 1, 28, 28, 3, 1, 1, 1, 1},  /* ResNet-14 stage 1 */
+    {2, 32, 13, 1, 14, 14, 3, 2, 1, 1, 1},  /* 288 rows: two KC slices; 13 outputs */
+    {1, 64, 64, 1, 28, 28, 3, 1, 1, 1, 1},  /* 576 rows, 29M MACs: the shared pool */
+    {3, 16, 32, 1, 14, 14, 1, 2, 0, 1, 0},  /* 1x1 stride 2, no bias */
+    {2, 24, 20, 1, 5, 7, 1, 1, 0, 1, 1},    /* pointwise: x is the column matrix */
+    {2, 6, 9, 3, 9, 11, 3, 1, 2, 2, 1},     /* groups, dilation, non-square */
+    {1, 3, 5, 1, 5, 5, 5, 1, 0, 1, 1},      /* one position per window row */
+    {1, 40, 8, 1, 3, 700, 3, 1, 1, 1, 0},   /* wide: 360 rows x 700 positions a row */
+};
+
+static hone_rt_window window_of(const conv_case *cc)
+{
+    hone_rt_window w = {2};
+    int64_t in[2] = {cc->h, cc->wd};
+    for (int d = 0; d < 2; d++) {
+        w.in[d] = in[d];
+        w.k[d] = cc->k;
+        w.stride[d] = cc->stride;
+        w.dil[d] = cc->dil;
+        w.pad[d] = w.pad_end[d] = cc->pad;
+        w.out[d] = (in[d] + 2 * cc->pad - cc->dil * (cc->k - 1) - 1) / cc->stride + 1;
+    }
+    return w;
+}
+
+/* y[b][o][oy][ox] in double, straight from the definition. */
+static double direct(const conv_case *cc, const hone_rt_window *w, const float *x,
+                     const float *wt, const float *bias, int64_t b, int64_t o, int64_t oy,
+                     int64_t ox)
+{
+    int64_t cg = cc->c / cc->groups, mg = cc->m / cc->groups, g = o / mg;
+    double s = bias ? bias[o] : 0;
+    for (int64_t ci = 0; ci < cg; ci++)
+        for (int64_t ky = 0; ky < cc->k; ky++)
+            for (int64_t kx = 0; kx < cc->k; kx++) {
+                int64_t iy = oy * cc->stride - cc->pad + ky * cc->dil;
+                int64_t ix = ox * cc->stride - cc->pad + kx * cc->dil;
+                if (iy < 0 || iy >= w->in[0] || ix < 0 || ix >= w->in[1])
+                    continue;
+                s += (double)x[((b * cc->c + g * cg + ci) * cc->h + iy) * cc->wd + ix] *
+                     wt[((o * cg + ci) * cc->k + ky) * cc->k + kx];
+            }
+    return s;
+}
+
+static float *rand_floats(size_t n)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = (float)tu_urand();
+    return p;
+}
+
+static float *nan_floats(size_t n)
+{
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    assert_non_null(p);
+    for (size_t i = 0; i < n; i++)
+        p[i] = NAN;
+    return p;
+}
+
+static void run_case(const conv_case *cc)
+{
+    hone_rt_window w = window_of(cc);
+    int64_t rows = cc->c / cc->groups * cc->k * cc->k, total = w.out[0] * w.out[1];
+    size_t nx = (size_t)(cc->n * cc->c * cc->h * cc->wd), nw = (size_t)(cc->m * rows);
+    size_t ny = (size_t)(cc->n * cc->m * total);
+    tu_seed(11);
+    float *x = rand_floats(nx), *wt = rand_floats(nw);
+    float *bias = cc->bias ? rand_floats((size_t)cc->m) : NULL;
+    float *wp = nan_floats((size_t)hone_rt_conv2d_packed_numel(cc->m, cc->groups, rows));
+    float *s1 = nan_floats(hone_rt_conv2d_scratch(&w, cc->c, cc->groups));
+    float *s2 = nan_floats(hone_rt_conv2d_unpacked_scratch(&w, cc->c, cc->m, cc->groups));
+    float *s3 = nan_floats(hone_rt_conv_scratch(&w, cc->c, cc->m, cc->groups));
+    float *y1 = nan_floats(ny), *y2 = nan_floats(ny), *y3 = nan_floats(ny);
+
+    hone_rt_conv2d_pack(cc->m, cc->groups, rows, wt, wp);
+    hone_rt_conv2d(&w, cc->n, cc->c, cc->m, cc->groups, x, wp, bias, y1, s1);
+    hone_rt_conv2d_unpacked(&w, cc->n, cc->c, cc->m, cc->groups, x, wt, bias, y2, s2);
+    hone_rt_conv(&w, cc->n, cc->c, cc->m, cc->groups, x, wt, bias, y3, s3);
+    assert_memory_equal(y1, y2, sizeof(float) * ny);
+    assert_memory_equal(y1, y3, sizeof(float) * ny);
+
+    double worst = 0;
+    for (int64_t b = 0; b < cc->n; b++)
+        for (int64_t o = 0; o < cc->m; o++)
+            for (int64_t p = 0; p < total; p++) {
+                double want = direct(cc, &w, x, wt, bias, b, o, p / w.out[1], p % w.out[1]);
+                double got = y1[(b * cc->m + o) * total + p];
+                double d = fabs(got - want);
+                worst = d > worst || isnan(d) ? d : worst;
+            }
+    if (!(worst <= 1e-5 * (double)rows))
+        fail_msg("conv %lldx%lld c=%lld m=%lld k=%lld: off by %g", (long long)cc->h,
+                 (long long)cc->wd, (long long)cc->c, (long long)cc->m, (long long)cc->k, worst);
+    free(x), free(wt), free(bias), free(wp), free(s1), free(s2), free(s3);
+    free(y1), free(y2), free(y3);
+}
+
+static void test_conv2d_matches_direct(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++)
+        run_case(&cases[i]);
+}
+
+/* A conv whose weights have no input channel left (c = 0) is its bias. */
+static void test_conv2d_no_inputs(void **state)
+{
+    (void)state;
+    conv_case cc = {1, 0, 3, 1, 4, 4, 3, 1, 1, 1, 1};
+    hone_rt_window w = window_of(&cc);
+    float bias[3] = {1, -2, 3}, y[3 * 16], scratch[64];
+    hone_rt_conv2d(&w, 1, 0, 3, 1, NULL, NULL, bias, y, scratch);
+    for (int i = 0; i < 48; i++)
+        assert_float_equal(y[i], bias[i / 16], 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_conv2d_matches_direct),
+        cmocka_unit_test(test_conv2d_no_inputs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
