@@ -8,17 +8,23 @@
  *    slice (hone_rt_conv2d_pack). The backend does this at compile time and
  *    embeds the packed weights, so a run never repacks them; the interpreter
  *    packs into its scratch per call.
- *  - col is never materialised: each KC slice of it is gathered from the image
- *    straight into the NR-column panels the micro-kernel reads (one copy of
- *    the input per tap instead of an im2col copy plus a packing copy).
- *  - the first slice's store adds the bias, so y is written without a fill.
- * Work goes panel by panel (NR output positions of one image and group): each
- * KC slice of the panel's columns is gathered into the worker's own buffer
- * (KC x NR floats, in L1) and multiplied at once by every row panel of the
- * weights (the slice of W_g stays in L2). Panels are split over the runtime's
- * shared pool when the conv is large. Every output element is summed by one
- * micro-kernel sequence in slice order, so results do not depend on the thread
- * count.
+ *  - col is built a tile of whole output rows at a time by the plane-row
+ *    im2col of the training kernels (hone_rt_im2col_2d: one shifted copy per
+ *    tap and input row, mostly memcpy), within a 1 MiB budget; pointwise
+ *    windows (1x1, stride 1, unpadded) skip it and read the image in place.
+ *  - the micro-kernel reads full NR-column panels of col in place (row stride
+ *    = the tile's width); only a partial last panel is copied into a zero-
+ *    padded buffer, so no lane reads past the matrix.
+ *  - the first KC slice's store adds the bias, so y is written once, not filled
+ *    and then accumulated into.
+ * The panels of a tile are split over the runtime's shared pool when the tile
+ * holds at least 2^24 multiply-adds (waking the pool costs tens of microseconds);
+ * each worker has its own panel buffer in the scratch. Every output element is
+ * summed by one micro-kernel sequence in slice order, so results do not depend
+ * on the thread count or the tile size, and compiled code and the interpreter
+ * agree bit for bit. A fused gather straight from the image into packed panels
+ * was tried and measured slower here (one masked copy per panel, tap and output
+ * row against one memcpy per tap and input row).
  */
 #include <stdbool.h>
 #include <string.h>
@@ -74,11 +80,19 @@ static int64_t tile_rows(const hone_rt_window *w, int64_t rows)
     return r < 1 ? 1 : r > w->out[0] ? w->out[0] : r;
 }
 
+/* True for 1x1, stride 1, unpadded windows: the image is its own column matrix. */
+static bool pointwise(const hone_rt_window *w)
+{
+    return w->k[0] == 1 && w->k[1] == 1 && w->stride[0] == 1 && w->stride[1] == 1 &&
+           w->pad[0] == 0 && w->pad[1] == 0 && w->out[0] == w->in[0] && w->out[1] == w->in[1];
+}
+
 size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t groups)
 {
     int64_t rows = c / groups * w->k[0] * w->k[1], kc = rows < KC ? rows : KC;
+    int64_t col = pointwise(w) ? 0 : rows * tile_rows(w, rows) * w->out[1];
     /* the tile's column matrix, then the workers' panel buffers (+ 16: to align them) */
-    return (size_t)(rows * tile_rows(w, rows) * w->out[1] + WORKERS * kc * NR + 16);
+    return (size_t)(col + WORKERS * kc * NR + 16);
 }
 
 size_t hone_rt_conv2d_unpacked_scratch(const hone_rt_window *w, int64_t c, int64_t m,
@@ -184,9 +198,7 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
     int64_t cg = c / groups, mg = m / groups, rows = cg * w->k[0] * w->k[1];
     int64_t total = w->out[0] * w->out[1], xp = w->in[0] * w->in[1], ow = w->out[1];
     int64_t step = tile_rows(w, rows);
-    bool pointwise = w->k[0] == 1 && w->k[1] == 1 && w->stride[0] == 1 && w->stride[1] == 1 &&
-                     w->pad[0] == 0 && w->pad[1] == 0 && w->out[0] == w->in[0] &&
-                     w->out[1] == w->in[1];
+    bool direct = pointwise(w);
     if (n <= 0 || mg <= 0 || total <= 0)
         return;
     if (rows == 0) { /* no input channels: the bias alone */
@@ -197,7 +209,7 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
     float *col = scratch;
     tile_job j = {.col = col, .rows = rows, .mg = mg, .mp = round_up(mg, MR), .total = total,
                   .kcmax = rows < KC ? rows : KC, .avx512 = have_avx512()};
-    j.bp = (float *)(((uintptr_t)(col + rows * step * ow) + 63) & ~(uintptr_t)63);
+    j.bp = (float *)(((uintptr_t)(col + (direct ? 0 : rows * step * ow)) + 63) & ~(uintptr_t)63);
     for (int64_t b = 0; b < n; b++)
         for (int64_t g = 0; g < groups; g++) {
             const float *xg = x + (b * c + g * cg) * xp;
@@ -207,7 +219,7 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
                 int64_t oy1 = oy0 + step < w->out[0] ? oy0 + step : w->out[0];
                 j.n = (oy1 - oy0) * ow;
                 j.y = y + (b * m + g * mg) * total + oy0 * ow;
-                if (pointwise) { /* the image is its own column matrix */
+                if (direct) { /* the image is its own column matrix */
                     j.col = xg + oy0 * ow;
                     j.ld = total;
                 } else {
