@@ -492,6 +492,9 @@ hone_status bk_lower_matmul_integer(bk_lower *L);
 hone_status bk_lower_qlinear_matmul(bk_lower *L);
 hone_status bk_lower_dynamic_quantize(bk_lower *L);
 size_t bk_scratch_conv_integer(const bk_model *m, const hone_node *n);
+/* Input index of a ConvInteger/QLinearConv node's weights when they are packed at
+ * compile time (their plain bytes then need no run-time pointer), else -1. */
+int bk_qconv_packed_weight(const bk_model *m, const hone_node *n);
 size_t bk_scratch_qlinear_matmul(const bk_model *m, const hone_node *n);
 
 #endif

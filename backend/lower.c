@@ -199,9 +199,10 @@ static void call_step(bk_lower *L, const run_ptrs *rp, int s, LLVMValueRef fn, L
     int k = 0;
     for (int i = 0; i < n->n_out; i++)
         args[k++] = value_ptr(L, rp, n->out[i]);
-    bool packed = bk_conv_packs_weights(L->m, n); /* its plain weights are not read */
+    /* weights the node reads packed (embedded at compile time): no pointer to the plain ones */
+    int packed = bk_conv_packs_weights(L->m, n) ? 1 : bk_qconv_packed_weight(L->m, n);
     for (int i = 0; i < n->n_in; i++)
-        args[k++] = packed && i == 1 ? LLVMConstNull(L->ptr) : value_ptr(L, rp, n->in[i]);
+        args[k++] = i == packed ? LLVMConstNull(L->ptr) : value_ptr(L, rp, n->in[i]);
     args[k++] = L->p->scratch_size[s] ? bk_gep_c(L, L->i8, rp->ws, (int64_t)L->p->scratch_off[s])
                                       : LLVMConstNull(L->ptr);
     LLVMValueRef r = LLVMBuildCall2(L->b, LLVMGlobalGetValueType(fn), fn, args, (unsigned)k, "");

@@ -8,6 +8,7 @@
  * nn.h, as for Conv (lower_nn.c); zero points are read by the kernel from
  * their buffers, so they may be computed values.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
@@ -75,6 +76,36 @@ static LLVMValueRef flag(bk_lower *L, bool v)
 }
 
 /* The conv call: X (input ix), W (iw), zero points (ixz, iwz; -1: none) into y. */
+/* True when a ConvInteger (iw 1, iwz 3) or QLinearConv (iw 3, iwz 5) runs on weights
+ * packed at compile time: uint8 x, constant int8 weights without (or with all-zero)
+ * zero points, 2 spatial dims, weights embedded. */
+static bool qconv_packs(const bk_model *m, const hone_node *n, int iw, int iwz)
+{
+    const hone_value *x = n->in[0], *wt = n->n_in > iw ? n->in[iw] : NULL;
+    const hone_value *wz = n->n_in > iwz ? n->in[iwz] : NULL;
+    if (m->ext_weights || !wt || x->dtype != HONE_DT_UINT8 || wt->dtype != HONE_DT_INT8 ||
+        x->rank != 4 || !bk_known(m, wt))
+        return false;
+    if (wz) {
+        const hone_tensor *t = bk_known(m, wz);
+        if (!t || t->dtype != HONE_DT_INT8)
+            return false;
+        for (int64_t i = 0; i < t->numel; i++)
+            if (((const int8_t *)t->data)[i])
+                return false;
+    }
+    return true;
+}
+
+int bk_qconv_packed_weight(const bk_model *m, const hone_node *n)
+{
+    if (!strcmp(n->op_type, "ConvInteger") && !*n->domain)
+        return qconv_packs(m, n, 1, 3) ? 1 : -1;
+    if (!strcmp(n->op_type, "QLinearConv") && !*n->domain)
+        return qconv_packs(m, n, 3, 5) ? 3 : -1;
+    return -1;
+}
+
 static hone_status emit_qconv(bk_lower *L, int ix, int iw, int ixz, int iwz, LLVMValueRef y,
                               LLVMValueRef scratch)
 {
@@ -94,6 +125,22 @@ static hone_status emit_qconv(bk_lower *L, int ix, int iw, int ixz, int iwz, LLV
     if (n_wz > 1 && n_wz != out->dims[1])
         return bk_unsupported(L, "%lld weight zero points for %lld channels", (long long)n_wz,
                               (long long)out->dims[1]);
+    if (qconv_packs(L->m, L->node, iw, iwz)) {
+        size_t nb = hone_rt_conv_integer_packed_size(&w, x->dims[1], out->dims[1], g);
+        void *buf = malloc(nb ? nb : 1);
+        HONE_ASSERT(buf);
+        hone_rt_conv_integer_pack(&w, x->dims[1], out->dims[1], g, bk_known(L->m, wt)->data, buf);
+        LLVMValueRef packed = bk_global_bytes(L, buf, nb, "wqpacked");
+        free(buf);
+        LLVMTypeRef qt[10] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr,
+                              L->ptr, L->ptr, L->ptr};
+        LLVMValueRef qa[10] = {bk_global_bytes(L, &w, sizeof w, "window"), bk_i64(L, x->dims[0]),
+                               bk_i64(L, x->dims[1]), bk_i64(L, out->dims[1]), bk_i64(L, g),
+                               L->in[ix], ixz >= 0 ? opt_in(L, ixz) : LLVMConstNull(L->ptr),
+                               packed, y, scratch ? scratch : LLVMConstNull(L->ptr)};
+        bk_call(L, "hone_rt_conv_integer_packed", L->vd, qt, 10, qa);
+        return HONE_OK;
+    }
     LLVMTypeRef pt[14] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->i32,
                           L->ptr, L->ptr, L->i32, L->ptr, L->i64, L->ptr, L->ptr};
     LLVMValueRef a[14] = {bk_global_bytes(L, &w, sizeof w, "window"), bk_i64(L, x->dims[0]),

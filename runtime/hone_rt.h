@@ -430,6 +430,16 @@ void hone_rt_conv_integer(const hone_rt_window *w, int64_t n, int64_t c, int64_t
                           int64_t groups, const void *x, int x_signed, const void *xzp,
                           const void *wt, int w_signed, const void *wzp, int64_t n_wzp,
                           int32_t *y, void *scratch);
+/* The same for uint8 x and int8 weights without zero points, the weights packed ahead of
+ * time (by the backend, at compile time) with hone_rt_conv_integer_pack into
+ * hone_rt_conv_integer_packed_size bytes; scratch as hone_rt_conv_integer_scratch. */
+size_t hone_rt_conv_integer_packed_size(const hone_rt_window *w, int64_t c, int64_t m,
+                                        int64_t groups);
+void hone_rt_conv_integer_pack(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups,
+                               const int8_t *wt, void *packed);
+void hone_rt_conv_integer_packed(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                                 int64_t groups, const uint8_t *x, const void *xzp,
+                                 const void *packed, int32_t *y, void *scratch);
 
 /* y[i] = saturate(round((acc[i] + bias[c]) * xs * ws[c] / ys) + yzp), c = (i / inner) % m,
  * as uint8 (int8 when y_signed); bias and yzp may be NULL, ws has n_ws (1 or m) entries.

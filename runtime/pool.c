@@ -10,6 +10,8 @@
  */
 #include <math.h>
 
+#include <string.h>
+
 #include "hone_rt.h"
 
 /* Walks the image elements one window covers, padding excluded. */
@@ -161,10 +163,96 @@ static void pool_planes(pool_kind kind, const hone_rt_window *w, int64_t planes,
     }
 }
 
+/* hr[o] = src[o * s] (seed) or the greater of the two, o in [lo, hi); s a constant in
+ * the common cases, so the loop vectorises. */
+#define ROW_MAX(hr, src, lo, hi, s, seed)                                                     \
+    do {                                                                                      \
+        if (seed)                                                                             \
+            for (int64_t o_ = (lo); o_ < (hi); o_++)                                          \
+                (hr)[o_] = (src)[o_ * (s)];                                                   \
+        else                                                                                  \
+            for (int64_t o_ = (lo); o_ < (hi); o_++) {                                        \
+                float v_ = (src)[o_ * (s)];                                                   \
+                (hr)[o_] = v_ > (hr)[o_] ? v_ : (hr)[o_];                                     \
+            }                                                                                 \
+    } while (0)
+
+/* Floats of the per-row buffer of the separable 2-D max pool (64 KiB on the stack). */
+#define MAXPOOL_ROW_FLOATS 16384
+
+/* 2-D max pool without indices, separably: per output row, each window row's maximum
+ * over the window's columns at every output column (hm), then the maximum of those
+ * along contiguous rows. The first element seeds a maximum and a later one replaces it
+ * only when greater, as in pool_window, so without NaNs the result is the same (a NaN
+ * can win here within its window row where pool_window would skip it). */
+static void maxpool_2d(const hone_rt_window *w, int64_t planes, const float *x, float *y)
+{
+    int64_t h = w->in[0], wd = w->in[1], oh = w->out[0], ow = w->out[1];
+    int64_t sy = w->stride[0], sx = w->stride[1], dy = w->dil[0], dx = w->dil[1];
+    float hm[MAXPOOL_ROW_FLOATS];
+    for (int64_t pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * h * wd;
+        for (int64_t oy = 0; oy < oh; oy++) {
+            float *yr = y + (pl * oh + oy) * ow;
+            int rows = 0;
+            for (int64_t ky = 0; ky < w->k[0]; ky++) {
+                int64_t iy = oy * sy - w->pad[0] + ky * dy;
+                if (iy < 0 || iy >= h)
+                    continue;
+                const float *row = xp + iy * wd;
+                float *hr = hm + rows++ * ow;
+                /* interior columns [lo, hi): every tap inside the row */
+                int64_t span = (w->k[1] - 1) * dx, lo = (w->pad[1] + sx - 1) / sx;
+                int64_t hi = wd - 1 - span + w->pad[1] >= 0 ? (wd - 1 - span + w->pad[1]) / sx + 1 : 0;
+                lo = lo < ow ? lo : ow;
+                hi = hi < lo ? lo : hi > ow ? ow : hi;
+                for (int64_t ox = 0; ox < ow; ox++) {
+                    if (ox == lo && hi > lo) {
+                        ox = hi - 1;
+                        continue;
+                    }
+                    int64_t ix0 = ox * sx - w->pad[1];
+                    float acc = -INFINITY;
+                    int first = 1;
+                    for (int64_t kx = 0; kx < w->k[1]; kx++) {
+                        int64_t ix = ix0 + kx * dx;
+                        if (ix >= 0 && ix < wd && (first || row[ix] > acc)) {
+                            acc = row[ix];
+                            first = 0;
+                        }
+                    }
+                    hr[ox] = acc;
+                }
+                for (int64_t kx = 0; kx < w->k[1]; kx++) {
+                    const float *src = row - w->pad[1] + kx * dx;
+                    if (sx == 1)
+                        ROW_MAX(hr, src, lo, hi, 1, kx == 0);
+                    else if (sx == 2)
+                        ROW_MAX(hr, src, lo, hi, 2, kx == 0);
+                    else
+                        ROW_MAX(hr, src, lo, hi, sx, kx == 0);
+                }
+            }
+            if (!rows) {
+                for (int64_t ox = 0; ox < ow; ox++)
+                    yr[ox] = -INFINITY;
+                continue;
+            }
+            memcpy(yr, hm, sizeof(float) * (size_t)ow);
+            for (int r = 1; r < rows; r++)
+                for (int64_t ox = 0; ox < ow; ox++)
+                    yr[ox] = hm[r * ow + ox] > yr[ox] ? hm[r * ow + ox] : yr[ox];
+        }
+    }
+}
+
 void hone_rt_maxpool(const hone_rt_window *w, int64_t planes, const float *x, float *y,
                      int64_t *idx, int col_major)
 {
-    pool_planes(POOL_MAX, w, planes, x, y, idx, col_major, 0.0f);
+    if (!idx && w->nsp == 2 && w->k[0] * w->out[1] <= MAXPOOL_ROW_FLOATS)
+        maxpool_2d(w, planes, x, y);
+    else
+        pool_planes(POOL_MAX, w, planes, x, y, idx, col_major, 0.0f);
 }
 
 void hone_rt_avgpool(const hone_rt_window *w, int64_t planes, const float *x, float *y,

@@ -5,14 +5,17 @@
  *
  * Fast path (uint8 x, int8 w with zero w_zp, 2 spatial dims, a CPU with
  * AVX-512 VNNI): per image and group, the image is copied once into a
- * buffer padded with x_zp (so no tap needs a bounds check) and gathered
- * into a uint8 column buffer laid out for vpdpbusd, [K/4][P][4] (4
+ * buffer padded with x_zp (so no tap needs a bounds check); each tile of 32
+ * positions is then gathered, by the worker that multiplies it, into its
+ * stripe of a uint8 column buffer laid out for vpdpbusd, [K/4][P][4] (4
  * consecutive reduction taps of one output position per 32-bit lane), the weights into
  * [M][K] rows padded to multiples of 4 taps and 8 rows, and an 8-row x
  * 32-position register tile accumulates u8 x s8 products four at a time;
  * the x_zp * rowsum(w) term is subtracted when storing. Positions are split
- * over a small thread pool (OPENBLAS_NUM_THREADS workers, created at the
- * first call). Every other case runs the portable direct loops.
+ * over the runtime's shared pool (hone_rt_shared_pool). Every other case
+ * runs the portable direct loops. The backend packs constant weights (and
+ * their row sums) at compile time (hone_rt_conv_integer_pack), so a run of
+ * hone_rt_conv_integer_packed only gathers and multiplies.
  */
 #include <math.h>
 #include <pthread.h>
@@ -88,13 +91,18 @@ static void conv_portable(const hone_rt_window *w, int64_t n, int64_t c, int64_t
 #ifdef QCONV_X86
 
 typedef struct vnni_job {
-    const uint8_t *col;    /* [K4/4][P32][4] */
+    uint8_t *col;          /* [K4/4][P32][4], each worker gathering its own stripes */
     const int8_t *wp;      /* [M8][K4] */
     const int32_t *rowsum; /* [M8] */
     int64_t k4, p32, P, mg;
     int32_t xzp;
     int32_t *y;            /* [mg][P] */
+    const hone_rt_window *w;
+    const uint8_t *xp;     /* the padded image [cg, H, W] */
+    const int64_t *tap_off; /* [K4]: offset of tap k in the padded image (k >= K: tap 0) */
 } vnni_job;
+
+static void gather_stripe(const vnni_job *j, int64_t p0, int64_t p1);
 
 /* y tile rows m0..m0+7, positions p0..p0+31. */
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
@@ -125,13 +133,18 @@ static void vnni_tile(const vnni_job *j, int64_t m0, int64_t p0)
     }
 }
 
+/* Position tiles [begin, end): each tile's stripe of columns gathered, then multiplied
+ * by every 8-row block of weights while it is in L1. */
 static void vnni_range(void *ctx, int64_t begin, int64_t end, int worker)
 {
     (void)worker;
     const vnni_job *j = ctx;
-    for (int64_t pb = begin; pb < end; pb++)
+    for (int64_t pb = begin; pb < end; pb++) {
+        int64_t p1 = (pb + 1) * PB < j->P ? (pb + 1) * PB : j->P;
+        gather_stripe(j, pb * PB, p1);
         for (int64_t m0 = 0; m0 < j->mg; m0 += MB)
             vnni_tile(j, m0, pb * PB);
+    }
 }
 
 static int has_vnni(void)
@@ -146,16 +159,6 @@ static int has_vnni(void)
 
 #endif
 
-static pthread_once_t pool_once = PTHREAD_ONCE_INIT;
-static hone_rt_pool *pool;
-
-static void pool_init(void)
-{
-    const char *s = getenv("OPENBLAS_NUM_THREADS");
-    int n = s ? atoi(s) : 1;
-    pool = n > 1 ? hone_rt_pool_create(n > 16 ? 16 : n) : NULL;
-}
-
 /* Extent of the padded image along spatial dim d: every tap of every position. */
 static int64_t padded_extent(const hone_rt_window *w, int d)
 {
@@ -167,7 +170,7 @@ size_t hone_rt_conv_integer_scratch(const hone_rt_window *w, int64_t c, int64_t 
     int64_t k4 = round_up(c / groups * hone_rt_window_k_numel(w), 4);
     int64_t p32 = round_up(hone_rt_window_out_numel(w), PB), m8 = round_up(m / groups, MB);
     int64_t pad = w->nsp == 2 ? c / groups * padded_extent(w, 0) * padded_extent(w, 1) : 0;
-    return (size_t)(k4 * p32 + m8 * k4 + m8 * 4 + pad + 128);
+    return (size_t)(k4 * p32 + m8 * k4 + m8 * 4 + k4 * 8 + pad + 128);
 }
 
 /* xg [cg, ih, iw] into xp [cg, H, W] (the padded extents) with x_zp around it. */
@@ -186,35 +189,42 @@ static void pad_image(const hone_rt_window *w, int64_t cg, const uint8_t *xg, ui
         }
 }
 
-/* Gathers the padded image xp [cg, H, W] into col [K4/4][P32][4]: each 32-bit lane
- * holds 4 consecutive taps of one position (taps past K read tap 0: their weights
- * are 0). */
-static void gather_cols(const hone_rt_window *w, int64_t cg, const uint8_t *xp, int64_t k4,
-                        int64_t p32, uint8_t *col)
+/* Gathers positions [p0, p1) of the padded image into their stripe of col
+ * [K4/4][P32][4]: each 32-bit lane holds 4 consecutive taps of one position (taps
+ * past K read tap 0: their weights are 0). */
+static void gather_stripe(const vnni_job *j, int64_t p0, int64_t p1)
 {
-    int64_t kh = w->k[0], kw = w->k[1], K = cg * kh * kw, oh = w->out[0], ow = w->out[1];
-    int64_t H = padded_extent(w, 0), W = padded_extent(w, 1), sx = w->stride[1];
-    for (int64_t kb = 0; kb < k4 / 4; kb++) {
-        const uint8_t *src[4];
-        for (int j = 0; j < 4; j++) {
-            int64_t k = kb * 4 + j < K ? kb * 4 + j : 0;
-            int64_t ci = k / (kh * kw), r = k / kw % kh, q = k % kw;
-            src[j] = xp + (ci * H + r * w->dil[0]) * W + q * w->dil[1];
-        }
-        uint32_t *dst = (uint32_t *)(col + kb * p32 * 4);
-        for (int64_t y = 0; y < oh; y++) {
-            int64_t off = y * w->stride[0] * W;
-            const uint8_t *a = src[0] + off, *b = src[1] + off, *c = src[2] + off, *d = src[3] + off;
-            uint32_t *o = dst + y * ow;
+    const hone_rt_window *w = j->w;
+    int64_t ow = w->out[1], W = padded_extent(w, 1), sx = w->stride[1];
+    for (int64_t kb = 0; kb < j->k4 / 4; kb++) {
+        const int64_t *t = j->tap_off + kb * 4;
+        uint32_t *dst = (uint32_t *)(void *)(j->col + kb * j->p32 * 4);
+        for (int64_t p = p0; p < p1;) {
+            int64_t y = p / ow, x0 = p % ow, len = ow - x0 < p1 - p ? ow - x0 : p1 - p;
+            const uint8_t *row = j->xp + y * w->stride[0] * W + x0 * sx;
+            const uint8_t *a = row + t[0], *b = row + t[1], *c = row + t[2], *d = row + t[3];
+            uint32_t *o = dst + p;
             if (sx == 1) /* the common case, kept apart so the compiler vectorizes it */
-                for (int64_t x = 0; x < ow; x++)
+                for (int64_t x = 0; x < len; x++)
                     o[x] = (uint32_t)a[x] | (uint32_t)b[x] << 8 | (uint32_t)c[x] << 16 |
                            (uint32_t)d[x] << 24;
             else
-                for (int64_t x = 0; x < ow; x++)
+                for (int64_t x = 0; x < len; x++)
                     o[x] = (uint32_t)a[x * sx] | (uint32_t)b[x * sx] << 8 |
                            (uint32_t)c[x * sx] << 16 | (uint32_t)d[x * sx] << 24;
+            p += len;
         }
+    }
+}
+
+/* Offsets of the K4 taps in the padded image [cg, H, W] (taps past K: tap 0). */
+static void tap_offsets(const hone_rt_window *w, int64_t cg, int64_t k4, int64_t *off)
+{
+    int64_t kh = w->k[0], kw = w->k[1], K = cg * kh * kw;
+    int64_t H = padded_extent(w, 0), W = padded_extent(w, 1);
+    for (int64_t k = 0; k < k4; k++) {
+        int64_t kk = k < K ? k : 0, ci = kk / (kh * kw), r = kk / kw % kh, q = kk % kw;
+        off[k] = (ci * H + r * w->dil[0]) * W + q * w->dil[1];
     }
 }
 
@@ -243,6 +253,72 @@ static int zero_wzp(const void *wzp, int64_t n)
     return 1;
 }
 
+/* Bytes of one group's packed weights and row sums. */
+static int64_t packed_group_bytes(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups)
+{
+    int64_t k4 = round_up(c / groups * hone_rt_window_k_numel(w), 4), m8 = round_up(m / groups, MB);
+    return m8 * k4 + m8 * (int64_t)sizeof(int32_t);
+}
+
+size_t hone_rt_conv_integer_packed_size(const hone_rt_window *w, int64_t c, int64_t m,
+                                        int64_t groups)
+{
+    return (size_t)(groups * packed_group_bytes(w, c, m, groups));
+}
+
+void hone_rt_conv_integer_pack(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups,
+                               const int8_t *wt, void *packed)
+{
+    int64_t mg = m / groups, K = c / groups * hone_rt_window_k_numel(w), k4 = round_up(K, 4);
+    int64_t m8 = round_up(mg, MB), gb = packed_group_bytes(w, c, m, groups);
+    for (int64_t g = 0; g < groups; g++) {
+        int8_t *wp = (int8_t *)packed + g * gb;
+        int32_t rowsum[MB];
+        for (int64_t o0 = 0; o0 < m8; o0 += MB) {
+            pack_weights(wt + (g * mg + o0) * K, mg - o0 < MB ? mg - o0 : MB, K, k4,
+                         wp + o0 * k4, rowsum);
+            memcpy(wp + m8 * k4 + o0 * (int64_t)sizeof(int32_t), rowsum, sizeof rowsum);
+        }
+    }
+}
+
+/* The VNNI convolution of uint8 x with a group's packed int8 weights: from `packed`
+ * when given, else packed from wt into the scratch per group. */
+#ifdef QCONV_X86
+static void conv_vnni(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                      const uint8_t *x, int32_t xz, const int8_t *wt, const void *packed,
+                      int32_t *y, void *scratch)
+{
+    int64_t cg = c / groups, mg = m / groups, K = cg * hone_rt_window_k_numel(w);
+    int64_t k4 = round_up(K, 4), P = hone_rt_window_out_numel(w), p32 = round_up(P, PB);
+    int64_t in = hone_rt_window_in_numel(w), m8 = round_up(mg, MB);
+    int64_t gb = packed_group_bytes(w, c, m, groups);
+    uint8_t *col = scratch;
+    int8_t *wp = (int8_t *)(col + k4 * p32);
+    int32_t *rowsum = (int32_t *)(((uintptr_t)(wp + m8 * k4) + 63) & ~(uintptr_t)63);
+    int64_t *taps = (int64_t *)(void *)(rowsum + m8);
+    uint8_t *xp = (uint8_t *)(taps + k4);
+    tap_offsets(w, cg, k4, taps);
+    for (int64_t g = 0; g < groups; g++) {
+        const int8_t *wg = wp;
+        const int32_t *rs = rowsum;
+        if (packed) {
+            wg = (const int8_t *)packed + g * gb;
+            rs = (const int32_t *)(const void *)(wg + m8 * k4);
+        } else {
+            pack_weights(wt + g * mg * K, mg, K, k4, wp, rowsum);
+        }
+        for (int64_t b = 0; b < n; b++) {
+            pad_image(w, cg, x + (b * c + g * cg) * in, (uint8_t)xz, xp);
+            vnni_job j = {col, wg, rs, k4, p32, P, mg, xz, y + (b * m + g * mg) * P, w, xp, taps};
+            int64_t macs = mg * k4 * P;
+            hone_rt_parallel_for(macs >= ((int64_t)1 << 24) ? hone_rt_shared_pool() : NULL,
+                                 p32 / PB, 1, vnni_range, &j);
+        }
+    }
+}
+#endif
+
 void hone_rt_conv_integer(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
                           int64_t groups, const void *x, int x_signed, const void *xzp,
                           const void *wt, int w_signed, const void *wzp, int64_t n_wzp,
@@ -251,27 +327,43 @@ void hone_rt_conv_integer(const hone_rt_window *w, int64_t n, int64_t c, int64_t
     int32_t xz = xzp ? elem(xzp, x_signed, 0) : 0;
 #ifdef QCONV_X86
     if (!x_signed && w_signed && w->nsp == 2 && (!n_wzp || zero_wzp(wzp, n_wzp)) && has_vnni()) {
-        pthread_once(&pool_once, pool_init);
-        int64_t cg = c / groups, mg = m / groups, K = cg * hone_rt_window_k_numel(w);
-        int64_t k4 = round_up(K, 4), P = hone_rt_window_out_numel(w), p32 = round_up(P, PB);
-        int64_t in = hone_rt_window_in_numel(w), m8 = round_up(mg, MB);
-        uint8_t *col = scratch;
-        int8_t *wp = (int8_t *)(col + k4 * p32);
-        int32_t *rowsum = (int32_t *)(((uintptr_t)(wp + m8 * k4) + 63) & ~(uintptr_t)63);
-        uint8_t *xp = (uint8_t *)(rowsum + m8);
-        for (int64_t g = 0; g < groups; g++) {
-            pack_weights((const int8_t *)wt + g * mg * K, mg, K, k4, wp, rowsum);
-            for (int64_t b = 0; b < n; b++) {
-                pad_image(w, cg, (const uint8_t *)x + (b * c + g * cg) * in, (uint8_t)xz, xp);
-                gather_cols(w, cg, xp, k4, p32, col);
-                vnni_job j = {col, wp, rowsum, k4, p32, P, mg, xz, y + (b * m + g * mg) * P};
-                hone_rt_parallel_for(pool, p32 / PB, 1, vnni_range, &j);
-            }
-        }
+        conv_vnni(w, n, c, m, groups, x, xz, wt, NULL, y, scratch);
         return;
     }
 #endif
     conv_portable(w, n, c, m, groups, x, x_signed, xz, wt, w_signed, wzp, n_wzp, y);
+}
+
+void hone_rt_conv_integer_packed(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                                 int64_t groups, const uint8_t *x, const void *xzp,
+                                 const void *packed, int32_t *y, void *scratch)
+{
+    int32_t xz = xzp ? *(const uint8_t *)xzp : 0;
+#ifdef QCONV_X86
+    if (has_vnni()) {
+        conv_vnni(w, n, c, m, groups, x, xz, NULL, packed, y, scratch);
+        return;
+    }
+#endif
+    /* no VNNI: the direct loops on the packed rows (row o of group g: K taps, k4 apart) */
+    int64_t cg = c / groups, mg = m / groups, kn = hone_rt_window_k_numel(w), K = cg * kn;
+    int64_t k4 = round_up(K, 4), in = hone_rt_window_in_numel(w), P = hone_rt_window_out_numel(w);
+    int64_t gb = packed_group_bytes(w, c, m, groups);
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t o = 0; o < m; o++) {
+            int64_t g = o / mg;
+            const int8_t *row = (const int8_t *)packed + g * gb + (o - g * mg) * k4;
+            for (int64_t p = 0; p < P; p++) {
+                int32_t acc = 0;
+                for (int64_t ci = 0; ci < cg; ci++)
+                    for (int64_t kk = 0; kk < kn; kk++) {
+                        int64_t t = tap(w, p, kk);
+                        int32_t xv = t < 0 ? xz : x[(b * c + g * cg + ci) * in + t];
+                        acc += (xv - xz) * row[ci * kn + kk];
+                    }
+                y[(b * m + o) * P + p] = acc;
+            }
+        }
 }
 
 /* ===================== the other integer ops ===================== */
