@@ -180,8 +180,8 @@ section() {
   echo "  \"held-out\" column, used by no choice here); the test set is only scored."
   echo "- Budget: slb and quantize-ste train $STEPS steps of batch 64 (Adam, lr 0.001, cosine;"
   echo "  CE + KD from the fp32 model, alpha 0.5, T 4), i.e. $((STEPS * 64)) images, about"
-  echo "  $(awk -v s="$STEPS" -v l="$LIMIT" 'BEGIN { printf "%.2f", s * 64 / (0.9 * l) }') passes over the training subset; seeds: $SEEDS (one run each: the"
-  echo "  shared 2-core machine allows no more in the time given). slb's temperature: t0 5,"
+  echo "  $(awk -v s="$STEPS" -v l="$LIMIT" 'BEGIN { printf "%.2f", s * 64 / (0.9 * l) }') passes over the training subset; seeds: $SEEDS (one run per method"
+  echo "  and seed; rtn has no randomness and runs once). slb's temperature: t0 5,"
   echo "  x1.05 per 1% of the steps from 20% to 80%, then the argmax level."
   echo "- All methods: per-output-channel scales (MSE-best clipping of the pretrained weights),"
   echo "  the first conv and the final Gemm in float, BN re-introduced for training"
@@ -207,6 +207,35 @@ section() {
   echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
   echo "| fp32 | - | - | $FP_TOP1 | 0 | - | $FP_KB | - | 1.00 | 1.00 | - | - |"
   cat "$T/rows"
+  echo
+  echo "Mean test top-1 over the seeds (± sample std; rtn has no seed), and whether slb is at"
+  echo "least as accurate as both ablations:"
+  echo
+  echo "| weights/acts | rtn % | ste % | slb % | slb >= rtn and ste |"
+  echo "|---|---|---|---|---|"
+  awk -F'|' -v order="$SETTINGS" '
+    { gsub(/ /, "", $2); gsub(/ /, "", $3); k = $2 SUBSEP $3; v = $5 + 0
+      n[k]++; s[k] += v; q[k] += v * v; seen[$2] = 1 }
+    function cell(k,   m, sd) {
+      if (!n[k]) return "-"
+      m = s[k] / n[k]; sd = n[k] > 1 ? sqrt((q[k] - n[k] * m * m) / (n[k] - 1)) : 0
+      return sprintf("%.2f ± %.2f (n=%d)", m, sd < 0 ? 0 : sd, n[k]) }
+    function mean(k) { return n[k] ? s[k] / n[k] : -1 }
+    END {
+      c = split(order, st, " ")
+      for (i = 1; i <= c; i++) {
+        split(st[i], b, ":"); key = "W" b[1] "/A" b[2]
+        if (!(key in seen)) continue
+        ok = mean(key SUBSEP "slb") >= mean(key SUBSEP "rtn") - 1e-9 && mean(key SUBSEP "slb") >= mean(key SUBSEP "ste") - 1e-9
+        printf "| %s | %s | %s | %s | %s |\n", key, cell(key SUBSEP "rtn"), cell(key SUBSEP "ste"), cell(key SUBSEP "slb"), ok ? "yes" : "no"
+      }
+    }' "$T/rows"
+  echo
+  echo "Sizes in every form, including hone's deployment form (\`pack-lowbit\` then \`hone opt"
+  echo "--strip\`: short value names, no node names, no intermediate value_info), from"
+  echo "\`bench/lowbit_sizes.sh\` (sizes depend only on the graph's structure):"
+  echo
+  cat "$T/sizes"
   echo
   echo "Published (SLB paper, arXiv 2009.08695; other models and datasets, for scale):"
   echo
@@ -235,6 +264,7 @@ section() {
   fi
 }
 
+HONE=$HONE bench/lowbit_sizes.sh >"$T/sizes" 2>/dev/null || echo "(bench/lowbit_sizes.sh failed)" >"$T/sizes"
 section >"$T/section"
 [ -f "$DOC" ] || : >"$DOC"
 awk -v sec="$T/section" '
