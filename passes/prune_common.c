@@ -303,10 +303,29 @@ static double weakest_mean(const hone_prune_layer *p, int64_t align)
     return s / (double)align / (p->norm > 0 ? p->norm : 1);
 }
 
+/* Mean score / norm of the `align` highest-scoring pruned channels of p. */
+static double strongest_mean(const hone_prune_layer *p, int64_t align)
+{
+    cand *cs = malloc(sizeof *cs * (size_t)(p->channels + 1));
+    HONE_ASSERT(cs);
+    int64_t m = 0;
+    for (int64_t j = 0; j < p->channels; j++)
+        if (!p->keep[j])
+            cs[m++] = (cand){0, j, -p->score[j]};
+    qsort(cs, (size_t)m, sizeof *cs, cand_cmp);
+    double s = 0;
+    for (int64_t j = 0; j < align && j < m; j++)
+        s -= cs[j].v;
+    free(cs);
+    return s / (double)align / (p->norm > 0 ? p->norm : 1);
+}
+
 /* Rounds every layer's width to the nearest multiple of align (at least align; a layer
  * narrower than align keeps its width), then, while a target `want` (> 0) is not met,
  * takes align more channels from the layer whose weakest align kept channels score
- * lowest. False when no layer can give more and the target is still missed. */
+ * lowest; then gives align channels back, the strongest first, wherever the target
+ * stays met (so rounding up elsewhere does not overshoot it). False when no layer can
+ * give more and the target is still missed. */
 static bool align_widths(hone_prune_layer *l, int n, int64_t align, bool by_flops,
                          double want)
 {
@@ -339,6 +358,28 @@ static bool align_widths(hone_prune_layer *l, int n, int64_t align, bool by_flop
             break;
         }
         set_kept(&l[best], l[best].kept - align);
+    }
+    /* Rounding up elsewhere may have removed far more than asked: give align channels
+     * back, strongest first, wherever the target stays met. */
+    for (bool gave = ok && want > 0; gave;) {
+        gave = false;
+        int best = -1;
+        double best_v = 0;
+        for (int k = 0; k < n; k++) {
+            if (l[k].channels < align || l[k].kept + align > l[k].channels)
+                continue;
+            set_kept(&l[k], l[k].kept + align);
+            double v = strongest_mean(&l[k], align);
+            if (removed_cost(l, n, in, out, by_flops) >= want && (best < 0 || v > best_v)) {
+                best = k;
+                best_v = v;
+            }
+            set_kept(&l[k], l[k].kept - align);
+        }
+        if (best >= 0) {
+            set_kept(&l[best], l[best].kept + align);
+            gave = true;
+        }
     }
     free(in);
     free(out);
