@@ -164,7 +164,8 @@ static void pool_planes(pool_kind kind, const hone_rt_window *w, int64_t planes,
 }
 
 /* hr[o] = src[o * s] (seed) or the greater of the two, o in [lo, hi); s a constant in
- * the common cases, so the loop vectorises. */
+ * the common cases, so the loop vectorises (maxpool_2d is built at O3, cloned for
+ * AVX-512 and AVX2: -O2's cheap cost model leaves loops of unknown trip count scalar). */
 #define ROW_MAX(hr, src, lo, hi, s, seed)                                                     \
     do {                                                                                      \
         if (seed)                                                                             \
@@ -185,6 +186,9 @@ static void pool_planes(pool_kind kind, const hone_rt_window *w, int64_t planes,
  * along contiguous rows. The first element seeds a maximum and a later one replaces it
  * only when greater, as in pool_window, so without NaNs the result is the same (a NaN
  * can win here within its window row where pool_window would skip it). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+__attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
+#endif
 static void maxpool_2d(const hone_rt_window *w, int64_t planes, const float *x, float *y)
 {
     int64_t h = w->in[0], wd = w->in[1], oh = w->out[0], ow = w->out[1];
