@@ -163,6 +163,9 @@ typedef void (*hone_rt_range_fn)(void *ctx, int64_t begin, int64_t end, int work
 /* A pool of n_threads workers (the caller counts as one); NULL when n_threads is
  * outside [1, HONE_RT_POOL_MAX_THREADS] or threads cannot be started. */
 hone_rt_pool *hone_rt_pool_create(int n_threads);
+/* Workers poll up to `polls` times (a pause each) for the next job, and the caller for
+ * the workers, before sleeping: quick back-to-back calls at the cost of busy CPU. */
+void hone_rt_pool_set_spin(hone_rt_pool *pool, int polls);
 /* Stops and joins the workers; NULL is a no-op. Not while a parallel-for runs. */
 void hone_rt_pool_destroy(hone_rt_pool *pool);
 /* Workers including the caller; 1 for a NULL pool. */

@@ -12,6 +12,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 #include <time.h>
 
@@ -278,6 +279,32 @@ static void test_concurrent_callers(void **state)
     hone_rt_pool_destroy(p);
 }
 
+/* A polling pool (hone_rt_pool_set_spin): every index covered once, back to back and
+ * after the workers have gone to sleep, and by two concurrent callers. */
+static void test_spinning_pool(void **state)
+{
+    hone_rt_pool *p = hone_rt_pool_create(3);
+    assert_non_null(p);
+    hone_rt_pool_set_spin(p, 100000);
+    for (int r = 0; r < 200; r++)
+        check_cover(p, 97 + r, 1);
+    hone_rt_pool_set_spin(p, 10);
+    for (int r = 0; r < 5; r++) {
+        check_cover(p, 1000, 3);
+        usleep(2000); /* the workers sleep on the condition variable again */
+    }
+    hone_rt_pool_set_spin(p, 100000);
+    submitter a = {p, 500, 0}, b = {p, 333, 0};
+    pthread_t ta, tb;
+    assert_int_equal(pthread_create(&ta, NULL, submit_many, &a), 0);
+    assert_int_equal(pthread_create(&tb, NULL, submit_many, &b), 0);
+    pthread_join(ta, NULL);
+    pthread_join(tb, NULL);
+    assert_true(a.ok && b.ok);
+    hone_rt_pool_destroy(p);
+    hone_rt_pool_set_spin(NULL, 5); /* a no-op */
+}
+
 /* Chunk bookkeeping without touching the range: total length, count, bad bounds. */
 typedef struct span_log {
     atomic_llong total;
@@ -332,6 +359,7 @@ int main(void)
         cmocka_unit_test(test_bad_sizes),
         cmocka_unit_test(test_nested_runs_inline),
         cmocka_unit_test(test_concurrent_callers),
+        cmocka_unit_test(test_spinning_pool),
         cmocka_unit_test(test_huge_range_no_overflow),
         cmocka_unit_test(test_create_destroy_cycles),
     };
