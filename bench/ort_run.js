@@ -1,5 +1,6 @@
 // Runs an ONNX model in ONNX Runtime (CPU) on .npy inputs and writes .npy outputs.
 // usage: node ort_run.js MODEL.onnx OUTDIR NAME=FILE.npy ... [--threads N] [--repeat R] [--warmup W]
+// env: ORT_OPT_LEVEL (all): the graph optimisation level (disabled, basic, extended, all)
 // With --repeat R it also times R runs after W warm-up runs (default 3, the first being
 // the run whose outputs are written) and prints median_ms, min_ms, p90_ms and
 // peak_rss_mb (the whole node process: runtime, session and tensors).
@@ -50,7 +51,7 @@ function writeNpy(file, t) {
   }
   const [model, outdir] = pos;
   const s = await ort.InferenceSession.create(model, { intraOpNumThreads: threads, interOpNumThreads: 1,
-    graphOptimizationLevel: 'all', executionMode: 'sequential' });
+    graphOptimizationLevel: process.env.ORT_OPT_LEVEL || 'all', executionMode: 'sequential' });
   const res = await s.run(feeds);
   fs.mkdirSync(outdir, { recursive: true });
   for (const n of s.outputNames) writeNpy(path.join(outdir, n.replace(/[\/\\]/g, '_') + '.npy'), res[n]);

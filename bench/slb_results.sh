@@ -231,6 +231,15 @@ section() {
       }
     }' "$T/rows"
   echo
+  echo "ONNX Runtime and hone's interpreter on every slb output (standard ONNX), from"
+  echo "\`bench/ort_agree.sh\`: same predicted class with ONNX Runtime at its full graph"
+  echo "optimisation (it fuses each QuantizeLinear/DequantizeLinear pair around a conv into its"
+  echo "own int8 kernel, which requantizes in its own arithmetic) and with graph optimisations"
+  echo "disabled (every op as the ONNX spec defines it), and ONNX Runtime's two modes against"
+  echo "each other:"
+  echo
+  cat "$T/agree"
+  echo
   echo "Sizes in every form, including hone's deployment form (\`pack-lowbit\` then \`hone opt"
   echo "--strip\`: short value names, no node names, no intermediate value_info), from"
   echo "\`bench/lowbit_sizes.sh\` (sizes depend only on the graph's structure):"
@@ -265,6 +274,9 @@ section() {
 }
 
 HONE=$HONE bench/lowbit_sizes.sh >"$T/sizes" 2>/dev/null || echo "(bench/lowbit_sizes.sh failed)" >"$T/sizes"
+# shellcheck disable=SC2046
+HONE=$HONE bench/ort_agree.sh $(ls "$T"/w*_slb_*.onnx 2>/dev/null | grep -v packed) >"$T/agree" 2>/dev/null ||
+  echo "(bench/ort_agree.sh failed)" >"$T/agree"
 section >"$T/section"
 [ -f "$DOC" ] || : >"$DOC"
 awk -v sec="$T/section" '
