@@ -249,16 +249,7 @@ static void test_portable_form(void **state)
 /* The window of geometry s (2-D). */
 static hone_rt_window window_of(const geom *s)
 {
-    hone_rt_window w = {.nsp = 2};
-    for (int d = 0; d < 2; d++) {
-        w.in[d] = d ? s->w : s->h;
-        w.k[d] = s->k;
-        w.stride[d] = s->stride;
-        w.dil[d] = s->dil;
-        w.pad[d] = w.pad_end[d] = s->pad;
-        w.out[d] = (w.in[d] + 2 * s->pad - s->dil * (s->k - 1) - 1) / s->stride + 1;
-    }
-    return w;
+    return tu_window_2d(s->h, s->w, s->k, s->stride, s->pad, s->dil);
 }
 
 static void test_kernels_match_interp(void **state)

@@ -36,17 +36,7 @@ static const conv_case cases[] = {
 
 static hone_rt_window window_of(const conv_case *cc)
 {
-    hone_rt_window w = {2};
-    int64_t in[2] = {cc->h, cc->wd};
-    for (int d = 0; d < 2; d++) {
-        w.in[d] = in[d];
-        w.k[d] = cc->k;
-        w.stride[d] = cc->stride;
-        w.dil[d] = cc->dil;
-        w.pad[d] = w.pad_end[d] = cc->pad;
-        w.out[d] = (in[d] + 2 * cc->pad - cc->dil * (cc->k - 1) - 1) / cc->stride + 1;
-    }
-    return w;
+    return tu_window_2d(cc->h, cc->wd, cc->k, cc->stride, cc->pad, cc->dil);
 }
 
 static float *rand_floats(size_t n, unsigned *seed)

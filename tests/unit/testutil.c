@@ -51,3 +51,18 @@ hone_value *tu_const(hone_graph *g, const char *name, hone_tensor *t)
     hone_value_set_data(v, t);
     return v;
 }
+
+hone_rt_window tu_window_2d(int64_t h, int64_t w, int64_t k, int64_t stride, int64_t pad,
+                            int64_t dil)
+{
+    hone_rt_window win = {.nsp = 2};
+    for (int d = 0; d < 2; d++) {
+        win.in[d] = d ? w : h;
+        win.k[d] = k;
+        win.stride[d] = stride;
+        win.dil[d] = dil;
+        win.pad[d] = win.pad_end[d] = pad;
+        win.out[d] = (win.in[d] + 2 * pad - dil * (k - 1) - 1) / stride + 1;
+    }
+    return win;
+}

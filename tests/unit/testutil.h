@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "hone_rt.h"
 #include "ir.h"
 
 /* A float tensor of the given shape filled from vals (or zeros when NULL). */
@@ -21,6 +22,10 @@ double tu_urand(void);
 hone_tensor *tu_rand_f32(int rank, const int64_t *dims, double scale);
 /* A new constant value of g named name holding t. */
 hone_value *tu_const(hone_graph *g, const char *name, hone_tensor *t);
+/* A square 2-D window over an h x w image: k x k kernel, stride, symmetric pad, dilation;
+ * the output size as ONNX Conv computes it (floor). */
+hone_rt_window tu_window_2d(int64_t h, int64_t w, int64_t k, int64_t stride, int64_t pad,
+                            int64_t dil);
 /* Path of a file in the source tree. */
 const char *tu_src(const char *rel);
 
