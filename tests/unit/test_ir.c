@@ -10,10 +10,7 @@
 /* x[N,3] + b[3] -> relu, built by hand. */
 static hone_graph *small_graph(void)
 {
-    hone_graph *g = hone_graph_new();
-    static hone_opset os = {"", 13};
-    g->opsets = &os;
-    g->n_opsets = 1;
+    hone_graph *g = tu_graph_new();
     hone_value *x = hone_graph_new_value(g, "x");
     x->dtype = HONE_DT_FLOAT;
     x->rank = 2;
@@ -58,10 +55,7 @@ static void test_strip_names(void **state)
 {
     hone_ctx ctx;
     hone_ctx_init(&ctx);
-    hone_graph *g = hone_graph_new();
-    static hone_opset os = {"", 13};
-    g->opsets = &os;
-    g->n_opsets = 1;
+    hone_graph *g = tu_graph_new();
     hone_value *x = hone_graph_new_value(g, "1");
     x->dtype = HONE_DT_FLOAT;
     x->rank = 1;

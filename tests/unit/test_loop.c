@@ -25,10 +25,7 @@
 
 static hone_graph *new_graph(void)
 {
-    static hone_opset os = {"", 13};
-    hone_graph *g = hone_graph_new();
-    g->opsets = &os;
-    g->n_opsets = 1;
+    hone_graph *g = tu_graph_new();
     return g;
 }
 

@@ -407,10 +407,7 @@ static hone_value *konst(hone_graph *g, hone_tensor *t)
 /* A graph at opset 13 with input x: f32[batch,3,4] (batch < 0: symbol N). */
 static hone_graph *graph_with_x(int64_t batch, hone_value **x)
 {
-    static hone_opset os = {"", 13};
-    hone_graph *g = hone_graph_new();
-    g->opsets = &os;
-    g->n_opsets = 1;
+    hone_graph *g = tu_graph_new();
     *x = hone_graph_new_value(g, "x");
     (*x)->dtype = HONE_DT_FLOAT;
     (*x)->rank = 3;

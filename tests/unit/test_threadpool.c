@@ -264,11 +264,11 @@ static void *submit_many(void *arg)
     return NULL;
 }
 
-static void test_concurrent_callers(void **state)
+/* Two threads submitting na and nb parallel-fors to p at once; each must see all of them
+ * cover their ranges. */
+static void two_callers(hone_rt_pool *p, int na, int nb)
 {
-    hone_rt_pool *p = hone_rt_pool_create(3);
-    assert_non_null(p);
-    submitter a = {p, 1000, 0}, b = {p, 777, 0};
+    submitter a = {p, na, 0}, b = {p, nb, 0};
     pthread_t ta, tb;
     assert_int_equal(pthread_create(&ta, NULL, submit_many, &a), 0);
     assert_int_equal(pthread_create(&tb, NULL, submit_many, &b), 0);
@@ -276,6 +276,13 @@ static void test_concurrent_callers(void **state)
     pthread_join(tb, NULL);
     assert_true(a.ok);
     assert_true(b.ok);
+}
+
+static void test_concurrent_callers(void **state)
+{
+    hone_rt_pool *p = hone_rt_pool_create(3);
+    assert_non_null(p);
+    two_callers(p, 1000, 777);
     hone_rt_pool_destroy(p);
 }
 
@@ -294,13 +301,7 @@ static void test_spinning_pool(void **state)
         usleep(2000); /* the workers sleep on the condition variable again */
     }
     hone_rt_pool_set_spin(p, 100000);
-    submitter a = {p, 500, 0}, b = {p, 333, 0};
-    pthread_t ta, tb;
-    assert_int_equal(pthread_create(&ta, NULL, submit_many, &a), 0);
-    assert_int_equal(pthread_create(&tb, NULL, submit_many, &b), 0);
-    pthread_join(ta, NULL);
-    pthread_join(tb, NULL);
-    assert_true(a.ok && b.ok);
+    two_callers(p, 500, 333);
     hone_rt_pool_destroy(p);
     hone_rt_pool_set_spin(NULL, 5); /* a no-op */
 }

@@ -22,6 +22,8 @@ double tu_urand(void);
 hone_tensor *tu_rand_f32(int rank, const int64_t *dims, double scale);
 /* A new constant value of g named name holding t. */
 hone_value *tu_const(hone_graph *g, const char *name, hone_tensor *t);
+/* An empty graph that imports ai.onnx opset 13. */
+hone_graph *tu_graph_new(void);
 /* A square 2-D window over an h x w image: k x k kernel, stride, symmetric pad, dilation;
  * the output size as ONNX Conv computes it (floor). */
 hone_rt_window tu_window_2d(int64_t h, int64_t w, int64_t k, int64_t stride, int64_t pad,
