@@ -151,16 +151,6 @@ __attribute__((target("avx512f"))) static void pack_panel_avx512(const float *co
 }
 #endif
 
-static int have_avx512(void)
-{
-#ifdef HAVE_AVX512_PACK
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
-#else
-    return 0;
-#endif
-}
-
 /* Panels [p0, p1) of the tile: each KC slice packed into the worker's buffer, then
  * multiplied by every row panel of the weights (bias added on the first slice). */
 static void run_panels(void *ctx, int64_t p0, int64_t p1, int worker)
@@ -208,7 +198,7 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
     }
     float *col = scratch;
     tile_job j = {.col = col, .rows = rows, .mg = mg, .mp = round_up(mg, MR), .total = total,
-                  .kcmax = rows < KC ? rows : KC, .avx512 = have_avx512()};
+                  .kcmax = rows < KC ? rows : KC, .avx512 = hone_rt_cpu_avx512f()};
     j.bp = (float *)(((uintptr_t)(col + (direct ? 0 : rows * step * ow)) + 63) & ~(uintptr_t)63);
     for (int64_t b = 0; b < n; b++)
         for (int64_t g = 0; g < groups; g++) {

@@ -9,6 +9,7 @@
  * L2 for 9 passes). Strides 1 and 2 are loops with constant strides, cloned for
  * AVX-512 and AVX2, so they vectorise; no scratch.
  */
+#include "gemm_micro.h"
 #include "hone_rt.h"
 
 /* First and one-past-last output index o in [0, n) with 0 <= o*s + shift < len. */
@@ -131,15 +132,6 @@ __attribute__((target("avx512f"))) static void dw_plane_avx512(const hone_rt_win
         }
 }
 
-static int dw_avx512(void)
-{
-    static int v = -1;
-    if (v < 0) {
-        __builtin_cpu_init();
-        v = __builtin_cpu_supports("avx512f");
-    }
-    return v;
-}
 #endif
 
 void hone_rt_depthwise_conv(const hone_rt_window *w, int64_t n, int64_t c, const float *x,
@@ -147,7 +139,7 @@ void hone_rt_depthwise_conv(const hone_rt_window *w, int64_t n, int64_t c, const
 {
     int64_t xp = w->in[0] * w->in[1], yp = w->out[0] * w->out[1], kp = w->k[0] * w->k[1];
 #ifdef DW_AVX512
-    if (dw_avx512() && w->stride[1] <= 2 && w->k[1] <= 16) {
+    if (hone_rt_cpu_avx512f() && w->stride[1] <= 2 && w->k[1] <= 16) {
         for (int64_t b = 0; b < n; b++)
             for (int64_t ch = 0; ch < c; ch++)
                 dw_plane_avx512(w, x + (b * c + ch) * xp, wt + ch * kp, bias ? bias[ch] : 0.0f,

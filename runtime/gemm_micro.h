@@ -20,6 +20,9 @@
 #define HONE_GEMM_NR 32
 #define HONE_GEMM_KC 256
 
+/* True where the CPU has AVX-512F (x86-64 builds; checked once). */
+int hone_rt_cpu_avx512f(void);
+
 void hone_rt_gemm_micro(int64_t kc, const float *ap, const float *bp, int64_t ldb, int accumulate,
                         const float *bias, float *c, int64_t ldc, int64_t mr, int64_t nr);
 

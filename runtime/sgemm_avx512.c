@@ -268,6 +268,16 @@ static void cpu_init(void)
 }
 #endif
 
+int hone_rt_cpu_avx512f(void)
+{
+#ifdef HAVE_AVX512_GEMM
+    pthread_once(&cpu_once, cpu_init);
+    return cpu_avx512;
+#else
+    return 0;
+#endif
+}
+
 /* The portable kernel: the AVX-512 one's contract in plain C (k terms in order). */
 static void micro_c(int64_t kc, const float *ap, const float *bp, int64_t ldb, int accumulate,
                     const float *bias, float *c, int64_t ldc, int64_t mr, int64_t nr)
@@ -292,8 +302,7 @@ void hone_rt_gemm_micro(int64_t kc, const float *ap, const float *bp, int64_t ld
                         const float *bias, float *c, int64_t ldc, int64_t mr, int64_t nr)
 {
 #ifdef HAVE_AVX512_GEMM
-    pthread_once(&cpu_once, cpu_init);
-    if (cpu_avx512) {
+    if (hone_rt_cpu_avx512f()) {
         micro(kc, ap, bp, ldb, 1.0f, accumulate ? 1.0f : 0.0f, bias, c, ldc, mr, nr);
         return;
     }
