@@ -99,11 +99,35 @@ static bool qconv_packs(const bk_model *m, const hone_node *n, int iw, int iwz)
 
 int bk_qconv_packed_weight(const bk_model *m, const hone_node *n)
 {
+    if (!strcmp(n->op_type, "QConv") && !strcmp(n->domain, "hone"))
+        return qconv_packs(m, n, 1, 99) ? 1 : -1;
     if (!strcmp(n->op_type, "ConvInteger") && !*n->domain)
         return qconv_packs(m, n, 1, 3) ? 1 : -1;
     if (!strcmp(n->op_type, "QLinearConv") && !*n->domain)
         return qconv_packs(m, n, 3, 5) ? 3 : -1;
     return -1;
+}
+
+/* Bytes of hone.QConv's weights packed at run time (weights not embedded), 64-aligned. */
+static size_t qconv_runtime_pack_bytes(const bk_model *m, const hone_node *n, const hone_rt_window *w,
+                                       int64_t g)
+{
+    if (qconv_packs(m, n, 1, 99))
+        return 0;
+    return (hone_rt_conv_integer_packed_size(w, n->in[0]->dims[1], n->out[0]->dims[1], g) + 63) /
+           64 * 64;
+}
+
+size_t bk_scratch_qconv(const bk_model *m, const hone_node *n)
+{
+    hone_ctx ctx;
+    hone_rt_window w;
+    int64_t g;
+    hone_ctx_init(&ctx);
+    if (qconv_window(&ctx, n, &w, &g))
+        return 0;
+    return hone_rt_conv_integer_scratch(&w, n->in[0]->dims[1], n->out[0]->dims[1], g) +
+           qconv_runtime_pack_bytes(m, n, &w, g);
 }
 
 static hone_status emit_qconv(bk_lower *L, int ix, int iw, int ixz, int iwz, LLVMValueRef y,
@@ -203,6 +227,44 @@ hone_status bk_lower_conv_integer(bk_lower *L)
     if (bk_out(L, 0)->dtype != HONE_DT_INT32)
         return bk_unsupported(L, "ConvInteger to %s", hone_dtype_onnx_name(bk_out(L, 0)->dtype));
     return emit_qconv(L, 0, 1, 2, 3, L->out[0], L->scratch);
+}
+
+/* hone.QConv(X, W, x_zp, scale, [B], [Z], [y_scale], [y_zp]): hone_rt_qconv on weights
+ * packed at compile time (or, with external weights, packed into scratch each run). */
+hone_status bk_lower_qconv(bk_lower *L)
+{
+    const hone_value *x = bk_in(L, 0), *wt = bk_in(L, 1), *out = bk_out(L, 0);
+    hone_rt_window w;
+    int64_t g;
+    if (x->dtype != HONE_DT_UINT8 || wt->dtype != HONE_DT_INT8 || x->rank != 4 ||
+        qconv_window(L->ctx, L->node, &w, &g))
+        return bk_unsupported(L, "QConv of %s x %s, rank %d", hone_dtype_onnx_name(x->dtype),
+                              hone_dtype_onnx_name(wt->dtype), x->rank);
+    int64_t c = x->dims[1], m = out->dims[1];
+    LLVMValueRef win = bk_global_bytes(L, &w, sizeof w, "window"), packed, scratch = L->scratch;
+    size_t rt_bytes = qconv_runtime_pack_bytes(L->m, L->node, &w, g);
+    if (!rt_bytes) {
+        size_t nb = hone_rt_conv_integer_packed_size(&w, c, m, g);
+        void *buf = malloc(nb ? nb : 1);
+        HONE_ASSERT(buf);
+        hone_rt_conv_integer_pack(&w, c, m, g, bk_known(L->m, wt)->data, buf);
+        packed = bk_global_bytes(L, buf, nb, "wqpacked");
+        free(buf);
+    } else {
+        packed = L->scratch;
+        scratch = bk_gep_c(L, L->i8, L->scratch, (int64_t)rt_bytes);
+        LLVMTypeRef pt[6] = {L->ptr, L->i64, L->i64, L->i64, L->ptr, L->ptr};
+        LLVMValueRef pa[6] = {win, bk_i64(L, c), bk_i64(L, m), bk_i64(L, g), L->in[1], packed};
+        bk_call(L, "hone_rt_conv_integer_pack", L->vd, pt, 6, pa);
+    }
+    LLVMTypeRef qt[16] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr, L->ptr,
+                          L->ptr, L->ptr, L->ptr, L->i32, L->ptr, L->ptr, L->ptr, L->ptr};
+    LLVMValueRef qa[16] = {win, bk_i64(L, x->dims[0]), bk_i64(L, c), bk_i64(L, m), bk_i64(L, g),
+                           L->in[0], opt_in(L, 2), packed, L->in[3], opt_in(L, 4), opt_in(L, 5),
+                           flag(L, hone_attr_str(L->node, "activation", "")[0] != 0),
+                           opt_in(L, 6), opt_in(L, 7), L->out[0], scratch};
+    bk_call(L, "hone_rt_qconv", L->vd, qt, 16, qa);
+    return HONE_OK;
 }
 
 /* The product geometry of A[..., M, K] x B[..., K, N]: batch count and

@@ -156,6 +156,7 @@ static const bk_rule rules[] = {
     /* integer ops (lower_quant.c) */
     {"", "ConvInteger", bk_lower_conv_integer, bk_scratch_conv_integer},
     {"", "QLinearConv", bk_lower_qlinear_conv, bk_scratch_conv_integer},
+    {"hone", "QConv", bk_lower_qconv, bk_scratch_qconv},
     {"", "MatMulInteger", bk_lower_matmul_integer, NULL},
     {"", "QLinearMatMul", bk_lower_qlinear_matmul, bk_scratch_qlinear_matmul},
     {"", "DynamicQuantizeLinear", bk_lower_dynamic_quantize, NULL},

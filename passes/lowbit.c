@@ -464,6 +464,47 @@ static void export_onnx(lb_job *job, lb_layer *l, const double *dq, const int8_t
     l->conv->in[1] = n->out[0];
 }
 
+/* For a conv reading 8-bit activations (a FakeQuant's output) with a constant bias:
+ * the bias as int32 codes at scale x_scale * w_scale[c] (float products) through
+ * DequantizeLinear, the form ONNX quantizers write. ONNX Runtime's int8 kernels
+ * (QLinearConv, which it fuses Q/DQ chains into) add an int32 bias to the exact
+ * integer sums; given a float bias they round it to that grid themselves, and their
+ * results would then differ from the spec'd float ops by that rounding. */
+static void export_bias(lb_job *job, lb_layer *l, const double *dq)
+{
+    hone_graph *g = job->g;
+    hone_node *conv = l->conv, *fq = conv->in[0]->producer;
+    const hone_value *b = conv->n_in > 2 ? conv->in[2] : NULL;
+    if (!fq || strcmp(fq->domain, "hone") || strcmp(fq->op_type, "FakeQuant") || !b ||
+        !hone_pass_is_const(b) || b->data->dtype != HONE_DT_FLOAT || b->data->numel != l->cout)
+        return;
+    float sx = (float)hone_tensor_get_f64(fq->in[1]->data, 0);
+    hone_tensor *qt = lb_new_tensor(HONE_DT_INT32, 1, &l->cout);
+    hone_tensor *st = lb_new_tensor(HONE_DT_FLOAT, 1, &l->cout);
+    hone_tensor *zt = lb_new_tensor(HONE_DT_INT32, 1, &l->cout);
+    for (int64_t c = 0; c < l->cout; c++) {
+        float s = sx * (float)dq[c];
+        double v = s > 0 ? nearbyint(hone_tensor_get_f64(b->data, c) / s) : 0;
+        if (!(s > 0) || fabs(v) > 2147483647.0) { /* no grid for this channel: keep float */
+            hone_tensor_free(qt);
+            hone_tensor_free(st);
+            hone_tensor_free(zt);
+            return;
+        }
+        ((int32_t *)qt->data)[c] = (int32_t)v;
+        ((float *)st->data)[c] = s;
+    }
+    const char *base = conv->name;
+    hone_node *n = hone_graph_add_node(g, "DequantizeLinear", "",
+                                       hone_arena_printf(g->arena, "%s_bdq", base), 3, 1);
+    n->in[0] = hone_pass_new_const(g, qt, hone_arena_printf(g->arena, "%s_bq", base));
+    n->in[1] = hone_pass_new_const(g, st, hone_arena_printf(g->arena, "%s_bscale", base));
+    n->in[2] = hone_pass_new_const(g, zt, hone_arena_printf(g->arena, "%s_bzero", base));
+    hone_node_set_attr_int(g, n, "axis", 0);
+    n->out[0] = hone_graph_new_value(g, hone_arena_printf(g->arena, "%s_bias", base));
+    hone_pass_set_input(g, conv, 2, n->out[0]);
+}
+
 /* hone.FakeQuant -> QuantizeLinear + DequantizeLinear (uint8). */
 static void export_fake_quant(hone_graph *g, hone_node *fq)
 {
@@ -505,6 +546,7 @@ static void export_all(lb_job *job)
                 dq[c] = l->scale[c] / job->grid.qmax;
         }
         export_onnx(job, l, dq, q);
+        export_bias(job, l, dq);
         free(dq);
         free(q);
     }

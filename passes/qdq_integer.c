@@ -10,7 +10,16 @@
  * (runtime/qconv.c: AVX-512 VNNI) does the arithmetic. The result equals
  * the float form up to float rounding: the integer sums are exact. It runs
  * first in -O3, before fold-constants turns the weights' DequantizeLinear
- * into float constants.
+ * into float constants. B may be a float constant or the DequantizeLinear of
+ * constant int32 codes (the form ONNX quantizers write).
+ *
+ * With fuse (the default) the chain becomes one hone.QConv node
+ * (frontend/ops/qconv_fused.c) instead, which also takes in what follows
+ * through single-reader values: an Add of a tensor of the output's shape (a
+ * residual), a Relu, then a QuantizeLinear with a scalar scale and uint8
+ * zero point, whose uint8 output the node then writes. Its kernel applies
+ * all of that in the conv's store; the result is bit-identical to the
+ * unfused ops (fuse=false).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -51,25 +60,61 @@ static bool weight_dq(const hone_node *d, int64_t m)
     return true;
 }
 
+/* The bias of conv n as m values: a float constant, or DequantizeLinear of constant
+ * int32 codes with a constant scalar or per-axis-0 float scale and zero zero point
+ * (evaluated as the interpreter does: (q - zp) * s in double, rounded to float). No
+ * bias: true with b untouched. b may be NULL (only checks). */
+static bool bias_values(const hone_node *n, int64_t m, double *b)
+{
+    const hone_value *v = n->n_in > 2 ? n->in[2] : NULL;
+    if (!v)
+        return true;
+    if (hone_pass_is_const(v)) {
+        if (v->data->dtype != HONE_DT_FLOAT || v->data->numel != m)
+            return false;
+        for (int64_t i = 0; b && i < m; i++)
+            b[i] = hone_tensor_get_f64(v->data, i);
+        return true;
+    }
+    const hone_node *d = v->producer;
+    if (!d || !hone_pass_is_op(d, "DequantizeLinear") || d->n_in < 2 ||
+        !hone_pass_is_const(d->in[0]) || d->in[0]->data->dtype != HONE_DT_INT32 ||
+        d->in[0]->data->numel != m || d->in[0]->data->rank != 1 || !hone_pass_is_const(d->in[1]) ||
+        d->in[1]->data->dtype != HONE_DT_FLOAT)
+        return false;
+    const hone_tensor *s = d->in[1]->data;
+    if (!(s->numel == 1 || (s->numel == m && hone_attr_int(d, "axis", 1) == 0)))
+        return false;
+    if (d->n_in > 2 && d->in[2]) {
+        if (!hone_pass_is_const(d->in[2]))
+            return false;
+        for (int64_t i = 0; i < d->in[2]->data->numel; i++)
+            if (hone_tensor_get_i64(d->in[2]->data, i))
+                return false;
+    }
+    for (int64_t i = 0; b && i < m; i++)
+        b[i] = (float)(hone_tensor_get_f64(d->in[0]->data, i) *
+                       hone_tensor_get_f64(s, s->numel == 1 ? 0 : i));
+    return true;
+}
+
 static bool matches(const hone_node *n)
 {
     if (!hone_pass_is_op(n, "Conv") || n->n_in < 2 || n->out[0]->rank < 3 ||
         !HONE_DIM_IS_KNOWN(n->out[0]->dims[1]))
         return false;
     int64_t m = n->out[0]->dims[1];
-    const hone_value *b = n->n_in > 2 ? n->in[2] : NULL;
-    if (b && !(hone_pass_is_const(b) && b->data->dtype == HONE_DT_FLOAT && b->data->numel == m))
-        return false;
-    return act_dq(n->in[0]->producer) && weight_dq(n->in[1]->producer, m);
+    return bias_values(n, m, NULL) && act_dq(n->in[0]->producer) &&
+           weight_dq(n->in[1]->producer, m);
 }
 
-/* A float constant [1, M, 1, ...] of rank r from per-channel values. */
+/* A float constant [1, M, 1, ...] of rank r (r 1: [M]) from per-channel values. */
 static hone_value *channel_const(hone_ctx *ctx, hone_graph *g, int r, int64_t m,
                                  const double *v, const char *hint)
 {
     int64_t dims[HONE_MAX_RANK];
     for (int i = 0; i < r; i++)
-        dims[i] = i == 1 ? m : 1;
+        dims[i] = i == 1 || r == 1 ? m : 1;
     hone_tensor *t;
     if (hone_tensor_new(ctx, HONE_DT_FLOAT, r, dims, &t))
         return NULL;
@@ -136,8 +181,7 @@ static hone_status rewrite(hone_pass_ctx *pc, hone_graph *g, hone_node *conv)
         return pc->ctx->status;
     }
     if (conv->n_in > 2 && conv->in[2]) {
-        for (int64_t i = 0; i < m; i++)
-            b[i] = hone_tensor_get_f64(conv->in[2]->data, i);
+        bias_values(conv, m, b);
         hone_node *ad = add(g, "Add", hone_arena_printf(g->arena, "%s_biased", base), 2);
         ad->in[0] = mul->out[0];
         ad->in[1] = channel_const(pc->ctx, g, r, m, b, hone_arena_printf(g->arena, "%s_b", base));
@@ -151,17 +195,92 @@ static hone_status rewrite(hone_pass_ctx *pc, hone_graph *g, hone_node *conv)
     return ok ? HONE_OK : pc->ctx->status;
 }
 
+/* QuantizeLinear to uint8 with a positive constant scalar scale and uint8 zero point. */
+static bool scalar_quant(const hone_node *q)
+{
+    return q && hone_pass_is_op(q, "QuantizeLinear") && q->n_in >= 3 &&
+           scalar_const(q->in[1], HONE_DT_FLOAT) && scalar_const(q->in[2], HONE_DT_UINT8) &&
+           hone_tensor_get_f64(q->in[1]->data, 0) > 0 && q->out[0]->dtype == HONE_DT_UINT8;
+}
+
+/* The hone.QConv of conv and what follows it (see the top). */
+static hone_status fuse(hone_pass_ctx *pc, hone_graph *g, hone_node *conv)
+{
+    hone_node *xd = conv->in[0]->producer, *wd = conv->in[1]->producer, *absorbed[3];
+    int64_t m = conv->out[0]->dims[1];
+    int na = 0;
+    hone_value *tail = conv->out[0], *z = NULL;
+    hone_node *u = hone_pass_single_user(g, tail), *q = NULL;
+    if (u && hone_pass_is_op(u, "Add") && u->n_in == 2 && u->in[0] != u->in[1]) {
+        hone_value *o = u->in[0] == tail ? u->in[1] : u->in[0];
+        if (o->dtype == HONE_DT_FLOAT && hone_pass_same_shape(o, tail)) {
+            z = o;
+            absorbed[na++] = u;
+            tail = u->out[0];
+            u = hone_pass_single_user(g, tail);
+        }
+    }
+    bool relu = u && hone_pass_is_op(u, "Relu");
+    if (relu) {
+        absorbed[na++] = u;
+        tail = u->out[0];
+        u = hone_pass_single_user(g, tail);
+    }
+    if (scalar_quant(u)) {
+        q = u;
+        absorbed[na++] = u;
+        tail = u->out[0];
+    }
+    double sx = hone_tensor_get_f64(xd->in[1]->data, 0);
+    double *k = malloc(sizeof *k * (size_t)m * 2), *b = k + m;
+    HONE_ASSERT(k);
+    for (int64_t i = 0; i < m; i++)
+        k[i] = sx * hone_tensor_get_f64(wd->in[1]->data, wd->in[1]->data->numel == 1 ? 0 : i);
+    bool has_b = conv->n_in > 2 && conv->in[2];
+    if (has_b)
+        bias_values(conv, m, b);
+    hone_pass_add_opset(g, "hone", 1);
+    hone_node *f = hone_graph_add_node(g, "QConv", "hone", conv->name, q ? 8 : z ? 6 : has_b ? 5 : 4, 1);
+    f->in[0] = xd->in[0];
+    f->in[1] = wd->in[0];
+    f->in[2] = xd->in[2];
+    f->in[3] = channel_const(pc->ctx, g, 1, m, k, hone_arena_printf(g->arena, "%s_k", conv->name));
+    if (has_b)
+        f->in[4] = channel_const(pc->ctx, g, 1, m, b, hone_arena_printf(g->arena, "%s_b", conv->name));
+    free(k);
+    if (!f->in[3] || (has_b && !f->in[4]))
+        return pc->ctx->status;
+    if (z)
+        f->in[5] = z;
+    if (q) {
+        f->in[6] = q->in[1];
+        f->in[7] = q->in[2];
+    }
+    copy_conv_attrs(g, f, conv);
+    if (relu)
+        hone_node_set_attr_string(g, f, "activation", "Relu");
+    f->out[0] = tail;
+    /* the replaced nodes write fresh values nobody reads: remove_dead drops them */
+    conv->out[0] = hone_graph_new_value(g, NULL);
+    for (int i = 0; i < na; i++)
+        absorbed[i]->out[0] = hone_graph_new_value(g, NULL);
+    hone_pass_note(pc, "nodes absorbed", na);
+    return HONE_OK;
+}
+
 hone_status hone_pass_qdq_to_integer(hone_pass_ctx *pc, hone_graph *g)
 {
     int n0 = g->n_nodes, count = 0;
+    bool fused = hone_pass_opt_bool(pc, "fuse");
     hone_graph_update_uses(g);
     for (int i = 0; i < n0; i++) {
         hone_node *n = g->nodes[i];
         if (!matches(n))
             continue;
-        hone_status st = rewrite(pc, g, n);
+        hone_status st = fused && n->out[0]->rank == 4 ? fuse(pc, g, n) : rewrite(pc, g, n);
         if (st)
             return st;
+        hone_graph_update_uses(g);
         count++;
     }
     hone_graph_update_uses(g);

@@ -195,10 +195,14 @@ const hone_pass_info hone_pass_table[] = {
      {{NULL}}},
     {"qdq-to-integer",
      "Rewrites Conv(DequantizeLinear(uint8 x), DequantizeLinear(constant int8 W), B) into "
-     "ConvInteger + Cast + per-channel Mul (+ Add of B), so the backend runs the conv on "
-     "integers (AVX-512 VNNI where available); first in -O3, before fold-constants.",
+     "hone.QConv, which also takes in a following residual Add, Relu and QuantizeLinear "
+     "(fuse=false: ConvInteger + Cast + per-channel Mul + Add of B), so the backend runs the "
+     "conv on integers (AVX-512 VNNI where available) and its epilogue in the store; first in "
+     "-O3, before fold-constants. B: float, or DequantizeLinear of int32.",
      hone_pass_qdq_to_integer,
-     "per-tensor uint8 activation quantization; int8 weights with zero zero points", {{NULL}}},
+     "per-tensor uint8 activation quantization; int8 weights with zero zero points",
+     {{"fuse", HONE_OPT_BOOL, "true", "one hone.QConv per 2-D conv, taking in a following "
+       "residual Add, Relu and uint8 QuantizeLinear (false: ConvInteger, Cast, Mul, Add)"}}},
     {"scop",
      "Knockoff filter pruning (SCOP): trains a gate beta per output channel of each prunable "
      "conv in a mixed [real; knockoff] batch, removes the channels scoring lowest by "

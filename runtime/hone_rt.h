@@ -444,6 +444,17 @@ void hone_rt_conv_integer_packed(const hone_rt_window *w, int64_t n, int64_t c, 
                                  int64_t groups, const uint8_t *x, const void *xzp,
                                  const void *packed, int32_t *y, void *scratch);
 
+/* hone.QConv: the packed conv above, its sums s of output channel o passed through
+ *   v = s * scale[o] (+ bias[o]) (+ res[i]) (then max(v, 0) when relu), in float,
+ * into y as float, or, when y_scale is given, as uint8
+ *   clamp(round_half_even(v / *y_scale) + *y_zp, 0, 255)   (y_zp NULL: 0).
+ * bias and res (a tensor of y's shape) may be NULL. Each operation rounds as the unfused
+ * Cast / Mul / Add / Relu / QuantizeLinear ops do, so results equal theirs bit for bit. */
+void hone_rt_qconv(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                   const uint8_t *x, const uint8_t *xzp, const void *packed, const float *scale,
+                   const float *bias, const float *res, int32_t relu, const float *y_scale,
+                   const uint8_t *y_zp, void *y, void *scratch);
+
 /* y[i] = saturate(round((acc[i] + bias[c]) * xs * ws[c] / ys) + yzp), c = (i / inner) % m,
  * as uint8 (int8 when y_signed); bias and yzp may be NULL, ws has n_ws (1 or m) entries.
  * The requantization of QLinearConv and QLinearMatMul, in double as the interpreter does. */

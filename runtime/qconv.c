@@ -16,6 +16,14 @@
  * runs the portable direct loops. The backend packs constant weights (and
  * their row sums) at compile time (hone_rt_conv_integer_pack), so a run of
  * hone_rt_conv_integer_packed only gathers and multiplies.
+ *
+ * hone_rt_qconv (hone.QConv, the fused form qdq-to-integer writes) runs the
+ * same kernel but applies its epilogue in the tile's store, while the sums
+ * are in registers: v = sum * scale[o] (+ bias[o]) (+ res) (relu), in
+ * float, written as float or quantized to uint8. No int32 tensor, and no
+ * separate Cast / Mul / Add / Relu / QuantizeLinear passes over memory.
+ * This file is compiled with -ffp-contract=off, so the vector and scalar
+ * epilogues round each operation alone, exactly as the unfused ops do.
  */
 #include <math.h>
 #include <pthread.h>
@@ -39,6 +47,43 @@ static int64_t round_up(int64_t v, int64_t m)
 static int32_t elem(const void *p, int is_signed, int64_t i)
 {
     return is_signed ? ((const int8_t *)p)[i] : ((const uint8_t *)p)[i];
+}
+
+/* The epilogue of one image and group: rows o of [mg][P] (NULL in a job: int32 y). */
+typedef struct qepi {
+    const float *scale, *bias, *res; /* [mg], [mg] or NULL, [mg][P] or NULL */
+    float ys;                        /* > 0: uint8 output */
+    float yz;
+    int relu;
+    void *y;                         /* float or uint8 [mg][P] */
+} qepi;
+
+static void epi_scalar(const qepi *e, int64_t o, int64_t i, int32_t acc)
+{
+    float v = (float)acc * e->scale[o];
+    if (e->bias)
+        v += e->bias[o];
+    if (e->res)
+        v += e->res[i];
+    if (e->relu)
+        v = v > 0 ? v : 0;
+    if (e->ys > 0) {
+        float q = nearbyintf(v / e->ys) + e->yz;
+        ((uint8_t *)e->y)[i] = (uint8_t)(q > 0 ? (q < 255 ? q : 255) : 0);
+    } else {
+        ((float *)e->y)[i] = v;
+    }
+}
+
+/* ep restricted to rows row0.. of [n*m][P] (scale and bias from channel ch0). */
+static qepi epi_part(const qepi *ep, int64_t row0, int64_t ch0, int64_t P)
+{
+    qepi e = *ep;
+    e.scale += ch0;
+    e.bias = e.bias ? e.bias + ch0 : NULL;
+    e.res = e.res ? e.res + row0 * P : NULL;
+    e.y = (char *)e.y + row0 * P * (e.ys > 0 ? 1 : (int64_t)sizeof(float));
+    return e;
 }
 
 /* ===================== portable ===================== */
@@ -96,11 +141,34 @@ typedef struct vnni_job {
     const int32_t *rowsum; /* [M8] */
     int64_t k4, p32, P, mg;
     int32_t xzp;
-    int32_t *y;            /* [mg][P] */
+    int32_t *y;            /* [mg][P] (when ep is NULL) */
     const hone_rt_window *w;
     const uint8_t *xp;     /* the padded image [cg, H, W] */
     const int64_t *tap_off; /* [K4]: offset of tap k in the padded image (k >= K: tap 0) */
+    const qepi *ep;        /* NULL: int32 sums into y */
 } vnni_job;
+
+/* The epilogue of 16 sums of row o at positions i..i+15 (lanes in mask k). */
+__attribute__((target("avx512f,avx512bw")))
+static void epi16(const qepi *e, int64_t o, int64_t i, __m512i acc, __mmask16 k)
+{
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(e->scale[o]));
+    if (e->bias)
+        v = _mm512_add_ps(v, _mm512_set1_ps(e->bias[o]));
+    if (e->res)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, e->res + i));
+    if (e->relu)
+        v = _mm512_max_ps(v, _mm512_setzero_ps());
+    if (e->ys > 0) {
+        __m512 q = _mm512_roundscale_ps(_mm512_div_ps(v, _mm512_set1_ps(e->ys)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        q = _mm512_add_ps(q, _mm512_set1_ps(e->yz));
+        q = _mm512_min_ps(_mm512_max_ps(q, _mm512_setzero_ps()), _mm512_set1_ps(255));
+        _mm512_mask_cvtusepi32_storeu_epi8((uint8_t *)e->y + i, k, _mm512_cvtps_epi32(q));
+    } else {
+        _mm512_mask_storeu_ps((float *)e->y + i, k, v);
+    }
+}
 
 static void gather_stripe(const vnni_job *j, int64_t p0, int64_t p1);
 
@@ -123,12 +191,24 @@ static void vnni_tile(const vnni_job *j, int64_t m0, int64_t p0)
             acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], a1, bw);
         }
     }
+    int64_t n = j->P - p0 < PB ? j->P - p0 : PB;
+    if (j->ep) {
+        __mmask16 k0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+        __mmask16 k1 = n >= 32 ? 0xffff : n <= 16 ? 0 : (__mmask16)((1u << (n - 16)) - 1);
+        for (int i = 0; i < MB && m0 + i < j->mg; i++) {
+            __m512i z = _mm512_set1_epi32(j->xzp * j->rowsum[m0 + i]);
+            int64_t at = (m0 + i) * j->P + p0;
+            epi16(j->ep, m0 + i, at, _mm512_sub_epi32(acc[i][0], z), k0);
+            if (k1)
+                epi16(j->ep, m0 + i, at + 16, _mm512_sub_epi32(acc[i][1], z), k1);
+        }
+        return;
+    }
     int32_t tmp[PB];
     for (int i = 0; i < MB && m0 + i < j->mg; i++) {
         __m512i z = _mm512_set1_epi32(j->xzp * j->rowsum[m0 + i]);
         _mm512_storeu_si512(tmp, _mm512_sub_epi32(acc[i][0], z));
         _mm512_storeu_si512(tmp + 16, _mm512_sub_epi32(acc[i][1], z));
-        int64_t n = j->P - p0 < PB ? j->P - p0 : PB;
         memcpy(j->y + (m0 + i) * j->P + p0, tmp, sizeof(int32_t) * (size_t)n);
     }
 }
@@ -287,7 +367,7 @@ void hone_rt_conv_integer_pack(const hone_rt_window *w, int64_t c, int64_t m, in
 #ifdef QCONV_X86
 static void conv_vnni(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                       const uint8_t *x, int32_t xz, const int8_t *wt, const void *packed,
-                      int32_t *y, void *scratch)
+                      int32_t *y, const qepi *ep, void *scratch)
 {
     int64_t cg = c / groups, mg = m / groups, K = cg * hone_rt_window_k_numel(w);
     int64_t k4 = round_up(K, 4), P = hone_rt_window_out_numel(w), p32 = round_up(P, PB);
@@ -310,7 +390,11 @@ static void conv_vnni(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, 
         }
         for (int64_t b = 0; b < n; b++) {
             pad_image(w, cg, x + (b * c + g * cg) * in, (uint8_t)xz, xp);
-            vnni_job j = {col, wg, rs, k4, p32, P, mg, xz, y + (b * m + g * mg) * P, w, xp, taps};
+            qepi e;
+            if (ep)
+                e = epi_part(ep, b * m + g * mg, g * mg, P);
+            vnni_job j = {col, wg, rs, k4, p32, P, mg, xz, ep ? NULL : y + (b * m + g * mg) * P,
+                          w, xp, taps, ep ? &e : NULL};
             int64_t macs = mg * k4 * P;
             hone_rt_parallel_for(macs >= ((int64_t)1 << 24) ? hone_rt_shared_pool() : NULL,
                                  p32 / PB, 1, vnni_range, &j);
@@ -327,25 +411,26 @@ void hone_rt_conv_integer(const hone_rt_window *w, int64_t n, int64_t c, int64_t
     int32_t xz = xzp ? elem(xzp, x_signed, 0) : 0;
 #ifdef QCONV_X86
     if (!x_signed && w_signed && w->nsp == 2 && (!n_wzp || zero_wzp(wzp, n_wzp)) && has_vnni()) {
-        conv_vnni(w, n, c, m, groups, x, xz, wt, NULL, y, scratch);
+        conv_vnni(w, n, c, m, groups, x, xz, wt, NULL, y, NULL, scratch);
         return;
     }
 #endif
     conv_portable(w, n, c, m, groups, x, x_signed, xz, wt, w_signed, wzp, n_wzp, y);
 }
 
-void hone_rt_conv_integer_packed(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
-                                 int64_t groups, const uint8_t *x, const void *xzp,
-                                 const void *packed, int32_t *y, void *scratch)
+/* The packed conv, sums into y (ep NULL) or through epilogue ep. */
+static void conv_packed(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                        const uint8_t *x, int32_t xz, const void *packed, int32_t *y,
+                        const qepi *ep, void *scratch)
 {
-    int32_t xz = xzp ? *(const uint8_t *)xzp : 0;
 #ifdef QCONV_X86
     if (has_vnni()) {
-        conv_vnni(w, n, c, m, groups, x, xz, NULL, packed, y, scratch);
+        conv_vnni(w, n, c, m, groups, x, xz, NULL, packed, y, ep, scratch);
         return;
     }
 #endif
     /* no VNNI: the direct loops on the packed rows (row o of group g: K taps, k4 apart) */
+    (void)scratch;
     int64_t cg = c / groups, mg = m / groups, kn = hone_rt_window_k_numel(w), K = cg * kn;
     int64_t k4 = round_up(K, 4), in = hone_rt_window_in_numel(w), P = hone_rt_window_out_numel(w);
     int64_t gb = packed_group_bytes(w, c, m, groups);
@@ -361,9 +446,28 @@ void hone_rt_conv_integer_packed(const hone_rt_window *w, int64_t n, int64_t c, 
                         int32_t xv = t < 0 ? xz : x[(b * c + g * cg + ci) * in + t];
                         acc += (xv - xz) * row[ci * kn + kk];
                     }
-                y[(b * m + o) * P + p] = acc;
+                if (ep)
+                    epi_scalar(ep, o, (b * m + o) * P + p, acc);
+                else
+                    y[(b * m + o) * P + p] = acc;
             }
         }
+}
+
+void hone_rt_conv_integer_packed(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                                 int64_t groups, const uint8_t *x, const void *xzp,
+                                 const void *packed, int32_t *y, void *scratch)
+{
+    conv_packed(w, n, c, m, groups, x, xzp ? *(const uint8_t *)xzp : 0, packed, y, NULL, scratch);
+}
+
+void hone_rt_qconv(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                   const uint8_t *x, const uint8_t *xzp, const void *packed, const float *scale,
+                   const float *bias, const float *res, int32_t relu, const float *y_scale,
+                   const uint8_t *y_zp, void *y, void *scratch)
+{
+    qepi e = {scale, bias, res, y_scale ? *y_scale : 0, y_zp ? (float)*y_zp : 0, relu != 0, y};
+    conv_packed(w, n, c, m, groups, x, xzp ? *xzp : 0, packed, NULL, &e, scratch);
 }
 
 /* ===================== the other integer ops ===================== */

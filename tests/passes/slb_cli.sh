@@ -41,9 +41,25 @@ cmp -s "$T/a/logits.npy" "$T/b/logits.npy" || die "packed and standard forms dif
 mkdir -p "$T/s"
 "$HONE" run "$T/s.onnx" --input input="$T/x.npy" --output-dir "$T/s" >/dev/null 2>&1 || die "run s"
 cmp -s "$T/a/logits.npy" "$T/s/logits.npy" || die "stripped and standard forms differ"
+# qdq-to-integer: fused hone.QConv nodes (conv, residual, Relu and QuantizeLinear in one)
+# give the same bits as the unfused ConvInteger/Cast/Mul/Add chain (fuse=false), and the
+# compiled code the same as the interpreter within float rounding of the other ops
 "$HONE" opt "$T/q.onnx" --passes=qdq-to-integer -o "$T/i.onnx" >/dev/null 2>&1 || die "qdq-to-integer"
-"$HONE" dump "$T/i.onnx" 2>/dev/null | grep -q "ConvInteger" || die "no ConvInteger after qdq-to-integer"
+"$HONE" dump "$T/i.onnx" 2>/dev/null | grep -q "hone.QConv" || die "no hone.QConv after qdq-to-integer"
+"$HONE" dump "$T/i.onnx" 2>/dev/null | grep -q "ConvInteger" && die "ConvInteger left after fusing"
+"$HONE" opt "$T/q.onnx" --passes='qdq-to-integer{fuse=false}' -o "$T/u.onnx" >/dev/null 2>&1 ||
+  die "qdq-to-integer{fuse=false}"
+"$HONE" dump "$T/u.onnx" 2>/dev/null | grep -q "ConvInteger" || die "no ConvInteger with fuse=false"
+mkdir -p "$T/fi" "$T/ui"
+"$HONE" run "$T/i.onnx" --input input="$T/x.npy" --output-dir "$T/fi" >/dev/null 2>&1 || die "run i"
+"$HONE" run "$T/u.onnx" --input input="$T/x.npy" --output-dir "$T/ui" >/dev/null 2>&1 || die "run u"
+cmp -s "$T/fi/logits.npy" "$T/ui/logits.npy" || die "fused and unfused integer forms differ"
 "$HONE" run "$T/i.onnx" --jit --input input="$T/x.npy" --output-dir "$T/c" >/dev/null 2>&1 || die "run --jit"
+/usr/bin/python3 - "$T/fi/logits.npy" "$T/c/logits.npy" <<'PY' || die "compiled QConv model differs from the interpreter"
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+sys.exit(0 if np.abs(a - b).max() <= 1e-5 * np.abs(a).max() else 1)
+PY
 /usr/bin/python3 - "$T/a/logits.npy" "$T/c/logits.npy" <<'PY' || die "compiled logits differ from the interpreter's"
 import sys, numpy as np
 a, b = np.load(sys.argv[1]), np.load(sys.argv[2])

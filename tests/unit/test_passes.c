@@ -539,6 +539,31 @@ static void test_fused_conv_errors(void **state)
     }
 }
 
+/* hone.QConv's checks: types, a scale of the wrong length, a residual of another
+ * shape, an unknown activation, each naming the node. */
+static void test_qconv_errors(void **state)
+{
+    (void)state;
+    hone_ctx ctx;
+#define QGRAPH(xt, sdims, extra, attrs)                                                        \
+    "graph g (ir 8; ai.onnx 13; hone 1) {\n  input %x: " xt "[1,2,3,3]\n"                     \
+    "  input %z: f32[1,4,2,3]\n  const %w: i8[4,2,1,1]\n  const %xz: u8[] = [3]\n"            \
+    "  const %s: f32[" sdims "]\n"                                                            \
+    "  %y: f32[1,4,3,3] = hone.QConv(%x, %w, %xz, %s" extra ") " attrs " # q\n"               \
+    "  output %y: f32[1,4,3,3]\n}\n"
+    assert_int_equal(infer_text(QGRAPH("i8", "4", "", ""), &ctx), HONE_ERR_UNSUPPORTED);
+    assert_non_null(strstr(ctx.msg, "node 'q' (QConv): X must be uint8 and W int8"));
+    assert_int_equal(infer_text(QGRAPH("u8", "3", "", ""), &ctx), HONE_ERR_SHAPE);
+    assert_non_null(strstr(ctx.msg, "scale must hold 4 values"));
+    assert_int_equal(infer_text(QGRAPH("u8", "4", ", _, %z", ""), &ctx), HONE_ERR_SHAPE);
+    assert_non_null(strstr(ctx.msg, "Z must be float with the output's shape"));
+    assert_int_equal(infer_text(QGRAPH("u8", "4", "", "{activation=\"Tanh\"}"), &ctx),
+                     HONE_ERR_INVALID);
+    assert_non_null(strstr(ctx.msg, "activation 'Tanh'"));
+    assert_int_equal(infer_text(QGRAPH("u8", "4", "", ""), &ctx), HONE_OK);
+#undef QGRAPH
+}
+
 /* FusedConv against a hand computation: 1x1 conv (w=2, b=1), Z added, Clip to [0, 4]. */
 static void test_fused_conv_values(void **state)
 {
@@ -604,6 +629,7 @@ int main(void)
         cmocka_unit_test(test_parse_roundtrip),
         cmocka_unit_test(test_parse_errors),
         cmocka_unit_test(test_fused_conv_errors),
+        cmocka_unit_test(test_qconv_errors),
         cmocka_unit_test(test_fused_conv_values),
         cmocka_unit_test(test_passes_doc_current),
         cmocka_unit_test(test_golden),

@@ -8,7 +8,9 @@
  * unpacked forms bit-identical; the standard-ONNX form through an ONNX byte
  * round trip; slb and quantize-ste train and leave discrete weights; the
  * runtime's integer convolution (VNNI or portable) against the
- * interpreter's ConvInteger; qdq-to-integer keeps the model's function.
+ * interpreter's ConvInteger, and its fused epilogue (hone_rt_qconv) against
+ * the unfused float operations; qdq-to-integer keeps the model's function, its
+ * fused hone.QConv form bit-identical to the unfused one.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -368,6 +370,15 @@ static int count_op(const hone_graph *g, const char *op)
     return n;
 }
 
+/* DequantizeLinear nodes whose input has type dt. */
+static int count_dq(const hone_graph *g, hone_dtype dt)
+{
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        n += !strcmp(g->nodes[i]->op_type, "DequantizeLinear") && g->nodes[i]->in[0]->dtype == dt;
+    return n;
+}
+
 /* pack-lowbit: same logits bit for bit, b-bit storage, fewer bytes; the
  * standard form survives an ONNX byte round trip with the same logits. */
 static void test_pack_and_roundtrip(void **state)
@@ -389,7 +400,9 @@ static void test_pack_and_roundtrip(void **state)
     assert_int_equal(memcmp(ref->data, rt->data, hone_tensor_nbytes(ref)), 0);
     run_passes(g, "pack-lowbit", x, NULL);
     assert_int_equal(count_op(g, "DequantizePacked"), 3);
-    assert_int_equal(count_op(g, "DequantizeLinear"), 3); /* the activations' */
+    /* the activations' (uint8) and the biases' (int32 codes at x_scale * w_scale) */
+    assert_int_equal(count_dq(g, HONE_DT_UINT8), 3);
+    assert_int_equal(count_dq(g, HONE_DT_INT32), 3);
     hone_tensor *packed = forward(g, x);
     assert_int_equal(memcmp(ref->data, packed->data, hone_tensor_nbytes(ref)), 0);
     for (int i = 0; i < g->n_nodes; i++)
@@ -525,19 +538,98 @@ static void test_conv_integer_kernel(void **state)
     }
 }
 
-/* qdq-to-integer on a W8A8 model: ConvInteger nodes replace the quantized
- * convs and the logits stay within float rounding of the Q/DQ form. */
+/* hone_rt_qconv's epilogue (in the VNNI tile's store, or the portable loops) against
+ * the same float operations, one at a time, on hone_rt_conv_integer's sums: float and
+ * uint8 outputs, with and without bias, residual and Relu; 7x9 outputs (63 positions:
+ * full and partial 16-lane groups), two groups of 10 channels (a partial 8-row block). */
+static void test_qconv_epilogue(void **state)
+{
+    (void)state;
+    int64_t n = 2, c = 6, m = 20, g = 2, xd[4] = {n, c, 7, 9}, wd[4] = {m, c / g, 3, 3};
+    hone_rt_window win = {2, {7, 9}, {7, 9}, {3, 3}, {1, 1}, {1, 1}, {1, 1}, {1, 1}};
+    int64_t P = 63, numel = n * m * P;
+    hone_tensor *x = rand_int(HONE_DT_UINT8, 4, xd), *w = rand_int(HONE_DT_INT8, 4, wd);
+    uint8_t xz = 131, yz = 7;
+    float scale[20], bias[20], ys = 0.75f;
+    for (int i = 0; i < m; i++) {
+        scale[i] = (float)(tu_urand() + 1.5) * 1e-3f;
+        bias[i] = (float)tu_urand() * 3;
+    }
+    hone_tensor *res = tu_rand_f32(4, (int64_t[]){n, m, 7, 9}, 4.0);
+    int32_t *acc = malloc(sizeof *acc * (size_t)numel);
+    float *yf = malloc(sizeof *yf * (size_t)numel);
+    uint8_t *yq = malloc((size_t)numel);
+    void *scratch = malloc(hone_rt_conv_integer_scratch(&win, c, m, g));
+    void *packed = malloc(hone_rt_conv_integer_packed_size(&win, c, m, g));
+    assert_true(acc && yf && yq && scratch && packed);
+    hone_rt_conv_integer(&win, n, c, m, g, x->data, 0, &xz, w->data, 1, NULL, 0, acc, scratch);
+    hone_rt_conv_integer_pack(&win, c, m, g, w->data, packed);
+    int checked_clamp = 0;
+    for (int variant = 0; variant < 8; variant++) {
+        bool with_b = variant & 1, with_r = variant & 2, relu = variant & 4;
+        for (int quant = 0; quant < 2; quant++) {
+            hone_rt_qconv(&win, n, c, m, g, x->data, &xz, packed, scale, with_b ? bias : NULL,
+                          with_r ? res->data : NULL, relu, quant ? &ys : NULL, quant ? &yz : NULL,
+                          quant ? (void *)yq : (void *)yf, scratch);
+            for (int64_t i = 0; i < numel; i++) {
+                int64_t o = i / P % m;
+                float v = (float)acc[i] * scale[o];
+                if (with_b)
+                    v = v + bias[o];
+                if (with_r)
+                    v = v + ((const float *)res->data)[i];
+                if (relu)
+                    v = v > 0 ? v : 0;
+                if (!quant) {
+                    assert_true(yf[i] == v);
+                    continue;
+                }
+                double q = nearbyint((double)(float)((double)v / ys)) + yz;
+                q = q < 0 ? 0 : q > 255 ? 255 : q;
+                checked_clamp += q == 0 || q == 255;
+                assert_int_equal(yq[i], (uint8_t)q);
+            }
+        }
+    }
+    assert_true(checked_clamp > 0); /* the saturation was exercised */
+    free(acc);
+    free(yf);
+    free(yq);
+    free(scratch);
+    free(packed);
+    hone_tensor_free(x);
+    hone_tensor_free(w);
+    hone_tensor_free(res);
+}
+
+/* qdq-to-integer on a W8A8 model: hone.QConv nodes (taking in each Relu and the
+ * QuantizeLinear after it) replace the quantized convs, with the same logits bit
+ * for bit as the unfused ConvInteger + Cast + Mul + Add chain (fuse=false), both
+ * within float rounding of the Q/DQ form; the int32 biases are read. */
 static void test_qdq_to_integer(void **state)
 {
     (void)state;
     hone_graph *g = conv_net();
     hone_tensor *x = samples(96);
     run_passes(g, "quantize-rtn{bits=8,acts=8,keep-first=false,samples=80}", x, NULL);
+    assert_int_equal(count_dq(g, HONE_DT_INT32), 3);
     hone_tensor *ref = forward(g, x);
+    hone_graph *u = hone_graph_clone(g);
+    run_passes(u, "qdq-to-integer{fuse=false}", x, NULL);
+    assert_int_equal(count_op(u, "ConvInteger"), 3);
+    assert_int_equal(count_op(u, "Conv"), 0);
     run_passes(g, "qdq-to-integer", x, NULL);
-    assert_int_equal(count_op(g, "ConvInteger"), 3);
-    assert_int_equal(count_op(g, "Conv"), 0);
-    hone_tensor *got = forward(g, x);
+    assert_int_equal(count_op(g, "QConv"), 3);
+    assert_int_equal(count_op(g, "Conv") + count_op(g, "ConvInteger") + count_op(g, "Relu"), 0);
+    /* conv0 -> relu0 -> Q and conv1 -> relu1 -> Q end in uint8; conv2 feeds the pool */
+    int u8_out = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        u8_out += !strcmp(g->nodes[i]->op_type, "QConv") &&
+                  g->nodes[i]->out[0]->dtype == HONE_DT_UINT8;
+    assert_int_equal(u8_out, 2);
+    assert_int_equal(count_op(g, "QuantizeLinear"), 1); /* the input's */
+    hone_tensor *got = forward(g, x), *unf = forward(u, x);
+    assert_int_equal(memcmp(got->data, unf->data, hone_tensor_nbytes(got)), 0);
     double range = 0, err = 0;
     for (int64_t i = 0; i < ref->numel; i++) {
         range = fmax(range, fabs(((float *)ref->data)[i]));
@@ -546,8 +638,10 @@ static void test_qdq_to_integer(void **state)
     assert_true(err <= 1e-4 * range);
     hone_tensor_free(ref);
     hone_tensor_free(got);
+    hone_tensor_free(unf);
     hone_tensor_free(x);
     hone_graph_free(g);
+    hone_graph_free(u);
 }
 
 int main(void)
@@ -563,6 +657,7 @@ int main(void)
         cmocka_unit_test(test_slb_and_ste_train),
         cmocka_unit_test(test_bad_options),
         cmocka_unit_test(test_conv_integer_kernel),
+        cmocka_unit_test(test_qconv_epilogue),
         cmocka_unit_test(test_qdq_to_integer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
