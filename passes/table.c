@@ -134,6 +134,8 @@ const hone_pass_info hone_pass_table[] = {
        "learned (trained, started there)"},
       {"lambda", HONE_OPT_FLOAT, "0.05", "weight of the noisy-label loss (lns)"},
       {"rho", HONE_OPT_FLOAT, "0.05", "assumed label-noise rate of sign(W), in [0, 0.5) (lns)"},
+      {"map-gain", HONE_OPT_FLOAT, "0.1", "Q = W/max|W| + map-gain * g(W/max|W|): how fast the "
+       "mapping net's output moves against the weights' (lns)"},
       {"steps", HONE_OPT_INT, "300", "training budget in optimiser steps"},
       {"batch", HONE_OPT_INT, "64", "training batch size"},
       {"lr", HONE_OPT_FLOAT, "0.0005", "Adam learning rate (cosine to 0)"},
