@@ -129,11 +129,12 @@ P("Produced by `bench/binarize_results.sh` (STEPS=%s SEEDS=\"%s\"; %d min on the
   "(T=4, 0.9 KD) against the fp32 model on the 60,000 training images minus %s held out for the "
   "pass's own metric; BN re-inserted after each binarized conv for training and folded into "
   "the binary conv's scale and bias at the end. lns: lambda 0.05, rho 0.05, mapping net "
-  "conv3x3 C->2C-BN-ReLU-2C->2C-BN-ReLU-2C->C added to W/max|W| with its last conv zero "
-  "(starts exactly at sign(W)). W1A1 binarizes each binarized conv's input as sign(x - T) with "
+  "conv3x3 C->2C-BN-ReLU-2C->2C-BN-ReLU-2C->C, its output times map-gain 0.1, added to "
+  "W/max|W| with its last conv zero (starts exactly at sign(W)). W1A1 binarizes each binarized conv's input as sign(x - T) with "
   "a learned per-channel threshold T. Top-1 on the 10,000 test images (never used by the pass); "
-  "%d seed%s per configuration (the budget did not allow 3 on the shared machine)."
-  % (steps, seeds, int(total) // 60, steps, batch, val, n, "" if n == 1 else "s"))
+  "%d seed%s per configuration%s."
+  % (steps, seeds, int(total) // 60, steps, batch, val, n, "" if n == 1 else "s",
+     " (the budget did not allow 3 on the shared machine)" if n < 3 else ""))
 P("")
 P("| model | method | seed | test top-1 | drop (points) | held-out top-1 (pass) | file bytes | "
   "binarized layers: fp32 bytes -> packed | compiled latency ms (ratio to fp32) | pass time s |")
