@@ -19,12 +19,19 @@
  * all its workers.
  */
 #include <math.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "gemm_micro.h"
 #include "hone_rt.h"
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define ADDER_X86 1
+#endif
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
 #define ADDER_CLONES __attribute__((target_clones("avx2", "default")))
@@ -40,83 +47,141 @@ typedef int v8i __attribute__((vector_size(32), aligned(4)));
 #define VSPLAT(a) ((v8){(a), (a), (a), (a), (a), (a), (a), (a)})
 #define VSEL(m, a, b) ((v8)(((v8i)(a) & (m)) | ((v8i)(b) & ~(m))))
 #define VCLAMP1(d) VSEL((d) < -1.0f, VSPLAT(-1.0f), VSEL((d) > 1.0f, VSPLAT(1.0f), (d)))
+#define VMIN(a, b) VSEL((a) < (b), (a), (b))
 
 /* ===================== forward ===================== */
 
-/* acc[k] (16 positions) = sum_r |col[r, p..p+16) - w[k, r]| for 4 rows k. */
+/* The forward computes sum_r |a - b| as sum_r a + sum_r b - 2 sum_r min(a, b): the
+ * weight row sums ws[i] are computed once per row block and the column sums cs[p]
+ * ride along in one more accumulator per 16 positions, so the inner loop is a min and an add per tap
+ * instead of a subtraction, an absolute value and an add:
+ *   y[i, p] = 2 sum_r min(col[r, p], w[i, r]) - cs[p] - ws[i]
+ * Every path below (AVX-512 8 rows, vector 4 rows, 1 row) accumulates each position
+ * in its own lane in the order of r and finishes with the same two subtractions, so
+ * they give the same bits. */
+
+/* y[k, p..p+16) for 4 rows k. */
 ADDER_CLONES
 static void fwd_block4(const float *w, int64_t rows, const float *col, int64_t np, float *y,
-                       int64_t ldy)
+                       int64_t ldy, const float *ws)
 {
     v8 a00 = {0}, a01 = {0}, a10 = {0}, a11 = {0}, a20 = {0}, a21 = {0}, a30 = {0}, a31 = {0};
+    v8 c0 = {0}, c1 = {0};
     for (int64_t r = 0; r < rows; r++) {
         v8 x0 = *(const v8 *)(col + r * np), x1 = *(const v8 *)(col + r * np + 8);
+        c0 += x0, c1 += x1;
         v8 w0 = VSPLAT(w[r]), w1 = VSPLAT(w[rows + r]);
         v8 w2 = VSPLAT(w[2 * rows + r]), w3 = VSPLAT(w[3 * rows + r]);
-        a00 += VABS(x0 - w0), a01 += VABS(x1 - w0);
-        a10 += VABS(x0 - w1), a11 += VABS(x1 - w1);
-        a20 += VABS(x0 - w2), a21 += VABS(x1 - w2);
-        a30 += VABS(x0 - w3), a31 += VABS(x1 - w3);
+        a00 += VMIN(x0, w0), a01 += VMIN(x1, w0);
+        a10 += VMIN(x0, w1), a11 += VMIN(x1, w1);
+        a20 += VMIN(x0, w2), a21 += VMIN(x1, w2);
+        a30 += VMIN(x0, w3), a31 += VMIN(x1, w3);
     }
-    v8 *o0 = (v8 *)y, *o1 = (v8 *)(y + ldy), *o2 = (v8 *)(y + 2 * ldy), *o3 = (v8 *)(y + 3 * ldy);
-    o0[0] -= a00, ((v8 *)(y + 8))[0] -= a01;
-    o1[0] -= a10, ((v8 *)(y + ldy + 8))[0] -= a11;
-    o2[0] -= a20, ((v8 *)(y + 2 * ldy + 8))[0] -= a21;
-    o3[0] -= a30, ((v8 *)(y + 3 * ldy + 8))[0] -= a31;
+    *(v8 *)y = (a00 + a00 - c0) - VSPLAT(ws[0]), *(v8 *)(y + 8) = (a01 + a01 - c1) - VSPLAT(ws[0]);
+    y += ldy;
+    *(v8 *)y = (a10 + a10 - c0) - VSPLAT(ws[1]), *(v8 *)(y + 8) = (a11 + a11 - c1) - VSPLAT(ws[1]);
+    y += ldy;
+    *(v8 *)y = (a20 + a20 - c0) - VSPLAT(ws[2]), *(v8 *)(y + 8) = (a21 + a21 - c1) - VSPLAT(ws[2]);
+    y += ldy;
+    *(v8 *)y = (a30 + a30 - c0) - VSPLAT(ws[3]), *(v8 *)(y + 8) = (a31 + a31 - c1) - VSPLAT(ws[3]);
 }
 
-/* One row at a time over 16-position blocks (rows left over from blocks of 4). */
+/* One row (rows left over from blocks of 4). */
 ADDER_CLONES
-static void fwd_block1(const float *w, int64_t rows, const float *col, int64_t np, float *y)
+static void fwd_block1(const float *w, int64_t rows, const float *col, int64_t np, float *y,
+                       float ws)
 {
-    v8 a0 = {0}, a1 = {0};
+    v8 a0 = {0}, a1 = {0}, c0 = {0}, c1 = {0};
     for (int64_t r = 0; r < rows; r++) {
-        v8 wv = VSPLAT(w[r]);
-        a0 += VABS(*(const v8 *)(col + r * np) - wv);
-        a1 += VABS(*(const v8 *)(col + r * np + 8) - wv);
+        v8 wv = VSPLAT(w[r]), x0 = *(const v8 *)(col + r * np), x1 = *(const v8 *)(col + r * np + 8);
+        c0 += x0, c1 += x1;
+        a0 += VMIN(x0, wv);
+        a1 += VMIN(x1, wv);
     }
-    ((v8 *)y)[0] -= a0;
-    ((v8 *)(y + 8))[0] -= a1;
+    *(v8 *)y = (a0 + a0 - c0) - VSPLAT(ws);
+    *(v8 *)(y + 8) = (a1 + a1 - c1) - VSPLAT(ws);
 }
 
-/* One tile: w[m, rows], col[rows, np]; tails (np % block positions) run on
- * zero-padded copies colt[rows, 16] (and dyt[m, 16]) so every position is
- * vectorised. */
+#ifdef ADDER_X86
+/* 8 rows x 16 positions in AVX-512 registers. */
+__attribute__((target("avx512f")))
+static void fwd_block8_avx512(const float *w, int64_t rows, const float *col, int64_t np,
+                              float *y, int64_t ldy, const float *ws)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
+    __m512 c = a0;
+    const float *w1 = w + rows, *w2 = w1 + rows, *w3 = w2 + rows, *w4 = w3 + rows;
+    const float *w5 = w4 + rows, *w6 = w5 + rows, *w7 = w6 + rows;
+    for (int64_t r = 0; r < rows; r++) {
+        __m512 x = _mm512_loadu_ps(col + r * np);
+        c = _mm512_add_ps(c, x);
+        a0 = _mm512_add_ps(a0, _mm512_min_ps(x, _mm512_set1_ps(w[r])));
+        a1 = _mm512_add_ps(a1, _mm512_min_ps(x, _mm512_set1_ps(w1[r])));
+        a2 = _mm512_add_ps(a2, _mm512_min_ps(x, _mm512_set1_ps(w2[r])));
+        a3 = _mm512_add_ps(a3, _mm512_min_ps(x, _mm512_set1_ps(w3[r])));
+        a4 = _mm512_add_ps(a4, _mm512_min_ps(x, _mm512_set1_ps(w4[r])));
+        a5 = _mm512_add_ps(a5, _mm512_min_ps(x, _mm512_set1_ps(w5[r])));
+        a6 = _mm512_add_ps(a6, _mm512_min_ps(x, _mm512_set1_ps(w6[r])));
+        a7 = _mm512_add_ps(a7, _mm512_min_ps(x, _mm512_set1_ps(w7[r])));
+    }
+#define ADDER_OUT(k, a)                                                                            \
+    _mm512_storeu_ps(y + (k) * ldy, _mm512_sub_ps(_mm512_sub_ps(_mm512_add_ps(a, a), c),           \
+                                                  _mm512_set1_ps(ws[k])))
+    ADDER_OUT(0, a0), ADDER_OUT(1, a1), ADDER_OUT(2, a2), ADDER_OUT(3, a3);
+    ADDER_OUT(4, a4), ADDER_OUT(5, a5), ADDER_OUT(6, a6), ADDER_OUT(7, a7);
+#undef ADDER_OUT
+}
+#endif
+
+/* One tile: w[m, rows], col[rows, np]; tails (np % 16 positions) run on zero-padded
+ * copies colt[rows, 16] (and dyt[m, 16]) so every position is vectorised. */
 typedef struct tile_job {
     const float *w, *col, *dy, *colt, *dyt;
     float *y, *dcol;
     int64_t rows, np, ldy, m, full;
 } tile_job;
 
-/* Output rows [i0, i1) of a forward tile (i0 a multiple of 4 except at the tail). */
+/* Rows i..i+k-1 (k <= 8) of positions [p, p+16) of col (leading dimension np). */
+static void fwd_rows_at(const tile_job *j, int64_t i, int64_t k, const float *ws,
+                        const float *col, int64_t np, float *y, int64_t ldy)
+{
+    const float *w = j->w + i * j->rows;
+#ifdef ADDER_X86
+    if (k == 8 && hone_rt_cpu_avx512f()) {
+        fwd_block8_avx512(w, j->rows, col, np, y, ldy, ws);
+        return;
+    }
+#endif
+    int64_t q = 0;
+    for (; q + 4 <= k; q += 4)
+        fwd_block4(w + q * j->rows, j->rows, col, np, y + q * ldy, ldy, ws + q);
+    for (; q < k; q++)
+        fwd_block1(w + q * j->rows, j->rows, col, np, y + q * ldy, ws[q]);
+}
+
+/* Output rows of blocks [b0, b1) of 8 rows of a forward tile. */
 static void fwd_rows(void *ctx, int64_t b0, int64_t b1, int worker)
 {
     (void)worker;
     const tile_job *j = ctx;
-    int64_t full = j->full;
-    float yt[4 * 16];
-    for (int64_t i = b0 * 4; i < b1 * 4 && i < j->m; i += 4) {
-        int64_t k = j->m - i < 4 ? j->m - i : 4;
-        const float *w = j->w + i * j->rows;
+    float yt[8 * 16], ws[8];
+    for (int64_t i = b0 * 8; i < b1 * 8 && i < j->m; i += 8) {
+        int64_t k = j->m - i < 8 ? j->m - i : 8;
         float *y = j->y + i * j->ldy;
-        for (int64_t p = 0; p < full; p += 16) {
-            if (k == 4)
-                fwd_block4(w, j->rows, j->col + p, j->np, y + p, j->ldy);
-            else
-                for (int64_t q = 0; q < k; q++)
-                    fwd_block1(w + q * j->rows, j->rows, j->col + p, j->np, y + q * j->ldy + p);
+        for (int64_t q = 0; q < k; q++) {
+            const float *wr = j->w + (i + q) * j->rows;
+            float t = 0;
+            for (int64_t r = 0; r < j->rows; r++)
+                t += wr[r];
+            ws[q] = t;
         }
-        if (full == j->np)
+        for (int64_t p = 0; p < j->full; p += 16)
+            fwd_rows_at(j, i, k, ws, j->col + p, j->np, y + p, j->ldy);
+        if (j->full == j->np)
             continue;
-        memset(yt, 0, sizeof yt);
-        if (k == 4)
-            fwd_block4(w, j->rows, j->colt, 16, yt, 16);
-        else
-            for (int64_t q = 0; q < k; q++)
-                fwd_block1(w + q * j->rows, j->rows, j->colt, 16, yt + q * 16);
+        fwd_rows_at(j, i, k, ws, j->colt, 16, yt, 16);
         for (int64_t q = 0; q < k; q++)
-            for (int64_t p = full; p < j->np; p++)
-                y[q * j->ldy + p] += yt[q * 16 + p - full];
+            memcpy(y + q * j->ldy + j->full, yt + q * 16, sizeof *yt * (size_t)(j->np - j->full));
     }
 }
 
@@ -125,6 +190,7 @@ size_t hone_rt_adder_scratch(const hone_rt_window *w, int64_t c, int64_t groups,
     return hone_rt_conv_tile_scratch(w, c, groups, cols) +
            (size_t)(c / groups * hone_rt_window_k_numel(w) * 16);
 }
+
 
 /* dst[r, 0..16) = src[r, full..np) zero-padded, for `rows` rows of stride ld. */
 static void pad_tail(const float *src, int64_t rows, int64_t ld, int64_t full, int64_t np,
@@ -136,11 +202,11 @@ static void pad_tail(const float *src, int64_t rows, int64_t ld, int64_t full, i
     }
 }
 
-/* Runs fn over the 4-row blocks of m rows of a tile. */
-static void over_rows(hone_rt_range_fn fn, tile_job *j, int64_t m)
+/* Runs fn over the blocks of bs rows of m rows of a tile. */
+static void over_rows(hone_rt_range_fn fn, tile_job *j, int64_t m, int64_t bs)
 {
-    int64_t blocks = (m + 3) / 4;
-    int64_t work = j->rows * j->np * 4;
+    int64_t blocks = (m + bs - 1) / bs;
+    int64_t work = j->rows * j->np * bs;
     hone_rt_parallel_for(work * blocks > 32768 ? hone_rt_shared_pool() : NULL, blocks, 1, fn, j);
 }
 
@@ -153,17 +219,24 @@ void hone_rt_adder(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
     for (int64_t b = 0; b < n; b++)
         for (int64_t g = 0; g < groups; g++) {
             float *yg = y + (b * m + g * mg) * yp;
-            memset(yg, 0, sizeof *yg * (size_t)(mg * yp));
-            for (int64_t p0 = 0; p0 < yp && mg > 0; p0 += cols) {
-                int64_t p1 = p0 + cols < yp ? p0 + cols : yp;
+            /* 2-D: tiles of whole output rows, gathered plane row by plane row */
+            int64_t ow = w->nsp == 2 ? w->out[1] : 0;
+            bool rows2d = ow > 0 && ow <= cols;
+            int64_t step = rows2d ? cols / ow * ow : cols;
+            for (int64_t p0 = 0; p0 < yp && mg > 0; p0 += step) {
+                int64_t p1 = p0 + step < yp ? p0 + step : yp;
                 float *colt = scratch + rows * cols;
-                hone_rt_im2col(w, cg, x + (b * c + g * cg) * xp, p0, p1, scratch);
+                if (rows2d)
+                    hone_rt_im2col_2d(w, cg, x + (b * c + g * cg) * xp, p0 / ow, p1 / ow, scratch,
+                                      p1 - p0);
+                else
+                    hone_rt_im2col(w, cg, x + (b * c + g * cg) * xp, p0, p1, scratch);
                 tile_job j = {.w = wt + g * mg * rows, .col = scratch, .colt = colt, .y = yg + p0,
                               .rows = rows, .np = p1 - p0, .ldy = yp, .m = mg,
                               .full = (p1 - p0) / 16 * 16};
                 if (j.full < j.np)
                     pad_tail(scratch, rows, j.np, j.full, j.np, colt);
-                over_rows(fwd_rows, &j, mg);
+                over_rows(fwd_rows, &j, mg, 8);
             }
         }
 }
@@ -266,7 +339,7 @@ static void grad_group_tile(const hone_rt_window *w, int64_t cg, int64_t mg, con
             pad_tail(col, rows, np, j.full, np, colt);
             pad_tail(dyg + p0, mg, yp, j.full, np, dyt);
         }
-        over_rows(dx_rows, &j, rows);
+        over_rows(dx_rows, &j, rows, 4);
         hone_rt_col2im(w, cg, dcol, p0, p1, dxg);
     }
 }
