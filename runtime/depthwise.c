@@ -7,8 +7,12 @@
  * the run of output columns whose input column exists, while the row stays in
  * L1 (tap by tap over whole planes, the earlier order, kept a 112x112 plane in
  * L2 for 9 passes). Strides 1 and 2 are loops with constant strides, cloned for
- * AVX-512 and AVX2, so they vectorise; no scratch.
+ * AVX-512 and AVX2, so they vectorise; no scratch. With AVX-512, 16 output columns
+ * per register, masked loads at the borders, and a dedicated 3x3 kernel. Planes
+ * are split over the runtime's shared pool when the layer has at least 2^18 MACs.
  */
+#include <stdbool.h>
+
 #include "gemm_micro.h"
 #include "hone_rt.h"
 
@@ -88,67 +92,171 @@ static inline void even_masks(__mmask16 m, __mmask16 *lo, __mmask16 *hi)
     *hi = (__mmask16)h;
 }
 
+/* The 3x3 case (nearly every depthwise conv): output row by output row, so the three
+ * input rows stay in L1 while all their column blocks are computed; per block, the taps'
+ * masks come from a table made once per plane and the nine weights stay in registers;
+ * each kernel row accumulates in its own register (three short FMA chains instead of
+ * one of nine), then (row0 + row1) + row2 + bias. False (nothing done) for planes wider
+ * than DW_MAX_BLOCKS blocks of 16. */
+enum { DW_MAX_BLOCKS = 64 };
+__attribute__((target("avx512f"))) static bool dw_plane3x3_avx512(const hone_rt_window *w,
+                                                                 const float *x, const float *k,
+                                                                 float bias, float *y)
+{
+    int64_t ih = w->in[0], iw = w->in[1], oh = w->out[0], ow = w->out[1];
+    int64_t s0 = w->stride[0], s1 = w->stride[1], nb = (ow + 15) / 16, lo[3], hi[3], sh[3];
+    if (nb > DW_MAX_BLOCKS)
+        return false;
+    __mmask16 m[DW_MAX_BLOCKS][3], ml[DW_MAX_BLOCKS][3], mh[DW_MAX_BLOCKS][3];
+    for (int64_t kx = 0; kx < 3; kx++) {
+        sh[kx] = kx * w->dil[1] - w->pad[1];
+        valid_range(ow, s1, sh[kx], iw, &lo[kx], &hi[kx]);
+    }
+    for (int64_t bl = 0; bl < nb; bl++)
+        for (int64_t kx = 0; kx < 3; kx++) {
+            int64_t o = bl * 16, n = ow - o < 16 ? ow - o : 16;
+            int64_t a = lo[kx] > o ? lo[kx] : o, b = hi[kx] < o + n ? hi[kx] : o + n;
+            m[bl][kx] = a >= b ? 0 : (__mmask16)(((1u << (b - o)) - 1) & ~((1u << (a - o)) - 1));
+            even_masks(m[bl][kx], &ml[bl][kx], &mh[bl][kx]);
+        }
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    __m512 k0 = _mm512_set1_ps(k[0]), k1 = _mm512_set1_ps(k[1]), k2 = _mm512_set1_ps(k[2]);
+    __m512 k3 = _mm512_set1_ps(k[3]), k4 = _mm512_set1_ps(k[4]), k5 = _mm512_set1_ps(k[5]);
+    __m512 k6 = _mm512_set1_ps(k[6]), k7 = _mm512_set1_ps(k[7]), k8 = _mm512_set1_ps(k[8]);
+/* lane j of tap kx reads column (o + j) * s1 + sh[kx] of row r */
+#define DW_TAP(r, kx, kv)                                                                      \
+    do {                                                                                       \
+        const float *p_ = (r) + o * s1 + sh[kx];                                               \
+        __m512 xv_ = s1 == 1 ? _mm512_maskz_loadu_ps(m[bl][kx], p_)                            \
+                             : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ml[bl][kx], p_),   \
+                                                      even,                                    \
+                                                      _mm512_maskz_loadu_ps(mh[bl][kx], p_ + 16)); \
+        acc = _mm512_fmadd_ps(kv, xv_, acc);                                                   \
+    } while (0)
+    const __m512 zero = _mm512_setzero_ps();
+    for (int64_t oy = 0; oy < oh; oy++) {
+        const float *r[3];
+        for (int64_t ky = 0; ky < 3; ky++) {
+            int64_t iy = oy * s0 + ky * w->dil[0] - w->pad[0];
+            r[ky] = iy >= 0 && iy < ih ? x + iy * iw : NULL;
+        }
+        for (int64_t bl = 0; bl < nb; bl++) {
+            int64_t o = bl * 16, n = ow - o < 16 ? ow - o : 16;
+            __m512 acc, a0 = zero, a1 = zero, a2 = zero; /* one chain per kernel row */
+            if (r[0]) {
+                acc = a0;
+                DW_TAP(r[0], 0, k0);
+                DW_TAP(r[0], 1, k1);
+                DW_TAP(r[0], 2, k2);
+                a0 = acc;
+            }
+            if (r[1]) {
+                acc = a1;
+                DW_TAP(r[1], 0, k3);
+                DW_TAP(r[1], 1, k4);
+                DW_TAP(r[1], 2, k5);
+                a1 = acc;
+            }
+            if (r[2]) {
+                acc = a2;
+                DW_TAP(r[2], 0, k6);
+                DW_TAP(r[2], 1, k7);
+                DW_TAP(r[2], 2, k8);
+                a2 = acc;
+            }
+            acc = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), a2), _mm512_set1_ps(bias));
+            _mm512_mask_storeu_ps(y + oy * ow + o, (__mmask16)((1u << n) - 1), acc);
+        }
+    }
+#undef DW_TAP
+    return true;
+}
+
 /* One plane with AVX-512, 16 output columns at a time, every tap accumulated in a
  * register before one store: lanes whose input column is in the padding are masked off
- * (never read). Strides 1 and 2 (even lanes of two loads), kernels up to 16 wide. The
- * taps are added in the same order as in dw_plane. */
+ * (never read). Strides 1 and 2 (even lanes of two loads), kernels up to 16 wide. Column
+ * block by column block, so each tap's masks and column offset are worked out once per
+ * block, not once per output row. The taps are added in the same order as in dw_plane. */
 __attribute__((target("avx512f"))) static void dw_plane_avx512(const hone_rt_window *w,
                                                               const float *x, const float *k,
                                                               float bias, float *y)
 {
     int64_t ih = w->in[0], iw = w->in[1], oh = w->out[0], ow = w->out[1];
-    int64_t s0 = w->stride[0], s1 = w->stride[1], kw = w->k[1], lo[16], hi[16];
+    int64_t s0 = w->stride[0], s1 = w->stride[1], kh = w->k[0], kw = w->k[1], lo[16], hi[16];
     for (int64_t kx = 0; kx < kw; kx++)
         valid_range(ow, s1, kx * w->dil[1] - w->pad[1], iw, &lo[kx], &hi[kx]);
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
-    for (int64_t oy = 0; oy < oh; oy++)
-        for (int64_t o = 0; o < ow; o += 16) {
-            int64_t n = ow - o < 16 ? ow - o : 16;
+    for (int64_t o = 0; o < ow; o += 16) {
+        int64_t n = ow - o < 16 ? ow - o : 16, off[16];
+        __mmask16 m[16], ml[16], mh[16];
+        for (int64_t kx = 0; kx < kw; kx++) {
+            int64_t a = lo[kx] > o ? lo[kx] : o, b = hi[kx] < o + n ? hi[kx] : o + n;
+            m[kx] = a >= b ? 0 : (__mmask16)(((1u << (b - o)) - 1) & ~((1u << (a - o)) - 1));
+            even_masks(m[kx], &ml[kx], &mh[kx]);
+            off[kx] = kx * w->dil[1] - w->pad[1] + o * s1; /* lane j: column (o + j) * s1 + shift */
+        }
+        __mmask16 store = (__mmask16)((1u << n) - 1);
+        for (int64_t oy = 0; oy < oh; oy++) {
             __m512 acc = _mm512_set1_ps(bias);
-            for (int64_t ky = 0; ky < w->k[0]; ky++) {
+            for (int64_t ky = 0; ky < kh; ky++) {
                 int64_t iy = oy * s0 + ky * w->dil[0] - w->pad[0];
                 if (iy < 0 || iy >= ih)
                     continue;
+                const float *row = x + iy * iw, *kr = k + ky * kw;
                 for (int64_t kx = 0; kx < kw; kx++) {
-                    int64_t a = lo[kx] > o ? lo[kx] : o, b = hi[kx] < o + n ? hi[kx] : o + n;
-                    if (a >= b)
+                    if (!m[kx])
                         continue;
-                    __mmask16 m = (__mmask16)(((1u << (b - o)) - 1) & ~((1u << (a - o)) - 1));
-                    /* lane j reads x row iy, column (o + j) * s1 + shift */
-                    const float *base = x + iy * iw + kx * w->dil[1] - w->pad[1] + o * s1;
-                    __m512 xv;
-                    if (s1 == 1) {
-                        xv = _mm512_maskz_loadu_ps(m, base);
-                    } else {
-                        __mmask16 ml, mh;
-                        even_masks(m, &ml, &mh);
-                        xv = _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ml, base), even,
-                                                    _mm512_maskz_loadu_ps(mh, base + 16));
-                    }
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(k[ky * kw + kx]), xv, acc);
+                    __m512 xv = s1 == 1 ? _mm512_maskz_loadu_ps(m[kx], row + off[kx])
+                                        : _mm512_permutex2var_ps(
+                                              _mm512_maskz_loadu_ps(ml[kx], row + off[kx]), even,
+                                              _mm512_maskz_loadu_ps(mh[kx], row + off[kx] + 16));
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(kr[kx]), xv, acc);
                 }
             }
-            _mm512_mask_storeu_ps(y + oy * ow + o, (__mmask16)((1u << n) - 1), acc);
+            _mm512_mask_storeu_ps(y + oy * ow + o, store, acc);
         }
+    }
 }
 
 #endif
 
+typedef struct dw_job {
+    const hone_rt_window *w;
+    int64_t c;
+    const float *x, *wt, *bias;
+    float *y;
+} dw_job;
+
+/* Planes [p0, p1) of the n*c planes. */
+static void dw_planes(void *ctx, int64_t p0, int64_t p1, int worker)
+{
+    (void)worker;
+    const dw_job *j = ctx;
+    const hone_rt_window *w = j->w;
+    int64_t xp = w->in[0] * w->in[1], yp = w->out[0] * w->out[1], kp = w->k[0] * w->k[1];
+    for (int64_t p = p0; p < p1; p++) {
+        int64_t ch = p % j->c;
+        const float *x = j->x + p * xp, *k = j->wt + ch * kp;
+        float b = j->bias ? j->bias[ch] : 0.0f, *y = j->y + p * yp;
+#ifdef DW_AVX512
+        if (hone_rt_cpu_avx512f() && w->stride[1] <= 2 && w->k[1] <= 16) {
+            if (!(w->k[0] == 3 && w->k[1] == 3 && dw_plane3x3_avx512(w, x, k, b, y)))
+                dw_plane_avx512(w, x, k, b, y);
+            continue;
+        }
+#endif
+        dw_plane(w, x, k, b, y);
+    }
+}
+
+/* Planes are independent: split over the shared pool when there is enough work to pay
+ * for waking it (each plane is computed whole by one worker, so results do not depend on
+ * the thread count). */
 void hone_rt_depthwise_conv(const hone_rt_window *w, int64_t n, int64_t c, const float *x,
                             const float *wt, const float *bias, float *y)
 {
-    int64_t xp = w->in[0] * w->in[1], yp = w->out[0] * w->out[1], kp = w->k[0] * w->k[1];
-#ifdef DW_AVX512
-    if (hone_rt_cpu_avx512f() && w->stride[1] <= 2 && w->k[1] <= 16) {
-        for (int64_t b = 0; b < n; b++)
-            for (int64_t ch = 0; ch < c; ch++)
-                dw_plane_avx512(w, x + (b * c + ch) * xp, wt + ch * kp, bias ? bias[ch] : 0.0f,
-                                y + (b * c + ch) * yp);
-        return;
-    }
-#endif
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t ch = 0; ch < c; ch++)
-            dw_plane(w, x + (b * c + ch) * xp, wt + ch * kp, bias ? bias[ch] : 0.0f,
-                     y + (b * c + ch) * yp);
+    dw_job j = {w, c, x, wt, bias, y};
+    int64_t macs = n * c * w->out[0] * w->out[1] * w->k[0] * w->k[1];
+    hone_rt_parallel_for(macs >= ((int64_t)1 << 18) ? hone_rt_shared_pool() : NULL, n * c, 1,
+                         dw_planes, &j);
 }
