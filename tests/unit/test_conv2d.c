@@ -8,7 +8,8 @@
  * a conv large enough to run on the shared pool. Every output must be written
  * (the output starts as NaN); weights packed ahead of time (what the backend
  * embeds) and packed per call (hone_rt_conv2d_unpacked, hone_rt_conv) give
- * bit-identical results.
+ * bit-identical results. Also the depthwise kernel (runtime/depthwise.c) against the
+ * same direct convolution.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -122,6 +123,47 @@ static void test_conv2d_matches_direct(void **state)
         run_case(&cases[i]);
 }
 
+/* hone_rt_depthwise_conv (group = channels) against the direct convolution: the 3x3
+ * kernel at strides 1 and 2 with plane widths that leave partial 16-column blocks and
+ * padded borders, dilation, a 5x5 kernel (the general AVX-512 kernel), planes wider
+ * than 64 blocks (the general kernel again), and enough planes to run on the shared
+ * pool. Every output must be written. */
+static void test_depthwise_matches_direct(void **state)
+{
+    (void)state;
+    static const conv_case dw[] = {
+        {2, 8, 8, 8, 37, 37, 3, 1, 1, 1, 1},     /* 3 blocks, the last of 5 columns */
+        {1, 6, 6, 6, 37, 35, 3, 2, 1, 1, 0},     /* stride 2, odd width, no bias */
+        {1, 4, 4, 4, 9, 20, 3, 1, 2, 2, 1},      /* dilation 2, pad 2 */
+        {1, 5, 5, 5, 12, 19, 5, 2, 2, 1, 1},     /* 5x5 */
+        {1, 2, 2, 2, 3, 1100, 3, 1, 1, 1, 1},    /* 69 blocks a row */
+        {1, 96, 96, 96, 28, 28, 3, 1, 1, 1, 1},  /* 677k MACs: the shared pool */
+        {1, 16, 16, 16, 7, 7, 3, 1, 1, 1, 1},    /* one partial block */
+    };
+    for (size_t i = 0; i < sizeof dw / sizeof *dw; i++) {
+        const conv_case *cc = &dw[i];
+        hone_rt_window w = window_of(cc);
+        int64_t total = w.out[0] * w.out[1];
+        size_t ny = (size_t)(cc->n * cc->m * total);
+        tu_seed(17);
+        float *x = rand_floats((size_t)(cc->n * cc->c * cc->h * cc->wd));
+        float *wt = rand_floats((size_t)(cc->m * cc->k * cc->k));
+        float *bias = cc->bias ? rand_floats((size_t)cc->m) : NULL, *y = nan_floats(ny);
+        hone_rt_depthwise_conv(&w, cc->n, cc->c, x, wt, bias, y);
+        double worst = 0;
+        for (int64_t b = 0; b < cc->n; b++)
+            for (int64_t o = 0; o < cc->m; o++)
+                for (int64_t p = 0; p < total; p++) {
+                    double want = direct(cc, &w, x, wt, bias, b, o, p / w.out[1], p % w.out[1]);
+                    double d = fabs(y[(b * cc->m + o) * total + p] - want);
+                    worst = d > worst || isnan(d) ? d : worst;
+                }
+        if (!(worst <= 1e-5 * (double)(cc->k * cc->k)))
+            fail_msg("depthwise case %zu: off by %g", i, worst);
+        free(x), free(wt), free(bias), free(y);
+    }
+}
+
 /* A conv whose weights have no input channel left (c = 0) is its bias. */
 static void test_conv2d_no_inputs(void **state)
 {
@@ -139,6 +181,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_matches_direct),
         cmocka_unit_test(test_conv2d_no_inputs),
+        cmocka_unit_test(test_depthwise_matches_direct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
