@@ -27,6 +27,7 @@
  * row against one memcpy per tap and input row).
  */
 #include <stdbool.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gemm_micro.h"
@@ -39,6 +40,21 @@
 /* Multiply-adds of a tile below which it runs on the calling thread only: waking the
  * pool costs tens of microseconds, about what 2^24 multiply-adds take. */
 #define PARALLEL_MIN_MACS ((int64_t)1 << 24)
+
+/* Tiles of at least this many multiply-adds run on the shared pool: PARALLEL_MIN_MACS,
+ * or HONE_PARALLEL_MIN_MACS from the environment (for measuring the trade-off). */
+static int64_t parallel_min_macs(void)
+{
+    static int64_t cached = -1;
+    int64_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *s = getenv("HONE_PARALLEL_MIN_MACS");
+        long long e = s ? atoll(s) : 0;
+        v = e > 0 ? (int64_t)e : PARALLEL_MIN_MACS;
+        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
 
 static int64_t round_up(int64_t v, int64_t m)
 {
@@ -217,7 +233,7 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
                     j.col = col;
                     j.ld = j.n;
                 }
-                hone_rt_parallel_for(mg * rows * j.n >= PARALLEL_MIN_MACS ? hone_rt_shared_pool()
+                hone_rt_parallel_for(mg * rows * j.n >= parallel_min_macs() ? hone_rt_shared_pool()
                                                                           : NULL, (j.n + NR - 1) / NR, 1, run_panels, &j);
             }
         }

@@ -59,10 +59,10 @@ same_weights "2 hosts x 16 = 1 process x 32" "$T/one.onnx" "$T/hosts.onnx" 1e-4
 
 # Broken connection: the link goes down once epoch 1's checkpoint is written.
 RUN=("${TRAIN[@]}" --epochs 3 --batch 32 --checkpoint "$T/ck")
-( for _ in $(seq 600); do [ -f "$T/ck/checkpoint.hone" ] && break; sleep 0.05; done
+( for _ in $(seq 2400); do [ -f "$T/ck/checkpoint.hone" ] && break; sleep 0.05; done
   ip -n "$NB" link set "$VB" down ) &
 cutter=$!
-run cut fail -- timeout -k 5 60 bash -c "$(declare -f in_a); NA=$NA; in_a \"\$@\"" sh \
+run cut fail -- timeout -k 5 180 bash -c "$(declare -f in_a); NA=$NA; in_a \"\$@\"" sh \
   "${MPIRUN[@]}" "${NET[@]}" -np 2 "$HONE_MPI" "${RUN[@]}" -o "$T/cut.onnx"
 wait "$cutter"
 [ ! -e "$T/cut.onnx" ] && ok || bad "the cut run left $T/cut.onnx"
