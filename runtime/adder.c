@@ -137,9 +137,23 @@ static void fwd_block8_avx512(const float *w, int64_t rows, const float *col, in
  * copies colt[rows, 16] (and dyt[m, 16]) so every position is vectorised. */
 typedef struct tile_job {
     const float *w, *col, *dy, *colt, *dyt;
+    const float *ws; /* forward: the rows' weight sums, or NULL (summed per block) */
     float *y, *dcol;
     int64_t rows, np, ldy, m, full;
 } tile_job;
+
+/* sum_r w[r] over n entries, 8 lanes at a time (the same order on every path). */
+static float row_sum(const float *w, int64_t n)
+{
+    v8 a = {0};
+    int64_t r = 0;
+    for (; r + 8 <= n; r += 8)
+        a += *(const v8 *)(w + r);
+    float t = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (; r < n; r++)
+        t += w[r];
+    return t;
+}
 
 /* Rows i..i+k-1 (k <= 8) of positions [p, p+16) of col (leading dimension np). */
 static void fwd_rows_at(const tile_job *j, int64_t i, int64_t k, const float *ws,
@@ -168,18 +182,14 @@ static void fwd_rows(void *ctx, int64_t b0, int64_t b1, int worker)
     for (int64_t i = b0 * 8; i < b1 * 8 && i < j->m; i += 8) {
         int64_t k = j->m - i < 8 ? j->m - i : 8;
         float *y = j->y + i * j->ldy;
-        for (int64_t q = 0; q < k; q++) {
-            const float *wr = j->w + (i + q) * j->rows;
-            float t = 0;
-            for (int64_t r = 0; r < j->rows; r++)
-                t += wr[r];
-            ws[q] = t;
-        }
+        const float *wsb = j->ws ? j->ws + i : ws;
+        for (int64_t q = 0; q < k && !j->ws; q++)
+            ws[q] = row_sum(j->w + (i + q) * j->rows, j->rows);
         for (int64_t p = 0; p < j->full; p += 16)
-            fwd_rows_at(j, i, k, ws, j->col + p, j->np, y + p, j->ldy);
+            fwd_rows_at(j, i, k, wsb, j->col + p, j->np, y + p, j->ldy);
         if (j->full == j->np)
             continue;
-        fwd_rows_at(j, i, k, ws, j->colt, 16, yt, 16);
+        fwd_rows_at(j, i, k, wsb, j->colt, 16, yt, 16);
         for (int64_t q = 0; q < k; q++)
             memcpy(y + q * j->ldy + j->full, yt + q * 16, sizeof *yt * (size_t)(j->np - j->full));
     }
@@ -216,6 +226,12 @@ void hone_rt_adder(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
     int64_t cg = c / groups, mg = m / groups, k = hone_rt_window_k_numel(w);
     int64_t xp = hone_rt_window_in_numel(w), yp = hone_rt_window_out_numel(w), rows = cg * k;
     cols = cols < 1 ? 1 : cols;
+    /* the weight row sums once per call (on the stack: compiled code never allocates);
+     * more than ADDER_MAX_WS rows: once per tile and row block instead */
+    enum { ADDER_MAX_WS = 4096 };
+    float wsum[ADDER_MAX_WS];
+    for (int64_t i = 0; i < m && m <= ADDER_MAX_WS; i++)
+        wsum[i] = row_sum(wt + i * rows, rows);
     for (int64_t b = 0; b < n; b++)
         for (int64_t g = 0; g < groups; g++) {
             float *yg = y + (b * m + g * mg) * yp;
@@ -232,6 +248,7 @@ void hone_rt_adder(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
                 else
                     hone_rt_im2col(w, cg, x + (b * c + g * cg) * xp, p0, p1, scratch);
                 tile_job j = {.w = wt + g * mg * rows, .col = scratch, .colt = colt, .y = yg + p0,
+                              .ws = m <= ADDER_MAX_WS ? wsum + g * mg : NULL,
                               .rows = rows, .np = p1 - p0, .ldy = yp, .m = mg,
                               .full = (p1 - p0) / 16 * 16};
                 if (j.full < j.np)
