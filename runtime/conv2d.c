@@ -18,7 +18,7 @@
  *  - the first KC slice's store adds the bias, so y is written once, not filled
  *    and then accumulated into.
  * The panels of a tile are split over the runtime's shared pool when the tile
- * holds at least 2^24 multiply-adds (waking the pool costs tens of microseconds);
+ * holds at least 2^22 multiply-adds (waking the pool costs tens of microseconds);
  * each worker has its own panel buffer in the scratch. Every output element is
  * summed by one micro-kernel sequence in slice order, so results do not depend
  * on the thread count or the tile size, and compiled code and the interpreter
@@ -38,8 +38,10 @@
 #define KC HONE_GEMM_KC
 
 /* Multiply-adds of a tile below which it runs on the calling thread only: waking the
- * pool costs tens of microseconds, about what 2^24 multiply-adds take. */
-#define PARALLEL_MIN_MACS ((int64_t)1 << 24)
+ * pool costs 15-20 microseconds. 2^22 measured best here (bench/perf_vs_ort.sh models at
+ * 2^18, 2^20, 2^22 and 2^24, alternating: ResNet-18 12% and MobileNetV2 25% faster than
+ * at 2^24, 2^20 no better). */
+#define PARALLEL_MIN_MACS ((int64_t)1 << 22)
 
 /* Tiles of at least this many multiply-adds run on the shared pool: PARALLEL_MIN_MACS,
  * or HONE_PARALLEL_MIN_MACS from the environment (for measuring the trade-off). */

@@ -176,21 +176,37 @@ static void gather_stripe(const vnni_job *j, int64_t p0, int64_t p1);
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
 static void vnni_tile(const vnni_job *j, int64_t m0, int64_t p0)
 {
-    __m512i acc[MB][2];
-    for (int i = 0; i < MB; i++)
-        acc[i][0] = acc[i][1] = _mm512_setzero_si512();
+    /* the 16 accumulators are named registers: an array indexed in a loop was kept on
+     * the stack, a load and a store around every vpdpbusd */
+    __m512i c00 = _mm512_setzero_si512(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m512i c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00, c60 = c00;
+    __m512i c61 = c00, c70 = c00, c71 = c00;
     const uint8_t *a = j->col + p0 * 4;
     const int8_t *wr = j->wp + m0 * j->k4;
-    for (int64_t kb = 0; kb < j->k4 / 4; kb++, a += j->p32 * 4) {
+    int64_t k4 = j->k4;
+    for (int64_t kb = 0; kb < k4 / 4; kb++, a += j->p32 * 4) {
         __m512i a0 = _mm512_loadu_si512(a), a1 = _mm512_loadu_si512(a + 64);
-        for (int i = 0; i < MB; i++) {
-            int32_t wv;
-            memcpy(&wv, wr + i * j->k4 + kb * 4, 4);
-            __m512i bw = _mm512_set1_epi32(wv);
-            acc[i][0] = _mm512_dpbusd_epi32(acc[i][0], a0, bw);
-            acc[i][1] = _mm512_dpbusd_epi32(acc[i][1], a1, bw);
-        }
+        const int8_t *wk = wr + kb * 4;
+#define VNNI_ROW(i)                                                                            \
+    do {                                                                                       \
+        int32_t wv;                                                                            \
+        memcpy(&wv, wk + (i) * k4, 4);                                                         \
+        __m512i bw = _mm512_set1_epi32(wv);                                                    \
+        c##i##0 = _mm512_dpbusd_epi32(c##i##0, a0, bw);                                        \
+        c##i##1 = _mm512_dpbusd_epi32(c##i##1, a1, bw);                                        \
+    } while (0)
+        VNNI_ROW(0);
+        VNNI_ROW(1);
+        VNNI_ROW(2);
+        VNNI_ROW(3);
+        VNNI_ROW(4);
+        VNNI_ROW(5);
+        VNNI_ROW(6);
+        VNNI_ROW(7);
+#undef VNNI_ROW
     }
+    __m512i acc[MB][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                          {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
     int64_t n = j->P - p0 < PB ? j->P - p0 : PB;
     if (j->ep) {
         __mmask16 k0 = n >= 16 ? 0xffff : (__mmask16)((1u << n) - 1);
@@ -396,7 +412,7 @@ static void conv_vnni(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, 
             vnni_job j = {col, wg, rs, k4, p32, P, mg, xz, ep ? NULL : y + (b * m + g * mg) * P,
                           w, xp, taps, ep ? &e : NULL};
             int64_t macs = mg * k4 * P;
-            hone_rt_parallel_for(macs >= ((int64_t)1 << 24) ? hone_rt_shared_pool() : NULL,
+            hone_rt_parallel_for(macs >= ((int64_t)1 << 22) ? hone_rt_shared_pool() : NULL,
                                  p32 / PB, 1, vnni_range, &j);
         }
     }
