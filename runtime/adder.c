@@ -217,7 +217,9 @@ static void over_rows(hone_rt_range_fn fn, tile_job *j, int64_t m, int64_t bs)
 {
     int64_t blocks = (m + bs - 1) / bs;
     int64_t work = j->rows * j->np * bs;
-    hone_rt_parallel_for(work * blocks > 32768 ? hone_rt_shared_pool() : NULL, blocks, 1, fn, j);
+    /* the pool from 2^22 multiply-adds, as for convs (runtime/conv2d.c) */
+    hone_rt_parallel_for(work * blocks >= ((int64_t)1 << 22) ? hone_rt_shared_pool() : NULL, blocks,
+                         1, fn, j);
 }
 
 void hone_rt_adder(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
