@@ -24,6 +24,7 @@
  *
  * Only 2-D windows, group 1.
  */
+#include <stdbool.h>
 #include <string.h>
 #if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
 #include <immintrin.h>
@@ -89,13 +90,51 @@ void hone_rt_binconv_xnor_weights(int64_t c, int64_t m, int64_t taps, const uint
 
 size_t hone_rt_binconv_xnor_scratch(const hone_rt_window *w, int64_t c, int64_t m)
 {
-    return sizeof(uint64_t) * (size_t)(w->in[0] * w->in[1] * words(c) + m);
+    /* the packed image, then a row's counts [ow][m] and its in-image tap counts [ow] */
+    return sizeof(uint64_t) * (size_t)(w->in[0] * w->in[1] * words(c) + w->out[1] * (m + 1));
 }
 
 /* Packs image x[c, ih, iw] into xb[pixel][word]: bit ci set when x >= thresh[ci]. */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+/* pack_image with AVX-512: 16 pixels of a channel per compare, their bits or-ed into two
+ * registers of 8 words, one 64-channel word at a time. Same bits as the loop below. */
+__attribute__((target("avx512f"))) static void pack_image_avx512(const hone_rt_window *w,
+                                                                int64_t c, const float *x,
+                                                                const float *thresh, uint64_t *xb)
+{
+    int64_t hw = w->in[0] * w->in[1], cw = words(c);
+    for (int64_t p = 0; p < hw; p += 16) {
+        int64_t n = hw - p < 16 ? hw - p : 16;
+        __mmask16 ld = n == 16 ? 0xffff : (__mmask16)((1u << n) - 1);
+        for (int64_t j = 0; j < cw; j++) {
+            __m512i lo = _mm512_setzero_si512(), hi = lo;
+            for (int64_t ci = j * 64; ci < c && ci < (j + 1) * 64; ci++) {
+                __m512 v = _mm512_maskz_loadu_ps(ld, x + ci * hw + p);
+                __mmask16 ge = _mm512_mask_cmp_ps_mask(ld, v, _mm512_set1_ps(thresh ? thresh[ci] : 0.0f),
+                                                       _CMP_GE_OQ);
+                __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (ci & 63)));
+                lo = _mm512_mask_or_epi64(lo, (__mmask8)ge, lo, bit);
+                hi = _mm512_mask_or_epi64(hi, (__mmask8)(ge >> 8), hi, bit);
+            }
+            uint64_t t[16];
+            _mm512_storeu_si512(t, lo);
+            _mm512_storeu_si512(t + 8, hi);
+            for (int64_t i = 0; i < n; i++)
+                xb[(p + i) * cw + j] = t[i];
+        }
+    }
+}
+#endif
+
 HOT static void pack_image(const hone_rt_window *w, int64_t c, const float *x, const float *thresh,
                        uint64_t *xb)
 {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+    if (__builtin_cpu_supports("avx512f")) {
+        pack_image_avx512(w, c, x, thresh, xb);
+        return;
+    }
+#endif
     int64_t hw = w->in[0] * w->in[1], cw = words(c);
     memset(xb, 0, sizeof *xb * (size_t)(hw * cw));
     for (int64_t ci = 0; ci < c; ci++) {
@@ -139,30 +178,38 @@ typedef struct xnor_args {
         }                                                                               \
     }
 
-/* y of output pixel ox of all m channels from the counts acc and the nv in-image taps. */
-#define XNOR_STORE_PIXEL()                                                              \
+/* Pixel ox's counts are in acc[ox * m ...] and its in-image taps in nvs[ox]; once the
+ * row is done, y of all m channels, channel by channel, so the stores run along each
+ * output plane's row instead of jumping between m planes for every pixel. */
+#define XNOR_STORE_ROW()                                                                \
     do {                                                                                \
-        int64_t full = a->c * nv;                                                       \
-        for (int64_t o = 0; o < m; o++)                                                 \
-            y[o * a->ys + ox] = a->alpha[o] * (float)(full - 2 * (int64_t)acc[o]) +     \
-                                (a->bias ? a->bias[o] : 0.0f);                          \
+        const int64_t *nvs = (const int64_t *)(acc + w->out[1] * m);                    \
+        for (int64_t o = 0; o < m; o++) {                                               \
+            float al = a->alpha[o], bi = a->bias ? a->bias[o] : 0.0f;                   \
+            float *yo = y + o * a->ys;                                                  \
+            for (int64_t ox = 0; ox < w->out[1]; ox++)                                  \
+                yo[ox] = al * (float)(a->c * nvs[ox] - 2 * (int64_t)acc[ox * m + o]) + bi; \
+        }                                                                               \
     } while (0)
+#define XNOR_PIXEL_TAPS(ox, nv) (((int64_t *)(acc + w->out[1] * m))[ox] = (nv))
 
 #define XNOR_ROW_BODY                                                                   \
     const hone_rt_window *w = a->w;                                                     \
     int64_t m = a->m, cw = a->cw;                                                       \
     for (int64_t ox = 0; ox < w->out[1]; ox++) {                                        \
         int64_t nv = 0;                                                                 \
+        uint64_t *restrict pa = acc + ox * m;                                           \
         for (int64_t o = 0; o < m; o++)                                                 \
-            acc[o] = 0;                                                                 \
+            pa[o] = 0;                                                                  \
         XNOR_FOR_TAPS(for (int64_t j = 0; j < cw; j++) {                                \
             uint64_t xv = xp[j];                                                        \
             const uint64_t *restrict wr = wt + j * m;                                   \
             for (int64_t o = 0; o < m; o++)                                             \
-                acc[o] += (uint64_t)__builtin_popcountll(xv ^ wr[o]);                   \
+                pa[o] += (uint64_t)__builtin_popcountll(xv ^ wr[o]);                    \
         })                                                                              \
-        XNOR_STORE_PIXEL();                                                             \
-    }
+        XNOR_PIXEL_TAPS(ox, nv);                                                        \
+    }                                                                                   \
+    XNOR_STORE_ROW();
 
 typedef void (*xnor_row_fn)(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *y);
 
@@ -185,12 +232,95 @@ typedef void (*xnor_row_fn)(const xnor_args *a, int64_t oy, uint64_t *restrict a
                                 xv, _mm512_loadu_si512(wt + j * m + o0 + 8 * v_))));       \
         })                                                                                 \
         for (int v_ = 0; v_ < (NV); v_++)                                                  \
-            _mm512_storeu_si512(acc + o0 + 8 * v_, s_[v_]);                                \
+            _mm512_storeu_si512(acc + ox * m + o0 + 8 * v_, s_[v_]);                       \
     } while (0)
 
-HOT_EXACT __attribute__((target("avx512f,avx512vl,avx512vpopcntdq"))) static void
+/* One word per pixel (c <= 64), stride 1 along x, m a multiple of 8: 8 output pixels
+ * of a row per register instead of 8 channels, so a tap is one load of 8 pixels' words
+ * (lanes in the padding masked off: not read, not counted), each channel's weight word
+ * broadcast against it, and the results go to y as 8 contiguous floats per channel (the
+ * channel-major layout of the generic path needs a gather per 8 outputs). Same integers,
+ * conversion, product and sum as XNOR_STORE_ROW. False: not this case. */
+HOT_EXACT __attribute__((target("avx512f,avx512vl,avx512dq,avx512vpopcntdq"))) static bool
+xnor_row_pixels(const xnor_args *a, int64_t oy, float *y)
+{
+    const hone_rt_window *w = a->w;
+    int64_t ow = w->out[1], iw = w->in[1], m = a->m, kh = w->k[0], kw = w->k[1];
+    enum { MAXT = 64 };
+    if (a->cw != 1 || w->stride[1] != 1 || m % 8 != 0 || kh * kw > MAXT)
+        return false;
+    const __m512i one = _mm512_set1_epi64(1), cc = _mm512_set1_epi64(a->c);
+    for (int64_t ox = 0; ox < ow; ox += 8) {
+        int64_t n = ow - ox < 8 ? ow - ox : 8, nt = 0;
+        __mmask8 km[MAXT];
+        const uint64_t *xs[MAXT], *wts[MAXT];
+        __m512i nvv = _mm512_setzero_si512();
+        for (int64_t ky = 0; ky < kh; ky++) {
+            int64_t iy = oy * w->stride[0] - w->pad[0] + ky * w->dil[0];
+            if (iy < 0 || iy >= w->in[0])
+                continue;
+            for (int64_t kx = 0; kx < kw; kx++) {
+                int64_t ix0 = ox - w->pad[1] + kx * w->dil[1];
+                int64_t lo = ix0 < 0 ? -ix0 : 0, hi = iw - ix0 < n ? iw - ix0 : n;
+                if (lo >= hi)
+                    continue;
+                km[nt] = (__mmask8)(((1u << hi) - 1) & ~((1u << lo) - 1));
+                xs[nt] = a->xb + iy * iw + ix0;
+                wts[nt] = a->wp + (ky * kw + kx) * m;
+                nvv = _mm512_mask_add_epi64(nvv, km[nt], nvv, one);
+                nt++;
+            }
+        }
+        __m512i full = _mm512_mullo_epi64(cc, nvv);
+        __mmask8 st = (__mmask8)((1u << n) - 1);
+        for (int64_t o0 = 0; o0 < m; o0 += 8) {
+            __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0, s4 = s0, s5 = s0,
+                    s6 = s0, s7 = s0;
+            for (int64_t t = 0; t < nt; t++) {
+                __mmask8 k = km[t];
+                __m512i xv = _mm512_maskz_loadu_epi64(k, xs[t]);
+                const uint64_t *wt = wts[t] + o0;
+#define XNOR_PX(sv, i)                                                                         \
+    sv = _mm512_mask_add_epi64(                                                                \
+        sv, k, sv, _mm512_popcnt_epi64(_mm512_xor_si512(xv, _mm512_set1_epi64((long long)wt[i]))))
+                XNOR_PX(s0, 0);
+                XNOR_PX(s1, 1);
+                XNOR_PX(s2, 2);
+                XNOR_PX(s3, 3);
+                XNOR_PX(s4, 4);
+                XNOR_PX(s5, 5);
+                XNOR_PX(s6, 6);
+                XNOR_PX(s7, 7);
+#undef XNOR_PX
+            }
+#define XNOR_PX_STORE(sv, i)                                                                   \
+    do {                                                                                       \
+        int64_t o_ = o0 + (i);                                                                 \
+        __m512i d_ = _mm512_sub_epi64(full, _mm512_add_epi64(sv, sv));                         \
+        __m256 v_ = _mm256_add_ps(_mm256_mul_ps(_mm256_set1_ps(a->alpha[o_]),                  \
+                                                _mm512_cvtepi64_ps(d_)),                       \
+                                  _mm256_set1_ps(a->bias ? a->bias[o_] : 0.0f));               \
+        _mm256_mask_storeu_ps(y + o_ * a->ys + ox, st, v_);                                    \
+    } while (0)
+            XNOR_PX_STORE(s0, 0);
+            XNOR_PX_STORE(s1, 1);
+            XNOR_PX_STORE(s2, 2);
+            XNOR_PX_STORE(s3, 3);
+            XNOR_PX_STORE(s4, 4);
+            XNOR_PX_STORE(s5, 5);
+            XNOR_PX_STORE(s6, 6);
+            XNOR_PX_STORE(s7, 7);
+#undef XNOR_PX_STORE
+        }
+    }
+    return true;
+}
+
+HOT_EXACT __attribute__((target("avx512f,avx512vl,avx512dq,avx512vpopcntdq"))) static void
 xnor_row_vpopcnt(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *y)
 {
+    if (xnor_row_pixels(a, oy, y))
+        return;
     if (a->m % 8 != 0) {
         XNOR_ROW_BODY
         return;
@@ -199,11 +329,34 @@ xnor_row_vpopcnt(const xnor_args *a, int64_t oy, uint64_t *restrict acc, float *
     int64_t m = a->m, cw = a->cw;
     for (int64_t ox = 0; ox < w->out[1]; ox++) {
         int64_t nv = 0, o0 = 0;
+        for (; o0 + 64 <= m; o0 += 64)
+            XNOR_VP_BLOCK(8);
         for (; o0 + 32 <= m; o0 += 32)
             XNOR_VP_BLOCK(4);
         for (; o0 < m; o0 += 8)
             XNOR_VP_BLOCK(1);
-        XNOR_STORE_PIXEL();
+        XNOR_PIXEL_TAPS(ox, nv);
+    }
+    /* XNOR_STORE_ROW, 8 pixels of a channel at a time: their counts gathered (stride m),
+     * the same integer, conversion, product and sum as the scalar form */
+    const int64_t *nvs = (const int64_t *)(acc + w->out[1] * m);
+    int64_t ow = w->out[1];
+    __m512i cc = _mm512_set1_epi64(a->c);
+    for (int64_t o = 0; o < m; o++) {
+        __m256 al = _mm256_set1_ps(a->alpha[o]), bi = _mm256_set1_ps(a->bias ? a->bias[o] : 0.0f);
+        float *yo = y + o * a->ys;
+        for (int64_t ox = 0; ox < ow; ox += 8) {
+            __mmask8 k = ow - ox >= 8 ? 0xff : (__mmask8)((1u << (ow - ox)) - 1);
+            __m512i idx = _mm512_add_epi64(_mm512_set1_epi64(ox * m + o),
+                                           _mm512_mullo_epi64(_mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0),
+                                                              _mm512_set1_epi64(m)));
+            __m512i cnt = _mm512_mask_i64gather_epi64(_mm512_setzero_si512(), k, idx,
+                                                      (const long long *)acc, 8);
+            __m512i nvv = _mm512_maskz_loadu_epi64(k, nvs + ox);
+            __m512i d = _mm512_sub_epi64(_mm512_mullo_epi64(cc, nvv), _mm512_add_epi64(cnt, cnt));
+            __m256 v = _mm256_add_ps(_mm256_mul_ps(al, _mm512_cvtepi64_ps(d)), bi);
+            _mm256_mask_storeu_ps(yo + ox, k, v);
+        }
     }
 }
 
@@ -224,7 +377,8 @@ static xnor_row_fn pick_xnor(void)
 {
 #ifdef HAVE_X86_CLONES
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx512vl"))
+    if (__builtin_cpu_supports("avx512vpopcntdq") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq"))
         return xnor_row_vpopcnt;
     if (__builtin_cpu_supports("popcnt"))
         return xnor_row_popcnt;

@@ -155,6 +155,9 @@ static const geom geoms[] = {
     {1, 130, 4, 4, 4, 1, 1, 0, 1}, {1, 65, 7, 7, 7, 3, 1, 2, 2}, {1, 1, 3, 4, 4, 3, 1, 1, 1},
     /* output channels in whole AVX-512 blocks: 4 + 1 accumulators, and 2 x 4 */
     {1, 66, 40, 4, 4, 3, 1, 1, 1}, {2, 16, 64, 5, 6, 3, 2, 1, 1},
+    /* the XNOR kernel's 8-pixel path (c <= 64, stride 1, 8k channels): padding, dilation,
+     * rows of 11 and 13 pixels (a partial block of 8) */
+    {2, 20, 24, 6, 11, 3, 1, 1, 2}, {1, 64, 8, 9, 13, 3, 1, 1, 1},
 };
 
 static void test_interp_matches_reference(void **state)
