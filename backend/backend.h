@@ -493,6 +493,7 @@ hone_status bk_lower_qlinear_matmul(bk_lower *L);
 hone_status bk_lower_dynamic_quantize(bk_lower *L);
 size_t bk_scratch_conv_integer(const bk_model *m, const hone_node *n);
 hone_status bk_lower_qconv(bk_lower *L);
+hone_status bk_lower_dequantize_packed(bk_lower *L);
 size_t bk_scratch_qconv(const bk_model *m, const hone_node *n);
 /* Input index of a ConvInteger/QLinearConv node's weights when they are packed at
  * compile time (their plain bytes then need no run-time pointer), else -1. */

@@ -42,7 +42,7 @@ static const struct {
     RT(hone_rt_bn_batch), RT(hone_rt_maxpool_i8),
     RT(hone_rt_binconv_xnor), RT(hone_rt_binconv_w1),
     RT(hone_rt_adder), RT(hone_rt_signed_power),
-    RT(hone_rt_conv_integer_packed), RT(hone_rt_qconv), RT(hone_rt_conv_integer_pack), RT(hone_rt_conv_integer), RT(hone_rt_requantize), RT(hone_rt_matmul_integer),
+    RT(hone_rt_conv_integer_packed), RT(hone_rt_qconv), RT(hone_rt_dequantize_packed), RT(hone_rt_conv_integer_pack), RT(hone_rt_conv_integer), RT(hone_rt_requantize), RT(hone_rt_matmul_integer),
     RT(hone_rt_dynamic_quantize),
 #undef RT
 };

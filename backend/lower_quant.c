@@ -267,6 +267,26 @@ hone_status bk_lower_qconv(bk_lower *L)
     return HONE_OK;
 }
 
+/* hone.DequantizePacked(P, scale) -> float W: unpacked on the fly by
+ * hone_rt_dequantize_packed (fold-constants leaves the node alone, so compiled code
+ * carries the packed bits, not the float weights). */
+hone_status bk_lower_dequantize_packed(bk_lower *L)
+{
+    const hone_value *p = bk_in(L, 0), *sc = bk_in(L, 1), *w = bk_out(L, 0);
+    int64_t bits = hone_attr_int(L->node, "bits", 0), numel = bk_numel(w);
+    if (p->dtype != HONE_DT_UINT8 || sc->dtype != HONE_DT_FLOAT || w->dtype != HONE_DT_FLOAT ||
+        bits < 1 || bits > 8 || w->rank < 1 || w->dims[0] < 1 || bk_numel(sc) != w->dims[0] ||
+        bk_numel(p) * 8 < numel * bits)
+        return bk_unsupported(L, "DequantizePacked with these shapes or types");
+    LLVMTypeRef pt[8] = {L->i64, L->i64, L->i32, L->i64, L->i64, L->ptr, L->ptr, L->ptr};
+    LLVMValueRef a[8] = {bk_i64(L, numel), bk_i64(L, numel / w->dims[0]), bk_i32(L, (int32_t)bits),
+                         bk_i64(L, hone_attr_int(L->node, "step", 1)),
+                         bk_i64(L, hone_attr_int(L->node, "offset", 0)), L->in[0], L->in[1],
+                         L->out[0]};
+    bk_call(L, "hone_rt_dequantize_packed", L->vd, pt, 8, a);
+    return HONE_OK;
+}
+
 /* The product geometry of A[..., M, K] x B[..., K, N]: batch count and
  * per-product strides (0: shared), or false when batches broadcast otherwise. */
 static bool mm_shape(const hone_value *a, const hone_value *b, const hone_value *y,

@@ -153,9 +153,13 @@ static hone_status check_inputs_static(hone_ctx *ctx, const hone_graph *g)
                      list, g->inputs[0]->name);
 }
 
-/* Ops never folded: their result is not a function of their inputs. */
+/* Ops never folded: their result is not a function of their inputs; and
+ * hone.DequantizePacked, whose low-bit weights stay packed in the compiled code (4-32x
+ * smaller than their float form) and are unpacked on the fly. */
 static bool foldable_op(const hone_node *n)
 {
+    if (!strcmp(n->domain, "hone") && !strcmp(n->op_type, "DequantizePacked"))
+        return false;
     static const char *const random[] = {"RandomNormal", "RandomUniform", "RandomNormalLike",
                                          "RandomUniformLike", "Multinomial", "Bernoulli"};
     for (size_t i = 0; i < sizeof random / sizeof *random; i++)

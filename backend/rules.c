@@ -157,6 +157,7 @@ static const bk_rule rules[] = {
     {"", "ConvInteger", bk_lower_conv_integer, bk_scratch_conv_integer},
     {"", "QLinearConv", bk_lower_qlinear_conv, bk_scratch_conv_integer},
     {"hone", "QConv", bk_lower_qconv, bk_scratch_qconv},
+    {"hone", "DequantizePacked", bk_lower_dequantize_packed, NULL},
     {"", "MatMulInteger", bk_lower_matmul_integer, NULL},
     {"", "QLinearMatMul", bk_lower_qlinear_matmul, bk_scratch_qlinear_matmul},
     {"", "DynamicQuantizeLinear", bk_lower_dynamic_quantize, NULL},

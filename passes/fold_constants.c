@@ -7,8 +7,9 @@
  * shape is static: together with the general rule this makes the
  * Shape->Gather->Unsqueeze->Concat->Reshape chains of PyTorch exports vanish.
  *
- * Not folded: random ops, nodes producing graph outputs, computed outputs
- * above the max-size option (Constant, Shape and Size always fold), and
+ * Not folded: random ops, nodes producing graph outputs, hone.DequantizePacked
+ * (low-bit weights stay packed, 4-32x smaller than their float form; compiled code
+ * unpacks them on the fly), computed outputs above the max-size option (Constant, Shape and Size always fold), and
  * nodes whose kernel fails on their constants (counted as "failed"; the error
  * resurfaces when the model runs). One walk in
  * topological order suffices: folding a node makes its readers' inputs
@@ -125,7 +126,8 @@ static bool fold_outputs(hone_pass_ctx *pc, const hone_node *n, int64_t max, hon
 {
     for (int j = 0; j < n->n_out; j++)
         outs[j] = NULL;
-    if (hone_pass_is_random(n) || writes_graph_output(n))
+    if (hone_pass_is_random(n) || writes_graph_output(n) ||
+        (!strcmp(n->domain, "hone") && !strcmp(n->op_type, "DequantizePacked")))
         return false;
     if (hone_pass_is_op(n, "Constant"))
         return n->n_out == 1 && (outs[0] = constant_value(pc->ctx, n));

@@ -39,7 +39,8 @@
 const hone_pass_info hone_pass_table[] = {
     {"fold-constants",
      "Evaluates every node whose inputs are all constant (and Shape/Size of static shapes) and "
-     "turns its outputs into constants.",
+     "turns its outputs into constants; random ops and hone.DequantizePacked (packed low-bit "
+     "weights stay packed) are left alone.",
      hone_pass_fold_constants, "inferred shapes; the node's op in the op table",
      {{"max-size", HONE_OPT_INT, "1048576",
        "largest output (elements) a folded node may produce; bigger ones stay computed"}}},

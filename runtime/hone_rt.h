@@ -444,6 +444,12 @@ void hone_rt_conv_integer_packed(const hone_rt_window *w, int64_t n, int64_t c, 
                                  int64_t groups, const uint8_t *x, const void *xzp,
                                  const void *packed, int32_t *y, void *scratch);
 
+/* hone.DequantizePacked: w[e] = (step * index[e] - offset) * scale[e / per] for numel
+ * entries, index[e] the bits-wide field at bit e * bits of p (LSB first); the code times
+ * the scale in double, rounded once to float (the interpreter's rule). */
+void hone_rt_dequantize_packed(int64_t numel, int64_t per, int bits, int64_t step, int64_t offset,
+                               const uint8_t *p, const float *scale, float *w);
+
 /* hone.QConv: the packed conv above, its sums s of output channel o passed through
  *   v = s * scale[o] (+ bias[o]) (+ res[i]) (then max(v, 0) when relu), in float,
  * into y as float, or, when y_scale is given, as uint8

@@ -488,6 +488,25 @@ void hone_rt_qconv(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
 
 /* ===================== the other integer ops ===================== */
 
+void hone_rt_dequantize_packed(int64_t numel, int64_t per, int bits, int64_t step, int64_t offset,
+                               const uint8_t *p, const float *scale, float *w)
+{
+    uint32_t mask = (1u << bits) - 1;
+    float lut[256];
+    for (int64_t e0 = 0; e0 < numel; e0 += per) {
+        /* the channel's 2^bits levels, each computed once as the rule says */
+        for (uint32_t v = 0; v <= mask; v++)
+            lut[v] = (float)(((double)step * v - (double)offset) * scale[e0 / per]);
+        int64_t e1 = e0 + per < numel ? e0 + per : numel;
+        for (int64_t e = e0; e < e1; e++) {
+            int64_t bit = e * bits;
+            /* the field spans at most two bytes (bits <= 8) */
+            uint32_t two = p[bit / 8] | (bit % 8 + bits > 8 ? (uint32_t)p[bit / 8 + 1] << 8 : 0u);
+            w[e] = lut[two >> (bit % 8) & mask];
+        }
+    }
+}
+
 static float param_f(const float *p, int64_t n, int64_t i)
 {
     return p[n == 1 ? 0 : i];

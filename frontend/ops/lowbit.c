@@ -20,6 +20,7 @@
  */
 #include <math.h>
 
+#include "hone_rt.h"
 #include "ops_util.h"
 
 static bool scalar_info(const hone_tinfo *t)
@@ -111,8 +112,7 @@ hone_status eval_dequantize_packed(hone_eval *ec)
     int rank = 0;
     int64_t numel = packed_shape(ec->node, dims, &rank);
     int bits = (int)hone_attr_int(ec->node, "bits", 0);
-    double step = (double)hone_attr_int(ec->node, "step", 1);
-    double offset = (double)hone_attr_int(ec->node, "offset", 0);
+    int64_t step = hone_attr_int(ec->node, "step", 1), offset = hone_attr_int(ec->node, "offset", 0);
     const hone_tensor *p = ec->in[0], *s = ec->in[1];
     if (numel < 0 || bits < 1 || bits > 8 || p->numel * 8 < numel * bits || s->numel != dims[0] ||
         p->dtype != HONE_DT_UINT8 || s->dtype != HONE_DT_FLOAT)
@@ -120,17 +120,8 @@ hone_status eval_dequantize_packed(hone_eval *ec)
     hone_status st = hone_eval_alloc(ec, 0, HONE_DT_FLOAT, rank, dims);
     if (st)
         return st;
-    const uint8_t *b = p->data;
-    const float *sc = s->data;
-    float *w = ec->out[0]->data;
-    int64_t per = numel / dims[0];
-    for (int64_t e = 0; e < numel; e++) {
-        unsigned v = 0;
-        for (int j = 0; j < bits; j++) {
-            int64_t bit = e * bits + j;
-            v |= (unsigned)(b[bit / 8] >> (bit % 8) & 1u) << j;
-        }
-        w[e] = (float)((step * v - offset) * sc[e / per]);
-    }
+    /* the runtime's loop, the one compiled code runs */
+    hone_rt_dequantize_packed(numel, numel / dims[0], bits, step, offset, p->data,
+                              s->data, ec->out[0]->data);
     return HONE_OK;
 }

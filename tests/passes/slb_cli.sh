@@ -33,6 +33,18 @@ mkdir -p "$T/a" "$T/b" "$T/c"
 "$HONE" run "$T/q.onnx" --input input="$T/x.npy" --output-dir "$T/a" >/dev/null 2>&1 || die "run q"
 "$HONE" run "$T/p.onnx" --input input="$T/x.npy" --output-dir "$T/b" >/dev/null 2>&1 || die "run p"
 cmp -s "$T/a/logits.npy" "$T/b/logits.npy" || die "packed and standard forms differ"
+# compiled code keeps the packed weights packed (unpacked on the fly, not folded to float)
+# and computes what the interpreter computes
+"$HONE" compile "$T/p.onnx" --emit=llvm-ir -o "$T/p.ll" --input-shape input=4x1x28x28 >/dev/null 2>&1 ||
+  die "compile of the packed form failed"
+grep -q "hone_rt_dequantize_packed" "$T/p.ll" || die "packed weights were folded to float"
+mkdir -p "$T/pj"
+"$HONE" run "$T/p.onnx" --jit --input input="$T/x.npy" --output-dir "$T/pj" >/dev/null 2>&1 || die "run p --jit"
+/usr/bin/python3 - "$T/b/logits.npy" "$T/pj/logits.npy" <<'PY' || die "compiled packed form differs from the interpreter"
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+sys.exit(0 if np.abs(a - b).max() <= 1e-5 * np.abs(a).max() else 1)
+PY
 # --strip: short names, no value_info; same logits bit for bit, a smaller file, the
 # graph's input and output names kept, none of the exporter's /layers/... names left.
 "$HONE" opt "$T/p.onnx" -O0 --strip -o "$T/s.onnx" >/dev/null 2>&1 || die "opt --strip failed"
