@@ -77,5 +77,50 @@ import sys, numpy as np
 a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
 sys.exit(0 if np.abs(a - b).max() <= 0.05 * np.abs(a).max() and (a.argmax(1) == b.argmax(1)).all() else 1)
 PY
+# hone.QConv written by hand, weights a graph input (packed at run time in compiled code),
+# residual, Relu and uint8 output: interpreter, JIT and a numpy reference agree exactly
+cat >"$T/qc.txt" <<'IR'
+graph qc (ir 8; ai.onnx 13; hone 1) {
+  input %x: u8[2,4,9,7]
+  input %w: i8[6,4,3,3]
+  input %z: f32[2,6,9,7]
+  const %xz: u8[] = [7]
+  const %s: f32[6] = [0.01, 0.02, 0.03, 0.015, 0.025, 0.005]
+  const %b: f32[6] = [0.5, -0.5, 1, -1, 0.25, 0]
+  const %ys: f32[] = [0.05]
+  const %yz: u8[] = [3]
+  %y: u8[2,6,9,7] = hone.QConv(%x, %w, %xz, %s, %b, %z, %ys, %yz) {kernel_shape=[3,3], pads=[1,1,1,1], activation="Relu"}  # q
+  output %y: u8[2,6,9,7]
+}
+IR
+"$HONE" opt "$T/qc.txt" -O0 -o "$T/qc.onnx" >/dev/null 2>&1 || die "QConv text model"
+/usr/bin/python3 - "$T" <<'PY' || die "cannot write QConv inputs"
+import sys, numpy as np
+r = np.random.default_rng(1)
+np.save(sys.argv[1] + "/qx.npy", r.integers(0, 256, (2, 4, 9, 7)).astype(np.uint8))
+np.save(sys.argv[1] + "/qw.npy", r.integers(-128, 128, (6, 4, 3, 3)).astype(np.int8))
+np.save(sys.argv[1] + "/qz.npy", r.standard_normal((2, 6, 9, 7)).astype(np.float32))
+PY
+mkdir -p "$T/qa" "$T/qb"
+Q=(--input x="$T/qx.npy" --input w="$T/qw.npy" --input z="$T/qz.npy")
+"$HONE" run "$T/qc.onnx" "${Q[@]}" --output-dir "$T/qa" >/dev/null 2>&1 || die "run QConv"
+"$HONE" run "$T/qc.onnx" --jit "${Q[@]}" --output-dir "$T/qb" >/dev/null 2>&1 || die "run QConv --jit"
+cmp -s "$T/qa/y.npy" "$T/qb/y.npy" || die "compiled QConv differs from the interpreter"
+/usr/bin/python3 - "$T" <<'PY' || die "QConv differs from the numpy reference"
+import sys, numpy as np
+t = sys.argv[1]
+x = np.load(t + "/qx.npy").astype(np.int64) - 7
+w = np.load(t + "/qw.npy").astype(np.int64)
+z = np.load(t + "/qz.npy")
+s = np.array([0.01, 0.02, 0.03, 0.015, 0.025, 0.005], np.float32)
+b = np.array([0.5, -0.5, 1, -1, 0.25, 0], np.float32)
+xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+acc = sum(np.einsum("ncij,mc->nmij", xp[:, :, ky:ky + 9, kx:kx + 7], w[:, :, ky, kx])
+          for ky in range(3) for kx in range(3))
+v = acc.astype(np.float32) * s[None, :, None, None] + b[None, :, None, None]
+v = np.maximum((v + z).astype(np.float32), 0)
+q = np.clip(np.rint((v / np.float32(0.05)).astype(np.float32)) + 3, 0, 255).astype(np.uint8)
+sys.exit(0 if (q == np.load(t + "/qa/y.npy")).all() else 1)
+PY
 [ $fail = 0 ] && echo "slb_cli: all passed"
 exit $fail
