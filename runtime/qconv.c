@@ -52,9 +52,9 @@ static int32_t elem(const void *p, int is_signed, int64_t i)
 /* The epilogue of one image and group: rows o of [mg][P] (NULL in a job: int32 y). */
 typedef struct qepi {
     const float *scale, *bias, *res; /* [mg], [mg] or NULL, [mg][P] or NULL */
-    float ys;                        /* > 0: uint8 output */
-    float yz;
+    float ys, yz;                    /* the output quantization (when u8) */
     int relu;
+    int u8;                          /* uint8 output (y_scale given), else float */
     void *y;                         /* float or uint8 [mg][P] */
 } qepi;
 
@@ -67,7 +67,7 @@ static void epi_scalar(const qepi *e, int64_t o, int64_t i, int32_t acc)
         v += e->res[i];
     if (e->relu)
         v = v > 0 ? v : 0;
-    if (e->ys > 0) {
+    if (e->u8) {
         float q = nearbyintf(v / e->ys) + e->yz;
         ((uint8_t *)e->y)[i] = (uint8_t)(q > 0 ? (q < 255 ? q : 255) : 0);
     } else {
@@ -82,7 +82,7 @@ static qepi epi_part(const qepi *ep, int64_t row0, int64_t ch0, int64_t P)
     e.scale += ch0;
     e.bias = e.bias ? e.bias + ch0 : NULL;
     e.res = e.res ? e.res + row0 * P : NULL;
-    e.y = (char *)e.y + row0 * P * (e.ys > 0 ? 1 : (int64_t)sizeof(float));
+    e.y = (char *)e.y + row0 * P * (e.u8 ? 1 : (int64_t)sizeof(float));
     return e;
 }
 
@@ -159,7 +159,7 @@ static void epi16(const qepi *e, int64_t o, int64_t i, __m512i acc, __mmask16 k)
         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(k, e->res + i));
     if (e->relu)
         v = _mm512_max_ps(v, _mm512_setzero_ps());
-    if (e->ys > 0) {
+    if (e->u8) {
         __m512 q = _mm512_roundscale_ps(_mm512_div_ps(v, _mm512_set1_ps(e->ys)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
         q = _mm512_add_ps(q, _mm512_set1_ps(e->yz));
@@ -482,7 +482,8 @@ void hone_rt_qconv(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
                    const float *bias, const float *res, int32_t relu, const float *y_scale,
                    const uint8_t *y_zp, void *y, void *scratch)
 {
-    qepi e = {scale, bias, res, y_scale ? *y_scale : 0, y_zp ? (float)*y_zp : 0, relu != 0, y};
+    qepi e = {scale, bias, res, y_scale ? *y_scale : 0, y_zp ? (float)*y_zp : 0, relu != 0,
+              y_scale != NULL, y};
     conv_packed(w, n, c, m, groups, x, xzp ? *xzp : 0, packed, NULL, &e, scratch);
 }
 
