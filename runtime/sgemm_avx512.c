@@ -213,16 +213,21 @@ static int sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
         for (int64_t pc = 0; pc < k; pc += KC) {
             int64_t kc = k - pc < KC ? k - pc : KC;
             float be = pc == 0 ? beta : 1.0f;
-            pack_b(trans_b, b, ldb, pc, kc, jc, nc, pb->b);
+            /* op(B) = B: full panels are read in place (their k rows ldb apart, as the
+             * inference conv kernel does), only the partial last panel is packed */
+            int64_t full = trans_b ? 0 : nc / NR * NR;
+            pack_b(trans_b, b, ldb, pc, kc, jc + full, nc - full, pb->b + full * kc);
             for (int64_t ic = 0; ic < m; ic += MC) {
                 int64_t mc = m - ic < MC ? m - ic : MC;
                 pack_a(trans_a, a, lda, ic, mc, pc, kc, pb->a);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    const float *bp = jr < full ? b + pc * ldb + jc + jr : pb->b + jr * kc;
+                    int64_t lb = jr < full ? ldb : NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        micro(kc, pb->a + ir * kc, pb->b + jr * kc, NR, alpha, be,
-                              NULL, c + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
+                        micro(kc, pb->a + ir * kc, bp, lb, alpha, be, NULL,
+                              c + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
                     }
                 }
             }
