@@ -39,13 +39,13 @@ static bool act_dq(const hone_node *d)
            scalar_const(d->in[2], HONE_DT_UINT8);
 }
 
-/* The weight DequantizeLinear: constant int8 codes, per-axis-0 or scalar
- * float scale, zero (or no) zero point. */
-static bool weight_dq(const hone_node *d, int64_t m)
+/* A DequantizeLinear of constant codes of type dt: constant float scale, scalar or one
+ * per index of axis 0 (m of them), zero (or no) zero point. */
+static bool const_dq(const hone_node *d, hone_dtype dt, int64_t m)
 {
-    if (!d || !hone_pass_is_op(d, "DequantizeLinear") || !hone_pass_is_const(d->in[0]) ||
-        d->in[0]->data->dtype != HONE_DT_INT8 || !hone_pass_is_const(d->in[1]) ||
-        d->in[1]->data->dtype != HONE_DT_FLOAT)
+    if (!d || !hone_pass_is_op(d, "DequantizeLinear") || d->n_in < 2 ||
+        !hone_pass_is_const(d->in[0]) || d->in[0]->data->dtype != dt ||
+        !hone_pass_is_const(d->in[1]) || d->in[1]->data->dtype != HONE_DT_FLOAT)
         return false;
     const hone_tensor *s = d->in[1]->data;
     if (!(s->numel == 1 || (s->numel == m && hone_attr_int(d, "axis", 1) == 0)))
@@ -58,6 +58,12 @@ static bool weight_dq(const hone_node *d, int64_t m)
                 return false;
     }
     return true;
+}
+
+/* The weight DequantizeLinear: constant int8 codes, per-output-channel or scalar scale. */
+static bool weight_dq(const hone_node *d, int64_t m)
+{
+    return const_dq(d, HONE_DT_INT8, m);
 }
 
 /* The bias of conv n as m values: a float constant, or DequantizeLinear of constant
@@ -77,21 +83,10 @@ static bool bias_values(const hone_node *n, int64_t m, double *b)
         return true;
     }
     const hone_node *d = v->producer;
-    if (!d || !hone_pass_is_op(d, "DequantizeLinear") || d->n_in < 2 ||
-        !hone_pass_is_const(d->in[0]) || d->in[0]->data->dtype != HONE_DT_INT32 ||
-        d->in[0]->data->numel != m || d->in[0]->data->rank != 1 || !hone_pass_is_const(d->in[1]) ||
-        d->in[1]->data->dtype != HONE_DT_FLOAT)
+    if (!const_dq(d, HONE_DT_INT32, m) || d->in[0]->data->numel != m ||
+        d->in[0]->data->rank != 1)
         return false;
     const hone_tensor *s = d->in[1]->data;
-    if (!(s->numel == 1 || (s->numel == m && hone_attr_int(d, "axis", 1) == 0)))
-        return false;
-    if (d->n_in > 2 && d->in[2]) {
-        if (!hone_pass_is_const(d->in[2]))
-            return false;
-        for (int64_t i = 0; i < d->in[2]->data->numel; i++)
-            if (hone_tensor_get_i64(d->in[2]->data, i))
-                return false;
-    }
     for (int64_t i = 0; b && i < m; i++)
         b[i] = (float)(hone_tensor_get_f64(d->in[0]->data, i) *
                        hone_tensor_get_f64(s, s->numel == 1 ? 0 : i));
