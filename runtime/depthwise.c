@@ -92,6 +92,30 @@ static inline void even_masks(__mmask16 m, __mmask16 *lo, __mmask16 *hi)
     *hi = (__mmask16)h;
 }
 
+/* The masks of the kw taps for output columns [o, o + n): lanes whose input column
+ * (valid for outputs [lo[kx], hi[kx])) exists, and their spread for stride 2. */
+static inline __attribute__((always_inline)) void block_masks(const int64_t *lo, const int64_t *hi,
+                                                             int64_t kw, int64_t o, int64_t n,
+                                                             __mmask16 *m, __mmask16 *ml, __mmask16 *mh)
+{
+    for (int64_t kx = 0; kx < kw; kx++) {
+        int64_t a = lo[kx] > o ? lo[kx] : o, b = hi[kx] < o + n ? hi[kx] : o + n;
+        m[kx] = a >= b ? 0 : (__mmask16)(((1u << (b - o)) - 1) & ~((1u << (a - o)) - 1));
+        even_masks(m[kx], &ml[kx], &mh[kx]);
+    }
+}
+
+/* 16 lanes of input from p: lane j reads p[j * s1] (s1 1 or 2) where the masks allow;
+ * even holds the indices 0, 2, .., 30. */
+__attribute__((target("avx512f"), always_inline)) static inline __m512
+dw_load(const float *p, int64_t s1, __mmask16 m, __mmask16 ml, __mmask16 mh, __m512i even)
+{
+    if (s1 == 1)
+        return _mm512_maskz_loadu_ps(m, p);
+    return _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ml, p), even,
+                                  _mm512_maskz_loadu_ps(mh, p + 16));
+}
+
 /* The 3x3 case (nearly every depthwise conv): output row by output row, so the three
  * input rows stay in L1 while all their column blocks are computed; per block, the taps'
  * masks come from a table made once per plane and the nine weights stay in registers;
@@ -113,26 +137,16 @@ __attribute__((target("avx512f"))) static bool dw_plane3x3_avx512(const hone_rt_
         valid_range(ow, s1, sh[kx], iw, &lo[kx], &hi[kx]);
     }
     for (int64_t bl = 0; bl < nb; bl++)
-        for (int64_t kx = 0; kx < 3; kx++) {
-            int64_t o = bl * 16, n = ow - o < 16 ? ow - o : 16;
-            int64_t a = lo[kx] > o ? lo[kx] : o, b = hi[kx] < o + n ? hi[kx] : o + n;
-            m[bl][kx] = a >= b ? 0 : (__mmask16)(((1u << (b - o)) - 1) & ~((1u << (a - o)) - 1));
-            even_masks(m[bl][kx], &ml[bl][kx], &mh[bl][kx]);
-        }
+        block_masks(lo, hi, 3, bl * 16, ow - bl * 16 < 16 ? ow - bl * 16 : 16, m[bl], ml[bl],
+                    mh[bl]);
     const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     __m512 k0 = _mm512_set1_ps(k[0]), k1 = _mm512_set1_ps(k[1]), k2 = _mm512_set1_ps(k[2]);
     __m512 k3 = _mm512_set1_ps(k[3]), k4 = _mm512_set1_ps(k[4]), k5 = _mm512_set1_ps(k[5]);
     __m512 k6 = _mm512_set1_ps(k[6]), k7 = _mm512_set1_ps(k[7]), k8 = _mm512_set1_ps(k[8]);
 /* lane j of tap kx reads column (o + j) * s1 + sh[kx] of row r */
 #define DW_TAP(r, kx, kv)                                                                      \
-    do {                                                                                       \
-        const float *p_ = (r) + o * s1 + sh[kx];                                               \
-        __m512 xv_ = s1 == 1 ? _mm512_maskz_loadu_ps(m[bl][kx], p_)                            \
-                             : _mm512_permutex2var_ps(_mm512_maskz_loadu_ps(ml[bl][kx], p_),   \
-                                                      even,                                    \
-                                                      _mm512_maskz_loadu_ps(mh[bl][kx], p_ + 16)); \
-        acc = _mm512_fmadd_ps(kv, xv_, acc);                                                   \
-    } while (0)
+    acc = _mm512_fmadd_ps(                                                                     \
+        kv, dw_load((r) + o * s1 + sh[kx], s1, m[bl][kx], ml[bl][kx], mh[bl][kx], even), acc)
     const __m512 zero = _mm512_setzero_ps();
     for (int64_t oy = 0; oy < oh; oy++) {
         const float *r[3];
@@ -189,12 +203,9 @@ __attribute__((target("avx512f"))) static void dw_plane_avx512(const hone_rt_win
     for (int64_t o = 0; o < ow; o += 16) {
         int64_t n = ow - o < 16 ? ow - o : 16, off[16];
         __mmask16 m[16], ml[16], mh[16];
-        for (int64_t kx = 0; kx < kw; kx++) {
-            int64_t a = lo[kx] > o ? lo[kx] : o, b = hi[kx] < o + n ? hi[kx] : o + n;
-            m[kx] = a >= b ? 0 : (__mmask16)(((1u << (b - o)) - 1) & ~((1u << (a - o)) - 1));
-            even_masks(m[kx], &ml[kx], &mh[kx]);
+        block_masks(lo, hi, kw, o, n, m, ml, mh);
+        for (int64_t kx = 0; kx < kw; kx++)
             off[kx] = kx * w->dil[1] - w->pad[1] + o * s1; /* lane j: column (o + j) * s1 + shift */
-        }
         __mmask16 store = (__mmask16)((1u << n) - 1);
         for (int64_t oy = 0; oy < oh; oy++) {
             __m512 acc = _mm512_set1_ps(bias);
@@ -206,11 +217,8 @@ __attribute__((target("avx512f"))) static void dw_plane_avx512(const hone_rt_win
                 for (int64_t kx = 0; kx < kw; kx++) {
                     if (!m[kx])
                         continue;
-                    __m512 xv = s1 == 1 ? _mm512_maskz_loadu_ps(m[kx], row + off[kx])
-                                        : _mm512_permutex2var_ps(
-                                              _mm512_maskz_loadu_ps(ml[kx], row + off[kx]), even,
-                                              _mm512_maskz_loadu_ps(mh[kx], row + off[kx] + 16));
-                    acc = _mm512_fmadd_ps(_mm512_set1_ps(kr[kx]), xv, acc);
+                    acc = _mm512_fmadd_ps(_mm512_set1_ps(kr[kx]),
+                                          dw_load(row + off[kx], s1, m[kx], ml[kx], mh[kx], even), acc);
                 }
             }
             _mm512_mask_storeu_ps(y + oy * ow + o, store, acc);
