@@ -443,6 +443,22 @@ static void fold_layer(lb_job *job, lb_layer *l, hone_node *bn, double *dq, int8
     hone_pass_remove_node(g, bn);
 }
 
+/* DequantizeLinear(codes, scale, zero, axis 0) as new constants and node named after
+ * base: BASE_<tag>dq reading BASE_<tag>q, BASE_<tag>scale, BASE_<tag>zero, writing
+ * BASE_<out>; returns that value. */
+static hone_value *axis0_dq(hone_graph *g, const char *base, const char *tag, hone_tensor *codes,
+                            hone_tensor *scale, hone_tensor *zero, const char *out)
+{
+    hone_node *n = hone_graph_add_node(g, "DequantizeLinear", "",
+                                       hone_arena_printf(g->arena, "%s_%sdq", base, tag), 3, 1);
+    n->in[0] = hone_pass_new_const(g, codes, hone_arena_printf(g->arena, "%s_%sq", base, tag));
+    n->in[1] = hone_pass_new_const(g, scale, hone_arena_printf(g->arena, "%s_%sscale", base, tag));
+    n->in[2] = hone_pass_new_const(g, zero, hone_arena_printf(g->arena, "%s_%szero", base, tag));
+    hone_node_set_attr_int(g, n, "axis", 0);
+    n->out[0] = hone_graph_new_value(g, hone_arena_printf(g->arena, "%s_%s", base, out));
+    return n->out[0];
+}
+
 /* int8 codes -> DequantizeLinear(axis 0) -> the conv's weight input. */
 static void export_onnx(lb_job *job, lb_layer *l, const double *dq, const int8_t *q)
 {
@@ -453,15 +469,7 @@ static void export_onnx(lb_job *job, lb_layer *l, const double *dq, const int8_t
     hone_tensor *zt = lb_new_tensor(HONE_DT_INT8, 1, &l->cout);
     for (int64_t c = 0; c < l->cout; c++)
         ((float *)st->data)[c] = (float)dq[c];
-    const char *base = l->conv->name;
-    hone_node *n = hone_graph_add_node(g, "DequantizeLinear", "",
-                                       hone_arena_printf(g->arena, "%s_wdq", base), 3, 1);
-    n->in[0] = hone_pass_new_const(g, qt, hone_arena_printf(g->arena, "%s_wq", base));
-    n->in[1] = hone_pass_new_const(g, st, hone_arena_printf(g->arena, "%s_wscale", base));
-    n->in[2] = hone_pass_new_const(g, zt, hone_arena_printf(g->arena, "%s_wzero", base));
-    hone_node_set_attr_int(g, n, "axis", 0);
-    n->out[0] = hone_graph_new_value(g, hone_arena_printf(g->arena, "%s_w", base));
-    l->conv->in[1] = n->out[0];
+    l->conv->in[1] = axis0_dq(g, l->conv->name, "w", qt, st, zt, "w");
 }
 
 /* For a conv reading 8-bit activations (a FakeQuant's output) with a constant bias:
@@ -494,15 +502,7 @@ static void export_bias(lb_job *job, lb_layer *l, const double *dq)
         ((int32_t *)qt->data)[c] = (int32_t)v;
         ((float *)st->data)[c] = s;
     }
-    const char *base = conv->name;
-    hone_node *n = hone_graph_add_node(g, "DequantizeLinear", "",
-                                       hone_arena_printf(g->arena, "%s_bdq", base), 3, 1);
-    n->in[0] = hone_pass_new_const(g, qt, hone_arena_printf(g->arena, "%s_bq", base));
-    n->in[1] = hone_pass_new_const(g, st, hone_arena_printf(g->arena, "%s_bscale", base));
-    n->in[2] = hone_pass_new_const(g, zt, hone_arena_printf(g->arena, "%s_bzero", base));
-    hone_node_set_attr_int(g, n, "axis", 0);
-    n->out[0] = hone_graph_new_value(g, hone_arena_printf(g->arena, "%s_bias", base));
-    hone_pass_set_input(g, conv, 2, n->out[0]);
+    hone_pass_set_input(g, conv, 2, axis0_dq(g, conv->name, "b", qt, st, zt, "bias"));
 }
 
 /* hone.FakeQuant -> QuantizeLinear + DequantizeLinear (uint8). */
