@@ -75,14 +75,13 @@ static LLVMValueRef flag(bk_lower *L, bool v)
     return LLVMConstInt(L->i32, v, 0);
 }
 
-/* The conv call: X (input ix), W (iw), zero points (ixz, iwz; -1: none) into y. */
-/* True when a ConvInteger (iw 1, iwz 3) or QLinearConv (iw 3, iwz 5) runs on weights
- * packed at compile time: uint8 x, constant int8 weights without (or with all-zero)
- * zero points, 2 spatial dims, weights embedded. */
+/* True when a ConvInteger (iw 1, iwz 3), QLinearConv (iw 3, iwz 5) or hone.QConv (iw 1,
+ * no weight zero point: iwz -1) runs on weights packed at compile time: uint8 x, constant
+ * int8 weights without (or with all-zero) zero points, 2 spatial dims, weights embedded. */
 static bool qconv_packs(const bk_model *m, const hone_node *n, int iw, int iwz)
 {
     const hone_value *x = n->in[0], *wt = n->n_in > iw ? n->in[iw] : NULL;
-    const hone_value *wz = n->n_in > iwz ? n->in[iwz] : NULL;
+    const hone_value *wz = iwz >= 0 && n->n_in > iwz ? n->in[iwz] : NULL;
     if (m->ext_weights || !wt || x->dtype != HONE_DT_UINT8 || wt->dtype != HONE_DT_INT8 ||
         x->rank != 4 || !bk_known(m, wt))
         return false;
@@ -100,7 +99,7 @@ static bool qconv_packs(const bk_model *m, const hone_node *n, int iw, int iwz)
 int bk_qconv_packed_weight(const bk_model *m, const hone_node *n)
 {
     if (!strcmp(n->op_type, "QConv") && !strcmp(n->domain, "hone"))
-        return qconv_packs(m, n, 1, 99) ? 1 : -1;
+        return qconv_packs(m, n, 1, -1) ? 1 : -1;
     if (!strcmp(n->op_type, "ConvInteger") && !*n->domain)
         return qconv_packs(m, n, 1, 3) ? 1 : -1;
     if (!strcmp(n->op_type, "QLinearConv") && !*n->domain)
@@ -112,7 +111,7 @@ int bk_qconv_packed_weight(const bk_model *m, const hone_node *n)
 static size_t qconv_runtime_pack_bytes(const bk_model *m, const hone_node *n, const hone_rt_window *w,
                                        int64_t g)
 {
-    if (qconv_packs(m, n, 1, 99))
+    if (qconv_packs(m, n, 1, -1))
         return 0;
     return (hone_rt_conv_integer_packed_size(w, n->in[0]->dims[1], n->out[0]->dims[1], g) + 63) /
            64 * 64;
@@ -130,6 +129,7 @@ size_t bk_scratch_qconv(const bk_model *m, const hone_node *n)
            qconv_runtime_pack_bytes(m, n, &w, g);
 }
 
+/* The conv call: X (input ix), W (iw), zero points (ixz, iwz; -1: none) into y. */
 static hone_status emit_qconv(bk_lower *L, int ix, int iw, int ixz, int iwz, LLVMValueRef y,
                               LLVMValueRef scratch)
 {

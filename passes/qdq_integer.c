@@ -147,16 +147,24 @@ static void copy_conv_attrs(hone_graph *g, hone_node *dst, const hone_node *conv
         }
 }
 
+/* k[o] = x_scale * w_scale[o] for m channels, followed by room for m bias values
+ * (one allocation, freed by the caller). */
+static double *out_scales(const hone_node *xd, const hone_node *wd, int64_t m)
+{
+    double sx = hone_tensor_get_f64(xd->in[1]->data, 0);
+    double *k = malloc(sizeof *k * (size_t)m * 2);
+    HONE_ASSERT(k);
+    for (int64_t i = 0; i < m; i++)
+        k[i] = sx * hone_tensor_get_f64(wd->in[1]->data, wd->in[1]->data->numel == 1 ? 0 : i);
+    return k;
+}
+
 static hone_status rewrite(hone_pass_ctx *pc, hone_graph *g, hone_node *conv)
 {
     hone_node *xd = conv->in[0]->producer, *wd = conv->in[1]->producer;
     int64_t m = conv->out[0]->dims[1];
     int r = conv->out[0]->rank;
-    double sx = hone_tensor_get_f64(xd->in[1]->data, 0);
-    double *k = malloc(sizeof *k * (size_t)m * 2), *b = k + m;
-    HONE_ASSERT(k);
-    for (int64_t i = 0; i < m; i++)
-        k[i] = sx * hone_tensor_get_f64(wd->in[1]->data, wd->in[1]->data->numel == 1 ? 0 : i);
+    double *k = out_scales(xd, wd, m), *b = k + m;
     const char *base = conv->name;
     hone_node *ci = add(g, "ConvInteger", hone_arena_printf(g->arena, "%s_int", base), 3);
     ci->in[0] = xd->in[0];
@@ -226,11 +234,7 @@ static hone_status fuse(hone_pass_ctx *pc, hone_graph *g, hone_node *conv)
         absorbed[na++] = u;
         tail = u->out[0];
     }
-    double sx = hone_tensor_get_f64(xd->in[1]->data, 0);
-    double *k = malloc(sizeof *k * (size_t)m * 2), *b = k + m;
-    HONE_ASSERT(k);
-    for (int64_t i = 0; i < m; i++)
-        k[i] = sx * hone_tensor_get_f64(wd->in[1]->data, wd->in[1]->data->numel == 1 ? 0 : i);
+    double *k = out_scales(xd, wd, m), *b = k + m;
     bool has_b = conv->n_in > 2 && conv->in[2];
     if (has_b)
         bias_values(conv, m, b);
