@@ -9,7 +9,8 @@
  *
  * Not folded: random ops, nodes producing graph outputs, hone.DequantizePacked
  * (low-bit weights stay packed, 4-32x smaller than their float form; compiled code
- * unpacks them on the fly), computed outputs above the max-size option (Constant, Shape and Size always fold), and
+ * unpacks them on the fly), computed outputs above the max-size option (Constant,
+ * Shape and Size always fold), and
  * nodes whose kernel fails on their constants (counted as "failed"; the error
  * resurfaces when the model runs). One walk in
  * topological order suffices: folding a node makes its readers' inputs

@@ -52,9 +52,9 @@ typedef int v8i __attribute__((vector_size(32), aligned(4)));
 /* ===================== forward ===================== */
 
 /* The forward computes sum_r |a - b| as sum_r a + sum_r b - 2 sum_r min(a, b): the
- * weight row sums ws[i] are computed once per row block and the column sums cs[p]
- * ride along in one more accumulator per 16 positions, so the inner loop is a min and an add per tap
- * instead of a subtraction, an absolute value and an add:
+ * weight row sums ws[i] are computed once per call (hone_rt_adder) and the column sums
+ * cs[p] ride along in one more accumulator per 16 positions, so the inner loop is a min
+ * and an add per tap instead of a subtraction, an absolute value and an add:
  *   y[i, p] = 2 sum_r min(col[r, p], w[i, r]) - cs[p] - ws[i]
  * Every path below (AVX-512 8 rows, vector 4 rows, 1 row) accumulates each position
  * in its own lane in the order of r and finishes with the same two subtractions, so

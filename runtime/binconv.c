@@ -110,17 +110,17 @@ __attribute__((target("avx512f"))) static void pack_image_avx512(const hone_rt_w
             __m512i lo = _mm512_setzero_si512(), hi = lo;
             for (int64_t ci = j * 64; ci < c && ci < (j + 1) * 64; ci++) {
                 __m512 v = _mm512_maskz_loadu_ps(ld, x + ci * hw + p);
-                __mmask16 ge = _mm512_mask_cmp_ps_mask(ld, v, _mm512_set1_ps(thresh ? thresh[ci] : 0.0f),
-                                                       _CMP_GE_OQ);
+                __m512 t = _mm512_set1_ps(thresh ? thresh[ci] : 0.0f);
+                __mmask16 ge = _mm512_mask_cmp_ps_mask(ld, v, t, _CMP_GE_OQ);
                 __m512i bit = _mm512_set1_epi64((long long)((uint64_t)1 << (ci & 63)));
                 lo = _mm512_mask_or_epi64(lo, (__mmask8)ge, lo, bit);
                 hi = _mm512_mask_or_epi64(hi, (__mmask8)(ge >> 8), hi, bit);
             }
-            uint64_t t[16];
-            _mm512_storeu_si512(t, lo);
-            _mm512_storeu_si512(t + 8, hi);
+            uint64_t words16[16];
+            _mm512_storeu_si512(words16, lo);
+            _mm512_storeu_si512(words16 + 8, hi);
             for (int64_t i = 0; i < n; i++)
-                xb[(p + i) * cw + j] = t[i];
+                xb[(p + i) * cw + j] = words16[i];
         }
     }
 }
