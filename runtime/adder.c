@@ -212,52 +212,110 @@ static void pad_tail(const float *src, int64_t rows, int64_t ld, int64_t full, i
     }
 }
 
-/* Runs fn over the blocks of bs rows of m rows of a tile. */
-static void over_rows(hone_rt_range_fn fn, tile_job *j, int64_t m, int64_t bs)
+/* Runs fn over the blocks of bs rows of m rows of a tile, on pool (NULL: serially)
+ * from 2^22 multiply-adds a tile, as for convs (runtime/conv2d.c). */
+static void over_rows(hone_rt_pool *pool, hone_rt_range_fn fn, tile_job *j, int64_t m,
+                      int64_t bs)
 {
     int64_t blocks = (m + bs - 1) / bs;
     int64_t work = j->rows * j->np * bs;
-    /* the pool from 2^22 multiply-adds, as for convs (runtime/conv2d.c) */
-    hone_rt_parallel_for(work * blocks >= ((int64_t)1 << 22) ? hone_rt_shared_pool() : NULL, blocks,
-                         1, fn, j);
+    hone_rt_parallel_for(work * blocks >= ((int64_t)1 << 22) ? pool : NULL, blocks, 1, fn, j);
+}
+
+/* The weight row sums once per call (on the stack: compiled code never allocates); more
+ * than ADDER_MAX_WS rows: once per tile and row block instead (ws NULL). */
+enum { ADDER_MAX_WS = 4096 };
+
+static const float *weight_sums(int64_t m, int64_t rows, const float *wt, float *ws)
+{
+    for (int64_t i = 0; i < m && m <= ADDER_MAX_WS; i++)
+        ws[i] = row_sum(wt + i * rows, rows);
+    return m <= ADDER_MAX_WS ? ws : NULL;
+}
+
+/* The forward of images [b0, b1), row blocks of each tile on pool (NULL: serially). */
+typedef struct fwd_call {
+    const hone_rt_window *w;
+    int64_t c, m, groups, cols;
+    const float *x, *wt, *wsum;
+    float *y;
+} fwd_call;
+
+static void fwd_images(hone_rt_pool *pool, const fwd_call *f, int64_t b0, int64_t b1,
+                       float *scratch)
+{
+    const hone_rt_window *w = f->w;
+    int64_t cg = f->c / f->groups, mg = f->m / f->groups, cols = f->cols;
+    int64_t xp = hone_rt_window_in_numel(w), yp = hone_rt_window_out_numel(w);
+    int64_t rows = cg * hone_rt_window_k_numel(w);
+    /* 2-D: tiles of whole output rows, gathered plane row by plane row */
+    int64_t ow = w->nsp == 2 ? w->out[1] : 0;
+    bool rows2d = ow > 0 && ow <= cols;
+    int64_t step = rows2d ? cols / ow * ow : cols;
+    for (int64_t b = b0; b < b1; b++)
+        for (int64_t g = 0; g < f->groups; g++) {
+            const float *xg = f->x + (b * f->c + g * cg) * xp;
+            float *yg = f->y + (b * f->m + g * mg) * yp;
+            for (int64_t p0 = 0; p0 < yp && mg > 0; p0 += step) {
+                int64_t p1 = p0 + step < yp ? p0 + step : yp;
+                float *colt = scratch + rows * cols;
+                if (rows2d)
+                    hone_rt_im2col_2d(w, cg, xg, p0 / ow, p1 / ow, scratch, p1 - p0);
+                else
+                    hone_rt_im2col(w, cg, xg, p0, p1, scratch);
+                tile_job j = {.w = f->wt + g * mg * rows, .col = scratch, .colt = colt,
+                              .y = yg + p0, .ws = f->wsum ? f->wsum + g * mg : NULL,
+                              .rows = rows, .np = p1 - p0, .ldy = yp, .m = mg,
+                              .full = (p1 - p0) / 16 * 16};
+                if (j.full < j.np)
+                    pad_tail(scratch, rows, j.np, j.full, j.np, colt);
+                over_rows(pool, fwd_rows, &j, mg, 8);
+            }
+        }
 }
 
 void hone_rt_adder(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                    const float *x, const float *wt, float *y, float *scratch, int64_t cols)
 {
-    int64_t cg = c / groups, mg = m / groups, k = hone_rt_window_k_numel(w);
-    int64_t xp = hone_rt_window_in_numel(w), yp = hone_rt_window_out_numel(w), rows = cg * k;
-    cols = cols < 1 ? 1 : cols;
-    /* the weight row sums once per call (on the stack: compiled code never allocates);
-     * more than ADDER_MAX_WS rows: once per tile and row block instead */
-    enum { ADDER_MAX_WS = 4096 };
-    float wsum[ADDER_MAX_WS];
-    for (int64_t i = 0; i < m && m <= ADDER_MAX_WS; i++)
-        wsum[i] = row_sum(wt + i * rows, rows);
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t g = 0; g < groups; g++) {
-            float *yg = y + (b * m + g * mg) * yp;
-            /* 2-D: tiles of whole output rows, gathered plane row by plane row */
-            int64_t ow = w->nsp == 2 ? w->out[1] : 0;
-            bool rows2d = ow > 0 && ow <= cols;
-            int64_t step = rows2d ? cols / ow * ow : cols;
-            for (int64_t p0 = 0; p0 < yp && mg > 0; p0 += step) {
-                int64_t p1 = p0 + step < yp ? p0 + step : yp;
-                float *colt = scratch + rows * cols;
-                if (rows2d)
-                    hone_rt_im2col_2d(w, cg, x + (b * c + g * cg) * xp, p0 / ow, p1 / ow, scratch,
-                                      p1 - p0);
-                else
-                    hone_rt_im2col(w, cg, x + (b * c + g * cg) * xp, p0, p1, scratch);
-                tile_job j = {.w = wt + g * mg * rows, .col = scratch, .colt = colt, .y = yg + p0,
-                              .ws = m <= ADDER_MAX_WS ? wsum + g * mg : NULL,
-                              .rows = rows, .np = p1 - p0, .ldy = yp, .m = mg,
-                              .full = (p1 - p0) / 16 * 16};
-                if (j.full < j.np)
-                    pad_tail(scratch, rows, j.np, j.full, j.np, colt);
-                over_rows(fwd_rows, &j, mg, 8);
-            }
-        }
+    float ws[ADDER_MAX_WS];
+    fwd_call f = {w, c, m, groups, cols < 1 ? 1 : cols, x, wt, NULL, y};
+    f.wsum = weight_sums(m, c / groups * hone_rt_window_k_numel(w), wt, ws);
+    fwd_images(hone_rt_shared_pool(), &f, 0, n, scratch);
+}
+
+/* ---- images split over a pool (the training engine's batches) ---- */
+
+typedef struct fwd_pool_job {
+    fwd_call f;
+    float *scratch;
+    size_t per_worker;
+} fwd_pool_job;
+
+static void fwd_pool_images(void *ctx, int64_t b0, int64_t b1, int worker)
+{
+    const fwd_pool_job *j = ctx;
+    fwd_images(NULL, &j->f, b0, b1, j->scratch + (size_t)worker * j->per_worker);
+}
+
+size_t hone_rt_adder_pool_scratch(const hone_rt_window *w, int64_t c, int64_t groups,
+                                  int64_t cols, int workers)
+{
+    return hone_rt_adder_scratch(w, c, groups, cols) * (size_t)(workers > 1 ? workers : 1);
+}
+
+void hone_rt_adder_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
+                        int64_t m, int64_t groups, const float *x, const float *wt, float *y,
+                        float *scratch, int64_t cols)
+{
+    if (hone_rt_pool_size(pool) < 2 || n < 2) {
+        hone_rt_adder(w, n, c, m, groups, x, wt, y, scratch, cols);
+        return;
+    }
+    float ws[ADDER_MAX_WS];
+    fwd_pool_job j = {{w, c, m, groups, cols < 1 ? 1 : cols, x, wt, NULL, y}, scratch,
+                      hone_rt_adder_scratch(w, c, groups, cols)};
+    j.f.wsum = weight_sums(m, c / groups * hone_rt_window_k_numel(w), wt, ws);
+    hone_rt_parallel_for(pool, n, 1, fwd_pool_images, &j);
 }
 
 /* ===================== backward ===================== */
@@ -295,25 +353,60 @@ static float dx_one(const float *w, int64_t rows, int64_t m, float x, const floa
     return s;
 }
 
-/* dcol rows [4*b0, 4*b1) of a tile. */
+#ifdef ADDER_X86
+/* dcol[r, p..p+16) for 8 rows r, the first `lanes` positions (masked loads and stores), in
+ * AVX-512 registers: the same operations in the same order as dx_one, so the same bits. */
+__attribute__((target("avx512f")))
+static void dx_block8_avx512(const float *w, int64_t rows, int64_t m, const float *col,
+                             int64_t np, const float *dy, int64_t ldy, float *dcol, int lanes)
+{
+    __mmask16 k = (__mmask16)((1u << lanes) - 1);
+    __m512 one = _mm512_set1_ps(1.0f), mone = _mm512_set1_ps(-1.0f);
+    __m512 x[8], a[8];
+    for (int q = 0; q < 8; q++)
+        x[q] = _mm512_maskz_loadu_ps(k, col + q * np), a[q] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < m; i++) {
+        __m512 g = _mm512_maskz_loadu_ps(k, dy + i * ldy);
+        const float *wi = w + i * rows;
+        for (int q = 0; q < 8; q++) {
+            __m512 d = _mm512_sub_ps(_mm512_set1_ps(wi[q]), x[q]);
+            d = _mm512_min_ps(_mm512_max_ps(d, mone), one);
+            a[q] = _mm512_add_ps(a[q], _mm512_mul_ps(d, g));
+        }
+    }
+    for (int q = 0; q < 8; q++)
+        _mm512_mask_storeu_ps(dcol + q * np, k, a[q]);
+}
+#endif
+
+/* dcol rows [8*b0, 8*b1) of a tile. */
 static void dx_rows(void *ctx, int64_t b0, int64_t b1, int worker)
 {
     (void)worker;
     const tile_job *j = ctx;
-    int64_t full = j->full;
+    int64_t full = j->full, np = j->np;
     float dt[4 * 16];
-    for (int64_t r = b0 * 4; r < b1 * 4 && r < j->rows; r += 4) {
+    for (int64_t r = b0 * 8; r < b1 * 8 && r < j->rows; r += 4) {
         int64_t k = j->rows - r < 4 ? j->rows - r : 4;
+#ifdef ADDER_X86
+        if (j->rows - r >= 8 && r % 8 == 0 && hone_rt_cpu_avx512f()) {
+            for (int64_t p = 0; p < np; p += 16)
+                dx_block8_avx512(j->w + r, j->rows, j->m, j->col + r * np + p, np, j->dy + p,
+                                 j->ldy, j->dcol + r * np + p, np - p < 16 ? (int)(np - p) : 16);
+            r += 4;
+            continue;
+        }
+#endif
         for (int64_t p = 0; k == 4 && p < full; p += 8)
-            dx_block4(j->w + r, j->rows, j->m, j->col + r * j->np + p, j->np, j->dy + p, j->ldy,
-                      j->dcol + r * j->np + p);
-        for (int64_t p = 0; k == 4 && full < j->np && p < 16; p += 8)
+            dx_block4(j->w + r, j->rows, j->m, j->col + r * np + p, np, j->dy + p, j->ldy,
+                      j->dcol + r * np + p);
+        for (int64_t p = 0; k == 4 && full < np && p < 16; p += 8)
             dx_block4(j->w + r, j->rows, j->m, j->colt + r * 16 + p, 16, j->dyt + p, 16, dt + p);
         for (int64_t q = 0; q < k; q++)
-            for (int64_t p = k == 4 ? full : 0; p < j->np; p++)
-                j->dcol[(r + q) * j->np + p] =
+            for (int64_t p = k == 4 ? full : 0; p < np; p++)
+                j->dcol[(r + q) * np + p] =
                     k == 4 ? dt[q * 16 + p - full]
-                           : dx_one(j->w + r + q, j->rows, j->m, j->col[(r + q) * j->np + p],
+                           : dx_one(j->w + r + q, j->rows, j->m, j->col[(r + q) * np + p],
                                     j->dy + p, j->ldy);
     }
 }
@@ -334,11 +427,27 @@ static void dw_finish(float *dw, const float *w, const float *gsum, int64_t mg, 
             dw[i * rows + r] -= w[i * rows + r] * gsum[i];
 }
 
+/* The backward of images [b0, b1): dx of those images (when wanted) and their whole
+ * contribution to dw (when wanted; overwritten). Row blocks of dcol on pool (NULL:
+ * serially); `gemm` computes the dy col^T products (hone_rt_sgemm's contract). */
+typedef void (*gemm_fn)(int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                        const float *, int64_t, float, float *, int64_t);
+
+typedef struct grad_call {
+    const hone_rt_window *w;
+    int64_t c, m, groups, cols;
+    const float *x, *wt, *dy;
+    float *dx;
+    gemm_fn gemm;
+} grad_call;
+
 /* One image and group: dx_g (when wanted) and the dy col^T part of dw_g. */
-static void grad_group_tile(const hone_rt_window *w, int64_t cg, int64_t mg, const float *xg,
+static void grad_group_tile(hone_rt_pool *pool, const grad_call *f, const float *xg,
                             const float *wg, const float *dyg, float *dxg, float *dwg,
-                            float *gsum, float *scratch, int64_t cols)
+                            float *gsum, float *scratch)
 {
+    const hone_rt_window *w = f->w;
+    int64_t cg = f->c / f->groups, mg = f->m / f->groups, cols = f->cols;
     int64_t rows = cg * hone_rt_window_k_numel(w), yp = hone_rt_window_out_numel(w);
     float *col = scratch, *dcol = scratch + rows * cols, *colt = dcol + rows * cols + mg;
     float *dyt = colt + rows * 16;
@@ -349,7 +458,7 @@ static void grad_group_tile(const hone_rt_window *w, int64_t cg, int64_t mg, con
         int64_t p1 = p0 + cols < yp ? p0 + cols : yp, np = p1 - p0;
         hone_rt_im2col(w, cg, xg, p0, p1, col);
         if (dwg)
-            hone_rt_sgemm(0, 1, mg, rows, np, 1.0f, dyg + p0, yp, col, np, 1.0f, dwg, rows);
+            f->gemm(0, 1, mg, rows, np, 1.0f, dyg + p0, yp, col, np, 1.0f, dwg, rows);
         if (!dxg)
             continue;
         tile_job j = {.w = wg, .col = col, .dy = dyg + p0, .colt = colt, .dyt = dyt, .dcol = dcol,
@@ -358,8 +467,31 @@ static void grad_group_tile(const hone_rt_window *w, int64_t cg, int64_t mg, con
             pad_tail(col, rows, np, j.full, np, colt);
             pad_tail(dyg + p0, mg, yp, j.full, np, dyt);
         }
-        over_rows(dx_rows, &j, rows, 4);
+        over_rows(pool, dx_rows, &j, rows, 8);
         hone_rt_col2im(w, cg, dcol, p0, p1, dxg);
+    }
+}
+
+static void grad_images(hone_rt_pool *pool, const grad_call *f, int64_t b0, int64_t b1,
+                        float *dw, float *scratch)
+{
+    const hone_rt_window *w = f->w;
+    int64_t cg = f->c / f->groups, mg = f->m / f->groups, rows = cg * hone_rt_window_k_numel(w);
+    int64_t xp = hone_rt_window_in_numel(w), yp = hone_rt_window_out_numel(w);
+    float *gsum = scratch + 2 * rows * f->cols;
+    if (f->dx)
+        memset(f->dx + b0 * f->c * xp, 0, sizeof *f->dx * (size_t)((b1 - b0) * f->c * xp));
+    if (dw)
+        memset(dw, 0, sizeof *dw * (size_t)(f->m * rows));
+    for (int64_t g = 0; g < f->groups; g++) {
+        memset(gsum, 0, sizeof *gsum * (size_t)mg);
+        for (int64_t b = b0; b < b1; b++)
+            grad_group_tile(pool, f, f->x + (b * f->c + g * cg) * xp, f->wt + g * mg * rows,
+                            f->dy + (b * f->m + g * mg) * yp,
+                            f->dx ? f->dx + (b * f->c + g * cg) * xp : NULL,
+                            dw ? dw + g * mg * rows : NULL, gsum, scratch);
+        if (dw)
+            dw_finish(dw + g * mg * rows, f->wt + g * mg * rows, gsum, mg, rows);
     }
 }
 
@@ -367,22 +499,61 @@ void hone_rt_adder_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m
                         const float *x, const float *wt, const float *dy, float *dx, float *dw,
                         float *scratch, int64_t cols)
 {
-    int64_t cg = c / groups, mg = m / groups, k = hone_rt_window_k_numel(w), rows = cg * k;
-    int64_t xp = hone_rt_window_in_numel(w), yp = hone_rt_window_out_numel(w);
-    float *gsum = scratch + 2 * rows * (cols < 1 ? 1 : cols);
-    cols = cols < 1 ? 1 : cols;
-    if (dx)
-        memset(dx, 0, sizeof *dx * (size_t)(n * c * xp));
-    if (dw)
-        memset(dw, 0, sizeof *dw * (size_t)(m * rows));
-    for (int64_t g = 0; g < groups; g++) {
-        memset(gsum, 0, sizeof *gsum * (size_t)mg);
-        for (int64_t b = 0; b < n; b++)
-            grad_group_tile(w, cg, mg, x + (b * c + g * cg) * xp, wt + g * mg * rows,
-                            dy + (b * m + g * mg) * yp, dx ? dx + (b * c + g * cg) * xp : NULL,
-                            dw ? dw + g * mg * rows : NULL, gsum, scratch, cols);
-        if (dw)
-            dw_finish(dw + g * mg * rows, wt + g * mg * rows, gsum, mg, rows);
+    grad_call f = {w, c, m, groups, cols < 1 ? 1 : cols, x, wt, dy, dx, hone_rt_sgemm};
+    grad_images(hone_rt_shared_pool(), &f, 0, n, dw, scratch);
+}
+
+/* ---- images split over a pool: a fixed number of slabs of images, each with its own
+ * partial dw (the first is dw itself), added in order: results do not depend on the
+ * number of workers ---- */
+
+#define GRAD_SLABS 8
+
+typedef struct grad_pool_job {
+    grad_call f;
+    int64_t n, slabs;
+    float *dw, *parts, *scratch;
+    size_t per_worker;
+} grad_pool_job;
+
+static void grad_pool_slabs(void *ctx, int64_t s0, int64_t s1, int worker)
+{
+    const grad_pool_job *j = ctx;
+    size_t wfl = (size_t)(j->f.m * (j->f.c / j->f.groups) * hone_rt_window_k_numel(j->f.w));
+    for (int64_t s = s0; s < s1; s++) {
+        float *dwp = !j->dw ? NULL : s == 0 ? j->dw : j->parts + (size_t)(s - 1) * wfl;
+        grad_images(NULL, &j->f, s * j->n / j->slabs, (s + 1) * j->n / j->slabs, dwp,
+                    j->scratch + (size_t)worker * j->per_worker);
+    }
+}
+
+size_t hone_rt_adder_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_t m,
+                                       int64_t groups, int64_t cols, int workers)
+{
+    size_t wfl = (size_t)(m * (c / groups) * hone_rt_window_k_numel(w));
+    return wfl * (GRAD_SLABS - 1) +
+           hone_rt_adder_grad_scratch(w, c, m, groups, cols) * (size_t)(workers > 1 ? workers : 1);
+}
+
+void hone_rt_adder_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
+                             int64_t m, int64_t groups, const float *x, const float *wt,
+                             const float *dy, float *dx, float *dw, float *scratch, int64_t cols)
+{
+    size_t wfl = (size_t)(m * (c / groups) * hone_rt_window_k_numel(w));
+    if (hone_rt_pool_size(pool) < 2 || n < 2) {
+        hone_rt_adder_grad(w, n, c, m, groups, x, wt, dy, dx, dw, scratch + wfl * (GRAD_SLABS - 1),
+                           cols);
+        return;
+    }
+    grad_pool_job j = {{w, c, m, groups, cols < 1 ? 1 : cols, x, wt, dy, dx, hone_rt_train_sgemm},
+                       n, n < GRAD_SLABS ? n : GRAD_SLABS, dw, scratch,
+                       scratch + wfl * (GRAD_SLABS - 1),
+                       hone_rt_adder_grad_scratch(w, c, m, groups, cols)};
+    hone_rt_parallel_for(pool, j.slabs, 1, grad_pool_slabs, &j);
+    for (int64_t s = 1; dw && s < j.slabs; s++) {
+        const float *p = j.parts + (size_t)(s - 1) * wfl;
+        for (size_t i = 0; i < wfl; i++)
+            dw[i] += p[i];
     }
 }
 

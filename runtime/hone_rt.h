@@ -418,6 +418,19 @@ size_t hone_rt_adder_grad_scratch(const hone_rt_window *w, int64_t c, int64_t m,
 void hone_rt_adder_grad(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                         const float *x, const float *wt, const float *dy, float *dx, float *dw,
                         float *scratch, int64_t cols);
+/* hone_rt_adder and hone_rt_adder_grad with the images split over pool's workers (pool may
+ * be NULL; one image or one worker: the functions above). The backward adds dw from a fixed
+ * number of partial sums in a fixed order: results do not depend on the worker count. */
+size_t hone_rt_adder_pool_scratch(const hone_rt_window *w, int64_t c, int64_t groups,
+                                  int64_t cols, int workers);
+void hone_rt_adder_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
+                        int64_t m, int64_t groups, const float *x, const float *wt, float *y,
+                        float *scratch, int64_t cols);
+size_t hone_rt_adder_grad_pool_scratch(const hone_rt_window *w, int64_t c, int64_t m,
+                                       int64_t groups, int64_t cols, int workers);
+void hone_rt_adder_grad_pool(hone_rt_pool *pool, const hone_rt_window *w, int64_t n, int64_t c,
+                             int64_t m, int64_t groups, const float *x, const float *wt,
+                             const float *dy, float *dx, float *dw, float *scratch, int64_t cols);
 /* AdderSR's power activation: y = sign(x) |x|^alpha[0] over n elements. */
 void hone_rt_signed_power(int64_t n, const float *x, const float *alpha, float *y);
 /* ===================== qconv.c: integer convolution (ConvInteger) ===================== */

@@ -76,11 +76,18 @@ hone_status eval_adder2d(hone_eval *ec)
     int64_t g = hone_attr_int(ec->node, "group", 1);
     int64_t cols = adder_cols(&w, x->dims[1] / g * hone_rt_window_k_numel(&w));
     float *scratch;
-    st = nn_scratch(ec, hone_rt_adder_scratch(&w, x->dims[1], g, cols), &scratch);
+    /* training: images over the kernel pool; otherwise what compiled code computes */
+    hone_rt_pool *pool = hone_rt_kernel_pool_active() ? hone_rt_kernel_pool() : NULL;
+    st = nn_scratch(ec, hone_rt_adder_pool_scratch(&w, x->dims[1], g, cols, hone_rt_pool_size(pool)),
+                    &scratch);
     if (st)
         return st;
-    hone_rt_adder(&w, x->dims[0], x->dims[1], wt->dims[0], g, x->data, wt->data,
-                  ec->out[0]->data, scratch, cols);
+    if (pool)
+        hone_rt_adder_pool(pool, &w, x->dims[0], x->dims[1], wt->dims[0], g, x->data, wt->data,
+                           ec->out[0]->data, scratch, cols);
+    else
+        hone_rt_adder(&w, x->dims[0], x->dims[1], wt->dims[0], g, x->data, wt->data,
+                      ec->out[0]->data, scratch, cols);
     free(scratch);
     return HONE_OK;
 }
@@ -114,13 +121,16 @@ hone_status eval_adder_grad(hone_eval *ec)
         return st;
     int64_t cols = adder_cols(&w, x->dims[1] / g * hone_rt_window_k_numel(&w));
     float *scratch;
-    st = nn_scratch(ec, hone_rt_adder_grad_scratch(&w, x->dims[1], wt->dims[0], g, cols),
+    hone_rt_pool *pool = hone_rt_kernel_pool();
+    st = nn_scratch(ec,
+                    hone_rt_adder_grad_pool_scratch(&w, x->dims[1], wt->dims[0], g, cols,
+                                                    hone_rt_pool_size(pool)),
                     &scratch);
     if (st)
         return st;
-    hone_rt_adder_grad(&w, x->dims[0], x->dims[1], wt->dims[0], g, x->data, wt->data, dy->data,
-                       grad_wants(ec->node, 0) ? ec->out[0]->data : NULL,
-                       grad_wants(ec->node, 1) ? ec->out[1]->data : NULL, scratch, cols);
+    hone_rt_adder_grad_pool(pool, &w, x->dims[0], x->dims[1], wt->dims[0], g, x->data, wt->data,
+                            dy->data, grad_wants(ec->node, 0) ? ec->out[0]->data : NULL,
+                            grad_wants(ec->node, 1) ? ec->out[1]->data : NULL, scratch, cols);
     free(scratch);
     return HONE_OK;
 }

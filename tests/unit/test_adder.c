@@ -13,6 +13,7 @@
 
 #include "backend.h"
 #include "cost.h"
+#include "hone_rt.h"
 #include "interp.h"
 #include "passes.h"
 #include "testutil.h"
@@ -161,6 +162,73 @@ static void test_adder_forward_backward(void **state)
 }
 
 /* SignedPower: y = sign(x)|x|^a; dX by formula, dalpha by central differences. */
+/* The training engine's pooled kernels (images over a pool's workers) against the naive
+ * reference, with 2 and 3 workers: the forward gives the serial kernel's bits, and the
+ * backward the same bits with either worker count (dw from fixed partial sums). */
+static float *pooled_run(const geom *q, hone_rt_pool *pool, const float *x, const float *w,
+                         const float *dy, int64_t cols, float **dx, float **dw, int64_t ny)
+{
+    hone_rt_window win = tu_window_2d(q->h, q->w, q->kh, q->strides[0], q->pads[0], q->dil[0]);
+    int workers = hone_rt_pool_size(pool);
+    int64_t nx = q->n * q->c * q->h * q->w, nw = q->m * q->c / q->group * q->kh * q->kw;
+    float *y = malloc(sizeof(float) * (size_t)ny);
+    float *s = malloc(sizeof(float) * hone_rt_adder_pool_scratch(&win, q->c, q->group, cols, workers));
+    float *sg = malloc(sizeof(float) * hone_rt_adder_grad_pool_scratch(&win, q->c, q->m, q->group,
+                                                                       cols, workers));
+    *dx = malloc(sizeof(float) * (size_t)nx), *dw = malloc(sizeof(float) * (size_t)nw);
+    assert_true(y && s && sg && *dx && *dw);
+    memset(y, 0xff, sizeof(float) * (size_t)ny); /* NaNs: every element must be written */
+    memset(*dx, 0xff, sizeof(float) * (size_t)nx);
+    hone_rt_adder_pool(pool, &win, q->n, q->c, q->m, q->group, x, w, y, s, cols);
+    hone_rt_adder_grad_pool(pool, &win, q->n, q->c, q->m, q->group, x, w, dy, *dx, *dw, sg, cols);
+    free(s), free(sg);
+    return y;
+}
+
+static void test_pooled_kernels(void **state)
+{
+    (void)state;
+    static const geom cases[] = {
+        {6, 16, 14, 14, 16, 3, 3, 1, {1, 1, 1, 1}, {1, 1}, {1, 1}}, /* 144 rows, 196 positions */
+        {5, 6, 9, 9, 8, 3, 3, 2, {1, 1, 1, 1}, {2, 2}, {1, 1}},     /* groups: 27 rows, stride 2 */
+        {3, 5, 7, 7, 9, 1, 1, 1, {0, 0, 0, 0}, {2, 2}, {1, 1}},     /* 5 rows */
+        {9, 32, 7, 7, 8, 3, 3, 1, {1, 1, 1, 1}, {1, 1}, {1, 1}},    /* 9 images, 8 slabs */
+    };
+    hone_rt_pool *p2 = hone_rt_pool_create(2), *p3 = hone_rt_pool_create(3);
+    assert_true(p2 && p3);
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        const geom *q = &cases[i];
+        int64_t oh = out_dim(q->h, q->kh, q->pads[0], q->pads[2], q->strides[0], q->dil[0]);
+        int64_t ow = out_dim(q->w, q->kw, q->pads[1], q->pads[3], q->strides[1], q->dil[1]);
+        int64_t xd[4] = {q->n, q->c, q->h, q->w}, wd[4] = {q->m, q->c / q->group, q->kh, q->kw};
+        int64_t yd[4] = {q->n, q->m, oh, ow}, ny = q->n * q->m * oh * ow;
+        hone_tensor *x = rnd(4, xd, 1.5f), *w = rnd(4, wd, 1.0f), *dy = rnd(4, yd, 1.0f);
+        refs r = {calloc((size_t)ny, sizeof(double)), calloc((size_t)x->numel, sizeof(double)),
+                  calloc((size_t)w->numel, sizeof(double)), dy->data};
+        each_pair(q, x->data, w->data, ref_pair, &r);
+        for (int64_t cols = 64; cols <= 4096; cols *= 64) {
+            float *dx2, *dw2, *dx3, *dw3, *dxs, *dws;
+            float *y2 = pooled_run(q, p2, x->data, w->data, dy->data, cols, &dx2, &dw2, ny);
+            float *y3 = pooled_run(q, p3, x->data, w->data, dy->data, cols, &dx3, &dw3, ny);
+            float *ys = pooled_run(q, NULL, x->data, w->data, dy->data, cols, &dxs, &dws, ny);
+            check_close(y2, r.y, ny, 1e-5);
+            check_close(dx2, r.dx, x->numel, 1e-4);
+            check_close(dw2, r.dw, w->numel, 1e-4);
+            check_close(dws, r.dw, w->numel, 1e-4);
+            assert_memory_equal(y2, ys, sizeof(float) * (size_t)ny);
+            assert_memory_equal(y3, ys, sizeof(float) * (size_t)ny);
+            assert_memory_equal(dx2, dxs, sizeof(float) * (size_t)x->numel);
+            assert_memory_equal(dx3, dxs, sizeof(float) * (size_t)x->numel);
+            assert_memory_equal(dw2, dw3, sizeof(float) * (size_t)w->numel);
+            free(y2), free(dx2), free(dw2), free(y3), free(dx3), free(dw3);
+            free(ys), free(dxs), free(dws);
+        }
+        free(r.y), free(r.dx), free(r.dw);
+        hone_tensor_free(x), hone_tensor_free(w), hone_tensor_free(dy);
+    }
+    hone_rt_pool_destroy(p2), hone_rt_pool_destroy(p3);
+}
+
 static void test_signed_power(void **state)
 {
     (void)state;
@@ -320,6 +388,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_adder_forward_backward),
+        cmocka_unit_test(test_pooled_kernels),
         cmocka_unit_test(test_signed_power),
         cmocka_unit_test(test_autodiff_uses_adder_rule),
         cmocka_unit_test(test_adaptive_scaling),
