@@ -185,6 +185,100 @@ __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void m
     }
 }
 
+/* ---- C = alpha A B^T + beta C with few columns: dot products along k ----
+ * For dW^T = col dY^T of a conv with few output channels (n = 16-48), packing would
+ * cost as much as the product: each of A's m*k elements meets only n columns. Here
+ * both operands are read in place, along k: a DOT_MI x DOT_NJ tile of C keeps one
+ * 16-lane partial sum per element (24 zmm registers), each k step loading DOT_MI rows
+ * of A and DOT_NJ rows of B for DOT_MI * DOT_NJ FMAs, and the lanes are added once at
+ * the end. k is cut into DOT_KC slices so that the B rows of a slice stay in L1 while
+ * every row tile passes over them; the slices' sums are added in order (the result
+ * depends on k's slicing only). */
+#define DOT_MI 3
+#define DOT_NJ 8
+#define DOT_KC 1024
+/* up to this many columns (the 8x32 packed kernel was as fast at m = 576, n = 64, and
+ * slower at n = 16-32 or m = 32) */
+#define DOT_MAX_N 64
+
+/* s[i * nj + j] = sum over kk < k of a[i * lda + kk] * b[j * ldb + kk], for i < mi, j < nj
+ * (mi <= DOT_MI and nj <= DOT_NJ are constants where it is inlined). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+dot_block(const int mi, const int nj, int64_t k, const float *a, int64_t lda, const float *b,
+          int64_t ldb, float *s)
+{
+    __m512 acc[DOT_MI][DOT_NJ], av[DOT_MI];
+#pragma GCC unroll 8
+    for (int i = 0; i < mi; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nj; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    int64_t kk = 0;
+    for (; kk + 16 <= k; kk += 16) {
+#pragma GCC unroll 8
+        for (int i = 0; i < mi; i++)
+            av[i] = _mm512_loadu_ps(a + i * lda + kk);
+#pragma GCC unroll 8
+        for (int j = 0; j < nj; j++) {
+            __m512 bv = _mm512_loadu_ps(b + j * ldb + kk);
+            /* one load per B row, not one folded into each of the mi FMAs */
+            __asm__("" : "+v"(bv));
+#pragma GCC unroll 8
+            for (int i = 0; i < mi; i++)
+                acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+        }
+    }
+    if (kk < k) {
+        __mmask16 m = (__mmask16)((1u << (k - kk)) - 1);
+#pragma GCC unroll 8
+        for (int i = 0; i < mi; i++)
+            av[i] = _mm512_maskz_loadu_ps(m, a + i * lda + kk);
+#pragma GCC unroll 8
+        for (int j = 0; j < nj; j++) {
+            __m512 bv = _mm512_maskz_loadu_ps(m, b + j * ldb + kk);
+#pragma GCC unroll 8
+            for (int i = 0; i < mi; i++)
+                acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mi; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nj; j++)
+            s[i * nj + j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+__attribute__((target("avx512f"), optimize("O3"))) static void
+dot_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t lda,
+         const float *b, int64_t ldb, float beta, float *c, int64_t ldc)
+{
+    float s[DOT_MI * DOT_NJ];
+    for (int64_t p0 = 0; p0 < k; p0 += DOT_KC) {
+        int64_t kc = k - p0 < DOT_KC ? k - p0 : DOT_KC;
+        float be = p0 == 0 ? beta : 1.0f;
+        for (int64_t i0 = 0; i0 < m; i0 += DOT_MI) {
+            int mi = m - i0 < DOT_MI ? (int)(m - i0) : DOT_MI;
+            for (int64_t j0 = 0; j0 < n; j0 += DOT_NJ) {
+                int nj = n - j0 < DOT_NJ ? (int)(n - j0) : DOT_NJ;
+                const float *ai = a + i0 * lda + p0, *bj = b + j0 * ldb + p0;
+                if (mi == DOT_MI && nj == DOT_NJ)
+                    dot_block(DOT_MI, DOT_NJ, kc, ai, lda, bj, ldb, s);
+                else
+                    for (int i = 0; i < mi; i++)
+                        for (int j = 0; j < nj; j++)
+                            dot_block(1, 1, kc, ai + i * lda, lda, bj + j * ldb, ldb,
+                                      s + i * nj + j);
+                for (int i = 0; i < mi; i++)
+                    for (int j = 0; j < nj; j++) {
+                        float *cij = c + (i0 + i) * ldc + j0 + j;
+                        float v = alpha * s[i * nj + j];
+                        *cij = be == 0.0f ? v : v + be * *cij;
+                    }
+            }
+        }
+    }
+}
+
 static pthread_once_t ok_once = PTHREAD_ONCE_INIT;
 static int ok_avx512;
 
@@ -242,10 +336,14 @@ void hone_rt_train_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
                          float *c, int64_t ldc)
 {
 #ifdef HAVE_AVX512_GEMM
-    /* op(B) = B^T with few columns (dW = dY col^T of a conv with few output channels):
-     * the NR-wide panels would be mostly padding and the packing a strided gather, and
-     * OpenBLAS runs these faster (101-117 against 47-99 GFLOP/s at n = 16-32 here; a
-     * dot-product kernel along k reached 90). From 64 columns on, this kernel. */
+    /* A B^T with few columns (dW^T = col dY^T of a conv with few output channels): the
+     * dot-product kernel, 133-155 GFLOP/s at n = 16-64 where OpenBLAS's Haswell kernels
+     * ran 77-117 and the packed kernel 47-99 (the NR-wide panels mostly padding, the
+     * packing a strided gather). Other B^T shapes with fewer than 64 columns: OpenBLAS. */
+    if (m > 0 && n > 0 && k > 0 && !trans_a && trans_b && n <= DOT_MAX_N && avx512_ok()) {
+        dot_gemm(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
     if (m > 0 && n > 0 && k > 0 && !(trans_b && n < 64) && avx512_ok() &&
         sgemm_avx512(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
         return;

@@ -87,6 +87,7 @@ static const gcase cases[] = {
     /* A B^T with few columns (OpenBLAS's share) */
     {0, 1, 144, 16, 3136, 1.0f, 0.0f}, {0, 1, 145, 13, 300, 0.5f, 1.5f},
     {0, 1, 3, 1, 257, 1.0f, 1.0f},     {0, 1, 50, 63, 1000, -1.0f, 0.0f},
+    {0, 1, 97, 64, 4117, 0.5f, 1.0f},  {0, 1, 1, 65, 15, 1.0f, 0.0f},
 };
 
 static void test_matches_reference(void **state)
