@@ -13,6 +13,7 @@
  * the image in place. Other ranks, and images whose columns alone exceed the
  * budget, go through hone_rt_conv.
  */
+#include <stdint.h>
 #include <string.h>
 
 #include "hone_rt.h"
@@ -25,7 +26,8 @@
 typedef struct conv_job {
     const hone_rt_window *w;
     int64_t n, c, m, groups, cg, mg, rows, p, xp, k, batches;
-    int direct;
+    int direct, implicit;
+    hone_rt_implicit ig; /* the implicit im2col's planes, when implicit */
     const float *x, *wt, *bias;
     float *y, *scratch;
     size_t per_worker;
@@ -53,6 +55,17 @@ static int64_t balance_batches(int64_t n, int64_t *k)
     return (n + *k - 1) / *k;
 }
 
+/* Floats of a worker's implicit batch of k images: the row offsets (int32, one float
+ * each), the padded images, and the GEMM's output (junk columns included); 0 when an
+ * image's offsets would not fit in an int32. */
+static size_t implicit_floats(const conv_job *j, int64_t k)
+{
+    if (j->c * j->ig.plane + j->ig.ncol16 + j->ig.slack > INT32_MAX)
+        return 0;
+    return (size_t)j->rows + hone_rt_implicit_floats(&j->ig, j->c, k) +
+           (size_t)(j->mg * k * j->ig.ncol16);
+}
+
 static conv_job job_of(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups)
 {
     conv_job j = {w, n, c, m, groups, c / groups, m / groups};
@@ -70,6 +83,8 @@ static conv_job job_of(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
     j.k = k < n ? k : n;
     j.per_worker = j.direct || j.k == 0 ? 0 : (size_t)(j.k * per);
     j.batches = j.k > 0 ? balance_batches(n, &j.k) : 0;
+    j.implicit = !j.direct && j.k > 0 && hone_rt_implicit_of(w, &j.ig) &&
+                 implicit_floats(&j, j.k) > 0 && implicit_floats(&j, j.k) <= j.per_worker;
     return j;
 }
 
@@ -112,6 +127,32 @@ static void direct_group(const conv_job *j, int64_t b, int64_t gi)
                   j->x + (b * j->c + gi * j->cg) * j->xp, j->p, 1.0f, yg, j->p);
 }
 
+/* Images [b0, b0+kb), all groups, through the implicit im2col: the images padded once,
+ * one GEMM per group reading them in place, the valid columns copied out with the bias.
+ * Returns 0 (nothing written) when the GEMM is unavailable. */
+static int implicit_batch(const conv_job *j, int64_t b0, int64_t kb, float *col)
+{
+    const hone_rt_implicit *g = &j->ig;
+    int32_t *roff = (int32_t *)(void *)col;
+    int64_t oh = j->w->out[0], ow = j->w->out[1];
+    float *xp = col + j->rows, *out = xp + hone_rt_implicit_floats(g, j->c, kb);
+    int64_t ld = kb * g->ncol16;
+    hone_rt_implicit_offsets(j->w, g, j->cg, roff);
+    hone_rt_implicit_pad(j->w, g, j->c, j->x + b0 * j->c * j->xp, j->c * j->xp, kb, xp);
+    for (int64_t gi = 0; gi < j->groups; gi++) {
+        if (!hone_rt_gemm_implicit(j->mg, j->rows, j->wt + gi * j->mg * j->rows, j->rows,
+                                   xp + gi * j->cg * g->plane, j->c * g->plane, roff, kb,
+                                   g->ncol16, out))
+            return 0;
+        for (int64_t i = 0; i < kb; i++)
+            for (int64_t r = 0; r < j->mg; r++)
+                hone_rt_implicit_unpad(g, oh, ow, out + r * ld + i * g->ncol16,
+                                       j->bias ? j->bias[gi * j->mg + r] : 0.0f,
+                                       j->y + ((b0 + i) * j->m + gi * j->mg + r) * j->p);
+    }
+    return 1;
+}
+
 /* Batches [t0, t1) of k images each, on worker `worker`. */
 static void run_batches(void *ctx, int64_t t0, int64_t t1, int worker)
 {
@@ -119,6 +160,8 @@ static void run_batches(void *ctx, int64_t t0, int64_t t1, int worker)
     float *col = j->scratch + (size_t)worker * j->per_worker;
     for (int64_t t = t0; t < t1; t++) {
         int64_t b0 = t * j->k, kb = b0 + j->k <= j->n ? j->k : j->n - b0;
+        if (j->implicit && implicit_batch(j, b0, kb, col))
+            continue;
         for (int64_t gi = 0; gi < j->groups; gi++) {
             if (j->direct)
                 direct_group(j, b0, gi);

@@ -25,6 +25,8 @@
  * dW of a batch is formed transposed, dW^T = col dy^T, which the GEMM
  * libraries run faster for the few output channels of small CNNs.
  */
+#include <stdint.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "hone_rt.h"
@@ -32,12 +34,18 @@
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define IMPLICIT_X86 1
+#endif
 
 /* Scratch budget of the column matrix, in floats (8 MiB). */
 #define GRAD_TILE_FLOATS ((int64_t)1 << 21)
 #define GRAD_TILE_MIN 64
 /* Columns the 2-D path aims for per GEMM (images are added until reached). */
 #define GRAD_BATCH_COLS 4096
+
+static int unit_stride(const hone_rt_window *w);
 
 /* True when im2col is the identity: every dim 1x1, stride 1, unpadded. */
 static int identity_window(const hone_rt_window *w)
@@ -223,6 +231,145 @@ static void col2im_2d(const hone_rt_window *w, int64_t c, const float *col, int6
             }
 }
 
+/* ===================== implicit im2col (hone_rt.h) ===================== */
+
+int hone_rt_implicit_of(const hone_rt_window *w, hone_rt_implicit *g)
+{
+    /* the implicit GEMMs are those of the training GEMM's AVX-512 kernels */
+#ifndef IMPLICIT_X86
+    (void)w, (void)g;
+    return 0;
+#else
+    if (w->nsp != 2 || !unit_stride(w) || w->pad[0] < 0 || w->pad[1] < 0 ||
+        strcmp(hone_rt_train_gemm_name(), "hone-avx512") != 0)
+        return 0;
+    g->hp = w->out[0] + (w->k[0] - 1) * w->dil[0];
+    g->wp = w->out[1] + (w->k[1] - 1) * w->dil[1];
+    g->plane = g->hp * g->wp;
+    g->ncol16 = (w->out[0] * g->wp + 15) / 16 * 16;
+    g->slack = (w->k[1] - 1) * w->dil[1] + 16;
+    return g->hp > 0 && g->wp > 0;
+#endif
+}
+
+size_t hone_rt_implicit_floats(const hone_rt_implicit *g, int64_t c, int64_t k)
+{
+    return (size_t)(k * c * g->plane + g->slack);
+}
+
+#ifdef IMPLICIT_X86
+/* dst[0, wd) = src[j - px] for j in [px, px + cw), zeros elsewhere; whole 16-float
+ * vectors, so up to 15 floats past wd get zeros too (rows are written in order). Where
+ * a vector lies within [lo, hi) (memory that may be read), a plain load and a zeroing
+ * blend: masked loads whose lanes stick out of the row ran 10x slower on this AMD CPU. */
+__attribute__((target("avx512f"))) static void padded_row(float *dst, int64_t wd,
+                                                          const float *src, int64_t px,
+                                                          int64_t cw, const float *lo_p,
+                                                          const float *hi_p)
+{
+    for (int64_t j = 0; j < wd; j += 16) {
+        int64_t lo = px - j, hi = px + cw - j;
+        lo = lo < 0 ? 0 : lo > 16 ? 16 : lo;
+        hi = hi < lo ? lo : hi > 16 ? 16 : hi;
+        __mmask16 m = (__mmask16)(((1u << hi) - 1) & ~((1u << lo) - 1));
+        const float *a = src + (j - px);
+        __m512 v = _mm512_setzero_ps();
+        if (m != 0 && a >= lo_p && a + 16 <= hi_p) {
+            v = _mm512_loadu_ps(a);
+            __asm__("" : "+v"(v)); /* a plain load: not folded into a masked one */
+            v = _mm512_maskz_mov_ps(m, v);
+        } else if (m != 0) {
+            v = _mm512_maskz_loadu_ps(m, a);
+        }
+        _mm512_storeu_ps(dst + j, v);
+    }
+}
+
+__attribute__((target("avx512f"))) void hone_rt_implicit_unpad(const hone_rt_implicit *g,
+                                                              int64_t oh, int64_t ow,
+                                                              const float *src, float bias,
+                                                              float *dst)
+{
+    __m512 b = _mm512_set1_ps(bias);
+    for (int64_t oy = 0; oy < oh; oy++)
+        for (int64_t j = 0; j < ow; j += 16) {
+            __mmask16 m = (__mmask16)(ow - j >= 16 ? 0xffff : (1u << (ow - j)) - 1);
+            const float *a = src + oy * g->wp + j;
+            __m512 v;
+            if (oy * g->wp + j + 16 <= g->ncol16) { /* inside the image's columns */
+                v = _mm512_loadu_ps(a);
+                __asm__("" : "+v"(v)); /* a plain load (see padded_row) */
+            } else {
+                v = _mm512_maskz_loadu_ps(m, a);
+            }
+            _mm512_mask_storeu_ps(dst + oy * ow + j, m, _mm512_add_ps(v, b));
+        }
+}
+
+__attribute__((target("avx512f"))) void hone_rt_implicit_pad(const hone_rt_window *w,
+                                                            const hone_rt_implicit *g,
+                                                            int64_t c, const float *x,
+                                                            int64_t xstride, int64_t k,
+                                                            float *dst)
+{
+    int64_t h = w->in[0], wd = w->in[1], py = w->pad[0], px = w->pad[1];
+    int64_t cw = wd < g->wp - px ? wd : g->wp - px; /* image columns inside the plane */
+    cw = cw < 0 ? 0 : cw;
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t ch = 0; ch < c; ch++) {
+            const float *src = x + i * xstride + ch * h * wd;
+            float *p = dst + (i * c + ch) * g->plane;
+            for (int64_t r = 0; r < g->hp; r++, p += g->wp) {
+                int64_t iy = r - py;
+                bool in = iy >= 0 && iy < h;
+                padded_row(p, g->wp, in ? src + iy * wd : src, px, in ? cw : 0, x,
+                           x + (k - 1) * xstride + c * h * wd);
+            }
+        }
+    /* after the rows: the last one's overhang lands here */
+    memset(dst + k * c * g->plane, 0, sizeof(float) * (size_t)g->slack);
+}
+
+/* The dy rows of dw_implicit: rows oy of width ow at columns oy * wp, zeros elsewhere up
+ * to ncol16 (and up to 15 floats beyond, which the next row of dyp overwrites). */
+__attribute__((target("avx512f"))) static void implicit_dy(const hone_rt_implicit *g,
+                                                          int64_t oh, int64_t ow,
+                                                          const float *src, float *dst)
+{
+    for (int64_t oy = 0; oy < oh; oy++)
+        padded_row(dst + oy * g->wp, g->wp, src + oy * ow, 0, ow, src, src + oh * ow);
+    for (int64_t q = oh * g->wp; q < g->ncol16; q += 16)
+        _mm512_storeu_ps(dst + q, _mm512_setzero_ps());
+}
+#else
+void hone_rt_implicit_unpad(const hone_rt_implicit *g, int64_t oh, int64_t ow, const float *src,
+                            float bias, float *dst)
+{
+    (void)g, (void)oh, (void)ow, (void)src, (void)bias, (void)dst;
+}
+
+void hone_rt_implicit_pad(const hone_rt_window *w, const hone_rt_implicit *g, int64_t c,
+                          const float *x, int64_t xstride, int64_t k, float *dst)
+{
+    (void)w, (void)g, (void)c, (void)x, (void)xstride, (void)k, (void)dst;
+}
+
+static void implicit_dy(const hone_rt_implicit *g, int64_t oh, int64_t ow, const float *src,
+                        float *dst)
+{
+    (void)g, (void)oh, (void)ow, (void)src, (void)dst;
+}
+#endif
+
+void hone_rt_implicit_offsets(const hone_rt_window *w, const hone_rt_implicit *g, int64_t c,
+                              int32_t *roff)
+{
+    for (int64_t ch = 0, r = 0; ch < c; ch++)
+        for (int64_t ky = 0; ky < w->k[0]; ky++)
+            for (int64_t kx = 0; kx < w->k[1]; kx++)
+                roff[r++] = (int32_t)(ch * g->plane + ky * w->dil[0] * g->wp + kx * w->dil[1]);
+}
+
 /* ===================== per-group backward ===================== */
 
 /* Pointers of group gi of image b. */
@@ -283,6 +430,53 @@ static const float *pack_dy(const grad_group *g, const float *dy, int64_t b0, in
     return pack;
 }
 
+/* Floats of column scratch every 2-D batch of k images gets (pooled or not). */
+static int64_t batch_floats_per_image(const grad_group *g);
+
+static size_t col_budget(const grad_group *g, int64_t k)
+{
+    return (size_t)(k * batch_floats_per_image(g) + g->rows * g->mg);
+}
+
+/* Whether an implicit batch of `need` floats fits, its offsets (planes of c channels) in
+ * an int32. */
+static int implicit_fits(const grad_group *g, const hone_rt_implicit *ig, int64_t c, int64_t k,
+                         size_t need)
+{
+    return c * ig->plane + ig->ncol16 + ig->slack <= INT32_MAX && need <= col_budget(g, k);
+}
+
+/* dw_batch_2d through the implicit im2col: the images' group channels padded, dy laid out
+ * on the padded columns (zero in the junk ones), one dot-product GEMM. Returns 0 (nothing
+ * written to dwg) where it does not apply. */
+static int dw_implicit(const grad_group *g, int64_t b0, int64_t k, int64_t gi, const float *x,
+                       const float *dy, float *dwg, float *col)
+{
+    hone_rt_implicit ig;
+    if (!hone_rt_implicit_of(g->w, &ig))
+        return 0;
+    size_t xf = hone_rt_implicit_floats(&ig, g->cg, k);
+    int64_t ld = k * ig.ncol16, ow = g->w->out[1];
+    if (!implicit_fits(g, &ig, g->cg, k,
+                       (size_t)g->rows + xf + (size_t)(g->mg * ld + g->rows * g->mg)))
+        return 0;
+    int32_t *roff = (int32_t *)(void *)col;
+    float *xp = col + g->rows, *dyp = xp + xf, *dwt = dyp + g->mg * ld;
+    hone_rt_implicit_offsets(g->w, &ig, g->cg, roff);
+    hone_rt_implicit_pad(g->w, &ig, g->cg, x_at(g, x, b0, gi), g->c * g->xp, k, xp);
+    for (int64_t j = 0; j < g->mg; j++)
+        for (int64_t i = 0; i < k; i++)
+            implicit_dy(&ig, g->w->out[0], ow, dy_at(g, dy, b0 + i, gi) + j * g->total,
+                        dyp + j * ld + i * ig.ncol16);
+    if (!hone_rt_gemm_implicit_dw(g->rows, g->mg, xp, g->cg * ig.plane, roff, k, ig.ncol16, dyp,
+                                  ld, dwt, g->mg))
+        return 0;
+    for (int64_t m = 0; m < g->mg; m++)
+        for (int64_t r = 0; r < g->rows; r++)
+            dwg[m * g->rows + r] += dwt[r * g->mg + m];
+    return 1;
+}
+
 /* dW of group gi from images [b0, b0+k): one sgemm over their columns. */
 /* The product is formed transposed, dW^T[rows, mg] = col dy^T, into the
  * rows*mg floats after the columns and packed dy, then added into dwg: with
@@ -291,6 +485,8 @@ static const float *pack_dy(const grad_group *g, const float *dy, int64_t b0, in
 static void dw_batch_2d(const grad_group *g, int64_t b0, int64_t k, int64_t gi, const float *x,
                         const float *dy, float *dwg, float *col)
 {
+    if (dw_implicit(g, b0, k, gi, x, dy, dwg, col))
+        return;
     int64_t cols = k * g->total;
     const float *dyk = pack_dy(g, dy, b0, k, gi, col + g->rows * cols);
     float *dwt = col + (g->rows + g->mg) * cols;
@@ -345,12 +541,42 @@ static void flip_weights(const grad_group *g, int64_t groups, const float *wt, f
                         wt[((gi * g->mg + m) * g->cg + c) * kk + kk - 1 - j];
 }
 
+/* dx_unit_2d through the implicit im2col: dy's group channels padded under the
+ * transposed window, one GEMM with the flipped weights reading them in place, the valid
+ * columns copied to dx. Returns 0 (nothing written) where it does not apply. */
+static int dx_implicit(const grad_group *g, const hone_rt_window *tw, int64_t b0, int64_t k,
+                       int64_t gi, const float *wf, const float *dy, float *dx, float *col)
+{
+    hone_rt_implicit ig;
+    int64_t ry = g->mg * hone_rt_window_k_numel(g->w);
+    if (!hone_rt_implicit_of(tw, &ig))
+        return 0;
+    size_t yf = hone_rt_implicit_floats(&ig, g->mg, k);
+    int64_t ld = k * ig.ncol16, oh = tw->out[0], ow = tw->out[1];
+    if (!implicit_fits(g, &ig, g->mg, k, (size_t)ry + yf + (size_t)(g->cg * ld)))
+        return 0;
+    int32_t *roff = (int32_t *)(void *)col;
+    float *yp = col + ry, *out = yp + yf;
+    hone_rt_implicit_offsets(tw, &ig, g->mg, roff);
+    hone_rt_implicit_pad(tw, &ig, g->mg, dy_at(g, dy, b0, gi), g->m * g->total, k, yp);
+    if (!hone_rt_gemm_implicit(g->cg, ry, wf + gi * g->cg * ry, ry, yp, g->mg * ig.plane, roff,
+                               k, ig.ncol16, out))
+        return 0;
+    for (int64_t i = 0; i < k; i++)
+        for (int64_t c = 0; c < g->cg; c++)
+            hone_rt_implicit_unpad(&ig, oh, ow, out + c * ld + i * ig.ncol16, 0.0f,
+                                   (float *)x_at(g, dx, b0 + i, gi) + c * g->xp);
+    return 1;
+}
+
 /* dX of images [b0, b0+k) of group gi for a stride-1 window: im2col of dy
  * under the transposed window, one sgemm with the flipped weights, then each
  * image's rows copied to their place. */
 static void dx_unit_2d(const grad_group *g, const hone_rt_window *tw, int64_t b0, int64_t k,
                        int64_t gi, const float *wf, const float *dy, float *dx, float *col)
 {
+    if (dx_implicit(g, tw, b0, k, gi, wf, dy, dx, col))
+        return;
     int64_t hw = g->xp, cols = k * hw, ry = g->mg * hone_rt_window_k_numel(g->w);
     float *out = col + ry * cols;
     for (int64_t i = 0; i < k; i++)

@@ -271,6 +271,41 @@ void hone_rt_train_sgemm(int trans_a, int trans_b, int64_t m, int64_t n, int64_t
                          float *c, int64_t ldc);
 const char *hone_rt_train_gemm_name(void);
 
+/* Implicit im2col for stride-1 2-D convolutions (conv_grad.c, sgemm_avx512.c): images are
+ * copied into zero-padded planes hp x wp (the image at (pad[0], pad[1])), where the column
+ * matrix row r = (ch, ky, kx) at output column q = oy * wp + ox is plane[q + roff[r]],
+ * roff[r] = ch * hp * wp + ky * dil[0] * wp + kx * dil[1]: the GEMMs read B in place
+ * through roff. Columns ox >= out[1] are junk; each image has ncol16 columns (out[0] * wp
+ * rounded up to 16), and `slack` zeros follow the last image for the junk reads. */
+typedef struct hone_rt_implicit {
+    int64_t hp, wp, plane, ncol16, slack;
+} hone_rt_implicit;
+/* Fills g; 0 (no implicit path) unless w is 2-D, stride 1, unpadded or zero-padded, and the
+ * CPU has AVX-512F. */
+int hone_rt_implicit_of(const hone_rt_window *w, hone_rt_implicit *g);
+/* Floats of k padded images of c channels, slack included. */
+size_t hone_rt_implicit_floats(const hone_rt_implicit *g, int64_t c, int64_t k);
+/* k images of c channels (x: image i at x + i * xstride, planes in[0] x in[1]) into dst. */
+void hone_rt_implicit_pad(const hone_rt_window *w, const hone_rt_implicit *g, int64_t c,
+                          const float *x, int64_t xstride, int64_t k, float *dst);
+/* dst[oy * ow + ox] = src[oy * wp + ox] + bias for oy < oh, ox < ow: the valid columns of
+ * one output plane of the implicit GEMM. */
+void hone_rt_implicit_unpad(const hone_rt_implicit *g, int64_t oh, int64_t ow, const float *src,
+                            float bias, float *dst);
+/* roff of the c * k[0] * k[1] rows of channels [0, c). */
+void hone_rt_implicit_offsets(const hone_rt_window *w, const hone_rt_implicit *g, int64_t c,
+                              int32_t *roff);
+/* C[m][nimg * ncol16] = A[m][k] B, B[r][i * ncol16 + q] = x[i * img + roff[r] + q]. */
+int hone_rt_gemm_implicit(int64_t m, int64_t k, const float *a, int64_t lda, const float *x,
+                          int64_t img, const int32_t *roff, int64_t nimg, int64_t ncol16,
+                          float *c);
+/* C[r][j] = sum over i < nimg, q < ncol16 of x[i * img + roff[r] + q] dy[j * lddy + i *
+ * ncol16 + q], r < m, j < n (dy zero in junk columns). Both return 0 where the CPU lacks
+ * AVX-512F (nothing written). */
+int hone_rt_gemm_implicit_dw(int64_t m, int64_t n, const float *x, int64_t img,
+                             const int32_t *roff, int64_t nimg, int64_t ncol16, const float *dy,
+                             int64_t lddy, float *c, int64_t ldc);
+
 
 /* 2-D im2col of output rows [oy0, oy1) into col with row stride ld (see conv_grad.c). */
 void hone_rt_im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_t oy0,

@@ -279,6 +279,154 @@ dot_gemm(int64_t m, int64_t n, int64_t k, float alpha, const float *a, int64_t l
     }
 }
 
+static int avx512_ok(void);
+
+/* ---- implicit im2col: B's rows read from shifted images ----
+ * For a stride-1 2-D convolution over zero-padded images (each image `img` floats,
+ * planes Hp x Wp), the column matrix row r = (channel, ky, kx) at output position
+ * q = oy * Wp + ox is x[q + roff[r]], roff[r] = channel * Hp * Wp + ky * dil * Wp + kx *
+ * dil: one shifted copy of the image, so B is read in place through roff, without an
+ * im2col. Columns ox >= the output width are junk (computed, never used); each image's
+ * columns are padded to ncol16, a multiple of 16, so every 16-lane vector of B lies in
+ * one image (its address: the image + its first column + roff[kk]). */
+
+/* micro with B's two 16-column halves at b0 + roff[kk] and b1 + roff[kk]. */
+__attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void
+micro_rows(int64_t kc, const float *restrict ap, const int32_t *roff, const float *b0p,
+           const float *b1p, float beta, float *c, int64_t ldc, int64_t mr, int64_t nr)
+{
+    __m512 acc[MR][2];
+#pragma GCC unroll 8
+    for (int r = 0; r < MR; r++)
+        acc[r][0] = acc[r][1] = _mm512_setzero_ps();
+    for (int64_t kk = 0; kk < kc; kk++) {
+        __m512 b0 = _mm512_loadu_ps(b0p + roff[kk]), b1 = _mm512_loadu_ps(b1p + roff[kk]);
+#pragma GCC unroll 8
+        for (int r = 0; r < MR; r++) {
+            __m512 av = _mm512_set1_ps(ap[kk * MR + r]);
+            acc[r][0] = _mm512_fmadd_ps(av, b0, acc[r][0]);
+            acc[r][1] = _mm512_fmadd_ps(av, b1, acc[r][1]);
+        }
+    }
+    __mmask16 m0, m1;
+    nr_masks(nr, &m0, &m1);
+    for (int r = 0; r < MR && r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m512 v0 = acc[r][0], v1 = acc[r][1];
+        if (beta != 0.0f) {
+            v0 = _mm512_add_ps(_mm512_maskz_loadu_ps(m0, cr), v0);
+            v1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m1, cr + 16), v1);
+        }
+        _mm512_mask_storeu_ps(cr, m0, v0);
+        _mm512_mask_storeu_ps(cr + 16, m1, v1);
+    }
+}
+
+/* First float of B's 16-column vector v: image v / per, column (v % per) * 16. */
+static inline const float *implicit_vec(const float *x, int64_t img, int64_t per, int64_t v)
+{
+    return x + v / per * img + v % per * 16;
+}
+
+int hone_rt_gemm_implicit(int64_t m, int64_t k, const float *a, int64_t lda, const float *x,
+                          int64_t img, const int32_t *roff, int64_t nimg, int64_t ncol16,
+                          float *c)
+{
+    if (!avx512_ok() || ncol16 % 16)
+        return 0;
+    pack_bufs *pb = pack_buffers();
+    if (!pb)
+        return 0;
+    int64_t n = nimg * ncol16, per = ncol16 / 16;
+    for (int64_t pc = 0; pc < k; pc += KC) {
+        int64_t kc = k - pc < KC ? k - pc : KC;
+        for (int64_t ic = 0; ic < m; ic += MC) {
+            int64_t mc = m - ic < MC ? m - ic : MC;
+            pack_a(0, a, lda, ic, mc, pc, kc, pb->a);
+            for (int64_t jr = 0; jr < n; jr += NR) {
+                int64_t nr = n - jr < NR ? n - jr : NR, v = jr / 16;
+                const float *b0 = implicit_vec(x, img, per, v);
+                const float *b1 = nr > 16 ? implicit_vec(x, img, per, v + 1) : b0;
+                for (int64_t ir = 0; ir < mc; ir += MR) {
+                    int64_t mr = mc - ir < MR ? mc - ir : MR;
+                    micro_rows(kc, pb->a + ir * kc, roff + pc, b0, b1, pc == 0 ? 0.0f : 1.0f,
+                               c + (ic + ir) * n + jr, n, mr, nr);
+                }
+            }
+        }
+    }
+    return 1;
+}
+
+/* dot_block's product for dW: s[i * nj + j] = sum over images b < nimg and q < ncol16 of
+ * x[b * img + roff[i] + q] * dy[j * lddy + b * ncol16 + q]. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+dot_block_rows(const int mi, const int nj, const float *x, int64_t img, const int32_t *roff,
+               int64_t nimg, int64_t ncol16, const float *dy, int64_t lddy, float *s)
+{
+    __m512 acc[DOT_MI][DOT_NJ], av[DOT_MI];
+#pragma GCC unroll 8
+    for (int i = 0; i < mi; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nj; j++)
+            acc[i][j] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nimg; b++) {
+        const float *xb = x + b * img, *dyb = dy + b * ncol16;
+        for (int64_t q = 0; q < ncol16; q += 16) {
+#pragma GCC unroll 8
+            for (int i = 0; i < mi; i++)
+                av[i] = _mm512_loadu_ps(xb + roff[i] + q);
+#pragma GCC unroll 8
+            for (int j = 0; j < nj; j++) {
+                __m512 bv = _mm512_loadu_ps(dyb + j * lddy + q);
+                __asm__("" : "+v"(bv));
+#pragma GCC unroll 8
+                for (int i = 0; i < mi; i++)
+                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+            }
+        }
+    }
+#pragma GCC unroll 8
+    for (int i = 0; i < mi; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nj; j++)
+            s[i * nj + j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+__attribute__((target("avx512f"), optimize("O3"))) static void
+dot_rows(int64_t m, int64_t n, const float *x, int64_t img, const int32_t *roff, int64_t nimg,
+         int64_t ncol16, const float *dy, int64_t lddy, float *c, int64_t ldc)
+{
+    float s[DOT_MI * DOT_NJ];
+    for (int64_t i0 = 0; i0 < m; i0 += DOT_MI) {
+        int mi = m - i0 < DOT_MI ? (int)(m - i0) : DOT_MI;
+        for (int64_t j0 = 0; j0 < n; j0 += DOT_NJ) {
+            int nj = n - j0 < DOT_NJ ? (int)(n - j0) : DOT_NJ;
+            if (mi == DOT_MI && nj == DOT_NJ)
+                dot_block_rows(DOT_MI, DOT_NJ, x, img, roff + i0, nimg, ncol16, dy + j0 * lddy,
+                               lddy, s);
+            else
+                for (int i = 0; i < mi; i++)
+                    for (int j = 0; j < nj; j++)
+                        dot_block_rows(1, 1, x, img, roff + i0 + i, nimg, ncol16,
+                                       dy + (j0 + j) * lddy, lddy, s + i * nj + j);
+            for (int i = 0; i < mi; i++)
+                for (int j = 0; j < nj; j++)
+                    c[(i0 + i) * ldc + j0 + j] = s[i * nj + j];
+        }
+    }
+}
+
+int hone_rt_gemm_implicit_dw(int64_t m, int64_t n, const float *x, int64_t img,
+                             const int32_t *roff, int64_t nimg, int64_t ncol16, const float *dy,
+                             int64_t lddy, float *c, int64_t ldc)
+{
+    if (!avx512_ok() || ncol16 % 16)
+        return 0;
+    dot_rows(m, n, x, img, roff, nimg, ncol16, dy, lddy, c, ldc);
+    return 1;
+}
+
 static pthread_once_t ok_once = PTHREAD_ONCE_INIT;
 static int ok_avx512;
 
@@ -412,3 +560,23 @@ void hone_rt_gemm_micro(int64_t kc, const float *ap, const float *bp, int64_t ld
 #endif
     micro_c(kc, ap, bp, ldb, accumulate, bias, c, ldc, mr, nr);
 }
+
+#ifndef HAVE_AVX512_GEMM
+int hone_rt_gemm_implicit(int64_t m, int64_t k, const float *a, int64_t lda, const float *x,
+                          int64_t img, const int32_t *roff, int64_t nimg, int64_t ncol16,
+                          float *c)
+{
+    (void)m, (void)k, (void)a, (void)lda, (void)x, (void)img, (void)roff, (void)nimg;
+    (void)ncol16, (void)c;
+    return 0;
+}
+
+int hone_rt_gemm_implicit_dw(int64_t m, int64_t n, const float *x, int64_t img,
+                             const int32_t *roff, int64_t nimg, int64_t ncol16, const float *dy,
+                             int64_t lddy, float *c, int64_t ldc)
+{
+    (void)m, (void)n, (void)x, (void)img, (void)roff, (void)nimg, (void)ncol16, (void)dy;
+    (void)lddy, (void)c, (void)ldc;
+    return 0;
+}
+#endif

@@ -136,6 +136,51 @@ static void grad_pool(const conv_case *cc, hone_rt_pool *pool, const float *x, c
     free(sc);
 }
 
+/* The backward in double precision, straight from the definition (independent of the
+ * kernels' im2col, implicit and GEMM paths): dx, dw, db zeroed first. */
+static void naive_grad(const conv_case *cc, const hone_rt_window *w, const float *x,
+                       const float *wt, const float *dy, double *dx, double *dw, double *db)
+{
+    int64_t cg = cc->c / cc->groups, mg = cc->m / cc->groups, oh = w->out[0], ow = w->out[1];
+    memset(dx, 0, sizeof(double) * (size_t)(cc->n * cc->c * cc->h * cc->wd));
+    memset(dw, 0, sizeof(double) * (size_t)(cc->m * cg * cc->k * cc->k));
+    memset(db, 0, sizeof(double) * (size_t)cc->m);
+    for (int64_t b = 0; b < cc->n; b++)
+        for (int64_t o = 0; o < cc->m; o++)
+            for (int64_t y = 0; y < oh; y++)
+                for (int64_t z = 0; z < ow; z++) {
+                    double g = dy[((b * cc->m + o) * oh + y) * ow + z];
+                    db[o] += g;
+                    for (int64_t c = 0; c < cg; c++)
+                        for (int64_t i = 0; i < cc->k; i++)
+                            for (int64_t j = 0; j < cc->k; j++) {
+                                int64_t iy = y * cc->stride - cc->pad + i * cc->dil;
+                                int64_t iz = z * cc->stride - cc->pad + j * cc->dil;
+                                if (iy < 0 || iy >= cc->h || iz < 0 || iz >= cc->wd)
+                                    continue;
+                                int64_t ci = o / mg * cg + c;
+                                int64_t xi = ((b * cc->c + ci) * cc->h + iy) * cc->wd + iz;
+                                int64_t wi = ((o * cg + c) * cc->k + i) * cc->k + j;
+                                dw[wi] += g * x[xi];
+                                dx[xi] += g * wt[wi];
+                            }
+                }
+}
+
+/* got agrees with the double reference within float rounding of long sums. */
+static void assert_near_ref(const float *got, const double *want, size_t n, const char *what)
+{
+    double worst = 0, big = 1;
+    for (size_t i = 0; i < n; i++)
+        big = fabs(want[i]) > big ? fabs(want[i]) : big;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)got[i] - want[i]);
+        worst = d > worst || isnan(d) ? d : worst;
+    }
+    if (!(worst <= 1e-5 * big))
+        fail_msg("%s differs from the reference by %g (largest magnitude %g)", what, worst, big);
+}
+
 static void grad_case(const conv_case *cc, hone_rt_pool *p2, hone_rt_pool *p3, bool train_gemm)
 {
     hone_rt_window w = window_of(cc);
@@ -156,6 +201,15 @@ static void grad_case(const conv_case *cc, hone_rt_pool *p2, hone_rt_pool *p3, b
     if (train_gemm)
         hone_rt_kernel_pool_release();
     size_t len[3] = {s.x, s.wt, (size_t)cc->m};
+    double *nv[3] = {malloc(sizeof(double) * s.x), malloc(sizeof(double) * s.wt),
+                     malloc(sizeof(double) * (size_t)cc->m)};
+    assert_true(nv[0] && nv[1] && nv[2]);
+    naive_grad(cc, &w, x, wt, dy, nv[0], nv[1], nv[2]);
+    for (int i = 0; i < 3; i++) {
+        assert_near_ref(g1[i], nv[i], len[i], i == 0 ? "dx" : i == 1 ? "dw" : "db");
+        assert_near_ref(ref[i], nv[i], len[i], i == 0 ? "dx (serial)" : i == 1 ? "dw (serial)" : "db (serial)");
+        free(nv[i]);
+    }
     for (int i = 0; i < 3; i++) {
         assert_close(g1[i], ref[i], len[i], i == 0 ? "dx" : i == 1 ? "dw" : "db");
         assert_memory_equal(g1[i], g2[i], sizeof(float) * len[i]);
