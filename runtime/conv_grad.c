@@ -315,6 +315,17 @@ __attribute__((target("avx512f"))) void hone_rt_implicit_pad(const hone_rt_windo
     int64_t h = w->in[0], wd = w->in[1], py = w->pad[0], px = w->pad[1];
     int64_t cw = wd < g->wp - px ? wd : g->wp - px; /* image columns inside the plane */
     cw = cw < 0 ? 0 : cw;
+    const float *lo_p = x, *hi_p = x + (k - 1) * xstride + c * h * wd;
+    /* planes up to 256 wide: each vector's mask worked out once */
+    enum { PAD_V = 16 };
+    int64_t nv = (g->wp + 15) / 16;
+    __mmask16 mv[PAD_V];
+    for (int64_t v = 0; v < nv && nv <= PAD_V; v++) {
+        int64_t a = px - v * 16, b = px + cw - v * 16;
+        a = a < 0 ? 0 : a > 16 ? 16 : a;
+        b = b < a ? a : b > 16 ? 16 : b;
+        mv[v] = (__mmask16)(((1u << b) - 1) & ~((1u << a) - 1));
+    }
     for (int64_t i = 0; i < k; i++)
         for (int64_t ch = 0; ch < c; ch++) {
             const float *src = x + i * xstride + ch * h * wd;
@@ -322,8 +333,22 @@ __attribute__((target("avx512f"))) void hone_rt_implicit_pad(const hone_rt_windo
             for (int64_t r = 0; r < g->hp; r++, p += g->wp) {
                 int64_t iy = r - py;
                 bool in = iy >= 0 && iy < h;
-                padded_row(p, g->wp, in ? src + iy * wd : src, px, in ? cw : 0, x,
-                           x + (k - 1) * xstride + c * h * wd);
+                if (nv > PAD_V) {
+                    padded_row(p, g->wp, in ? src + iy * wd : src, px, in ? cw : 0, lo_p, hi_p);
+                    continue;
+                }
+                for (int64_t v = 0; v < nv; v++) {
+                    __m512 val = _mm512_setzero_ps();
+                    const float *a = in ? src + iy * wd + v * 16 - px : NULL;
+                    if (a && mv[v] && a >= lo_p && a + 16 <= hi_p) {
+                        val = _mm512_loadu_ps(a);
+                        __asm__("" : "+v"(val)); /* a plain load (see padded_row) */
+                        val = _mm512_maskz_mov_ps(mv[v], val);
+                    } else if (a && mv[v]) {
+                        val = _mm512_maskz_loadu_ps(mv[v], a);
+                    }
+                    _mm512_storeu_ps(p + v * 16, val);
+                }
             }
         }
     /* after the rows: the last one's overhang lands here */
