@@ -103,34 +103,65 @@ static void fwd_block1(const float *w, int64_t rows, const float *col, int64_t n
 }
 
 #ifdef ADDER_X86
-/* 8 rows x 16 positions in AVX-512 registers. */
+/* 8 rows x 32 positions in AVX-512 registers, the first n <= 32 of them (a tile's last
+ * block: masked loads and stores, no padding copy). Two column vectors share each weight
+ * broadcast. Each position is summed in the order of r, as on the other paths. The 16
+ * accumulators are named variables: as an indexed array GCC kept them in memory and
+ * stored all 16 every tap (the same trap as the VNNI tile in qconv.c). */
+#define ADDER_TAP(q, aq0, aq1)                                                                 \
+    do {                                                                                       \
+        __m512 wv = _mm512_set1_ps(w[(q) * rows + r]);                                         \
+        aq0 = _mm512_add_ps(aq0, _mm512_min_ps(x0, wv));                                       \
+        aq1 = _mm512_add_ps(aq1, _mm512_min_ps(x1, wv));                                       \
+    } while (0)
+#define ADDER_PUT(q, aq0, aq1)                                                                 \
+    do {                                                                                       \
+        __m512 wq = _mm512_set1_ps(ws[q]);                                                     \
+        _mm512_mask_storeu_ps(y + (q) * ldy, m0,                                               \
+                              _mm512_sub_ps(_mm512_sub_ps(_mm512_add_ps(aq0, aq0), c0), wq));  \
+        _mm512_mask_storeu_ps(y + (q) * ldy + 16, m1,                                          \
+                              _mm512_sub_ps(_mm512_sub_ps(_mm512_add_ps(aq1, aq1), c1), wq));  \
+    } while (0)
 __attribute__((target("avx512f")))
-static void fwd_block8_avx512(const float *w, int64_t rows, const float *col, int64_t np,
-                              float *y, int64_t ldy, const float *ws)
+static void fwd_block8x32_avx512(const float *w, int64_t rows, const float *col, int64_t np,
+                                 float *y, int64_t ldy, const float *ws, int64_t n)
 {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0, a7 = a0;
-    __m512 c = a0;
-    const float *w1 = w + rows, *w2 = w1 + rows, *w3 = w2 + rows, *w4 = w3 + rows;
-    const float *w5 = w4 + rows, *w6 = w5 + rows, *w7 = w6 + rows;
+    __mmask16 m0 = (__mmask16)(n >= 16 ? 0xffff : (1u << n) - 1);
+    __mmask16 m1 = (__mmask16)(n >= 32 ? 0xffff : n > 16 ? (1u << (n - 16)) - 1 : 0);
+    __m512 c0 = _mm512_setzero_ps(), c1 = c0;
+    __m512 a00 = c0, a01 = c0, a10 = c0, a11 = c0, a20 = c0, a21 = c0, a30 = c0, a31 = c0;
+    __m512 a40 = c0, a41 = c0, a50 = c0, a51 = c0, a60 = c0, a61 = c0, a70 = c0, a71 = c0;
     for (int64_t r = 0; r < rows; r++) {
-        __m512 x = _mm512_loadu_ps(col + r * np);
-        c = _mm512_add_ps(c, x);
-        a0 = _mm512_add_ps(a0, _mm512_min_ps(x, _mm512_set1_ps(w[r])));
-        a1 = _mm512_add_ps(a1, _mm512_min_ps(x, _mm512_set1_ps(w1[r])));
-        a2 = _mm512_add_ps(a2, _mm512_min_ps(x, _mm512_set1_ps(w2[r])));
-        a3 = _mm512_add_ps(a3, _mm512_min_ps(x, _mm512_set1_ps(w3[r])));
-        a4 = _mm512_add_ps(a4, _mm512_min_ps(x, _mm512_set1_ps(w4[r])));
-        a5 = _mm512_add_ps(a5, _mm512_min_ps(x, _mm512_set1_ps(w5[r])));
-        a6 = _mm512_add_ps(a6, _mm512_min_ps(x, _mm512_set1_ps(w6[r])));
-        a7 = _mm512_add_ps(a7, _mm512_min_ps(x, _mm512_set1_ps(w7[r])));
+        __m512 x0, x1;
+        if (n == 32) {
+            x0 = _mm512_loadu_ps(col + r * np);
+            x1 = _mm512_loadu_ps(col + r * np + 16);
+        } else {
+            x0 = _mm512_maskz_loadu_ps(m0, col + r * np);
+            x1 = _mm512_maskz_loadu_ps(m1, col + r * np + 16);
+        }
+        c0 = _mm512_add_ps(c0, x0);
+        c1 = _mm512_add_ps(c1, x1);
+        ADDER_TAP(0, a00, a01);
+        ADDER_TAP(1, a10, a11);
+        ADDER_TAP(2, a20, a21);
+        ADDER_TAP(3, a30, a31);
+        ADDER_TAP(4, a40, a41);
+        ADDER_TAP(5, a50, a51);
+        ADDER_TAP(6, a60, a61);
+        ADDER_TAP(7, a70, a71);
     }
-#define ADDER_OUT(k, a)                                                                            \
-    _mm512_storeu_ps(y + (k) * ldy, _mm512_sub_ps(_mm512_sub_ps(_mm512_add_ps(a, a), c),           \
-                                                  _mm512_set1_ps(ws[k])))
-    ADDER_OUT(0, a0), ADDER_OUT(1, a1), ADDER_OUT(2, a2), ADDER_OUT(3, a3);
-    ADDER_OUT(4, a4), ADDER_OUT(5, a5), ADDER_OUT(6, a6), ADDER_OUT(7, a7);
-#undef ADDER_OUT
+    ADDER_PUT(0, a00, a01);
+    ADDER_PUT(1, a10, a11);
+    ADDER_PUT(2, a20, a21);
+    ADDER_PUT(3, a30, a31);
+    ADDER_PUT(4, a40, a41);
+    ADDER_PUT(5, a50, a51);
+    ADDER_PUT(6, a60, a61);
+    ADDER_PUT(7, a70, a71);
 }
+#undef ADDER_TAP
+#undef ADDER_PUT
 #endif
 
 /* One tile: w[m, rows], col[rows, np]; tails (np % 16 positions) run on zero-padded
@@ -142,13 +173,22 @@ typedef struct tile_job {
     int64_t rows, np, ldy, m, full;
 } tile_job;
 
-/* sum_r w[r] over n entries, 8 lanes at a time (the same order on every path). */
+/* sum_r w[r] over n entries: four 8-lane partial sums (32 entries a step: no serial
+ * chain of adds; this ran a quarter of a 7x7 layer's time with one), added pairwise, then
+ * the tail; the only place the sums are made, so every path uses the same values. */
 static float row_sum(const float *w, int64_t n)
 {
-    v8 a = {0};
+    v8 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
     int64_t r = 0;
+    for (; r + 32 <= n; r += 32) {
+        a0 += *(const v8 *)(w + r);
+        a1 += *(const v8 *)(w + r + 8);
+        a2 += *(const v8 *)(w + r + 16);
+        a3 += *(const v8 *)(w + r + 24);
+    }
     for (; r + 8 <= n; r += 8)
-        a += *(const v8 *)(w + r);
+        a0 += *(const v8 *)(w + r);
+    v8 a = (a0 + a1) + (a2 + a3);
     float t = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
     for (; r < n; r++)
         t += w[r];
@@ -160,12 +200,6 @@ static void fwd_rows_at(const tile_job *j, int64_t i, int64_t k, const float *ws
                         const float *col, int64_t np, float *y, int64_t ldy)
 {
     const float *w = j->w + i * j->rows;
-#ifdef ADDER_X86
-    if (k == 8 && hone_rt_cpu_avx512f()) {
-        fwd_block8_avx512(w, j->rows, col, np, y, ldy, ws);
-        return;
-    }
-#endif
     int64_t q = 0;
     for (; q + 4 <= k; q += 4)
         fwd_block4(w + q * j->rows, j->rows, col, np, y + q * ldy, ldy, ws + q);
@@ -185,6 +219,14 @@ static void fwd_rows(void *ctx, int64_t b0, int64_t b1, int worker)
         const float *wsb = j->ws ? j->ws + i : ws;
         for (int64_t q = 0; q < k && !j->ws; q++)
             ws[q] = row_sum(j->w + (i + q) * j->rows, j->rows);
+#ifdef ADDER_X86
+        if (k == 8 && hone_rt_cpu_avx512f()) {
+            for (int64_t p = 0; p < j->np; p += 32)
+                fwd_block8x32_avx512(j->w + i * j->rows, j->rows, j->col + p, j->np, y + p,
+                                     j->ldy, wsb, j->np - p < 32 ? j->np - p : 32);
+            continue;
+        }
+#endif
         for (int64_t p = 0; p < j->full; p += 16)
             fwd_rows_at(j, i, k, wsb, j->col + p, j->np, y + p, j->ldy);
         if (j->full == j->np)
@@ -267,7 +309,8 @@ static void fwd_images(hone_rt_pool *pool, const fwd_call *f, int64_t b0, int64_
                               .y = yg + p0, .ws = f->wsum ? f->wsum + g * mg : NULL,
                               .rows = rows, .np = p1 - p0, .ldy = yp, .m = mg,
                               .full = (p1 - p0) / 16 * 16};
-                if (j.full < j.np)
+                /* the padded tail copy: for the vector paths (the AVX-512 one masks) */
+                if (j.full < j.np && (mg % 8 || !hone_rt_cpu_avx512f()))
                     pad_tail(scratch, rows, j.np, j.full, j.np, colt);
                 over_rows(pool, fwd_rows, &j, mg, 8);
             }
