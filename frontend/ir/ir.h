@@ -109,6 +109,9 @@ hone_status hone_shape_numel(hone_ctx *ctx, int rank, const int64_t *dims, int64
 /* New zeroed tensor; checks limits and reports errors through ctx. */
 hone_status hone_tensor_new(hone_ctx *ctx, hone_dtype dt, int rank, const int64_t *dims,
                             hone_tensor **out);
+/* The same, contents not initialised (for kernels that write every element). */
+hone_status hone_tensor_new_uninit(hone_ctx *ctx, hone_dtype dt, int rank, const int64_t *dims,
+                                   hone_tensor **out);
 hone_tensor *hone_tensor_clone(const hone_tensor *t);
 void hone_tensor_free(hone_tensor *t);
 size_t hone_tensor_nbytes(const hone_tensor *t);

@@ -5,6 +5,7 @@
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,8 +32,8 @@ hone_status hone_shape_numel(hone_ctx *ctx, int rank, const int64_t *dims, int64
     return HONE_OK;
 }
 
-hone_status hone_tensor_new(hone_ctx *ctx, hone_dtype dt, int rank, const int64_t *dims,
-                            hone_tensor **out)
+static hone_status tensor_alloc(hone_ctx *ctx, hone_dtype dt, int rank, const int64_t *dims,
+                                bool zero, hone_tensor **out)
 {
     int64_t n;
     hone_status st = hone_shape_numel(ctx, rank, dims, &n);
@@ -45,7 +46,7 @@ hone_status hone_tensor_new(hone_ctx *ctx, hone_dtype dt, int rank, const int64_
         return hone_fail(ctx, HONE_ERR_LIMIT, "tensor of %lld x %zu bytes exceeds the limit %lld",
                          (long long)n, es, (long long)ctx->limits.max_bytes);
     hone_tensor *t = calloc(1, sizeof *t);
-    void *data = calloc((size_t)(n ? n : 1), es);
+    void *data = zero ? calloc((size_t)(n ? n : 1), es) : malloc((size_t)(n ? n : 1) * es);
     if (!t || !data) {
         free(t);
         free(data);
@@ -59,6 +60,18 @@ hone_status hone_tensor_new(hone_ctx *ctx, hone_dtype dt, int rank, const int64_
     t->data = data;
     *out = t;
     return HONE_OK;
+}
+
+hone_status hone_tensor_new(hone_ctx *ctx, hone_dtype dt, int rank, const int64_t *dims,
+                            hone_tensor **out)
+{
+    return tensor_alloc(ctx, dt, rank, dims, true, out);
+}
+
+hone_status hone_tensor_new_uninit(hone_ctx *ctx, hone_dtype dt, int rank, const int64_t *dims,
+                                   hone_tensor **out)
+{
+    return tensor_alloc(ctx, dt, rank, dims, false, out);
 }
 
 size_t hone_tensor_nbytes(const hone_tensor *t)
