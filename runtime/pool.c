@@ -10,7 +10,10 @@
  */
 #include <math.h>
 
+#include <stdbool.h>
 #include <string.h>
+
+#include "gemm_micro.h"
 
 #include "hone_rt.h"
 
@@ -180,6 +183,8 @@ static void pool_planes(pool_kind kind, const hone_rt_window *w, int64_t planes,
 
 /* Floats of the per-row buffer of the separable 2-D max pool (64 KiB on the stack). */
 #define MAXPOOL_ROW_FLOATS 16384
+/* Most window rows of the AVX-512 max pool. */
+#define MAXPOOL_MAX_KH 64
 
 /* 2-D max pool without indices, separably: per output row, each window row's maximum
  * over the window's columns at every output column (hm), then the maximum of those
@@ -250,9 +255,101 @@ static void maxpool_2d(const hone_rt_window *w, int64_t planes, const float *x, 
     }
 }
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define MAXPOOL_X86 1
+
+/* Whether maxpool_2d_avx512 takes window w: 2-D, undilated, horizontal stride 1 or 2,
+ * at most 16 columns wide, non-negative pads, and its row buffer fits. */
+static bool maxpool_avx512_fits(const hone_rt_window *w)
+{
+    int64_t len = w->pad[1] + w->in[1], ow16 = (w->out[1] + 15) / 16 * 16;
+    int64_t need = ow16 * w->stride[1] + w->k[1] + 16;
+    return w->nsp == 2 && w->dil[0] == 1 && w->dil[1] == 1 && w->k[1] <= 16 &&
+           (w->stride[1] == 1 || w->stride[1] == 2) && w->pad[0] >= 0 && w->pad[1] >= 0 &&
+           (len > need ? len : need) <= MAXPOOL_ROW_FLOATS && hone_rt_cpu_avx512f();
+}
+
+/* The separable max pool in AVX-512 registers, planes [p0, p1): per output row, the
+ * column maxima over the window's rows go into a row buffer with -inf on both sides
+ * (so no tap needs a bounds test), then each block of 16 outputs takes the maximum of
+ * its kw taps, the even lanes of two loads for stride 2. Without NaNs the same values as
+ * maxpool_2d (a maximum is a maximum); a NaN propagates here. */
+__attribute__((target("avx512f"))) static void maxpool_2d_avx512(const hone_rt_window *w,
+                                                                int64_t p0, int64_t p1,
+                                                                const float *x, float *y)
+{
+    int64_t h = w->in[0], wd = w->in[1], oh = w->out[0], ow = w->out[1];
+    int64_t sy = w->stride[0], sx = w->stride[1], kw = w->k[1], px = w->pad[1];
+    int64_t ow16 = (ow + 15) / 16 * 16, len = px + wd, need = ow16 * sx + kw + 16;
+    len = len > need ? len : need;
+    float vb[MAXPOOL_ROW_FLOATS];
+    for (int64_t i = 0; i < len; i++)
+        vb[i] = -INFINITY;
+    const __m512i even =
+        _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    const __m512 ninf = _mm512_set1_ps(-INFINITY);
+    for (int64_t pl = p0; pl < p1; pl++) {
+        const float *xp = x + pl * h * wd;
+        for (int64_t oy = 0; oy < oh; oy++) {
+            float *yr = y + (pl * oh + oy) * ow;
+            const float *rows[MAXPOOL_MAX_KH];
+            int nr = 0;
+            for (int64_t ky = 0; ky < w->k[0]; ky++) {
+                int64_t iy = oy * sy - w->pad[0] + ky;
+                if (iy >= 0 && iy < h)
+                    rows[nr++] = xp + iy * wd;
+            }
+            for (int64_t ix = 0; ix < wd; ix += 16) {
+                __mmask16 m = (__mmask16)(wd - ix >= 16 ? 0xffff : (1u << (wd - ix)) - 1);
+                __m512 v = ninf;
+                for (int r = 0; r < nr; r++)
+                    v = _mm512_max_ps(v, _mm512_mask_loadu_ps(ninf, m, rows[r] + ix));
+                _mm512_mask_storeu_ps(vb + px + ix, m, v);
+            }
+            for (int64_t o = 0; o < ow; o += 16) {
+                __m512 acc = ninf;
+                for (int64_t kx = 0; kx < kw; kx++) {
+                    const float *b = vb + o * sx + kx;
+                    __m512 v = sx == 1 ? _mm512_loadu_ps(b)
+                                       : _mm512_permutex2var_ps(_mm512_loadu_ps(b), even,
+                                                                _mm512_loadu_ps(b + 16));
+                    acc = _mm512_max_ps(acc, v);
+                }
+                __mmask16 m = (__mmask16)(ow - o >= 16 ? 0xffff : (1u << (ow - o)) - 1);
+                _mm512_mask_storeu_ps(yr + o, m, acc);
+            }
+        }
+    }
+}
+
+typedef struct maxpool_job {
+    const hone_rt_window *w;
+    const float *x;
+    float *y;
+} maxpool_job;
+
+static void maxpool_planes(void *ctx, int64_t p0, int64_t p1, int worker)
+{
+    (void)worker;
+    const maxpool_job *j = ctx;
+    maxpool_2d_avx512(j->w, p0, p1, j->x, j->y);
+}
+#endif
+
 void hone_rt_maxpool(const hone_rt_window *w, int64_t planes, const float *x, float *y,
                      int64_t *idx, int col_major)
 {
+#ifdef MAXPOOL_X86
+    if (!idx && w->k[0] <= MAXPOOL_MAX_KH && maxpool_avx512_fits(w)) {
+        /* planes over the shared pool from 2^20 window taps (its wake-up costs ~20 us) */
+        maxpool_job j = {w, x, y};
+        int64_t taps = planes * w->out[0] * w->out[1] * w->k[0] * w->k[1];
+        hone_rt_parallel_for(taps >= ((int64_t)1 << 20) ? hone_rt_shared_pool() : NULL, planes,
+                             1, maxpool_planes, &j);
+        return;
+    }
+#endif
     if (!idx && w->nsp == 2 && w->k[0] * w->out[1] <= MAXPOOL_ROW_FLOATS)
         maxpool_2d(w, planes, x, y);
     else
