@@ -12,6 +12,7 @@
  * are split over the runtime's shared pool when the layer has at least 2^18 MACs.
  */
 #include <stdbool.h>
+#include <string.h>
 
 #include "gemm_micro.h"
 #include "hone_rt.h"
@@ -186,6 +187,62 @@ __attribute__((target("avx512f"))) static bool dw_plane3x3_avx512(const hone_rt_
     return true;
 }
 
+/* The 3x3 case on a zero-padded copy of the plane (undilated, strides 1 and 2): every
+ * tap is a plain load (two and the even lanes for stride 2), no masks, no tests for rows
+ * in the padding. A padded zero adds k * 0 to a sum, which leaves it as it was, so the
+ * result has the bits of dw_plane3x3_avx512 (finite weights). False (nothing done) when
+ * the padded plane exceeds DW_PAD_FLOATS. */
+enum { DW_PAD_FLOATS = 16384 };
+__attribute__((target("avx512f"))) static bool dw_plane3x3_padded(const hone_rt_window *w,
+                                                                 const float *x, const float *k,
+                                                                 float bias, float *y)
+{
+    int64_t ih = w->in[0], iw = w->in[1], oh = w->out[0], ow = w->out[1];
+    int64_t s0 = w->stride[0], s1 = w->stride[1], py = w->pad[0], px = w->pad[1];
+    int64_t ow16 = (ow + 15) / 16 * 16, hp = (oh - 1) * s0 + 3, wp = ow16 * s1 + 18;
+    if (w->dil[0] != 1 || w->dil[1] != 1 || py < 0 || px < 0 || hp * wp > DW_PAD_FLOATS ||
+        oh < 1 || ow < 1)
+        return false;
+    float buf[DW_PAD_FLOATS];
+    int64_t cw = iw < wp - px ? iw : wp - px;
+    for (int64_t r = 0; r < hp; r++) {
+        float *d = buf + r * wp;
+        int64_t iy = r - py;
+        if (iy < 0 || iy >= ih || cw <= 0) {
+            memset(d, 0, sizeof(float) * (size_t)wp);
+            continue;
+        }
+        memset(d, 0, sizeof(float) * (size_t)px);
+        memcpy(d + px, x + iy * iw, sizeof(float) * (size_t)cw);
+        memset(d + px + cw, 0, sizeof(float) * (size_t)(wp - px - cw));
+    }
+    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+    __m512 k0 = _mm512_set1_ps(k[0]), k1 = _mm512_set1_ps(k[1]), k2 = _mm512_set1_ps(k[2]);
+    __m512 k3 = _mm512_set1_ps(k[3]), k4 = _mm512_set1_ps(k[4]), k5 = _mm512_set1_ps(k[5]);
+    __m512 k6 = _mm512_set1_ps(k[6]), k7 = _mm512_set1_ps(k[7]), k8 = _mm512_set1_ps(k[8]);
+    __m512 vb = _mm512_set1_ps(bias);
+#define DW_PLD(p) (s1 == 1 ? _mm512_loadu_ps(p)                                                 \
+                           : _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps((p) + 16)))
+#define DW_ROW(r, ka, kb, kc)                                                                  \
+    _mm512_fmadd_ps(kc, DW_PLD((r) + 2),                                                       \
+                    _mm512_fmadd_ps(kb, DW_PLD((r) + 1),                                       \
+                                    _mm512_fmadd_ps(ka, DW_PLD(r), _mm512_setzero_ps())))
+    for (int64_t oy = 0; oy < oh; oy++) {
+        const float *r0 = buf + oy * s0 * wp, *r1 = r0 + wp, *r2 = r1 + wp;
+        for (int64_t o = 0; o < ow; o += 16) {
+            int64_t c0 = o * s1;
+            __m512 a0 = DW_ROW(r0 + c0, k0, k1, k2), a1 = DW_ROW(r1 + c0, k3, k4, k5);
+            __m512 a2 = DW_ROW(r2 + c0, k6, k7, k8);
+            __m512 acc = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), a2), vb);
+            __mmask16 m = (__mmask16)(ow - o >= 16 ? 0xffff : (1u << (ow - o)) - 1);
+            _mm512_mask_storeu_ps(y + oy * ow + o, m, acc);
+        }
+    }
+#undef DW_ROW
+#undef DW_PLD
+    return true;
+}
+
 /* One plane with AVX-512, 16 output columns at a time, every tap accumulated in a
  * register before one store: lanes whose input column is in the padding are masked off
  * (never read). Strides 1 and 2 (even lanes of two loads), kernels up to 16 wide. Column
@@ -248,7 +305,8 @@ static void dw_planes(void *ctx, int64_t p0, int64_t p1, int worker)
         float b = j->bias ? j->bias[ch] : 0.0f, *y = j->y + p * yp;
 #ifdef DW_AVX512
         if (hone_rt_cpu_avx512f() && w->stride[1] <= 2 && w->k[1] <= 16) {
-            if (!(w->k[0] == 3 && w->k[1] == 3 && dw_plane3x3_avx512(w, x, k, b, y)))
+            bool k3 = w->k[0] == 3 && w->k[1] == 3;
+            if (!(k3 && (dw_plane3x3_padded(w, x, k, b, y) || dw_plane3x3_avx512(w, x, k, b, y))))
                 dw_plane_avx512(w, x, k, b, y);
             continue;
         }

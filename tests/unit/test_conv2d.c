@@ -124,10 +124,10 @@ static void test_conv2d_matches_direct(void **state)
 }
 
 /* hone_rt_depthwise_conv (group = channels) against the direct convolution: the 3x3
- * kernel at strides 1 and 2 with plane widths that leave partial 16-column blocks and
- * padded borders, dilation, a 5x5 kernel (the general AVX-512 kernel), planes wider
- * than 64 blocks (the general kernel again), and enough planes to run on the shared
- * pool. Every output must be written. */
+ * kernel on a padded copy at strides 1 and 2 with plane widths that leave partial
+ * 16-column blocks, dilation and a plane too large to copy (the masked 3x3 kernel), a
+ * 5x5 kernel (the general AVX-512 kernel), a wide row, and enough planes to run on the
+ * shared pool. Every output must be written. */
 static void test_depthwise_matches_direct(void **state)
 {
     (void)state;
@@ -139,6 +139,7 @@ static void test_depthwise_matches_direct(void **state)
         {1, 2, 2, 2, 3, 1100, 3, 1, 1, 1, 1},    /* 69 blocks a row */
         {1, 96, 96, 96, 28, 28, 3, 1, 1, 1, 1},  /* 677k MACs: the shared pool */
         {1, 16, 16, 16, 7, 7, 3, 1, 1, 1, 1},    /* one partial block */
+        {1, 2, 2, 2, 150, 150, 3, 1, 1, 1, 1},   /* 152 x 178 padded: too large to copy */
     };
     for (size_t i = 0; i < sizeof dw / sizeof *dw; i++) {
         const conv_case *cc = &dw[i];
