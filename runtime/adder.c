@@ -10,13 +10,14 @@
  *            = (dy col^T)[i, r] - w[i, r] sum_p dy[i, p]   (one sgemm per tile)
  *   dcol[r, p] = sum_i clamp(w[i, r] - col[r, p], -1, 1) dy[i, p]   (HardTanh)
  *   dx = col2im(dcol).
- * The |a - b| loops are register-blocked (4 output rows x 16 positions: each
- * loaded column vector meets 4 broadcast weights) and vectorised through GCC
- * vector types; on x86-64 the kernels are cloned for AVX2 and picked at load
- * time (target_clones). Tiles follow the caller's `cols`, as in
- * hone_rt_conv_tiled, and the rows of one tile are split over the runtime's
- * shared thread pool (hone_rt_shared_pool); the im2col of a tile is shared by
- * all its workers.
+ * The |a - b| loops are register-blocked: with AVX-512, 8 output rows x 32
+ * positions (forward) and 8 rows x 16 positions (dX); elsewhere 4 rows x 16
+ * positions through GCC vector types, cloned for AVX2 (target_clones). Tiles
+ * follow the caller's `cols`, as in hone_rt_conv_tiled, and the rows of one
+ * tile are split over the runtime's shared thread pool (hone_rt_shared_pool);
+ * the im2col of a tile is shared by all its workers. The training engine's
+ * entries (hone_rt_adder_pool, hone_rt_adder_grad_pool) split images over its
+ * kernel pool instead, each worker with its own scratch.
  */
 #include <math.h>
 #include <stdbool.h>

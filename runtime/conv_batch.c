@@ -10,8 +10,11 @@
  * pool's workers, each with its own slice of the scratch; every output
  * element is computed by the same GEMM call shape whatever the worker count.
  * A 1x1, stride-1, unpadded window needs no columns: one GEMM per image reads
- * the image in place. Other ranks, and images whose columns alone exceed the
- * budget, go through hone_rt_conv.
+ * the image in place. Other stride-1 2-D windows build no column matrix either
+ * where the training GEMM is hone's AVX-512 one: the batch's images are copied
+ * once into zero-padded planes and the GEMM reads its B rows from them through
+ * per-row offsets (the implicit im2col of hone_rt.h). Other ranks, and images
+ * whose columns alone exceed the budget, go through hone_rt_conv.
  */
 #include <stdint.h>
 #include <string.h>

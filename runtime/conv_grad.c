@@ -24,6 +24,13 @@
  * consecutive batches, independent of the worker count) added in order.
  * dW of a batch is formed transposed, dW^T = col dy^T, which the GEMM
  * libraries run faster for the few output channels of small CNNs.
+ *
+ * Stride-1 2-D windows skip the column matrices where the training GEMM is
+ * hone's AVX-512 one (the implicit im2col of hone_rt.h): dX is the forward
+ * correlation of dy, padded once, with the flipped weights (hone_rt_gemm_implicit),
+ * and dW the dot products of the padded images' shifted rows with dy laid out on
+ * the padded columns (hone_rt_gemm_implicit_dw). Copying an image once instead of
+ * once per tap took a training step from 139 to 125 ms of CPU.
  */
 #include <stdint.h>
 #include <stdbool.h>

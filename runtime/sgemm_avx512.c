@@ -18,6 +18,11 @@
  * the micro-kernel; partial tiles go through a register-to-memory copy.
  * beta applies on the first KC slice only; with beta == 0 C is never read.
  *
+ * A B^T with at most 64 columns (the convs' dW^T) takes a dot-product kernel
+ * instead (dot_gemm), and the implicit-im2col GEMMs of stride-1 convolutions
+ * (hone_rt_gemm_implicit, hone_rt_gemm_implicit_dw) read B through row offsets
+ * into padded images.
+ *
  * Where AVX-512 is missing (or for non-x86 builds) the call goes to
  * hone_rt_sgemm (OpenBLAS). HONE_TRAIN_GEMM=openblas forces that too.
  */
