@@ -43,7 +43,9 @@
  *   - teacher=frozen keeps the teacher's weights fixed; teacher=cotrain
  *     (PKKD's "progressive" variant) trains them too, with CE (or L1 to
  *     targets) on the teacher's own output plus the PKKD term, so the
- *     teacher moves towards features the adder student can follow.
+ *     teacher moves towards features the adder student can follow; at
+ *     teacher-lr times the learning rate (its gradients scaled in the
+ *     before_update hook below).
  * Matched layers (layers=): "" (default) the last converted layer of each
  * resolution stage, "all", or a comma-separated list of Conv node names.
  * AdderNet's rules come from the AdderGrad backward (full-precision dW,
@@ -88,7 +90,8 @@ typedef struct run {
     int n_frozen;
     const char **trainable;
     int n_trainable;
-    bool *is_adder;             /* per trainer parameter (lazily) */
+    float teacher_lr;           /* teacher=cotrain: its gradients' scale */
+    float *grad_scale;          /* per trainer parameter (lazily): -1 adder, else a factor */
 } run;
 
 /* ===================== choosing layers ===================== */
@@ -580,23 +583,37 @@ void hone_adder_scale_grad(float *d, int64_t n, double eta)
         d[j] = (float)(d[j] * f);
 }
 
-/* AdderNet's adaptive scaling of every adder layer's weight gradient. */
+/* AdderNet's adaptive scaling of every adder layer's weight gradient; with
+ * teacher=cotrain, the teacher's gradients scaled by teacher-lr (its learning rate as a
+ * fraction of lr: the BN-free CNNs diverged within 4 steps at the adders' lr of 0.1). */
 static hone_status scale_grads(void *user, hone_trainer *tr, hone_tensor *const *grads,
                                const hone_fit_step_info *info)
 {
     (void)info;
     run *r = user;
     int np = hone_trainer_n_params(tr);
-    if (!r->is_adder) {
-        r->is_adder = calloc((size_t)np + 1, sizeof *r->is_adder);
-        HONE_ASSERT(r->is_adder);
-        for (int i = 0; i < np; i++)
+    if (!r->grad_scale) {
+        r->grad_scale = calloc((size_t)np + 1, sizeof *r->grad_scale);
+        HONE_ASSERT(r->grad_scale);
+        for (int i = 0; i < np; i++) {
+            const char *name = hone_trainer_param_name(tr, i);
+            r->grad_scale[i] = 1.0f;
             for (int k = 0; k < r->n; k++)
-                r->is_adder[i] = r->is_adder[i] || !strcmp(hone_trainer_param_name(tr, i), r->l[k].w);
+                if (!strcmp(name, r->l[k].w))
+                    r->grad_scale[i] = -1.0f;
+            if (r->cotrain && !strncmp(name, TPREFIX, strlen(TPREFIX)))
+                r->grad_scale[i] = r->teacher_lr;
+        }
     }
-    for (int i = 0; i < np; i++)
-        if (r->is_adder[i] && grads[i])
+    for (int i = 0; i < np; i++) {
+        if (!grads[i] || r->grad_scale[i] == 1.0f)
+            continue;
+        if (r->grad_scale[i] < 0)
             hone_adder_scale_grad(grads[i]->data, grads[i]->numel, r->eta);
+        else
+            for (int64_t j = 0; j < grads[i]->numel; j++)
+                ((float *)grads[i]->data)[j] *= r->grad_scale[i];
+    }
     return HONE_OK;
 }
 
@@ -658,10 +675,12 @@ static hone_status parse_kd(run *r)
     r->kd_w = (float)hone_pass_opt_float(r->pc, "kd-weight");
     r->feat_w = (float)hone_pass_opt_float(r->pc, "feat-weight");
     r->eta = (float)hone_pass_opt_float(r->pc, "eta");
+    r->teacher_lr = (float)hone_pass_opt_float(r->pc, "teacher-lr");
     r->image = !r->d->labels && r->d->targets;  /* label-free: set from the output rank */
     if (hone_pass_opt_int(r->pc, "steps") < 0 || hone_pass_opt_int(r->pc, "batch") < 1 ||
-        !(hone_pass_opt_float(r->pc, "sigma") > 0))
-        return hone_fail(r->pc->ctx, HONE_ERR_ARG, "adder: steps >= 0, batch >= 1, sigma > 0");
+        !(hone_pass_opt_float(r->pc, "sigma") > 0) || !(r->teacher_lr > 0))
+        return hone_fail(r->pc->ctx, HONE_ERR_ARG,
+                         "adder: steps >= 0, batch >= 1, sigma > 0, teacher-lr > 0");
     return HONE_OK;
 }
 
@@ -775,6 +794,6 @@ hone_status hone_pass_adder(hone_pass_ctx *pc, hone_graph *g)
     free(r.l);
     free(r.frozen);
     free(r.trainable);
-    free(r.is_adder);
+    free(r.grad_scale);
     return st;
 }

@@ -155,6 +155,7 @@ const hone_pass_info hone_pass_table[] = {
      hone_pass_adder, "--data (with --labels, --targets, or label-free); Conv weights constant",
      {{"kd", HONE_OPT_STRING, "pkkd", "distillation: pkkd (kernel features + logits), logits, none"},
       {"teacher", HONE_OPT_STRING, "frozen", "frozen: the CNN teacher stays fixed; cotrain: it trains too"},
+      {"teacher-lr", HONE_OPT_FLOAT, "0.01", "teacher=cotrain: the teacher's learning rate as a fraction of lr"},
       {"sigma", HONE_OPT_FLOAT, "1", "PKKD kernel width, relative to the calibrated mean distance"},
       {"layers", HONE_OPT_STRING, "", "PKKD matched layers: '' last of each resolution, all, or Conv names"},
       {"steps", HONE_OPT_INT, "1000", "training batches (0: convert and calibrate only)"},
