@@ -206,51 +206,67 @@ __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void m
  * slower at n = 16-32 or m = 32) */
 #define DOT_MAX_N 64
 
+/* One k step of a dot-product tile: acc[i][j] += (row i of A) * (row j of B) over the 16
+ * lanes from q (the lanes of m; m == 0xffff, a constant where it is inlined, loads plainly).
+ * A's rows start at ar[i], B's at b + j * ldb. Each B vector is loaded once, not folded into
+ * each of the mi FMAs (the asm keeps it in a register). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+dot_step(const int mi, const int nj, __m512 (*acc)[DOT_NJ], const float *const *ar,
+         const float *b, int64_t ldb, int64_t q, __mmask16 m)
+{
+    __m512 av[DOT_MI];
+#pragma GCC unroll 8
+    for (int i = 0; i < mi; i++)
+        av[i] = m == 0xffff ? _mm512_loadu_ps(ar[i] + q) : _mm512_maskz_loadu_ps(m, ar[i] + q);
+#pragma GCC unroll 8
+    for (int j = 0; j < nj; j++) {
+        __m512 bv = m == 0xffff ? _mm512_loadu_ps(b + j * ldb + q)
+                                : _mm512_maskz_loadu_ps(m, b + j * ldb + q);
+        __asm__("" : "+v"(bv));
+#pragma GCC unroll 8
+        for (int i = 0; i < mi; i++)
+            acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
+    }
+}
+
+/* s[i * nj + j] = the lanes of acc[i][j] added (after zeroing: dot_zero). */
+__attribute__((target("avx512f"), always_inline)) static inline void
+dot_sums(const int mi, const int nj, __m512 (*acc)[DOT_NJ], float *s)
+{
+#pragma GCC unroll 8
+    for (int i = 0; i < mi; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nj; j++)
+            s[i * nj + j] = _mm512_reduce_add_ps(acc[i][j]);
+}
+
+__attribute__((target("avx512f"), always_inline)) static inline void
+dot_zero(const int mi, const int nj, __m512 (*acc)[DOT_NJ])
+{
+#pragma GCC unroll 8
+    for (int i = 0; i < mi; i++)
+#pragma GCC unroll 8
+        for (int j = 0; j < nj; j++)
+            acc[i][j] = _mm512_setzero_ps();
+}
+
 /* s[i * nj + j] = sum over kk < k of a[i * lda + kk] * b[j * ldb + kk], for i < mi, j < nj
  * (mi <= DOT_MI and nj <= DOT_NJ are constants where it is inlined). */
 __attribute__((target("avx512f"), always_inline)) static inline void
 dot_block(const int mi, const int nj, int64_t k, const float *a, int64_t lda, const float *b,
           int64_t ldb, float *s)
 {
-    __m512 acc[DOT_MI][DOT_NJ], av[DOT_MI];
-#pragma GCC unroll 8
+    __m512 acc[DOT_MI][DOT_NJ];
+    const float *ar[DOT_MI];
     for (int i = 0; i < mi; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < nj; j++)
-            acc[i][j] = _mm512_setzero_ps();
+        ar[i] = a + i * lda;
+    dot_zero(mi, nj, acc);
     int64_t kk = 0;
-    for (; kk + 16 <= k; kk += 16) {
-#pragma GCC unroll 8
-        for (int i = 0; i < mi; i++)
-            av[i] = _mm512_loadu_ps(a + i * lda + kk);
-#pragma GCC unroll 8
-        for (int j = 0; j < nj; j++) {
-            __m512 bv = _mm512_loadu_ps(b + j * ldb + kk);
-            /* one load per B row, not one folded into each of the mi FMAs */
-            __asm__("" : "+v"(bv));
-#pragma GCC unroll 8
-            for (int i = 0; i < mi; i++)
-                acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
-        }
-    }
-    if (kk < k) {
-        __mmask16 m = (__mmask16)((1u << (k - kk)) - 1);
-#pragma GCC unroll 8
-        for (int i = 0; i < mi; i++)
-            av[i] = _mm512_maskz_loadu_ps(m, a + i * lda + kk);
-#pragma GCC unroll 8
-        for (int j = 0; j < nj; j++) {
-            __m512 bv = _mm512_maskz_loadu_ps(m, b + j * ldb + kk);
-#pragma GCC unroll 8
-            for (int i = 0; i < mi; i++)
-                acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
-        }
-    }
-#pragma GCC unroll 8
-    for (int i = 0; i < mi; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < nj; j++)
-            s[i * nj + j] = _mm512_reduce_add_ps(acc[i][j]);
+    for (; kk + 16 <= k; kk += 16)
+        dot_step(mi, nj, acc, ar, b, ldb, kk, 0xffff);
+    if (kk < k)
+        dot_step(mi, nj, acc, ar, b, ldb, kk, (__mmask16)((1u << (k - kk)) - 1));
+    dot_sums(mi, nj, acc, s);
 }
 
 __attribute__((target("avx512f"), optimize("O3"))) static void
@@ -369,33 +385,16 @@ __attribute__((target("avx512f"), always_inline)) static inline void
 dot_block_rows(const int mi, const int nj, const float *x, int64_t img, const int32_t *roff,
                int64_t nimg, int64_t ncol16, const float *dy, int64_t lddy, float *s)
 {
-    __m512 acc[DOT_MI][DOT_NJ], av[DOT_MI];
-#pragma GCC unroll 8
-    for (int i = 0; i < mi; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < nj; j++)
-            acc[i][j] = _mm512_setzero_ps();
+    __m512 acc[DOT_MI][DOT_NJ];
+    const float *ar[DOT_MI];
+    dot_zero(mi, nj, acc);
     for (int64_t b = 0; b < nimg; b++) {
-        const float *xb = x + b * img, *dyb = dy + b * ncol16;
-        for (int64_t q = 0; q < ncol16; q += 16) {
-#pragma GCC unroll 8
-            for (int i = 0; i < mi; i++)
-                av[i] = _mm512_loadu_ps(xb + roff[i] + q);
-#pragma GCC unroll 8
-            for (int j = 0; j < nj; j++) {
-                __m512 bv = _mm512_loadu_ps(dyb + j * lddy + q);
-                __asm__("" : "+v"(bv));
-#pragma GCC unroll 8
-                for (int i = 0; i < mi; i++)
-                    acc[i][j] = _mm512_fmadd_ps(av[i], bv, acc[i][j]);
-            }
-        }
+        for (int i = 0; i < mi; i++)
+            ar[i] = x + b * img + roff[i];
+        for (int64_t q = 0; q < ncol16; q += 16)
+            dot_step(mi, nj, acc, ar, dy + b * ncol16, lddy, q, 0xffff);
     }
-#pragma GCC unroll 8
-    for (int i = 0; i < mi; i++)
-#pragma GCC unroll 8
-        for (int j = 0; j < nj; j++)
-            s[i * nj + j] = _mm512_reduce_add_ps(acc[i][j]);
+    dot_sums(mi, nj, acc, s);
 }
 
 __attribute__((target("avx512f"), optimize("O3"))) static void
