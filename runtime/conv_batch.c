@@ -132,7 +132,8 @@ static void direct_group(const conv_job *j, int64_t b, int64_t gi)
 
 /* Images [b0, b0+kb), all groups, through the implicit im2col: the images padded once,
  * one GEMM per group reading them in place, the valid columns copied out with the bias.
- * Returns 0 (nothing written) when the GEMM is unavailable. */
+ * Returns 0 when the GEMM is unavailable (its packing buffer could not be allocated); the
+ * caller then computes the whole batch again through the column matrix. */
 static int implicit_batch(const conv_job *j, int64_t b0, int64_t kb, float *col)
 {
     const hone_rt_implicit *g = &j->ig;
