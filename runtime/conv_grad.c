@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <string.h>
 
+#include "gemm_micro.h"
 #include "hone_rt.h"
 
 #ifdef __SSE2__
@@ -160,12 +161,41 @@ static void shifted_row(const hone_rt_window *w, const float *plane, int64_t iy0
     zero_columns(d + ya * wd, yb - ya, wd, lo, hi);
 }
 
+/* dst[ox] = src[2 * ox] for ox in [lo, hi): the even lanes of two loads per 16 outputs;
+ * the last block loads only the elements it needs (masked), so nothing past
+ * src[2 * (hi - 1)] is read. */
+#ifdef IMPLICIT_X86
+__attribute__((target("avx512f"))) static void gather_stride2(const float *src, float *dst,
+                                                              int64_t lo, int64_t hi)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    int64_t ox = lo;
+    for (; ox + 16 < hi; ox += 16) { /* reads src[2 ox .. 2 ox + 31], 2 ox + 31 < 2 hi - 1 */
+        __m512 a = _mm512_loadu_ps(src + 2 * ox), b = _mm512_loadu_ps(src + 2 * ox + 16);
+        _mm512_storeu_ps(dst + ox, _mm512_permutex2var_ps(a, even, b));
+    }
+    if (ox < hi) {
+        int64_t n = hi - ox, cnt = 2 * n - 1; /* elements src[2 ox .. 2 hi - 2] */
+        __mmask16 ma = (__mmask16)(cnt >= 16 ? 0xffff : (1u << cnt) - 1);
+        __mmask16 mb = (__mmask16)(cnt > 16 ? (1u << (cnt - 16)) - 1 : 0);
+        __m512 a = _mm512_maskz_loadu_ps(ma, src + 2 * ox);
+        __m512 b = _mm512_maskz_loadu_ps(mb, src + 2 * ox + 16);
+        _mm512_mask_storeu_ps(dst + ox, (__mmask16)((1u << n) - 1),
+                              _mm512_permutex2var_ps(a, even, b));
+    }
+}
+#endif
+
 /* col[(ch*KH+ky)*KW+kx][(oy-oy0)*OW+ox] (row stride ld) = x[ch][iy][ix] for output
  * rows oy in [oy0, oy1), 0 in padding. */
 static void im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_t oy0,
                       int64_t oy1, float *col, int64_t ld)
 {
     int64_t h = w->in[0], wd = w->in[1], ow = w->out[1];
+#ifdef IMPLICIT_X86
+    int s2_avx512 = w->stride[1] == 2 && hone_rt_cpu_avx512f();
+#endif
     for (int64_t ch = 0; ch < c; ch++)
         for (int64_t ky = 0; ky < w->k[0]; ky++)
             for (int64_t kx = 0; kx < w->k[1]; kx++) {
@@ -192,6 +222,10 @@ static void im2col_2d(const hone_rt_window *w, int64_t c, const float *x, int64_
                         dst[ox] = 0.0f;
                     if (sx == 1)
                         memcpy(dst + lo, src + ix0 + lo, sizeof(float) * (size_t)(hi - lo));
+#ifdef IMPLICIT_X86
+                    else if (sx == 2 && s2_avx512)
+                        gather_stride2(src + ix0, dst, lo, hi);
+#endif
                     else
                         for (int64_t ox = lo; ox < hi; ox++)
                             dst[ox] = src[ox * sx + ix0];

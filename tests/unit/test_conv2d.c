@@ -33,6 +33,9 @@ static const conv_case cases[] = {
     {2, 6, 9, 3, 9, 11, 3, 1, 2, 2, 1},     /* groups, dilation, non-square */
     {1, 3, 5, 1, 5, 5, 5, 1, 0, 1, 1},      /* one position per window row */
     {1, 40, 8, 1, 3, 700, 3, 1, 1, 1, 0},   /* wide: 360 rows x 700 positions a row */
+    {1, 256, 100, 1, 7, 7, 3, 1, 1, 1, 1},  /* 2 panels, 13 row panels: blocks of weights */
+    {1, 3, 16, 1, 41, 37, 7, 2, 3, 1, 1},   /* stem-like 7x7 stride 2, odd widths */
+    {1, 8, 8, 1, 70, 70, 3, 2, 1, 1, 1},    /* stride 2, 35 a row: a full and a partial block */
 };
 
 static hone_rt_window window_of(const conv_case *cc)
