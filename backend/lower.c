@@ -256,6 +256,7 @@ static LLVMValueRef build_run_v(bk_lower *L, LLVMValueRef *fns)
     LLVMTypeRef params[3] = {L->ptr, L->ptr, L->ptr};
     LLVMValueRef run = add_entry(L, "run_v", LLVMFunctionType(L->i32, params, 3, 0));
     LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->c, run, "entry"));
+    bk_call(L, "hone_rt_compiled_enter", LLVMVoidTypeInContext(L->c), NULL, 0, NULL);
     run_ptrs rp;
     load_ptrs(L, run, &rp);
     if (L->m->ext_weights)

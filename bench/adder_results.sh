@@ -16,6 +16,7 @@
 # usage: bench/adder_results.sh [--write]   (--write replaces the section in docs/RESULTS.md)
 # env: EVAL_LIMIT (all test samples; smaller only for a dry run) CLS_STEPS (300) SR_STEPS (300) SEEDS (1) CLS_LIMIT (21000) CLS_VAL (1000)
 #      SR_LIMIT (12000) SR_VAL (1000) THREADS (2) HONE LATENCY HONE_SHARED
+#      PKKD_OPTS (more options of the classifier's kd=pkkd runs, e.g. ",layers=all")
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel)"
 HONE=${HONE:-build/hone} LATENCY=${LATENCY:-build/bench/latency}
@@ -24,6 +25,7 @@ SHARED=${HONE_SHARED:-$(git rev-parse --show-toplevel)/../shared}
 CLS_STEPS=${CLS_STEPS:-300} SR_STEPS=${SR_STEPS:-300} SEEDS=${SEEDS:-1}
 CLS_LIMIT=${CLS_LIMIT:-21000} CLS_VAL=${CLS_VAL:-1000}
 SR_LIMIT=${SR_LIMIT:-12000} SR_VAL=${SR_VAL:-1000} THREADS=${THREADS:-2}
+PKKD_OPTS=${PKKD_OPTS:-}
 EVAL=(); [ -n "${EVAL_LIMIT:-}" ] && EVAL=(--limit "$EVAL_LIMIT")
 export OPENBLAS_NUM_THREADS=$THREADS
 FMD=/usr/share/datasets/fashion-mnist
@@ -88,7 +90,8 @@ for kd in none logits pkkd; do
     for s in $(seq 1 "$SEEDS"); do
         log "classifier kd=$kd seed=$s"
         out=$T/cls_${kd}_$s.onnx rep=$T/cls_${kd}_$s.json
-        nice -n 5 "$HONE" opt "$CLS" --passes="adder{kd=$kd,steps=$CLS_STEPS,seed=$s}" \
+        extra=; [ "$kd" = pkkd ] && extra=$PKKD_OPTS
+        nice -n 5 "$HONE" opt "$CLS" --passes="adder{kd=$kd,steps=$CLS_STEPS,seed=$s$extra}" \
             --data "$FMD/train-images-idx3-ubyte.gz" --labels "$FMD/train-labels-idx1-ubyte.gz" "${NORM[@]}" \
             --limit "$CLS_LIMIT" --val-split "$CLS_VAL" --report="$rep" -o "$out" 2>"$T/log_${kd}_$s.txt"
         a=$(top1 "$out"); accs+=("$a")
@@ -147,7 +150,7 @@ SECTION=$T/section.md
 cat <<EOF
 ## Adder (PKKD, AdderSR)
 
-Produced by \`bench/adder_results.sh --write\` (CLS_STEPS=$CLS_STEPS SR_STEPS=$SR_STEPS
+Produced by \`bench/adder_results.sh --write\` (CLS_STEPS=$CLS_STEPS SR_STEPS=$SR_STEPS PKKD_OPTS="$PKKD_OPTS"
 SEEDS=$SEEDS CLS_LIMIT=$CLS_LIMIT CLS_VAL=$CLS_VAL SR_LIMIT=$SR_LIMIT SR_VAL=$SR_VAL
 THREADS=$THREADS), one run, $(date -u +%Y-%m-%d) on the shared 2-core machine. Pass: \`adder\`
 (passes/adder.c, options in docs/PASSES.md); ops: hone.Adder2d, hone.SignedPower
@@ -166,7 +169,7 @@ kernel exp(-||x - f||^2 / s_c) from the CNN's conv at the same place, s_a and s_
 their mean over a calibration batch (sigma = 1), mean-squared error averaged over the
 matched layers: the last converted layer of each resolution (layers.1/c2, layers.3/c2,
 layers.5/c2 in fmnist_resnet14; body.8 in fmnist_sr_x2). Teacher frozen (teacher=cotrain,
-the "progressive" variant, is implemented but not measured here). AdderSR: shortcut=1 adds
+the "progressive" variant, is implemented but not measured here).$([ -n "$PKKD_OPTS" ] && printf ' The classifier pkkd rows ran with the options "%s" on top (they override the choices above).' "$PKKD_OPTS") AdderSR: shortcut=1 adds
 the layer input after the BN (all 4 SR adder layers qualify), power=1 inserts
 sign(y)|y|^alpha (alpha from 1, trained) between adder and BN. Held-out data for the pass's
 own metric: CLS_VAL / SR_VAL training samples; every figure below is on the test data

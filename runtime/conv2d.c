@@ -49,19 +49,26 @@
  * at 2^24, 2^20 no better). */
 #define PARALLEL_MIN_MACS ((int64_t)1 << 22)
 
+/* A positive integer from the environment variable `name` (for measuring trade-offs),
+ * else dflt; read once into *cache. */
+static int64_t env_threshold(const char *name, int64_t dflt, int64_t *cache)
+{
+    int64_t v = __atomic_load_n(cache, __ATOMIC_RELAXED);
+    if (v < 0) {
+        const char *s = getenv(name);
+        long long e = s ? atoll(s) : 0;
+        v = e > 0 ? (int64_t)e : dflt;
+        __atomic_store_n(cache, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
+
 /* Tiles of at least this many multiply-adds run on the shared pool: PARALLEL_MIN_MACS,
- * or HONE_PARALLEL_MIN_MACS from the environment (for measuring the trade-off). */
+ * or HONE_PARALLEL_MIN_MACS from the environment. */
 static int64_t parallel_min_macs(void)
 {
     static int64_t cached = -1;
-    int64_t v = __atomic_load_n(&cached, __ATOMIC_RELAXED);
-    if (v < 0) {
-        const char *s = getenv("HONE_PARALLEL_MIN_MACS");
-        long long e = s ? atoll(s) : 0;
-        v = e > 0 ? (int64_t)e : PARALLEL_MIN_MACS;
-        __atomic_store_n(&cached, v, __ATOMIC_RELAXED);
-    }
-    return v;
+    return env_threshold("HONE_PARALLEL_MIN_MACS", PARALLEL_MIN_MACS, &cached);
 }
 
 static int64_t round_up(int64_t v, int64_t m)
@@ -220,6 +227,31 @@ static void run_units(void *ctx, int64_t u0, int64_t u1, int worker)
         }
 }
 
+/* im2col of one tile, channels split over the pool when the column matrix has at least
+ * IM2COL_PARALLEL_MIN floats (HONE_IM2COL_PARALLEL_MIN overrides, for measuring). */
+#define IM2COL_PARALLEL_MIN ((int64_t)1 << 16)
+
+static int64_t im2col_parallel_min(void)
+{
+    static int64_t cached = -1;
+    return env_threshold("HONE_IM2COL_PARALLEL_MIN", IM2COL_PARALLEL_MIN, &cached);
+}
+
+typedef struct im2col_job {
+    const hone_rt_window *w;
+    const float *x;
+    float *col;
+    int64_t oy0, oy1, ld, xp, taps;
+} im2col_job;
+
+static void run_im2col(void *ctx, int64_t c0, int64_t c1, int worker)
+{
+    const im2col_job *j = ctx;
+    (void)worker;
+    hone_rt_im2col_2d(j->w, c1 - c0, j->x + c0 * j->xp, j->oy0, j->oy1,
+                      j->col + c0 * j->taps * j->ld, j->ld);
+}
+
 void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                     const float *x, const float *wp, const float *bias, float *y, float *scratch)
 {
@@ -251,7 +283,12 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
                     j.col = xg + oy0 * ow;
                     j.ld = total;
                 } else {
-                    hone_rt_im2col_2d(w, cg, xg, oy0, oy1, col, j.n);
+                    im2col_job ij = {w, xg, col, oy0, oy1, j.n, xp, w->k[0] * w->k[1]};
+                    hone_rt_parallel_for(mg * rows * j.n >= parallel_min_macs() &&
+                                                 rows * j.n >= im2col_parallel_min()
+                                             ? hone_rt_shared_pool()
+                                             : NULL,
+                                         cg, 1, run_im2col, &ij);
                     j.col = col;
                     j.ld = j.n;
                 }

@@ -179,6 +179,10 @@ void hone_rt_parallel_for(hone_rt_pool *pool, int64_t n, int64_t grain, hone_rt_
  * HONE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else the online CPUs (at most 16)
  * workers, like OpenBLAS's own pool; NULL when that is one. */
 hone_rt_pool *hone_rt_shared_pool(void);
+/* Called by compiled models at the start of every run: the first call lets the shared
+ * pool's workers poll for the next job before sleeping (2000 pauses; HONE_SPIN=N sets
+ * N, 0 turns it off), as a compiled model issues its parallel kernels back to back. */
+void hone_rt_compiled_enter(void);
 
 /* ===================== *_grad.c: backward kernels of the training engine ===================== */
 

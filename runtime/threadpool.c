@@ -48,7 +48,7 @@ struct hone_rt_pool {
     atomic_uint_fast64_t gen; /* written under mu; read without it while spinning */
     atomic_int active;        /* spawned workers still on the current job (likewise) */
     int stop;
-    int spin;                 /* polls before sleeping (hone_rt_pool_set_spin) */
+    atomic_int spin;          /* polls before sleeping (hone_rt_pool_set_spin) */
     pool_job job;
     atomic_int_fast64_t next; /* next unclaimed chunk */
 };
@@ -85,10 +85,15 @@ static inline void relax(void)
 #endif
 }
 
+static inline int spin_polls(hone_rt_pool *p)
+{
+    return atomic_load_explicit(&p->spin, memory_order_relaxed);
+}
+
 /* Waits for the generation after *seen; copies its job, or returns 0 on stop. */
 static int wait_job(hone_rt_pool *p, uint64_t *seen, pool_job *job)
 {
-    for (int i = 0; i < p->spin && atomic_load(&p->gen) == *seen; i++)
+    for (int i = 0, n = spin_polls(p); i < n && atomic_load(&p->gen) == *seen; i++)
         relax();
     pthread_mutex_lock(&p->mu);
     while (!p->stop && p->gen == *seen)
@@ -171,7 +176,7 @@ hone_rt_pool *hone_rt_pool_create(int n_threads)
 void hone_rt_pool_set_spin(hone_rt_pool *p, int polls)
 {
     if (p)
-        p->spin = polls > 0 ? polls : 0;
+        atomic_store_explicit(&p->spin, polls > 0 ? polls : 0, memory_order_relaxed);
 }
 
 void hone_rt_pool_destroy(hone_rt_pool *p)
@@ -221,7 +226,7 @@ void hone_rt_parallel_for(hone_rt_pool *p, int64_t n, int64_t grain, hone_rt_ran
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
     run_chunks(p, &job, 0);
-    for (int i = 0; i < p->spin && atomic_load(&p->active) > 0; i++)
+    for (int i = 0, n = spin_polls(p); i < n && atomic_load(&p->active) > 0; i++)
         relax();
     pthread_mutex_lock(&p->mu);
     while (p->active > 0)
@@ -232,11 +237,16 @@ void hone_rt_parallel_for(hone_rt_pool *p, int64_t n, int64_t grain, hone_rt_ran
 
 /* ===================== the shared pool ===================== */
 
-/* Polls of the shared pool's threads before they sleep (HONE_SPIN overrides): 0, since
- * on this 2-core machine shared with other jobs a polling worker takes the core the
- * caller needs (a 2-thread parallel-for took 90-360 us with 4000 polls against 15-20 us
- * sleeping on the condition variable, under load). */
+/* Polls of the shared pool's threads before they sleep. The interpreter and the training
+ * engine: SHARED_SPIN = 0, since on a machine shared with other jobs a polling worker
+ * takes the core the caller needs (a 2-thread parallel-for took 90-360 us with 4000
+ * polls against 15-20 us sleeping on the condition variable, under load). Compiled
+ * models: COMPILED_SPIN (hone_rt_compiled_enter), as ONNX Runtime's pool spins by
+ * default: a model runs one parallel-for after another, and waking sleeping workers cost
+ * ResNet-18 5% and MobileNetV2 20% of their 2-thread latency on a quiet machine
+ * (docs/PERFORMANCE.md). HONE_SPIN=N overrides both (0: always sleep at once). */
 #define SHARED_SPIN 0
+#define COMPILED_SPIN 2000
 
 static pthread_once_t shared_once = PTHREAD_ONCE_INIT;
 static hone_rt_pool *shared;
@@ -248,6 +258,13 @@ static int env_threads(const char *name)
     return n > 0 ? n : 0;
 }
 
+/* HONE_SPIN when set (0 included), else dflt. */
+static int spin_setting(int dflt)
+{
+    const char *s = getenv("HONE_SPIN");
+    return s && *s ? atoi(s) : dflt;
+}
+
 static void shared_init(void)
 {
     int n = env_threads("HONE_NUM_THREADS");
@@ -255,9 +272,19 @@ static void shared_init(void)
     n = n ? n : (int)sysconf(_SC_NPROCESSORS_ONLN);
     n = n < 1 ? 1 : n > 16 ? 16 : n;
     shared = n > 1 ? hone_rt_pool_create(n) : NULL;
-    /* compiled models call it for every conv: keep the workers awake between calls */
-    int spin = env_threads("HONE_SPIN");
-    hone_rt_pool_set_spin(shared, spin ? spin : SHARED_SPIN);
+    hone_rt_pool_set_spin(shared, spin_setting(SHARED_SPIN));
+}
+
+static pthread_once_t compiled_once = PTHREAD_ONCE_INIT;
+
+static void compiled_init(void)
+{
+    hone_rt_pool_set_spin(hone_rt_shared_pool(), spin_setting(COMPILED_SPIN));
+}
+
+void hone_rt_compiled_enter(void)
+{
+    pthread_once(&compiled_once, compiled_init);
 }
 
 hone_rt_pool *hone_rt_shared_pool(void)
