@@ -164,7 +164,15 @@ static LLVMValueRef packed_weights(bk_lower *L, int64_t g)
  * ones (hone_rt_conv2d_unpacked, packing into the scratch per run, when the weights
  * are external or computed); hone_rt_conv for pointwise 1-D/3-D ones (no scratch),
  * hone_rt_conv_tiled with the planned tile else. */
-static hone_status emit_conv_call(bk_lower *L)
+/* A FusedConv epilogue the packed conv kernel can apply in its last store (fused):
+ * y += z with z of y's shape, then Relu or Clip (lo / hi, infinite when absent). */
+typedef struct conv_epi {
+    LLVMValueRef z;
+    float lo, hi;
+    bool fused;             /* set when the call took it */
+} conv_epi;
+
+static hone_status emit_conv_call(bk_lower *L, conv_epi *epi)
 {
     hone_rt_window w;
     int64_t g;
@@ -188,6 +196,17 @@ static hone_status emit_conv_call(bk_lower *L)
                               ci64(L, y->dims[1]), ci64(L, g), L->in[0],
                               packed ? packed_weights(L, g) : L->in[1], maybe_in(L, 2), L->out[0],
                               L->scratch};
+        if (packed && epi) {
+            LLVMTypeRef pe[13] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr,
+                                  L->ptr, L->ptr, L->f32, L->f32, L->ptr, L->ptr};
+            LLVMValueRef ae[13] = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
+                                   epi->z ? epi->z : LLVMConstNull(L->ptr),
+                                   LLVMConstReal(L->f32, epi->lo), LLVMConstReal(L->f32, epi->hi),
+                                   a[8], a[9]};
+            bk_call(L, "hone_rt_conv2d_epi", L->vd, pe, 13, ae);
+            epi->fused = true;
+            return HONE_OK;
+        }
         bk_call(L, packed ? "hone_rt_conv2d" : "hone_rt_conv2d_unpacked", L->vd, pt, 10, a);
         return HONE_OK;
     }
@@ -202,7 +221,7 @@ static hone_status emit_conv_call(bk_lower *L)
 
 hone_status bk_lower_conv(bk_lower *L)
 {
-    return emit_conv_call(L);
+    return emit_conv_call(L, NULL);
 }
 
 /* hone.FusedConv(X, W, [B], [Z]): the conv call, then y = act(y + Z) in place. */
@@ -217,13 +236,24 @@ hone_status bk_lower_fused_conv(bk_lower *L)
         return bk_unsupported(L, "activation '%s'", act);
     if (z && z->dtype != HONE_DT_FLOAT)
         return bk_unsupported(L, "residual of type %s", hone_dtype_onnx_name(z->dtype));
-    hone_status st = emit_conv_call(L);
-    if (st)
-        return st;
     int64_t zs[HONE_MAX_RANK];
     if (z)
         bk_bcast_strides(z->rank, z->dims, y->rank, y->dims, zs);
-    if (z || *act)
+    /* the packed kernel applies a residual of y's own shape and Relu / Clip itself */
+    bool same = !z || (z->rank == y->rank &&
+                       !memcmp(z->dims, y->dims, sizeof(int64_t) * (size_t)y->rank));
+    bool clamp = !*act || !strcmp(act, "Relu") || !strcmp(act, "Clip");
+    conv_epi e = {z ? L->in[3] : NULL, -INFINITY, INFINITY, false};
+    if (!strcmp(act, "Relu"))
+        e.lo = 0.0f;
+    if (!strcmp(act, "Clip")) {
+        e.lo = np > 0 ? p[0] : -INFINITY;
+        e.hi = np > 1 ? p[1] : INFINITY;
+    }
+    hone_status st = emit_conv_call(L, (z || *act) && same && clamp ? &e : NULL);
+    if (st)
+        return st;
+    if ((z || *act) && !e.fused)
         bk_emit_epilogue(L, L->out[0], y->rank, y->dims, z ? L->in[3] : NULL, zs, act, p,
                          np < 0 ? 0 : np);
     return HONE_OK;

@@ -154,6 +154,9 @@ typedef struct tile_job {
     int64_t ld;            /* col's row stride: n, or the plane size when col is x itself */
     int64_t rows, n, mg, mp, total, kcmax;
     int64_t panels, blk_rp; /* column panels; row panels per weight block */
+    const float *z;        /* fused epilogue (has_epi): residual at the tile's first output */
+    float lo, hi;
+    int has_epi;
     int avx512;            /* pack with AVX-512 */
 } tile_job;
 
@@ -206,10 +209,14 @@ static void panel_slice(const tile_job *j, float *bp, int64_t p, int64_t pc, int
         b = bp;
         ldb = NR;
     }
-    for (int64_t ir = r0 * MR; ir < r1 * MR && ir < j->mg; ir += MR)
+    bool last = pc + kc >= j->rows;
+    for (int64_t ir = r0 * MR; ir < r1 * MR && ir < j->mg; ir += MR) {
+        hone_rt_micro_epi e = {j->z ? j->z + ir * j->total + q : NULL, j->lo, j->hi};
         hone_rt_gemm_micro(kc, j->wp + pc * j->mp + ir * kc, b, ldb, pc > 0,
-                           pc == 0 && j->bias ? j->bias + ir : NULL, j->y + ir * j->total + q,
-                           j->total, j->mg - ir < MR ? j->mg - ir : MR, nr);
+                           pc == 0 && j->bias ? j->bias + ir : NULL,
+                           last && j->has_epi ? &e : NULL, j->y + ir * j->total + q, j->total,
+                           j->mg - ir < MR ? j->mg - ir : MR, nr);
+    }
 }
 
 /* Units [u0, u1) of the tile: unit u is panel u % panels times the weights' row-panel
@@ -252,8 +259,9 @@ static void run_im2col(void *ctx, int64_t c0, int64_t c1, int worker)
                       j->col + c0 * j->taps * j->ld, j->ld);
 }
 
-void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
-                    const float *x, const float *wp, const float *bias, float *y, float *scratch)
+static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                   const float *x, const float *wp, const float *bias, const float *z, float lo,
+                   float hi, int has_epi, float *y, float *scratch)
 {
     int64_t cg = c / groups, mg = m / groups, rows = cg * w->k[0] * w->k[1];
     int64_t total = w->out[0] * w->out[1], xp = w->in[0] * w->in[1], ow = w->out[1];
@@ -261,14 +269,22 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
     bool direct = pointwise(w);
     if (n <= 0 || mg <= 0 || total <= 0)
         return;
-    if (rows == 0) { /* no input channels: the bias alone */
-        for (int64_t i = 0; i < n * m * total; i++)
-            y[i] = bias ? bias[i / total % m] : 0.0f;
+    if (rows == 0) { /* no input channels: the bias alone (then the epilogue) */
+        for (int64_t i = 0; i < n * m * total; i++) {
+            float v = bias ? bias[i / total % m] : 0.0f;
+            if (has_epi) {
+                v += z ? z[i] : 0.0f;
+                v = v < lo ? lo : v;
+                v = v > hi ? hi : v;
+            }
+            y[i] = v;
+        }
         return;
     }
     float *col = scratch;
     tile_job j = {.col = col, .rows = rows, .mg = mg, .mp = round_up(mg, MR), .total = total,
-                  .kcmax = rows < KC ? rows : KC, .avx512 = hone_rt_cpu_avx512f()};
+                  .kcmax = rows < KC ? rows : KC, .avx512 = hone_rt_cpu_avx512f(),
+                  .lo = lo, .hi = hi, .has_epi = has_epi};
     j.bp = (float *)(((uintptr_t)(col + (direct ? 0 : rows * step * ow)) + 63) & ~(uintptr_t)63);
     for (int64_t b = 0; b < n; b++)
         for (int64_t g = 0; g < groups; g++) {
@@ -279,6 +295,7 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
                 int64_t oy1 = oy0 + step < w->out[0] ? oy0 + step : w->out[0];
                 j.n = (oy1 - oy0) * ow;
                 j.y = y + (b * m + g * mg) * total + oy0 * ow;
+                j.z = z ? z + (b * m + g * mg) * total + oy0 * ow : NULL;
                 if (direct) { /* the image is its own column matrix */
                     j.col = xg + oy0 * ow;
                     j.ld = total;
@@ -306,6 +323,19 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
                 hone_rt_parallel_for(pool, j.panels * blocks, 1, run_units, &j);
             }
         }
+}
+
+void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                    const float *x, const float *wp, const float *bias, float *y, float *scratch)
+{
+    conv2d(w, n, c, m, groups, x, wp, bias, NULL, 0.0f, 0.0f, 0, y, scratch);
+}
+
+void hone_rt_conv2d_epi(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                        const float *x, const float *wp, const float *bias, const float *z,
+                        float lo, float hi, float *y, float *scratch)
+{
+    conv2d(w, n, c, m, groups, x, wp, bias, z, lo, hi, 1, y, scratch);
 }
 
 void hone_rt_conv2d_unpacked(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,

@@ -90,6 +90,13 @@ size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t groups
  * hone_rt_shared_pool for large convs; results independent of the thread count. */
 void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                     const float *x, const float *wp, const float *bias, float *y, float *scratch);
+/* hone_rt_conv2d with a fused epilogue on every output: y = conv + bias, then y += z (the
+ * residual, y's shape; NULL: none), then y = y < lo ? lo : y, y = y > hi ? hi : y
+ * (-INFINITY / INFINITY for no bound): FusedConv's Relu and Clip, written once instead
+ * of a second pass over y. */
+void hone_rt_conv2d_epi(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                        const float *x, const float *wp, const float *bias, const float *z,
+                        float lo, float hi, float *y, float *scratch);
 /* Same from unpacked weights wt[m, c/groups, KH, KW], packed into the scratch first. */
 size_t hone_rt_conv2d_unpacked_scratch(const hone_rt_window *w, int64_t c, int64_t m,
                                        int64_t groups);

@@ -152,7 +152,8 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, const float *b,
  * packed), and all NR columns of each are read. */
 __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void micro(int64_t kc, const float *restrict ap,
                                                     const float *restrict bp, int64_t ldb, float alpha,
-                                                    float beta, const float *bias, float *c,
+                                                    float beta, const float *bias,
+                                                    const hone_rt_micro_epi *epi, float *c,
                                                     int64_t ldc, int64_t mr, int64_t nr)
 {
     __m512 acc[MR][2];
@@ -184,6 +185,17 @@ __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void m
             __m512 br = _mm512_set1_ps(bias[r]);
             v0 = _mm512_add_ps(v0, br);
             v1 = _mm512_add_ps(v1, br);
+        }
+        if (epi) {
+            if (epi->z) {
+                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, epi->z + r * ldc));
+                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, epi->z + r * ldc + 16));
+            }
+            __m512 lo = _mm512_set1_ps(epi->lo), hi = _mm512_set1_ps(epi->hi);
+            v0 = _mm512_mask_mov_ps(v0, _mm512_cmp_ps_mask(v0, lo, _CMP_LT_OQ), lo);
+            v1 = _mm512_mask_mov_ps(v1, _mm512_cmp_ps_mask(v1, lo, _CMP_LT_OQ), lo);
+            v0 = _mm512_mask_mov_ps(v0, _mm512_cmp_ps_mask(v0, hi, _CMP_GT_OQ), hi);
+            v1 = _mm512_mask_mov_ps(v1, _mm512_cmp_ps_mask(v1, hi, _CMP_GT_OQ), hi);
         }
         _mm512_mask_storeu_ps(cr, m0, v0);
         _mm512_mask_storeu_ps(cr + 16, m1, v1);
@@ -472,7 +484,7 @@ static int sgemm_avx512(int trans_a, int trans_b, int64_t m, int64_t n, int64_t 
                     int64_t lb = jr < full ? ldb : NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        micro(kc, pb->a + ir * kc, bp, lb, alpha, be, NULL,
+                        micro(kc, pb->a + ir * kc, bp, lb, alpha, be, NULL, NULL,
                               c + (ic + ir) * ldc + jc + jr, ldc, mr, nr);
                     }
                 }
@@ -535,7 +547,8 @@ int hone_rt_cpu_avx512f(void)
 
 /* The portable kernel: the AVX-512 one's contract in plain C (k terms in order). */
 static void micro_c(int64_t kc, const float *ap, const float *bp, int64_t ldb, int accumulate,
-                    const float *bias, float *c, int64_t ldc, int64_t mr, int64_t nr)
+                    const float *bias, const hone_rt_micro_epi *epi, float *c, int64_t ldc,
+                    int64_t mr, int64_t nr)
 {
     float acc[HONE_GEMM_MR][HONE_GEMM_NR] = {{0}};
     for (int64_t kk = 0; kk < kc; kk++)
@@ -549,20 +562,27 @@ static void micro_c(int64_t kc, const float *ap, const float *bp, int64_t ldb, i
                 v += c[r * ldc + j];
             if (bias)
                 v += bias[r];
+            if (epi) {
+                if (epi->z)
+                    v += epi->z[r * ldc + j];
+                v = v < epi->lo ? epi->lo : v;
+                v = v > epi->hi ? epi->hi : v;
+            }
             c[r * ldc + j] = v;
         }
 }
 
 void hone_rt_gemm_micro(int64_t kc, const float *ap, const float *bp, int64_t ldb, int accumulate,
-                        const float *bias, float *c, int64_t ldc, int64_t mr, int64_t nr)
+                        const float *bias, const hone_rt_micro_epi *epi, float *c, int64_t ldc,
+                        int64_t mr, int64_t nr)
 {
 #ifdef HAVE_AVX512_GEMM
     if (hone_rt_cpu_avx512f()) {
-        micro(kc, ap, bp, ldb, 1.0f, accumulate ? 1.0f : 0.0f, bias, c, ldc, mr, nr);
+        micro(kc, ap, bp, ldb, 1.0f, accumulate ? 1.0f : 0.0f, bias, epi, c, ldc, mr, nr);
         return;
     }
 #endif
-    micro_c(kc, ap, bp, ldb, accumulate, bias, c, ldc, mr, nr);
+    micro_c(kc, ap, bp, ldb, accumulate, bias, epi, c, ldc, mr, nr);
 }
 
 #ifndef HAVE_AVX512_GEMM

@@ -168,6 +168,48 @@ static void test_depthwise_matches_direct(void **state)
     }
 }
 
+/* hone_rt_conv2d_epi (FusedConv's residual and Relu / Clip in the kernel's last store)
+ * gives the bits of hone_rt_conv2d followed by the backend's separate epilogue loop:
+ * y += z, then y < lo -> lo, y > hi -> hi; on a conv with two KC slices and one on the
+ * pool with blocks of weights, with and without a residual, with one bound or two. */
+static void test_conv2d_epilogue(void **state)
+{
+    (void)state;
+    static const conv_case ec[] = {
+        {2, 32, 13, 1, 14, 14, 3, 2, 1, 1, 1},
+        {1, 256, 100, 1, 7, 7, 3, 1, 1, 1, 1},
+        {1, 64, 64, 1, 28, 28, 3, 1, 1, 1, 0},
+    };
+    static const float bounds[3][2] = {{0.0f, INFINITY}, {-0.25f, 0.5f}, {-INFINITY, INFINITY}};
+    for (size_t i = 0; i < sizeof ec / sizeof *ec; i++)
+        for (int bi = 0; bi < 3; bi++)
+            for (int with_z = 0; with_z < 2; with_z++) {
+                const conv_case *cc = &ec[i];
+                hone_rt_window w = window_of(cc);
+                int64_t rows = cc->c * cc->k * cc->k, total = w.out[0] * w.out[1];
+                size_t ny = (size_t)(cc->n * cc->m * total);
+                tu_seed(23);
+                float *x = rand_floats((size_t)(cc->n * cc->c * cc->h * cc->wd));
+                float *wt = rand_floats((size_t)(cc->m * rows)), *z = rand_floats(ny);
+                float *bias = cc->bias ? rand_floats((size_t)cc->m) : NULL;
+                float *wp = nan_floats((size_t)hone_rt_conv2d_packed_numel(cc->m, 1, rows));
+                float *sc = nan_floats(hone_rt_conv2d_scratch(&w, cc->c, 1));
+                float *y1 = nan_floats(ny), *y2 = nan_floats(ny);
+                float lo = bounds[bi][0], hi = bounds[bi][1];
+                hone_rt_conv2d_pack(cc->m, 1, rows, wt, wp);
+                hone_rt_conv2d(&w, cc->n, cc->c, cc->m, 1, x, wp, bias, y1, sc);
+                for (size_t e = 0; e < ny; e++) {
+                    float v = with_z ? y1[e] + z[e] : y1[e];
+                    v = v < lo ? lo : v;
+                    y1[e] = v > hi ? hi : v;
+                }
+                hone_rt_conv2d_epi(&w, cc->n, cc->c, cc->m, 1, x, wp, bias, with_z ? z : NULL,
+                                   lo, hi, y2, sc);
+                assert_memory_equal(y1, y2, sizeof(float) * ny);
+                free(x), free(wt), free(z), free(bias), free(wp), free(sc), free(y1), free(y2);
+            }
+}
+
 /* A conv whose weights have no input channel left (c = 0) is its bias. */
 static void test_conv2d_no_inputs(void **state)
 {
@@ -185,6 +227,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conv2d_matches_direct),
         cmocka_unit_test(test_conv2d_no_inputs),
+        cmocka_unit_test(test_conv2d_epilogue),
         cmocka_unit_test(test_depthwise_matches_direct),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
