@@ -193,9 +193,10 @@ __attribute__((target("avx512f"))) static bool dw_plane3x3_avx512(const hone_rt_
  * result has the bits of dw_plane3x3_avx512 (finite weights). False (nothing done) when
  * the padded plane exceeds DW_PAD_FLOATS. */
 enum { DW_PAD_FLOATS = 16384 };
-__attribute__((target("avx512f"))) static bool dw_plane3x3_padded(const hone_rt_window *w,
-                                                                 const float *x, const float *k,
-                                                                 float bias, float *y)
+/* no-tree-loop-distribute-patterns: GCC would turn the zeroing stores back into memset
+ * calls */
+__attribute__((target("avx512f"), optimize("no-tree-loop-distribute-patterns"))) static bool
+dw_plane3x3_padded(const hone_rt_window *w, const float *x, const float *k, float bias, float *y)
 {
     int64_t ih = w->in[0], iw = w->in[1], oh = w->out[0], ow = w->out[1];
     int64_t s0 = w->stride[0], s1 = w->stride[1], py = w->pad[0], px = w->pad[1];
