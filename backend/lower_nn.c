@@ -136,7 +136,7 @@ size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
     if (n->in[0]->dtype != HONE_DT_FLOAT || conv_window(&ctx, n, &w, &g) || depthwise(&w, c, mo, g))
         return 0;
     if (conv2d_kernel(&w, c, mo, g))
-        return (bk_conv_packs_weights(m, n) ? hone_rt_conv2d_scratch(&w, c, g)
+        return (bk_conv_packs_weights(m, n) ? hone_rt_conv2d_scratch(&w, c, mo, g)
                                             : hone_rt_conv2d_unpacked_scratch(&w, c, mo, g)) *
                sizeof(float);
     if (pointwise(&w))
@@ -145,15 +145,15 @@ size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
 }
 
 /* The weights of the current conv packed for hone_rt_conv2d, as a constant global. */
-static LLVMValueRef packed_weights(bk_lower *L, int64_t g)
+static LLVMValueRef packed_weights(bk_lower *L, const hone_rt_window *w, int64_t g)
 {
     const hone_value *wt = bk_in(L, 1);
     const hone_tensor *t = bk_known(L->m, wt);
     int64_t m = wt->dims[0], rows = m > 0 ? bk_numel(wt) / m : 0;
-    size_t n = (size_t)hone_rt_conv2d_packed_numel(m, g, rows);
+    size_t n = (size_t)hone_rt_conv2d_packed_numel(w, m, g, rows);
     float *p = malloc(sizeof(float) * (n ? n : 1));
     HONE_ASSERT(p);
-    hone_rt_conv2d_pack(m, g, rows, t->data, p);
+    hone_rt_conv2d_pack(w, m, g, rows, t->data, p);
     LLVMValueRef gl = bk_global_bytes(L, p, sizeof(float) * n, "wpacked");
     free(p);
     return gl;
@@ -194,7 +194,7 @@ static hone_status emit_conv_call(bk_lower *L, conv_epi *epi)
         LLVMTypeRef pt[10] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr, L->ptr, L->ptr, L->ptr};
         LLVMValueRef a[10] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]),
                               ci64(L, y->dims[1]), ci64(L, g), L->in[0],
-                              packed ? packed_weights(L, g) : L->in[1], maybe_in(L, 2), L->out[0],
+                              packed ? packed_weights(L, &w, g) : L->in[1], maybe_in(L, 2), L->out[0],
                               L->scratch};
         if (packed && epi) {
             LLVMTypeRef pe[13] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr,

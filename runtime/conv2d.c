@@ -76,24 +76,52 @@ static int64_t round_up(int64_t v, int64_t m)
     return (v + m - 1) / m * m;
 }
 
-int64_t hone_rt_conv2d_packed_numel(int64_t m, int64_t groups, int64_t rows)
+/* Small planes run transposed: y^T = col^T W^T, positions in the micro-kernel's 8 rows
+ * and output channels in its 32 columns (weights packed in 32-channel panels), through a
+ * position-major buffer that is transposed into y at the end. A 7x7 plane then wastes 7 of
+ * 56 rows instead of 15 of 64 columns, and the weights, the large operand there, are read
+ * once per slice for all positions. Planes of at most TPOS_MAX positions that are not a
+ * whole number of 32-column panels, with at least TCH_MIN channels per group and at least
+ * as many column rows as channels (one thread, ResNet shapes: 7x7 3x3 512 -> 512 +9%,
+ * 14x14 3x3 256 -> 256 +6%, 7x7 1x1 2048 -> 512 +7%; but 1x1 256 -> 1024 at 14x14 -40%
+ * and 512 -> 2048 at 7x7 -18%, where the transposition of the many outputs, each of few
+ * multiply-adds, costs more than the padding saves). */
+#define TPOS_MAX 256
+#define TCH_MIN 64
+
+static bool transposed(const hone_rt_window *w, int64_t mg, int64_t rows)
 {
-    return groups * round_up(m / groups, MR) * rows;
+    int64_t total = w->out[0] * w->out[1];
+    return w->nsp == 2 && total <= TPOS_MAX && total % NR != 0 && mg >= TCH_MIN && rows >= mg;
 }
 
-void hone_rt_conv2d_pack(int64_t m, int64_t groups, int64_t rows, const float *w, float *wp)
+/* Rows of a packed weight panel: NR when transposed, else MR. */
+static int64_t panel_height(const hone_rt_window *w, int64_t mg, int64_t rows)
 {
-    int64_t mg = m / groups, mp = round_up(mg, MR);
+    return transposed(w, mg, rows) ? NR : MR;
+}
+
+int64_t hone_rt_conv2d_packed_numel(const hone_rt_window *w, int64_t m, int64_t groups,
+                                    int64_t rows)
+{
+    int64_t mg = m / groups;
+    return groups * round_up(mg, panel_height(w, mg, rows)) * rows;
+}
+
+void hone_rt_conv2d_pack(const hone_rt_window *w, int64_t m, int64_t groups, int64_t rows,
+                         const float *wt, float *wp)
+{
+    int64_t mg = m / groups, ph = panel_height(w, mg, rows), mp = round_up(mg, ph);
     for (int64_t g = 0; g < groups; g++) {
-        const float *wg = w + g * mg * rows;
+        const float *wg = wt + g * mg * rows;
         float *dst = wp + g * mp * rows;
         for (int64_t pc = 0; pc < rows; pc += KC) {
             int64_t kc = rows - pc < KC ? rows - pc : KC;
-            for (int64_t ir = 0; ir < mp; ir += MR) {
+            for (int64_t ir = 0; ir < mp; ir += ph) {
                 float *d = dst + pc * mp + ir * kc;
                 for (int64_t kk = 0; kk < kc; kk++)
-                    for (int64_t r = 0; r < MR; r++)
-                        d[kk * MR + r] = ir + r < mg ? wg[(ir + r) * rows + pc + kk] : 0.0f;
+                    for (int64_t r = 0; r < ph; r++)
+                        d[kk * ph + r] = ir + r < mg ? wg[(ir + r) * rows + pc + kk] : 0.0f;
             }
         }
     }
@@ -121,9 +149,16 @@ static bool pointwise(const hone_rt_window *w)
            w->pad[0] == 0 && w->pad[1] == 0 && w->out[0] == w->in[0] && w->out[1] == w->in[1];
 }
 
-size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t groups)
+size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups)
 {
-    int64_t rows = c / groups * w->k[0] * w->k[1], kc = rows < KC ? rows : KC;
+    int64_t rows = c / groups * w->k[0] * w->k[1], kc = rows < KC ? rows : KC, mg = m / groups;
+    if (transposed(w, mg, rows)) {
+        /* the plane's column matrix, the position-major result, the workers' packed
+         * position panels (+ 16: to align them) */
+        int64_t total = w->out[0] * w->out[1];
+        int64_t col = pointwise(w) ? 0 : rows * total;
+        return (size_t)(col + round_up(total, MR) * round_up(mg, NR) + WORKERS * kc * MR + 16);
+    }
     int64_t col = pointwise(w) ? 0 : rows * tile_rows(w, rows) * w->out[1];
     /* the tile's column matrix, then the workers' panel buffers (+ 16: to align them) */
     return (size_t)(col + WORKERS * kc * NR + 16);
@@ -133,18 +168,9 @@ size_t hone_rt_conv2d_unpacked_scratch(const hone_rt_window *w, int64_t c, int64
                                        int64_t groups)
 {
     int64_t rows = c / groups * w->k[0] * w->k[1];
-    return (size_t)hone_rt_conv2d_packed_numel(m, groups, rows) +
-           hone_rt_conv2d_scratch(w, c, groups);
+    return (size_t)hone_rt_conv2d_packed_numel(w, m, groups, rows) +
+           hone_rt_conv2d_scratch(w, c, m, groups);
 }
-
-/* The whole convolution: panels of NR positions of every (image, group) plane. */
-typedef struct conv_job {
-    const hone_rt_window *w;
-    const float *x, *wp, *bias;
-    float *y, *bp;         /* bp: WORKERS panel buffers of min(rows, KC) * NR floats */
-    int64_t c, m, groups, cg, mg, mp, rows, total, panels; /* panels per plane */
-    int avx512;            /* gather with AVX-512 */
-} conv_job;
 
 /* The tile being multiplied: output rows [oy0, oy0 + n / OW) of one image and group,
  * their column matrix col[rows][n] already gathered. */
@@ -259,6 +285,116 @@ static void run_im2col(void *ctx, int64_t c0, int64_t c1, int worker)
                       j->col + c0 * j->taps * j->ld, j->ld);
 }
 
+/* ---- small planes, transposed (see transposed()) ---- */
+
+typedef struct tjob {
+    const float *col, *wp, *bias, *z;
+    float *ct, *ap, *y;     /* ct: [round_up(n, MR)][mp] position-major; ap: WORKERS panels */
+    int64_t ld, rows, n, mg, mp, kcmax, ppanels, cpanels, blk, total;
+    float lo, hi;
+    int has_epi;
+} tjob;
+
+/* Positions [8 i, 8 i + 8) of col rows [pc, pc + kc) as the micro-kernel's A panel:
+ * ap[kk * MR + r], zeros past n. */
+static void pack_positions(const tjob *j, int64_t i, int64_t pc, int64_t kc, float *ap)
+{
+    int64_t p0 = i * MR, np = j->n - p0 < MR ? j->n - p0 : MR;
+    const float *src = j->col + pc * j->ld + p0;
+    if (np == MR) {
+        for (int64_t kk = 0; kk < kc; kk++)
+            memcpy(ap + kk * MR, src + kk * j->ld, sizeof(float) * MR);
+        return;
+    }
+    for (int64_t kk = 0; kk < kc; kk++)
+        for (int64_t r = 0; r < MR; r++)
+            ap[kk * MR + r] = r < np ? src[kk * j->ld + r] : 0.0f;
+}
+
+/* Units [u0, u1): position panel u % ppanels times the channel-panel block u / ppanels,
+ * KC slices outermost (each slice added into ct in order). */
+static void run_tunits(void *ctx, int64_t u0, int64_t u1, int worker)
+{
+    const tjob *j = ctx;
+    float *ap = j->ap + (int64_t)worker * j->kcmax * MR;
+    for (int64_t pc = 0; pc < j->rows; pc += KC) {
+        int64_t kc = j->rows - pc < KC ? j->rows - pc : KC;
+        for (int64_t u = u0; u < u1; u++) {
+            int64_t i = u % j->ppanels, b0 = u / j->ppanels * j->blk;
+            int64_t mr = j->n - i * MR < MR ? j->n - i * MR : MR;
+            pack_positions(j, i, pc, kc, ap);
+            for (int64_t jp = b0; jp < b0 + j->blk && jp < j->cpanels; jp++)
+                hone_rt_gemm_micro(kc, ap, j->wp + pc * j->mp + jp * NR * kc, NR, pc > 0, NULL,
+                                   NULL, j->ct + i * MR * j->mp + jp * NR, j->mp, mr, NR);
+        }
+    }
+}
+
+/* y[ch][p] = ct[p][ch] (+ bias, then the epilogue) for channels [c0, c1). */
+static void run_tout(void *ctx, int64_t c0, int64_t c1, int worker)
+{
+    const tjob *j = ctx;
+    (void)worker;
+    for (int64_t ch = c0; ch < c1; ch++) {
+        float *yr = j->y + ch * j->total;
+        const float *zr = j->z ? j->z + ch * j->total : NULL;
+        for (int64_t p = 0; p < j->n; p++) {
+            float v = j->ct[p * j->mp + ch];
+            if (j->bias)
+                v += j->bias[ch];
+            if (j->has_epi) {
+                if (zr)
+                    v += zr[p];
+                v = v < j->lo ? j->lo : v;
+                v = v > j->hi ? j->hi : v;
+            }
+            yr[p] = v;
+        }
+    }
+}
+
+static void conv2d_t(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
+                     const float *x, const float *wp, const float *bias, const float *z,
+                     float lo, float hi, int has_epi, float *y, float *scratch)
+{
+    int64_t cg = c / groups, mg = m / groups, rows = cg * w->k[0] * w->k[1];
+    int64_t total = w->out[0] * w->out[1], xp = w->in[0] * w->in[1];
+    bool direct = pointwise(w);
+    tjob j = {.rows = rows, .n = total, .mg = mg, .mp = round_up(mg, NR), .total = total,
+              .kcmax = rows < KC ? rows : KC, .ppanels = (total + MR - 1) / MR, .lo = lo,
+              .hi = hi, .has_epi = has_epi};
+    j.cpanels = j.mp / NR;
+    float *col = scratch;
+    j.ct = scratch + (direct ? 0 : rows * total);
+    j.ap = (float *)(((uintptr_t)(j.ct + round_up(total, MR) * j.mp) + 63) & ~(uintptr_t)63);
+    hone_rt_pool *pool = mg * rows * total >= parallel_min_macs() ? hone_rt_shared_pool() : NULL;
+    int64_t want = pool ? UNITS_PER_WORKER * hone_rt_pool_size(pool) : 1;
+    int64_t blocks = j.ppanels >= want ? 1 : (want + j.ppanels - 1) / j.ppanels;
+    blocks = blocks > j.cpanels ? j.cpanels : blocks;
+    j.blk = (j.cpanels + blocks - 1) / blocks;
+    blocks = (j.cpanels + j.blk - 1) / j.blk;
+    for (int64_t b = 0; b < n; b++)
+        for (int64_t g = 0; g < groups; g++) {
+            const float *xg = x + (b * c + g * cg) * xp;
+            j.wp = wp + g * j.mp * rows;
+            j.bias = bias ? bias + g * mg : NULL;
+            j.y = y + (b * m + g * mg) * total;
+            j.z = z ? z + (b * m + g * mg) * total : NULL;
+            if (direct) {
+                j.col = xg;
+                j.ld = total;
+            } else {
+                im2col_job ij = {w, xg, col, 0, w->out[0], total, xp, w->k[0] * w->k[1]};
+                hone_rt_parallel_for(pool && rows * total >= im2col_parallel_min() ? pool : NULL,
+                                     cg, 1, run_im2col, &ij);
+                j.col = col;
+                j.ld = total;
+            }
+            hone_rt_parallel_for(pool, j.ppanels * blocks, 1, run_tunits, &j);
+            hone_rt_parallel_for(pool, mg, 16, run_tout, &j);
+        }
+}
+
 static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                    const float *x, const float *wp, const float *bias, const float *z, float lo,
                    float hi, int has_epi, float *y, float *scratch)
@@ -269,6 +405,10 @@ static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
     bool direct = pointwise(w);
     if (n <= 0 || mg <= 0 || total <= 0)
         return;
+    if (rows > 0 && transposed(w, mg, rows)) {
+        conv2d_t(w, n, c, m, groups, x, wp, bias, z, lo, hi, has_epi, y, scratch);
+        return;
+    }
     if (rows == 0) { /* no input channels: the bias alone (then the epilogue) */
         for (int64_t i = 0; i < n * m * total; i++) {
             float v = bias ? bias[i / total % m] : 0.0f;
@@ -343,7 +483,7 @@ void hone_rt_conv2d_unpacked(const hone_rt_window *w, int64_t n, int64_t c, int6
                              float *y, float *scratch)
 {
     int64_t rows = c / groups * w->k[0] * w->k[1];
-    hone_rt_conv2d_pack(m, groups, rows, wt, scratch);
+    hone_rt_conv2d_pack(w, m, groups, rows, wt, scratch);
     hone_rt_conv2d(w, n, c, m, groups, x, scratch, bias, y,
-                   scratch + hone_rt_conv2d_packed_numel(m, groups, rows));
+                   scratch + hone_rt_conv2d_packed_numel(w, m, groups, rows));
 }

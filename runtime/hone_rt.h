@@ -81,11 +81,14 @@ void hone_rt_conv_tiled(const hone_rt_window *w, int64_t n, int64_t c, int64_t m
 
 /* Floats of conv2d-packed weights: groups * round_up(m / groups, 8) * rows, where rows =
  * c / groups * KH * KW. */
-int64_t hone_rt_conv2d_packed_numel(int64_t m, int64_t groups, int64_t rows);
-/* Packs wt[m, rows] (per group) into the GEMM micro-kernel's panels, wp. */
-void hone_rt_conv2d_pack(int64_t m, int64_t groups, int64_t rows, const float *wt, float *wp);
+int64_t hone_rt_conv2d_packed_numel(const hone_rt_window *w, int64_t m, int64_t groups,
+                                    int64_t rows);
+/* Packs wt[m, rows] (per group) into the GEMM micro-kernel's panels, wp: 8-channel panels,
+ * or 32-channel ones for the small planes that run transposed (the layout depends on w). */
+void hone_rt_conv2d_pack(const hone_rt_window *w, int64_t m, int64_t groups, int64_t rows,
+                         const float *wt, float *wp);
 /* Floats of scratch hone_rt_conv2d needs (a panel buffer per pool worker). */
-size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t groups);
+size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups);
 /* 2-D Conv x[n,c,H,W] * packed weights (+ bias[m] or NULL) -> y[n,m,OH,OW]; threads from
  * hone_rt_shared_pool for large convs; results independent of the thread count. */
 void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,

@@ -5,7 +5,8 @@
  * matrices deeper than one KC slice (288 and 576 rows), output-channel counts
  * that are not multiples of the 8-row micro-kernel, position counts that leave
  * a partial last panel, tiles of a few output rows (a wide image), no bias and
- * a conv large enough to run on the shared pool. Every output must be written
+ * a conv large enough to run on the shared pool, small planes with many channels (the
+ * transposed layout). Every output must be written
  * (the output starts as NaN); weights packed ahead of time (what the backend
  * embeds) and packed per call (hone_rt_conv2d_unpacked, hone_rt_conv) give
  * bit-identical results. Also the depthwise kernel (runtime/depthwise.c) against the
@@ -33,7 +34,9 @@ static const conv_case cases[] = {
     {2, 6, 9, 3, 9, 11, 3, 1, 2, 2, 1},     /* groups, dilation, non-square */
     {1, 3, 5, 1, 5, 5, 5, 1, 0, 1, 1},      /* one position per window row */
     {1, 40, 8, 1, 3, 700, 3, 1, 1, 1, 0},   /* wide: 360 rows x 700 positions a row */
-    {1, 256, 100, 1, 7, 7, 3, 1, 1, 1, 1},  /* 2 panels, 13 row panels: blocks of weights */
+    {1, 256, 100, 1, 7, 7, 3, 1, 1, 1, 1},  /* 7x7, 100 channels: transposed, on the pool */
+    {2, 192, 128, 2, 9, 9, 1, 1, 0, 1, 1},  /* transposed pointwise, 2 groups of 64, 2 images */
+    {1, 64, 72, 1, 14, 14, 3, 2, 1, 1, 0},  /* transposed, stride 2, 72 channels, no bias */
     {1, 3, 16, 1, 41, 37, 7, 2, 3, 1, 1},   /* stem-like 7x7 stride 2, odd widths */
     {1, 8, 8, 1, 70, 70, 3, 2, 1, 1, 1},    /* stride 2, 35 a row: a full and a partial block */
 };
@@ -90,13 +93,13 @@ static void run_case(const conv_case *cc)
     tu_seed(11);
     float *x = rand_floats(nx), *wt = rand_floats(nw);
     float *bias = cc->bias ? rand_floats((size_t)cc->m) : NULL;
-    float *wp = nan_floats((size_t)hone_rt_conv2d_packed_numel(cc->m, cc->groups, rows));
-    float *s1 = nan_floats(hone_rt_conv2d_scratch(&w, cc->c, cc->groups));
+    float *wp = nan_floats((size_t)hone_rt_conv2d_packed_numel(&w, cc->m, cc->groups, rows));
+    float *s1 = nan_floats(hone_rt_conv2d_scratch(&w, cc->c, cc->m, cc->groups));
     float *s2 = nan_floats(hone_rt_conv2d_unpacked_scratch(&w, cc->c, cc->m, cc->groups));
     float *s3 = nan_floats(hone_rt_conv_scratch(&w, cc->c, cc->m, cc->groups));
     float *y1 = nan_floats(ny), *y2 = nan_floats(ny), *y3 = nan_floats(ny);
 
-    hone_rt_conv2d_pack(cc->m, cc->groups, rows, wt, wp);
+    hone_rt_conv2d_pack(&w, cc->m, cc->groups, rows, wt, wp);
     hone_rt_conv2d(&w, cc->n, cc->c, cc->m, cc->groups, x, wp, bias, y1, s1);
     hone_rt_conv2d_unpacked(&w, cc->n, cc->c, cc->m, cc->groups, x, wt, bias, y2, s2);
     hone_rt_conv(&w, cc->n, cc->c, cc->m, cc->groups, x, wt, bias, y3, s3);
@@ -192,11 +195,11 @@ static void test_conv2d_epilogue(void **state)
                 float *x = rand_floats((size_t)(cc->n * cc->c * cc->h * cc->wd));
                 float *wt = rand_floats((size_t)(cc->m * rows)), *z = rand_floats(ny);
                 float *bias = cc->bias ? rand_floats((size_t)cc->m) : NULL;
-                float *wp = nan_floats((size_t)hone_rt_conv2d_packed_numel(cc->m, 1, rows));
-                float *sc = nan_floats(hone_rt_conv2d_scratch(&w, cc->c, 1));
+                float *wp = nan_floats((size_t)hone_rt_conv2d_packed_numel(&w, cc->m, 1, rows));
+                float *sc = nan_floats(hone_rt_conv2d_scratch(&w, cc->c, cc->m, 1));
                 float *y1 = nan_floats(ny), *y2 = nan_floats(ny);
                 float lo = bounds[bi][0], hi = bounds[bi][1];
-                hone_rt_conv2d_pack(cc->m, 1, rows, wt, wp);
+                hone_rt_conv2d_pack(&w, cc->m, 1, rows, wt, wp);
                 hone_rt_conv2d(&w, cc->n, cc->c, cc->m, 1, x, wp, bias, y1, sc);
                 for (size_t e = 0; e < ny; e++) {
                     float v = with_z ? y1[e] + z[e] : y1[e];
