@@ -16,7 +16,10 @@
  *    = the tile's width); only a partial last panel is copied into a zero-
  *    padded buffer, so no lane reads past the matrix.
  *  - the first KC slice's store adds the bias, so y is written once, not filled
- *    and then accumulated into.
+ *    and then accumulated into; the last one can apply FusedConv's residual and
+ *    Relu/Clip (hone_rt_conv2d_epi).
+ *  - small planes with many channels (7x7, 14x14) run transposed, positions in the
+ *    micro-kernel's rows and channels in its columns (transposed(), conv2d_t).
  *  - KC slices are the outermost loop of a worker's range, so a slice of the
  *    weights stays in cache while it meets every panel of the range (the deep
  *    layers' weights, 2-9 MB in ResNet-18's last stages, were streamed from L3
