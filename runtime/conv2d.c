@@ -26,12 +26,13 @@
  *    once per panel before: 5% of ResNet-18's time at one thread).
  * The panels of a tile are split over the runtime's shared pool when the tile
  * holds at least 2^22 multiply-adds (waking the pool costs tens of microseconds);
- * when a tile has fewer than 4 panels per worker (7x7 and 14x14 outputs), the
- * weights' row panels are cut into blocks too, so every worker has work and reads
- * only its block of the weights. Each worker has its own panel buffer in the scratch. Every output element is
- * summed by one micro-kernel sequence in slice order, so results do not depend
- * on the thread count or the tile size, and compiled code and the interpreter
- * agree bit for bit. A fused gather straight from the image into packed panels
+ * when a tile has fewer than 4 panels per worker, the weights' row panels are cut
+ * into blocks too, so every worker has work and reads only its block of the
+ * weights. Each worker has its own panel buffer in the scratch. Every output
+ * element is summed by one micro-kernel sequence in slice order (the layout,
+ * transposed or not, depends on the shape only), so results do not depend on the
+ * thread count or the tile size, and compiled code and the interpreter agree bit
+ * for bit. A fused gather straight from the image into packed panels
  * was tried and measured slower here (one masked copy per panel, tap and output
  * row against one memcpy per tap and input row).
  */
