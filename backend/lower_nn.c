@@ -16,6 +16,8 @@
  * padding) are a plain GEMM (hone_rt_conv, no scratch), and the rest im2col +
  * GEMM with a planned tile of about 1 MiB (hone_rt_conv_tiled): the
  * interpreter's own tile can reach 8 MiB and would dominate the workspace.
+ * FusedConv's residual and Relu/Clip ride on hone_rt_conv2d's last store
+ * (hone_rt_conv2d_epi); other kernels and activations get an epilogue loop.
  *
  * Only float32 is lowered here (float64 Gemm/MatMul through dgemm); other
  * element types are reported as unsupported.
@@ -159,11 +161,6 @@ static LLVMValueRef packed_weights(bk_lower *L, const hone_rt_window *w, int64_t
     return gl;
 }
 
-/* The conv call of the current node (Conv or FusedConv): the direct kernel for
- * depthwise convs; hone_rt_conv2d on weights packed at compile time for other 2-D
- * ones (hone_rt_conv2d_unpacked, packing into the scratch per run, when the weights
- * are external or computed); hone_rt_conv for pointwise 1-D/3-D ones (no scratch),
- * hone_rt_conv_tiled with the planned tile else. */
 /* A FusedConv epilogue the packed conv kernel can apply in its last store (fused):
  * y += z with z of y's shape, then Relu or Clip (lo / hi, infinite when absent). */
 typedef struct conv_epi {
@@ -172,6 +169,12 @@ typedef struct conv_epi {
     bool fused;             /* set when the call took it */
 } conv_epi;
 
+/* The conv call of the current node (Conv or FusedConv): the direct kernel for
+ * depthwise convs; hone_rt_conv2d on weights packed at compile time for other 2-D
+ * ones (hone_rt_conv2d_unpacked, packing into the scratch per run, when the weights
+ * are external or computed); hone_rt_conv for pointwise 1-D/3-D ones (no scratch),
+ * hone_rt_conv_tiled with the planned tile else. With epi, the packed kernel takes the
+ * epilogue (hone_rt_conv2d_epi) and sets epi->fused; other kernels leave it to the caller. */
 static hone_status emit_conv_call(bk_lower *L, conv_epi *epi)
 {
     hone_rt_window w;
