@@ -105,6 +105,14 @@ static int64_t panel_height(const hone_rt_window *w, int64_t mg, int64_t rows)
     return transposed(w, mg, rows) ? NR : MR;
 }
 
+/* Row stride of the transposed path's position-major buffer: the channels rounded up
+ * to whole panels, plus one cache line, so that the rows (4 KiB apart for 1024 channels)
+ * do not all fall into the same L1 sets when a channel is read down the positions. */
+static int64_t ct_stride(int64_t mg)
+{
+    return round_up(mg, NR) + 16;
+}
+
 int64_t hone_rt_conv2d_packed_numel(const hone_rt_window *w, int64_t m, int64_t groups,
                                     int64_t rows)
 {
@@ -161,7 +169,7 @@ size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t m, int
          * position panels (+ 16: to align them) */
         int64_t total = w->out[0] * w->out[1];
         int64_t col = pointwise(w) ? 0 : rows * total;
-        return (size_t)(col + round_up(total, MR) * round_up(mg, NR) + WORKERS * kc * MR + 16);
+        return (size_t)(col + round_up(total, MR) * ct_stride(mg) + WORKERS * kc * MR + 16);
     }
     int64_t col = pointwise(w) ? 0 : rows * tile_rows(w, rows) * w->out[1];
     /* the tile's column matrix, then the workers' panel buffers (+ 16: to align them) */
@@ -294,7 +302,7 @@ static void run_im2col(void *ctx, int64_t c0, int64_t c1, int worker)
 typedef struct tjob {
     const float *col, *wp, *bias, *z;
     float *ct, *ap, *y;     /* ct: [round_up(n, MR)][mp] position-major; ap: WORKERS panels */
-    int64_t ld, rows, n, mg, mp, kcmax, ppanels, cpanels, blk, total;
+    int64_t ld, rows, n, mg, mp, ldct, kcmax, ppanels, cpanels, blk, total;
     float lo, hi;
     int has_epi;
 } tjob;
@@ -329,7 +337,7 @@ static void run_tunits(void *ctx, int64_t u0, int64_t u1, int worker)
             pack_positions(j, i, pc, kc, ap);
             for (int64_t jp = b0; jp < b0 + j->blk && jp < j->cpanels; jp++)
                 hone_rt_gemm_micro(kc, ap, j->wp + pc * j->mp + jp * NR * kc, NR, pc > 0, NULL,
-                                   NULL, j->ct + i * MR * j->mp + jp * NR, j->mp, mr, NR);
+                                   NULL, j->ct + i * MR * j->ldct + jp * NR, j->ldct, mr, NR);
         }
     }
 }
@@ -343,7 +351,7 @@ static void run_tout(void *ctx, int64_t c0, int64_t c1, int worker)
         float *yr = j->y + ch * j->total;
         const float *zr = j->z ? j->z + ch * j->total : NULL;
         for (int64_t p = 0; p < j->n; p++) {
-            float v = j->ct[p * j->mp + ch];
+            float v = j->ct[p * j->ldct + ch];
             if (j->bias)
                 v += j->bias[ch];
             if (j->has_epi) {
@@ -368,9 +376,10 @@ static void conv2d_t(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, i
               .kcmax = rows < KC ? rows : KC, .ppanels = (total + MR - 1) / MR, .lo = lo,
               .hi = hi, .has_epi = has_epi};
     j.cpanels = j.mp / NR;
+    j.ldct = ct_stride(mg);
     float *col = scratch;
     j.ct = scratch + (direct ? 0 : rows * total);
-    j.ap = (float *)(((uintptr_t)(j.ct + round_up(total, MR) * j.mp) + 63) & ~(uintptr_t)63);
+    j.ap = (float *)(((uintptr_t)(j.ct + round_up(total, MR) * j.ldct) + 63) & ~(uintptr_t)63);
     hone_rt_pool *pool = mg * rows * total >= parallel_min_macs() ? hone_rt_shared_pool() : NULL;
     int64_t want = pool ? UNITS_PER_WORKER * hone_rt_pool_size(pool) : 1;
     int64_t blocks = j.ppanels >= want ? 1 : (want + j.ppanels - 1) / j.ppanels;
