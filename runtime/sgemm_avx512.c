@@ -202,6 +202,48 @@ __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void m
     }
 }
 
+/* micro for nr <= 16 (a partial last panel): one 16-lane half, half the FMAs; the same
+ * sums in the same order as micro's first half (alpha = 1), so results do not depend on
+ * which of the two ran. */
+__attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void
+micro16(int64_t kc, const float *restrict ap, const float *restrict bp, int64_t ldb, float beta,
+        const float *bias, const hone_rt_micro_epi *epi, float *c, int64_t ldc, int64_t mr,
+        int64_t nr)
+{
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0, a5 = a0, a6 = a0,
+           a7 = a0;
+    for (int64_t kk = 0; kk < kc; kk++) {
+        __m512 b0 = _mm512_loadu_ps(bp + kk * ldb);
+        const float *a = ap + kk * MR;
+        a0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), b0, a0);
+        a1 = _mm512_fmadd_ps(_mm512_set1_ps(a[1]), b0, a1);
+        a2 = _mm512_fmadd_ps(_mm512_set1_ps(a[2]), b0, a2);
+        a3 = _mm512_fmadd_ps(_mm512_set1_ps(a[3]), b0, a3);
+        a4 = _mm512_fmadd_ps(_mm512_set1_ps(a[4]), b0, a4);
+        a5 = _mm512_fmadd_ps(_mm512_set1_ps(a[5]), b0, a5);
+        a6 = _mm512_fmadd_ps(_mm512_set1_ps(a[6]), b0, a6);
+        a7 = _mm512_fmadd_ps(_mm512_set1_ps(a[7]), b0, a7);
+    }
+    __m512 acc[MR] = {a0, a1, a2, a3, a4, a5, a6, a7}, vb = _mm512_set1_ps(beta);
+    __mmask16 m0 = (__mmask16)(nr >= 16 ? 0xffff : (1u << nr) - 1);
+    for (int64_t r = 0; r < mr; r++) {
+        float *cr = c + r * ldc;
+        __m512 v = acc[r];
+        if (beta != 0.0f)
+            v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v);
+        if (bias)
+            v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
+        if (epi) {
+            if (epi->z)
+                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m0, epi->z + r * ldc));
+            __m512 lo = _mm512_set1_ps(epi->lo), hi = _mm512_set1_ps(epi->hi);
+            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), lo);
+            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi);
+        }
+        _mm512_mask_storeu_ps(cr, m0, v);
+    }
+}
+
 /* ---- C = alpha A B^T + beta C with few columns: dot products along k ----
  * For dW^T = col dY^T of a conv with few output channels (n = 16-48), packing would
  * cost as much as the product: each of A's m*k elements meets only n columns. Here
@@ -578,7 +620,10 @@ void hone_rt_gemm_micro(int64_t kc, const float *ap, const float *bp, int64_t ld
 {
 #ifdef HAVE_AVX512_GEMM
     if (hone_rt_cpu_avx512f()) {
-        micro(kc, ap, bp, ldb, 1.0f, accumulate ? 1.0f : 0.0f, bias, epi, c, ldc, mr, nr);
+        if (nr <= 16) /* a partial last panel of up to 16 columns */
+            micro16(kc, ap, bp, ldb, accumulate ? 1.0f : 0.0f, bias, epi, c, ldc, mr, nr);
+        else
+            micro(kc, ap, bp, ldb, 1.0f, accumulate ? 1.0f : 0.0f, bias, epi, c, ldc, mr, nr);
         return;
     }
 #endif
