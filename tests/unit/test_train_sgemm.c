@@ -3,7 +3,9 @@
  * reference: every transpose combination, sizes that leave partial MR x NR
  * tiles and cross the KC / MC / NC blocks, A B^T with few columns, leading dimensions wider than the
  * rows, alpha and beta (beta == 0 must not read C: C starts as NaN there),
- * and the same results on a second thread (per-thread packing buffers).
+ * and the same results on a second thread (per-thread packing buffers). Also
+ * hone_rt_sgemm's one-row products (runtime/gemm.c: a classifier at batch 1), both
+ * layouts of B, on and off the shared pool.
  */
 #include <math.h>
 #include <pthread.h>
@@ -26,8 +28,11 @@ static float frand(unsigned *s)
     return (float)((*s >> 8) & 0xffff) / 32768.0f - 1.0f;
 }
 
-/* Runs one case; returns the largest error relative to sum |a||b| + |beta c|. */
-static double run_case(const gcase *g)
+typedef void (*gemm_fn)(int, int, int64_t, int64_t, int64_t, float, const float *, int64_t,
+                        const float *, int64_t, float, float *, int64_t);
+
+/* Runs one case through f; returns the largest error relative to sum |a||b| + |beta c|. */
+static double run_with(gemm_fn f, const gcase *g)
 {
     int64_t pad = 3;
     int64_t ar = g->ta ? g->k : g->m, ac = g->ta ? g->m : g->k;
@@ -46,7 +51,7 @@ static double run_case(const gcase *g)
         b[i] = frand(&s);
     for (int64_t i = 0; i < g->m * ldc; i++)
         c0[i] = c[i] = g->beta == 0.0f ? NAN : frand(&s);
-    hone_rt_train_sgemm(g->ta, g->tb, g->m, g->n, g->k, g->alpha, a, lda, b, ldb, g->beta, c, ldc);
+    f(g->ta, g->tb, g->m, g->n, g->k, g->alpha, a, lda, b, ldb, g->beta, c, ldc);
     double worst = 0.0;
     for (int64_t i = 0; i < g->m; i++) {
         for (int64_t j = 0; j < g->n; j++) {
@@ -78,6 +83,11 @@ static double run_case(const gcase *g)
     return worst;
 }
 
+static double run_case(const gcase *g)
+{
+    return run_with(hone_rt_train_sgemm, g);
+}
+
 static const gcase cases[] = {
     {0, 0, 1, 1, 1, 1.0f, 0.0f},       {0, 0, 8, 32, 256, 1.0f, 0.0f},
     {0, 0, 9, 33, 257, 1.0f, 1.0f},    {0, 1, 16, 100, 144, 1.0f, 1.0f},
@@ -99,6 +109,25 @@ static void test_matches_reference(void **state)
             fail_msg("case %zu (ta %d tb %d m %lld n %lld k %lld): relative error %g", i,
                      cases[i].ta, cases[i].tb, (long long)cases[i].m, (long long)cases[i].n,
                      (long long)cases[i].k, e);
+    }
+}
+
+/* hone_rt_sgemm with one row: 1000 x 1280 runs on the pool, the rest on one thread;
+ * k with a partial 16-lane tail, n not a multiple of 4 or 16, A transposed (strided). */
+static void test_one_row(void **state)
+{
+    (void)state;
+    static const gcase rows[] = {
+        {0, 1, 1, 1000, 1280, 1.0f, 0.0f}, {0, 0, 1, 1000, 1280, 1.0f, 0.0f},
+        {0, 1, 1, 37, 21, 0.5f, 0.75f},    {0, 0, 1, 37, 21, -2.0f, 1.0f},
+        {1, 1, 1, 13, 40, 1.0f, 0.0f},     {1, 0, 1, 19, 5, 1.0f, 0.5f},
+        {0, 1, 1, 2, 7, 1.0f, 0.0f},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
+        double e = run_with(hone_rt_sgemm, &rows[i]);
+        if (!(e < 1e-5))
+            fail_msg("one-row case %zu (ta %d tb %d n %lld k %lld): relative error %g", i,
+                     rows[i].ta, rows[i].tb, (long long)rows[i].n, (long long)rows[i].k, e);
     }
 }
 
@@ -132,6 +161,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matches_reference),
         cmocka_unit_test(test_other_threads),
+        cmocka_unit_test(test_one_row),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
