@@ -297,6 +297,38 @@ static void run_im2col(void *ctx, int64_t c0, int64_t c1, int worker)
                       j->col + c0 * j->taps * j->ld, j->ld);
 }
 
+/* im2col of output rows [oy0, oy1) of one image and group (cg channels at xg) into col
+ * (row stride ld), on the pool when it is given and the column matrix is large enough. */
+static void tile_im2col(hone_rt_pool *pool, const hone_rt_window *w, int64_t cg,
+                        const float *xg, int64_t oy0, int64_t oy1, float *col, int64_t ld)
+{
+    im2col_job ij = {w, xg, col, oy0, oy1, ld, w->in[0] * w->in[1], w->k[0] * w->k[1]};
+    int64_t floats = cg * ij.taps * (oy1 - oy0) * w->out[1];
+    hone_rt_parallel_for(pool && floats >= im2col_parallel_min() ? pool : NULL, cg, 1,
+                         run_im2col, &ij);
+}
+
+/* Work units of a tile on the pool: its `along` panels, and when they are fewer than
+ * UNITS_PER_WORKER per worker, also blocks of the `across` panels of the other operand
+ * (a worker then reads only its block of the weights). Sets *blk (panels per block);
+ * returns the unit count (along x blocks). */
+static int64_t split_units(hone_rt_pool *pool, int64_t along, int64_t across, int64_t *blk)
+{
+    int64_t want = pool ? UNITS_PER_WORKER * hone_rt_pool_size(pool) : 1;
+    int64_t blocks = along >= want ? 1 : (want + along - 1) / along;
+    blocks = blocks > across ? across : blocks;
+    *blk = (across + blocks - 1) / blocks;
+    return along * ((across + *blk - 1) / *blk);
+}
+
+/* v with FusedConv's epilogue: + the residual r (when has_z), then the bounds. */
+static inline float epilogue(float v, int has_z, float r, float lo, float hi)
+{
+    v = has_z ? v + r : v;
+    v = v < lo ? lo : v;
+    return v > hi ? hi : v;
+}
+
 /* ---- small planes, transposed (see transposed()) ---- */
 
 typedef struct tjob {
@@ -354,13 +386,7 @@ static void run_tout(void *ctx, int64_t c0, int64_t c1, int worker)
             float v = j->ct[p * j->ldct + ch];
             if (j->bias)
                 v += j->bias[ch];
-            if (j->has_epi) {
-                if (zr)
-                    v += zr[p];
-                v = v < j->lo ? j->lo : v;
-                v = v > j->hi ? j->hi : v;
-            }
-            yr[p] = v;
+            yr[p] = j->has_epi ? epilogue(v, zr != NULL, zr ? zr[p] : 0.0f, j->lo, j->hi) : v;
         }
     }
 }
@@ -381,11 +407,7 @@ static void conv2d_t(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, i
     j.ct = scratch + (direct ? 0 : rows * total);
     j.ap = (float *)(((uintptr_t)(j.ct + round_up(total, MR) * j.ldct) + 63) & ~(uintptr_t)63);
     hone_rt_pool *pool = mg * rows * total >= parallel_min_macs() ? hone_rt_shared_pool() : NULL;
-    int64_t want = pool ? UNITS_PER_WORKER * hone_rt_pool_size(pool) : 1;
-    int64_t blocks = j.ppanels >= want ? 1 : (want + j.ppanels - 1) / j.ppanels;
-    blocks = blocks > j.cpanels ? j.cpanels : blocks;
-    j.blk = (j.cpanels + blocks - 1) / blocks;
-    blocks = (j.cpanels + j.blk - 1) / j.blk;
+    int64_t units = split_units(pool, j.ppanels, j.cpanels, &j.blk);
     for (int64_t b = 0; b < n; b++)
         for (int64_t g = 0; g < groups; g++) {
             const float *xg = x + (b * c + g * cg) * xp;
@@ -393,17 +415,11 @@ static void conv2d_t(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, i
             j.bias = bias ? bias + g * mg : NULL;
             j.y = y + (b * m + g * mg) * total;
             j.z = z ? z + (b * m + g * mg) * total : NULL;
-            if (direct) {
-                j.col = xg;
-                j.ld = total;
-            } else {
-                im2col_job ij = {w, xg, col, 0, w->out[0], total, xp, w->k[0] * w->k[1]};
-                hone_rt_parallel_for(pool && rows * total >= im2col_parallel_min() ? pool : NULL,
-                                     cg, 1, run_im2col, &ij);
-                j.col = col;
-                j.ld = total;
-            }
-            hone_rt_parallel_for(pool, j.ppanels * blocks, 1, run_tunits, &j);
+            j.col = direct ? xg : col;
+            j.ld = total;
+            if (!direct)
+                tile_im2col(pool, w, cg, xg, 0, w->out[0], col, total);
+            hone_rt_parallel_for(pool, units, 1, run_tunits, &j);
             hone_rt_parallel_for(pool, mg, 16, run_tout, &j);
         }
 }
@@ -425,12 +441,7 @@ static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
     if (rows == 0) { /* no input channels: the bias alone (then the epilogue) */
         for (int64_t i = 0; i < n * m * total; i++) {
             float v = bias ? bias[i / total % m] : 0.0f;
-            if (has_epi) {
-                v += z ? z[i] : 0.0f;
-                v = v < lo ? lo : v;
-                v = v > hi ? hi : v;
-            }
-            y[i] = v;
+            y[i] = has_epi ? epilogue(v, z != NULL, z ? z[i] : 0.0f, lo, hi) : v;
         }
         return;
     }
@@ -449,31 +460,19 @@ static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
                 j.n = (oy1 - oy0) * ow;
                 j.y = y + (b * m + g * mg) * total + oy0 * ow;
                 j.z = z ? z + (b * m + g * mg) * total + oy0 * ow : NULL;
+                hone_rt_pool *pool = mg * rows * j.n >= parallel_min_macs() ? hone_rt_shared_pool()
+                                                                           : NULL;
                 if (direct) { /* the image is its own column matrix */
                     j.col = xg + oy0 * ow;
                     j.ld = total;
                 } else {
-                    im2col_job ij = {w, xg, col, oy0, oy1, j.n, xp, w->k[0] * w->k[1]};
-                    hone_rt_parallel_for(mg * rows * j.n >= parallel_min_macs() &&
-                                                 rows * j.n >= im2col_parallel_min()
-                                             ? hone_rt_shared_pool()
-                                             : NULL,
-                                         cg, 1, run_im2col, &ij);
+                    tile_im2col(pool, w, cg, xg, oy0, oy1, col, j.n);
                     j.col = col;
                     j.ld = j.n;
                 }
-                hone_rt_pool *pool = mg * rows * j.n >= parallel_min_macs() ? hone_rt_shared_pool()
-                                                                           : NULL;
-                /* Units for the pool: the column panels, and when they are fewer than
-                 * UNITS_PER_WORKER per worker, also blocks of the weights' row panels (a
-                 * worker then reads only its block of the weights) */
-                int64_t rp = j.mp / MR, want = pool ? UNITS_PER_WORKER * hone_rt_pool_size(pool) : 1;
                 j.panels = (j.n + NR - 1) / NR;
-                int64_t blocks = j.panels >= want ? 1 : (want + j.panels - 1) / j.panels;
-                blocks = blocks > rp ? rp : blocks;
-                j.blk_rp = (rp + blocks - 1) / blocks;
-                blocks = (rp + j.blk_rp - 1) / j.blk_rp;
-                hone_rt_parallel_for(pool, j.panels * blocks, 1, run_units, &j);
+                int64_t units = split_units(pool, j.panels, j.mp / MR, &j.blk_rp);
+                hone_rt_parallel_for(pool, units, 1, run_units, &j);
             }
         }
 }
