@@ -147,6 +147,18 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, const float *b,
     }
 }
 
+/* v with the micro-kernel epilogue: + the residual lanes z (under mask m; none when z is
+ * NULL), then the bounds, as compare-and-select (the bits of the scalar v < lo ? lo : v). */
+__attribute__((target("avx512f"), always_inline)) static inline __m512
+epi_vec(__m512 v, const hone_rt_micro_epi *epi, const float *z, __mmask16 m)
+{
+    if (z)
+        v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, z));
+    __m512 lo = _mm512_set1_ps(epi->lo), hi = _mm512_set1_ps(epi->hi);
+    v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), lo);
+    return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi);
+}
+
 /* C[0..mr) x [0..nr) = alpha * Ap Bp + beta * C (C not read when beta == 0), plus
  * bias[r] on row r when bias is not NULL; B's k rows are ldb floats apart (NR when
  * packed), and all NR columns of each are read. */
@@ -187,15 +199,8 @@ __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void m
             v1 = _mm512_add_ps(v1, br);
         }
         if (epi) {
-            if (epi->z) {
-                v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, epi->z + r * ldc));
-                v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, epi->z + r * ldc + 16));
-            }
-            __m512 lo = _mm512_set1_ps(epi->lo), hi = _mm512_set1_ps(epi->hi);
-            v0 = _mm512_mask_mov_ps(v0, _mm512_cmp_ps_mask(v0, lo, _CMP_LT_OQ), lo);
-            v1 = _mm512_mask_mov_ps(v1, _mm512_cmp_ps_mask(v1, lo, _CMP_LT_OQ), lo);
-            v0 = _mm512_mask_mov_ps(v0, _mm512_cmp_ps_mask(v0, hi, _CMP_GT_OQ), hi);
-            v1 = _mm512_mask_mov_ps(v1, _mm512_cmp_ps_mask(v1, hi, _CMP_GT_OQ), hi);
+            v0 = epi_vec(v0, epi, epi->z ? epi->z + r * ldc : NULL, m0);
+            v1 = epi_vec(v1, epi, epi->z ? epi->z + r * ldc + 16 : NULL, m1);
         }
         _mm512_mask_storeu_ps(cr, m0, v0);
         _mm512_mask_storeu_ps(cr + 16, m1, v1);
@@ -233,13 +238,8 @@ micro16(int64_t kc, const float *restrict ap, const float *restrict bp, int64_t 
             v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, cr), v);
         if (bias)
             v = _mm512_add_ps(v, _mm512_set1_ps(bias[r]));
-        if (epi) {
-            if (epi->z)
-                v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m0, epi->z + r * ldc));
-            __m512 lo = _mm512_set1_ps(epi->lo), hi = _mm512_set1_ps(epi->hi);
-            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), lo);
-            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi);
-        }
+        if (epi)
+            v = epi_vec(v, epi, epi->z ? epi->z + r * ldc : NULL, m0);
         _mm512_mask_storeu_ps(cr, m0, v);
     }
 }
