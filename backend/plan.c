@@ -18,9 +18,12 @@
  * live intervals overlap its own (the tightest gap, or the lowest), else on
  * top. Four orders (by size, by size x lifetime, by lifetime, and by breadth:
  * the busiest steps' buffers first) times two fit rules are tried and the
- * smallest plan kept. The lower bound is the largest sum of buffers live at
+ * smallest plan kept; while that is above the lower bound, a local search swaps
+ * two buffers of the best order at a time (seeded: the same plan on every compile)
+ * and keeps orders that do no worse. The lower bound is the largest sum of buffers live at
  * one step; the report states both.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -138,14 +141,29 @@ static void breadth_order(bk_buf *bufs, int n, bk_buf **order)
     free(taken);
 }
 
+/* Random restarts after the fixed orders, while the plan is above the lower bound. */
+#define PLAN_TRIES 2000
+
+/* xorshift64: the perturbations are the same on every compile of a model. */
+static uint64_t plan_rand(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
 size_t bk_plan_offsets(bk_buf *bufs, int n)
 {
     static int (*const orders[])(const void *, const void *) = {by_size_desc, by_area_desc,
                                                                  by_length_desc, NULL};
     bk_buf **order = malloc(sizeof *order * (size_t)(n + 1));
     bk_buf **tmp = malloc(sizeof *tmp * (size_t)(n + 1));
+    bk_buf **best_order = malloc(sizeof *best_order * (size_t)(n + 1));
     size_t *best_off = malloc(sizeof *best_off * (size_t)(n + 1)), best = SIZE_MAX;
-    HONE_ASSERT(order && tmp && best_off);
+    size_t bound = bk_plan_bound(bufs, n);
+    bool best_bf = true;
+    HONE_ASSERT(order && tmp && best_order && best_off);
     for (int o = 0; o < 4; o++)
         for (int bf = 0; bf < 2; bf++) {
             for (int i = 0; i < n; i++)
@@ -157,14 +175,34 @@ size_t bk_plan_offsets(bk_buf *bufs, int n)
             size_t total = place(order, n, bf == 0, tmp);
             if (total < best) {
                 best = total;
+                best_bf = bf == 0;
+                memcpy(best_order, order, sizeof *order * (size_t)n);
                 for (int i = 0; i < n; i++)
                     best_off[i] = bufs[i].offset;
             }
         }
+    /* Then a local search: the best order with two buffers swapped, kept when the
+     * plan is no larger (greedy fits can leave holes a different order avoids). */
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int t = 0; t < PLAN_TRIES && best > bound && n > 1; t++) {
+        memcpy(order, best_order, sizeof *order * (size_t)n);
+        int a = (int)(plan_rand(&seed) % (uint64_t)n), b = (int)(plan_rand(&seed) % (uint64_t)n);
+        bk_buf *x = order[a];
+        order[a] = order[b];
+        order[b] = x;
+        size_t total = place(order, n, best_bf, tmp);
+        if (total <= best) {
+            best = total;
+            memcpy(best_order, order, sizeof *order * (size_t)n);
+            for (int i = 0; i < n; i++)
+                best_off[i] = bufs[i].offset;
+        }
+    }
     for (int i = 0; i < n; i++)
         bufs[i].offset = best_off[i];
     free(order);
     free(tmp);
+    free(best_order);
     free(best_off);
     return n ? best : 0;
 }
