@@ -74,6 +74,7 @@ typedef struct hone_backend_opts {
     int n_shapes;
     hone_backend_shape shapes[HONE_BACKEND_MAX_SHAPES];
     const char *weights_path; /* NULL: weights embedded; else written there (weights.c) */
+    bool direct_conv;   /* 3x3 stride-1 convs on the direct kernel, not Winograd's */
     /* Inputs whose values are fixed at compile time (--bind NAME=FILE): they
      * become constants and leave the compiled model's input list, so shapes
      * and index patterns they decide (Reshape targets, Slice starts, Resize
@@ -162,6 +163,7 @@ typedef struct bk_model {
     int n_folded;
     const char *name;       /* symbol prefix */
     bool ext_weights;       /* run-time constants come from PREFIX_set_weights' blob */
+    bool winograd;          /* 3x3 stride-1 convs may run Winograd F(4x4, 3x3) */
 } bk_model;
 
 hone_status bk_model_prepare(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *o,

@@ -22,6 +22,7 @@
  * Only float32 is lowered here (float64 Gemm/MatMul through dgemm); other
  * element types are reported as unsupported.
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -128,6 +129,15 @@ bool bk_conv_packs_weights(const bk_model *m, const hone_node *n)
     return conv2d_kernel(&w, n->in[0]->dims[1], n->out[0]->dims[1], g);
 }
 
+/* True when the conv runs Winograd F(4x4, 3x3) (hone_rt_winograd_conv) on weights
+ * transformed at compile time: packed weights, the model allows it, the window fits. */
+static bool conv_winograd(const bk_model *m, const hone_node *n, const hone_rt_window *w,
+                          int64_t g)
+{
+    return m->winograd && bk_conv_packs_weights(m, n) &&
+           hone_rt_winograd_fits(w, n->in[0]->dims[1], n->out[0]->dims[1], g);
+}
+
 size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
 {
     hone_ctx ctx;
@@ -137,6 +147,8 @@ size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
     int64_t c = n->in[0]->dims[1], mo = n->out[0]->dims[1];
     if (n->in[0]->dtype != HONE_DT_FLOAT || conv_window(&ctx, n, &w, &g) || depthwise(&w, c, mo, g))
         return 0;
+    if (conv_winograd(m, n, &w, g))
+        return hone_rt_winograd_scratch(&w, c, mo) * sizeof(float);
     if (conv2d_kernel(&w, c, mo, g))
         return (bk_conv_packs_weights(m, n) ? hone_rt_conv2d_scratch(&w, c, mo, g)
                                             : hone_rt_conv2d_unpacked_scratch(&w, c, mo, g)) *
@@ -161,6 +173,21 @@ static LLVMValueRef packed_weights(bk_lower *L, const hone_rt_window *w, int64_t
     return gl;
 }
 
+/* The weights of the current conv transformed and packed for hone_rt_winograd_conv. */
+static LLVMValueRef winograd_weights(bk_lower *L)
+{
+    const hone_value *wt = bk_in(L, 1);
+    const hone_tensor *t = bk_known(L->m, wt);
+    int64_t m = wt->dims[0], c = wt->dims[1];
+    size_t n = (size_t)hone_rt_winograd_packed_numel(c, m);
+    float *p = malloc(sizeof(float) * (n ? n : 1));
+    HONE_ASSERT(p);
+    hone_rt_winograd_pack(c, m, t->data, p);
+    LLVMValueRef gl = bk_global_bytes(L, p, sizeof(float) * n, "wwinograd");
+    free(p);
+    return gl;
+}
+
 /* A FusedConv epilogue the packed conv kernel can apply in its last store (fused):
  * y += z with z of y's shape, then Relu or Clip (lo / hi, infinite when absent). */
 typedef struct conv_epi {
@@ -170,7 +197,9 @@ typedef struct conv_epi {
 } conv_epi;
 
 /* The conv call of the current node (Conv or FusedConv): the direct kernel for
- * depthwise convs; hone_rt_conv2d on weights packed at compile time for other 2-D
+ * depthwise convs; hone_rt_winograd_conv (its epilogue always taken) on weights
+ * transformed at compile time for 3x3 stride-1 ones that fit; hone_rt_conv2d on weights
+ * packed at compile time for other 2-D
  * ones (hone_rt_conv2d_unpacked, packing into the scratch per run, when the weights
  * are external or computed); hone_rt_conv for pointwise 1-D/3-D ones (no scratch),
  * hone_rt_conv_tiled with the planned tile else. With epi, the packed kernel takes the
@@ -190,6 +219,20 @@ static hone_status emit_conv_call(bk_lower *L, conv_epi *epi)
         LLVMValueRef a[7] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]), L->in[0],
                              L->in[1], maybe_in(L, 2), L->out[0]};
         bk_call(L, "hone_rt_depthwise_conv", L->vd, pt, 7, a);
+        return HONE_OK;
+    }
+    if (conv_winograd(L->m, L->node, &w, g)) {
+        LLVMTypeRef pe[12] = {L->ptr, L->i64, L->i64, L->i64, L->ptr, L->ptr, L->ptr,
+                              L->ptr, L->f32, L->f32, L->ptr, L->ptr};
+        LLVMValueRef ae[12] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]),
+                               ci64(L, y->dims[1]), L->in[0], winograd_weights(L), maybe_in(L, 2),
+                               epi && epi->z ? epi->z : LLVMConstNull(L->ptr),
+                               LLVMConstReal(L->f32, epi ? epi->lo : -INFINITY),
+                               LLVMConstReal(L->f32, epi ? epi->hi : INFINITY), L->out[0],
+                               L->scratch};
+        bk_call(L, "hone_rt_winograd_conv", L->vd, pe, 12, ae);
+        if (epi)
+            epi->fused = true;
         return HONE_OK;
     }
     if (conv2d_kernel(&w, x->dims[1], y->dims[1], g)) {

@@ -3,14 +3,17 @@
  * (hone_rt_conv2d on weights packed ahead, as `hone compile` embeds them), and the
  * core's fused multiply-add peak to read it against.
  *
- *   conv2d_bench C M H K S [--epi]   conv C -> M channels on an H x H image, K x K
+ *   conv2d_bench C M H K S [--epi|--winograd]
+ *                                    conv C -> M channels on an H x H image, K x K
  *                                    kernel, stride S, padding K/2, batch 1; repeated
  *                                    for 0.3 s of the thread's CPU time after one warm-up
  *   conv2d_bench --peak              16 independent 512-bit FMA chains (AVX-512 CPUs)
  *
  * Threads: the runtime's shared pool (HONE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else
  * the CPUs); CPU time is the calling thread's, so give 1 thread for a per-core figure.
- * docs/PERFORMANCE.md reads its figures. --epi times hone_rt_conv2d_epi with a Relu.
+ * docs/PERFORMANCE.md reads its figures. --epi times hone_rt_conv2d_epi with a Relu;
+ * --winograd times hone_rt_winograd_conv (3x3 stride 1 only; GFLOP/s counted as the
+ * direct conv's, so the figures compare).
  */
 #include <math.h>
 #include <stdio.h>
@@ -53,7 +56,7 @@ __attribute__((target("avx512f"))) static double peak(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: conv2d_bench C M H K S [--epi] | conv2d_bench --peak\n");
+    fprintf(stderr, "usage: conv2d_bench C M H K S [--epi|--winograd] | conv2d_bench --peak\n");
     return 2;
 }
 
@@ -75,7 +78,8 @@ int main(int argc, char **argv)
     if (argc != 6 && argc != 7)
         return usage();
     int epi = argc == 7 && !strcmp(argv[6], "--epi");
-    if (argc == 7 && !epi)
+    int wino = argc == 7 && !strcmp(argv[6], "--winograd");
+    if (argc == 7 && !epi && !wino)
         return usage();
     long v[5];
     for (int i = 0; i < 5; i++) {
@@ -96,12 +100,18 @@ int main(int argc, char **argv)
         fprintf(stderr, "conv2d_bench: no output positions\n");
         return 1;
     }
+    if (wino && !hone_rt_winograd_fits(&w, c, m, 1)) {
+        fprintf(stderr, "conv2d_bench: this conv does not take the Winograd path\n");
+        return 1;
+    }
     int64_t rows = c * k * k, oh = w.out[0];
     float *x = malloc(sizeof(float) * (size_t)(c * h * h));
     float *wt = malloc(sizeof(float) * (size_t)(m * rows));
-    float *wp = malloc(sizeof(float) * (size_t)hone_rt_conv2d_packed_numel(&w, m, 1, rows));
+    float *wp = malloc(sizeof(float) * (size_t)(wino ? hone_rt_winograd_packed_numel(c, m)
+                                                     : hone_rt_conv2d_packed_numel(&w, m, 1, rows)));
     float *y = malloc(sizeof(float) * (size_t)(m * oh * oh)), *b = calloc((size_t)m, sizeof(float));
-    float *sc = malloc(sizeof(float) * hone_rt_conv2d_scratch(&w, c, m, 1));
+    float *sc = malloc(sizeof(float) * (wino ? hone_rt_winograd_scratch(&w, c, m)
+                                             : hone_rt_conv2d_scratch(&w, c, m, 1)));
     if (!x || !wt || !wp || !y || !b || !sc) {
         fprintf(stderr, "conv2d_bench: out of memory\n");
         return 1;
@@ -110,14 +120,19 @@ int main(int argc, char **argv)
         x[i] = (float)(i % 13) * 0.01f;
     for (int64_t i = 0; i < m * rows; i++)
         wt[i] = (float)(i % 7) * 0.01f - 0.03f;
-    hone_rt_conv2d_pack(&w, m, 1, rows, wt, wp);
+    if (wino)
+        hone_rt_winograd_pack(c, m, wt, wp);
+    else
+        hone_rt_conv2d_pack(&w, m, 1, rows, wt, wp);
     int it = 0;
     double t0 = 0, t = 0;
     for (int warm = 1; warm >= 0; warm--) {
         it = 0;
         t0 = cpu_now();
         do {
-            if (epi)
+            if (wino)
+                hone_rt_winograd_conv(&w, 1, c, m, x, wp, b, NULL, -INFINITY, INFINITY, y, sc);
+            else if (epi)
                 hone_rt_conv2d_epi(&w, 1, c, m, 1, x, wp, b, NULL, 0.0f, INFINITY, y, sc);
             else
                 hone_rt_conv2d(&w, 1, c, m, 1, x, wp, b, y, sc);

@@ -107,6 +107,26 @@ void hone_rt_conv2d_unpacked(const hone_rt_window *w, int64_t n, int64_t c, int6
                              int64_t groups, const float *x, const float *wt, const float *bias,
                              float *y, float *scratch);
 
+/* ===================== winograd.c: Winograd F(4x4, 3x3) convolution ===================== */
+
+/* True for the convs hone_rt_winograd_conv runs: 3x3, stride 1, dilation 1, one group,
+ * padding of at least 0, planes of at least 12 x 12 outputs, at least 16 input and
+ * output channels. */
+int hone_rt_winograd_fits(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups);
+/* Floats of the transformed, packed weights: 36 * round_up(m, 8) * c. */
+int64_t hone_rt_winograd_packed_numel(int64_t c, int64_t m);
+/* wt[m, c, 3, 3] -> G wt G^T for each of the 36 transform points, packed into the GEMM
+ * micro-kernel's 8-row panels (KC-deep slices), up. */
+void hone_rt_winograd_pack(int64_t c, int64_t m, const float *wt, float *up);
+/* Floats of scratch hone_rt_winograd_conv needs. */
+size_t hone_rt_winograd_scratch(const hone_rt_window *w, int64_t c, int64_t m);
+/* x[n,c,H,W] * the packed weights up (+ bias[m] or NULL) -> y[n,m,OH,OW], then y += z
+ * (y's shape; NULL: none) and the bounds lo / hi, as hone_rt_conv2d_epi; threads from
+ * hone_rt_shared_pool; results independent of the thread count. */
+void hone_rt_winograd_conv(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                           const float *x, const float *up, const float *bias, const float *z,
+                           float lo, float hi, float *y, float *scratch);
+
 /* ===================== depthwise.c: direct depthwise convolution ===================== */
 
 /* Conv with group == c == m over 2 spatial dims: x[n,c,h,w] * wt[c,1,kh,kw]

@@ -55,7 +55,9 @@ check mcpu 0 "wrote" -- "$HONE" compile "$M" -o "$T/g.o" --emit=obj --mcpu=x86-6
 S1="--input-shape input=1x1x28x28"
 IMG=$SRC/tests/install/fmnist_t10k_0.f32
 mkdir -p "$T/we" "$T/wx"
-check w-embed 0 "weights" -- "$HONE" compile "$M" -o "$T/we/clf.so" $S1
+# (--conv=direct: weights loaded at run time run the direct conv kernel, so the embedded
+# ones must too for equal bits)
+check w-embed 0 "weights" -- "$HONE" compile "$M" -o "$T/we/clf.so" $S1 --conv=direct
 check w-ext 0 "in $T/wx/clf.weights" -- "$HONE" compile "$M" -o "$T/wx/clf.so" $S1 --weights="$T/wx/clf.weights"
 check w-header 0 "int clf_set_weights(const void \*blob, size_t size);" -- cat "$T/wx/clf.h"
 ok w-small -- test "$(stat -c %s "$T/wx/clf.so")" -lt "$(( $(stat -c %s "$T/we/clf.so") - 500000 ))"
@@ -77,8 +79,10 @@ check w-header-only 0 "CLF_WEIGHTS_SIZE" -- sh -c "'$HONE' compile '$M' -o '$T/w
 X=$SRC/tests/backend/fmnist_x.npy
 mkdir -p "$T/i" "$T/j"
 check interp 0 "logits" -- "$HONE" run "$M" --input "$X" --output-dir "$T/i"
-check jit 0 "logits" -- "$HONE" run "$M" --input "$X" --output-dir "$T/j" --jit
+check jit 0 "logits" -- "$HONE" run "$M" --input "$X" --output-dir "$T/j" --jit --conv=direct
 same jit-equals-interp "$T/i/logits.npy" "$T/j/logits.npy"
+check bad-conv 2 "unknown --conv 'fast'" -- "$HONE" run "$M" --input "$X" --jit --conv=fast
+check bad-conv-compile 2 "unknown --conv 'fast'" -- "$HONE" compile "$M" -o "$T/bc.so" --conv=fast
 check jit-latency 0 "latency (jit)" -- "$HONE" run "$M" --input "$X" --jit --repeat 2
 
 # ---- ops the backend does not lower: all named, exit 1 ----

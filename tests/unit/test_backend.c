@@ -16,6 +16,7 @@
 #include "backend.h"
 #include "interp.h"
 #include "onnx.h"
+#include "passes.h"
 #include "testutil.h"
 
 /* ===================== helpers ===================== */
@@ -342,6 +343,76 @@ static void test_jit_conv_net(void **state)
     assert_true(jit_vs_interp(g, (const hone_tensor *[]){x}) <= 1e-5);
     hone_tensor_free(x);
     hone_graph_free(g);
+}
+
+/* 3x3 stride-1 convs with 16+ channels on 14x14 planes compile to Winograd F(4x4, 3x3)
+ * (hone_rt_winograd_conv): a plain Conv, and after fuse-conv a FusedConv whose residual
+ * and Relu the Winograd kernel applies in its output transform. Both agree with the
+ * interpreter (the direct sum) up to rounding, and not bit for bit (the path was taken;
+ * tests/backend/compile_cli.sh checks --conv=direct's equal bits). */
+static hone_graph *winograd_net(void)
+{
+    hone_graph *g = new_graph();
+    int64_t xd[] = {1, 16, 14, 14}, wd[] = {16, 16, 3, 3}, bd[] = {16};
+    hone_value *x = add_input(g, "x", HONE_DT_FLOAT, 4, xd);
+    hone_value *w1 = add_const(g, "w1", random_f32(4, wd)), *b1 = add_const(g, "b1", random_f32(1, bd));
+    hone_value *w2 = add_const(g, "w2", random_f32(4, wd));
+    hone_node *c1 = add_node(g, "Conv", 3, (hone_value *[]){x, w1, b1}, 1);
+    hone_node_set_attr_ints(g, c1, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+    hone_node *c2 = add_node(g, "Conv", 2, (hone_value *[]){c1->out[0], w2}, 1);
+    hone_node_set_attr_ints(g, c2, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+    hone_node *add = add_node(g, "Add", 2, (hone_value *[]){c2->out[0], x}, 1);
+    hone_node *r = add_node_named(g, "Relu", 1, add->out, 1, "y");
+    hone_graph_add_output(g, r->out[0]);
+    return g;
+}
+
+static void test_jit_winograd(void **state)
+{
+    (void)state;
+    int64_t xd[] = {1, 16, 14, 14};
+    hone_tensor *x = random_f32(4, xd);
+    for (int fused = 0; fused < 2; fused++) {
+        hone_graph *g = winograd_net();
+        hone_ctx ctx;
+        hone_ctx_init(&ctx);
+        assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+        if (fused) {
+            hone_pipeline p;
+            assert_int_equal(hone_pipeline_parse(&ctx, "fuse-conv", &p), HONE_OK);
+            FILE *log = fopen("/dev/null", "w");
+            hone_passes_opts po = {.log_stream = log};
+            assert_int_equal(hone_passes_run(&ctx, g, &p, &po, NULL), HONE_OK);
+            hone_pipeline_free(&p);
+            if (log)
+                fclose(log);
+            int n_fused = 0;
+            for (int i = 0; i < g->n_nodes; i++)
+                n_fused += !strcmp(g->nodes[i]->op_type, "FusedConv");
+            assert_int_equal(n_fused, 1); /* the second conv, its residual and Relu */
+        }
+        bk_model m;
+        hone_backend_opts o;
+        hone_backend_opts_init(&o);
+        assert_int_equal(bk_model_prepare(&ctx, g, &o, &m), HONE_OK);
+        int n_wino = 0;
+        for (int s = 0; s < m.n_sched; s++) {
+            hone_rt_window w;
+            int64_t grp;
+            const hone_node *n = m.sched[s];
+            if (!strcmp(n->op_type, "Conv") || !strcmp(n->op_type, "FusedConv")) {
+                assert_int_equal(bk_conv_window(&ctx, n, &w, &grp), HONE_OK);
+                n_wino += hone_rt_winograd_fits(&w, 16, 16, grp);
+            }
+        }
+        bk_model_free(&m);
+        assert_int_equal(n_wino, 2);
+        double e = jit_vs_interp(g, (const hone_tensor *[]){x});
+        if (!(e <= 1e-5 && e > 0))
+            fail_msg("winograd net (fused %d): relative error %g", fused, e);
+        hone_graph_free(g);
+    }
+    hone_tensor_free(x);
 }
 
 static void test_jit_elementwise(void **state)
@@ -758,6 +829,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_plan_chain),           cmocka_unit_test(test_plan_random),
         cmocka_unit_test(test_plan_models),          cmocka_unit_test(test_jit_conv_net),
+        cmocka_unit_test(test_jit_winograd),
         cmocka_unit_test(test_jit_elementwise),      cmocka_unit_test(test_jit_classifier),
         cmocka_unit_test(test_jit_layout_ops),
         cmocka_unit_test(test_unsupported_listed),   cmocka_unit_test(test_symbolic_needs_shape),

@@ -19,7 +19,7 @@ void help_compile(FILE *f)
             "usage: hone compile MODEL.onnx -o OUT [--emit=lib|obj|asm|llvm-ir|bc|header]\n"
             "                    [--name PREFIX] [--weights=embed|FILE]\n"
             "                    [--input-shape NAME=DIMS]... [--bind NAME=FILE]... [--mcpu=CPU]\n"
-            "                    [--mattr=FEATURES] [-O0|-O1|-O2|-O3]\n\n"
+            "                    [--mattr=FEATURES] [-O0|-O1|-O2|-O3] [--conv=auto|direct]\n\n"
             "Compiles MODEL to native code. lib (default) writes a self-contained shared\n"
             "library and its C header (OUT with .h); header writes only the header.\n"
             "The generated code exports PREFIX_run, PREFIX_run_v and PREFIX_info (PREFIX\n"
@@ -34,6 +34,10 @@ void help_compile(FILE *f)
             "                  shapes it decides (sizes, axes, scales, k) are specialised\n"
             "  --mcpu=CPU      target CPU (default: native, the host's)\n"
             "  --mattr=LIST    target features, e.g. +avx2,-avx512f\n"
+            "  --conv=auto     3x3 stride-1 convs with 16+ channels on planes of 12x12+ run\n"
+            "                  Winograd F(4x4,3x3) (about 4x fewer multiply-adds; rounding\n"
+            "                  differs from the direct sum by about 1e-6 of sum |x w|) (default)\n"
+            "  --conv=direct   every conv on the direct (im2col + GEMM) kernel\n"
             "  -O0..-O3        optimisation level of both the graph pipeline and LLVM (default\n"
             "                  -O3: the -O3 graph pipeline, which fuses conv+bias+activation)\n"
             "  --passes=...    run this graph pipeline first, then the level's (so a pruned\n"
@@ -105,7 +109,11 @@ static int parse_valued(int argc, char **argv, int *i, compile_args *a, int *rc)
         }
     } else if ((v = cli_opt(argc, argv, i, "--weights")))
         a->o.weights_path = strcmp(v, "embed") ? v : NULL;
-    else
+    else if ((v = cli_opt(argc, argv, i, "--conv"))) {
+        if (strcmp(v, "auto") && strcmp(v, "direct"))
+            *rc = cli_usage("compile", "unknown --conv '%s' (expected auto or direct)", v);
+        a->o.direct_conv = !strcmp(v, "direct");
+    } else
         return 0;
     return 1;
 }

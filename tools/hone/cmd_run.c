@@ -19,12 +19,15 @@
 void help_run(FILE *f)
 {
     fprintf(f, "usage: hone run MODEL.onnx --input NAME=FILE [--input ...] [--output-dir DIR] [--jit]\n"
-               "                [--repeat N]\n\n"
+               "                [--conv=auto|direct] [--repeat N]\n\n"
                "Runs MODEL in the reference interpreter. FILE is .npy or an ONNX TensorProto .pb;\n"
                "a model with one input also takes --input FILE. Each output is summarised on\n"
                "stdout and, with --output-dir, written there as NAME.npy.\n"
                "--jit: compile the model to native code in memory (LLVM backend) and run that;\n"
                "symbolic input dims are fixed to the given inputs' shapes.\n"
+               "--conv=direct (with --jit): every conv on the direct kernel, not Winograd's for\n"
+               "3x3 stride-1 convs (as 'hone compile --conv'): results then equal the\n"
+               "interpreter's bit for bit.\n"
                "--repeat N: run N more times and report the latency (compile time apart).\n");
 }
 
@@ -48,7 +51,7 @@ typedef struct run_args {
     const char *model, *outdir;
     const char *in_names[64], *in_files[64];
     int n_in;
-    bool jit;
+    bool jit, direct_conv;
     int repeat;
 } run_args;
 
@@ -66,6 +69,10 @@ static int parse(int argc, char **argv, run_args *a)
             a->outdir = v;
         } else if (!strcmp(argv[i], "--jit")) {
             a->jit = true;
+        } else if ((v = cli_opt(argc, argv, &i, "--conv"))) {
+            if (strcmp(v, "auto") && strcmp(v, "direct"))
+                return cli_usage("run", "unknown --conv '%s' (expected auto or direct)", v);
+            a->direct_conv = !strcmp(v, "direct");
         } else if ((v = cli_opt(argc, argv, &i, "--repeat"))) {
             a->repeat = atoi(v);
             if (a->repeat < 1)
@@ -174,6 +181,7 @@ static hone_status run_graph(hone_ctx *ctx, const hone_graph *g, const run_args 
         hone_backend_opts o;
         hone_backend_opts_init(&o);
         hone_backend_shapes_from(&o, g, ins);
+        o.direct_conv = a->direct_conv;
         double t0 = now_s();
         st = hone_jit_compile(ctx, g, &o, &j, NULL);
         if (!st && a->repeat)
