@@ -10,7 +10,9 @@
  *   conv2d_bench --peak              16 independent 512-bit FMA chains (AVX-512 CPUs)
  *
  * Threads: the runtime's shared pool (HONE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else
- * the CPUs); CPU time is the calling thread's, so give 1 thread for a per-core figure.
+ * the CPUs); CPU time is the calling thread's, so give 1 thread for a per-core figure;
+ * the wall time per run is printed too (for several threads; pool workers sleep between
+ * runs here, as HONE_SPIN is not set by this program).
  * docs/PERFORMANCE.md reads its figures. --epi times hone_rt_conv2d_epi with a Relu;
  * --winograd times hone_rt_winograd_conv (3x3 stride 1 only; GFLOP/s counted as the
  * direct conv's, so the figures compare).
@@ -22,6 +24,13 @@
 #include <time.h>
 
 #include "hone_rt.h"
+
+static double wall_now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
 
 static double cpu_now(void)
 {
@@ -125,10 +134,11 @@ int main(int argc, char **argv)
     else
         hone_rt_conv2d_pack(&w, m, 1, rows, wt, wp);
     int it = 0;
-    double t0 = 0, t = 0;
+    double t0 = 0, t = 0, w0 = 0;
     for (int warm = 1; warm >= 0; warm--) {
         it = 0;
         t0 = cpu_now();
+        w0 = wall_now();
         do {
             if (wino)
                 hone_rt_winograd_conv(&w, 1, c, m, x, wp, b, NULL, -INFINITY, INFINITY, y, sc);
@@ -139,10 +149,11 @@ int main(int argc, char **argv)
             it++;
         } while ((t = cpu_now() - t0) < (warm ? 0.05 : 0.3));
     }
+    double wall = wall_now() - w0;
     double flop = 2.0 * (double)m * (double)rows * (double)(oh * oh);
-    printf("conv C%lld M%lld H%lld K%lld S%lld: %.3f ms %.1f GFLOP/s\n", (long long)c,
-           (long long)m, (long long)h, (long long)k, (long long)s, t / it * 1e3,
-           flop * it / t / 1e9);
+    printf("conv C%lld M%lld H%lld K%lld S%lld: %.3f ms %.1f GFLOP/s (wall %.3f ms)\n",
+           (long long)c, (long long)m, (long long)h, (long long)k, (long long)s, t / it * 1e3,
+           flop * it / t / 1e9, wall / it * 1e3);
     free(x), free(wt), free(wp), free(y), free(b), free(sc);
     return 0;
 }

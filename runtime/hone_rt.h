@@ -113,10 +113,11 @@ void hone_rt_conv2d_unpacked(const hone_rt_window *w, int64_t n, int64_t c, int6
  * padding of at least 0, planes of at least 12 x 12 outputs, at least 16 input and
  * output channels. */
 int hone_rt_winograd_fits(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups);
-/* Floats of the transformed, packed weights: 36 * round_up(m, 8) * c. */
+/* Floats of the transformed, packed weights: points * round_up(m, 8) * c. */
 int64_t hone_rt_winograd_packed_numel(int64_t c, int64_t m);
-/* wt[m, c, 3, 3] -> G wt G^T for each of the 36 transform points, packed into the GEMM
- * micro-kernel's 8-row panels (KC-deep slices), up. */
+/* wt[m, c, 3, 3] -> G wt G^T for each transform point (36 in F(4x4, 3x3), 16 in
+ * F(2x2, 3x3), chosen by the weights' size), packed into the GEMM micro-kernel's 8-row
+ * panels (KC-deep slices), blocks of 16 output channels each holding all points: up. */
 void hone_rt_winograd_pack(int64_t c, int64_t m, const float *wt, float *up);
 /* Floats of scratch hone_rt_winograd_conv needs. */
 size_t hone_rt_winograd_scratch(const hone_rt_window *w, int64_t c, int64_t m);

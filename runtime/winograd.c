@@ -42,7 +42,7 @@
 #define MR HONE_GEMM_MR
 #define NR HONE_GEMM_NR
 #define KC HONE_GEMM_KC
-#define XI 36         /* transform points: 6 x 6 */
+#define XI 36         /* transform points of F(4x4, 3x3), 6 x 6; F(2x2, 3x3) has 16 */
 #define MB 16         /* output channels per unit of the GEMM phase */
 /* Floats between the transform points' blocks of a worker's products: 16 more than the
  * block, so the 36 rows read for one tile do not all fall into the same L1 sets. */
@@ -58,18 +58,35 @@ typedef float v16 __attribute__((vector_size(64)));
 #if defined(__GNUC__) && defined(__x86_64__)
 #include <immintrin.h>
 #define WT_AVX512 1
-#define WT_NAME(f) f##_avx512
 #define WT_ATTR __attribute__((target("avx512f"), optimize("O3")))
+#define WT_F 4
+#define WT_NAME(f) f##4_avx512
 #include "winograd_tiles.h"
-#undef WT_AVX512
+#undef WT_F
 #undef WT_NAME
+#define WT_F 2
+#define WT_NAME(f) f##2_avx512
+#include "winograd_tiles.h"
+#undef WT_F
+#undef WT_NAME
+#undef WT_AVX512
 #undef WT_ATTR
 #define HAVE_WT_AVX512 1
 #endif
 #define WT_AVX512 0
-#define WT_NAME(f) f##_c
 #define WT_ATTR __attribute__((optimize("O3")))
+#define WT_F 4
+#define WT_NAME(f) f##4_c
 #include "winograd_tiles.h"
+#undef WT_F
+#undef WT_NAME
+#define WT_F 2
+#define WT_NAME(f) f##2_c
+#include "winograd_tiles.h"
+
+typedef void (*input_fn)(const float *p, int64_t pw, int n, float *v, int64_t xs);
+typedef void (*output_fn)(const float *s, int64_t xs, float bias, float *y, int64_t ldy,
+                          int rows, int cols, const float *z, float lo, float hi, int has_epi);
 
 static int64_t round_up(int64_t v, int64_t m)
 {
@@ -78,26 +95,44 @@ static int64_t round_up(int64_t v, int64_t m)
 
 /* Tile grid and padded plane of a window. */
 typedef struct wgeom {
+    int f, a, xi;          /* output tile f x f, input tile a x a, a * a transform points */
     int64_t th, tw, t, tp; /* tile rows, tile columns, tiles, tiles rounded up to NR */
     int64_t ph, pw;        /* the padded plane: rows, row stride (room for the 68-float reads) */
     int64_t wsz;           /* floats of one worker's buffer */
 } wgeom;
 
-static void geometry(const hone_rt_window *w, wgeom *g)
+/* Transformed weights, in floats, above which F(2x2, 3x3) replaces F(4x4, 3x3): 36 / 9
+ * times the weights are then too large for the caches, and a model streams them from
+ * memory on every run (ResNet-18's 14x14 3x3 256 -> 256 convs, 9.4 MB each in F(4x4):
+ * no faster than the direct kernel within the model, though 1.6x in isolation). */
+#define F4_MAX_FLOATS ((int64_t)1 << 20)
+/* Above this, in floats (16 / 9 times the weights), no Winograd at all. */
+#define F2_MAX_FLOATS ((int64_t)3 << 20)
+
+/* The output tile of the conv: 4 or 2, 0 when the weights are too large. */
+static int tile_of(int64_t c, int64_t m)
 {
-    g->th = (w->out[0] + 3) / 4;
-    g->tw = (w->out[1] + 3) / 4;
+    return 36 * c * m <= F4_MAX_FLOATS ? 4 : 16 * c * m <= F2_MAX_FLOATS ? 2 : 0;
+}
+
+static void geometry(const hone_rt_window *w, int64_t c, int64_t m, wgeom *g)
+{
+    g->f = tile_of(c, m);
+    g->a = g->f + 2;
+    g->xi = g->a * g->a;
+    g->th = (w->out[0] + g->f - 1) / g->f;
+    g->tw = (w->out[1] + g->f - 1) / g->f;
     g->t = g->th * g->tw;
     g->tp = round_up(g->t, NR);
-    g->ph = 4 * g->th + 2;
-    g->pw = round_up(4 * g->tw + 2, 16) + 80;
-    int64_t plane = g->ph * g->pw, prod = XI * SX + 16;
+    g->ph = g->f * g->th + 2;
+    g->pw = round_up(g->f * g->tw + 2, 16) + 80;
+    int64_t plane = g->ph * g->pw, prod = g->xi * SX + 16;
     g->wsz = round_up(plane > prod ? plane : prod, 16);
 }
 
 int hone_rt_winograd_fits(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups)
 {
-    if (w->nsp != 2 || groups != 1 || c < 16 || m < 16)
+    if (w->nsp != 2 || groups != 1 || c < 16 || m < 16 || !tile_of(c, m))
         return 0;
     for (int d = 0; d < 2; d++)
         if (w->k[d] != 3 || w->stride[d] != 1 || w->dil[d] != 1 || w->pad[d] < 0 ||
@@ -109,10 +144,12 @@ int hone_rt_winograd_fits(const hone_rt_window *w, int64_t c, int64_t m, int64_t
 
 int64_t hone_rt_winograd_packed_numel(int64_t c, int64_t m)
 {
-    return XI * round_up(m, MR) * c;
+    return (tile_of(c, m) == 2 ? 16 : XI) * round_up(m, MR) * c;
 }
 
-/* G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]. */
+/* G of F(4x4, 3x3) = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
+ * 1/24 -1/12 1/6; 0 0 1]; of F(2x2, 3x3) = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1]. */
+static const double G2[4][3] = {{1, 0, 0}, {0.5, 0.5, 0.5}, {0.5, -0.5, 0.5}, {0, 0, 1}};
 static const double G[6][3] = {{1.0 / 4, 0, 0},
                                {-1.0 / 6, -1.0 / 6, -1.0 / 6},
                                {-1.0 / 6, 1.0 / 6, -1.0 / 6},
@@ -123,19 +160,23 @@ static const double G[6][3] = {{1.0 / 4, 0, 0},
 void hone_rt_winograd_pack(int64_t c, int64_t m, const float *wt, float *up)
 {
     int64_t mp = round_up(m, MR);
+    int a = tile_of(c, m) == 2 ? 4 : 6;
+    const double(*gm)[3] = a == 4 ? G2 : G;
     memset(up, 0, sizeof(float) * (size_t)hone_rt_winograd_packed_numel(c, m));
     for (int64_t o = 0; o < m; o++)
         for (int64_t ci = 0; ci < c; ci++) {
             const float *g = wt + (o * c + ci) * 9;
             double gg[6][3];
-            for (int i = 0; i < 6; i++)
+            for (int i = 0; i < a; i++)
                 for (int b = 0; b < 3; b++)
-                    gg[i][b] = G[i][0] * g[b] + G[i][1] * g[3 + b] + G[i][2] * g[6 + b];
+                    gg[i][b] = gm[i][0] * g[b] + gm[i][1] * g[3 + b] + gm[i][2] * g[6 + b];
             int64_t pc = ci / KC * KC, kc = c - pc < KC ? c - pc : KC, ir = o / MR * MR;
-            for (int i = 0; i < 6; i++)
-                for (int j = 0; j < 6; j++) {
-                    double u = gg[i][0] * G[j][0] + gg[i][1] * G[j][1] + gg[i][2] * G[j][2];
-                    up[(i * 6 + j) * mp * c + pc * mp + ir * kc + (ci - pc) * MR + o % MR] = (float)u;
+            int64_t m0 = o / MB * MB, mbp = mp - m0 < MB ? mp - m0 : MB;
+            for (int i = 0; i < a; i++)
+                for (int j = 0; j < a; j++) {
+                    double u = gg[i][0] * gm[j][0] + gg[i][1] * gm[j][1] + gg[i][2] * gm[j][2];
+                    up[m0 * a * a * c + (i * a + j) * mbp * c + pc * mbp + (ir - m0) * kc +
+                       (ci - pc) * MR + o % MR] = (float)u;
                 }
         }
 }
@@ -151,9 +192,8 @@ static int64_t vstride(int64_t c, const wgeom *g)
 size_t hone_rt_winograd_scratch(const hone_rt_window *w, int64_t c, int64_t m)
 {
     wgeom g;
-    (void)m;
-    geometry(w, &g);
-    return (size_t)(XI * vstride(c, &g) + WORKERS * g.wsz + 16);
+    geometry(w, c, m, &g);
+    return (size_t)(g.xi * vstride(c, &g) + WORKERS * g.wsz + 16);
 }
 
 typedef struct wjob {
@@ -163,7 +203,9 @@ typedef struct wjob {
     float *v, *y, *ws;              /* v: V[xi][c][tp]; ws: WORKERS buffers of g.wsz */
     int64_t c, m, mp, qpanels;
     float lo, hi;
-    int has_epi, avx512;
+    int has_epi;
+    input_fn input;
+    output_fn output;
 } wjob;
 
 /* Phase 1, channels [c0, c1): padded plane, then its tiles into V. */
@@ -183,39 +225,34 @@ static void run_input(void *ctx, int64_t c0, int64_t c1, int worker)
         for (int64_t ty = 0; ty < g->th; ty++)
             for (int64_t tx = 0; tx < g->tw; tx += 16) {
                 int n = g->tw - tx < 16 ? (int)(g->tw - tx) : 16;
-                const float *p = plane + 4 * ty * g->pw + 4 * tx;
-                float *dst = vc + ty * g->tw + tx;
-#ifdef HAVE_WT_AVX512
-                if (j->avx512)
-                    input_tiles_avx512(p, g->pw, n, dst, xs);
-                else
-#endif
-                    input_tiles_c(p, g->pw, n, dst, xs);
+                j->input(plane + g->f * (ty * g->pw + tx), g->pw, n, vc + ty * g->tw + tx, xs);
             }
-        for (int xi = 0; xi < XI; xi++) /* the panels' columns past the last tile */
+        for (int xi = 0; xi < g->xi; xi++) /* the panels' columns past the last tile */
             memset(vc + xi * xs + g->t, 0, sizeof(float) * (size_t)(g->tp - g->t));
     }
 }
 
-/* Phase 2, units [u0, u1): unit u is output channels [32 (u / qpanels), +32) times tiles
- * [32 (u % qpanels), +32): 36 GEMMs into the worker's buffer s[xi][32][32], then the
- * output transform. */
+/* Phase 2, units [u0, u1): unit u is output channels [MB (u / qpanels), +MB) times tiles
+ * [32 (u % qpanels), +32): a GEMM per transform point into the worker's buffer
+ * s[xi][MB][32], then the output transform. */
 static void run_gemm(void *ctx, int64_t u0, int64_t u1, int worker)
 {
     const wjob *j = ctx;
     const hone_rt_window *w = j->w;
     const wgeom *g = &j->g;
     float *s = j->ws + (int64_t)worker * g->wsz;
-    int64_t oh = w->out[0], ow = w->out[1], xs = vstride(j->c, g), us = j->mp * j->c;
-    memset(s + XI * SX, 0, sizeof(float) * 16); /* read past the last row, never used */
+    int64_t oh = w->out[0], ow = w->out[1], xs = vstride(j->c, g);
+    memset(s + g->xi * SX, 0, sizeof(float) * 16); /* read past the last row, never used */
     for (int64_t u = u0; u < u1; u++) {
         int64_t m0 = u / j->qpanels * MB, q = u % j->qpanels * NR;
         int64_t m1 = m0 + MB < j->m ? m0 + MB : j->m, nr = g->t - q < NR ? g->t - q : NR;
-        for (int xi = 0; xi < XI; xi++)
+        int64_t mbp = j->mp - m0 < MB ? j->mp - m0 : MB;
+        const float *ub = j->up + m0 * g->xi * j->c; /* the block's weights, in the order read */
+        for (int xi = 0; xi < g->xi; xi++)
             for (int64_t pc = 0; pc < j->c; pc += KC) {
                 int64_t kc = j->c - pc < KC ? j->c - pc : KC;
                 for (int64_t ir = m0; ir < m1; ir += MR)
-                    hone_rt_gemm_micro(kc, j->up + xi * us + pc * j->mp + ir * kc,
+                    hone_rt_gemm_micro(kc, ub + xi * mbp * j->c + pc * mbp + (ir - m0) * kc,
                                        j->v + xi * xs + pc * g->tp + q, g->tp, pc > 0, NULL, NULL,
                                        s + xi * SX + (ir - m0) * NR, NR,
                                        j->m - ir < MR ? j->m - ir : MR, nr);
@@ -226,19 +263,11 @@ static void run_gemm(void *ctx, int64_t u0, int64_t u1, int worker)
                 int64_t ty = t / g->tw, tx = t % g->tw, n = g->tw - tx;
                 n = n > q + nr - t ? q + nr - t : n;
                 n = n > 16 ? 16 : n;
-                int64_t rows = oh - 4 * ty < 4 ? oh - 4 * ty : 4, cols = ow - 4 * tx;
-                cols = cols > 4 * n ? 4 * n : cols;
-                int64_t off = (ch * oh + 4 * ty) * ow + 4 * tx;
-                const float *src = s + (ch - m0) * NR + (t - q);
-                const float *z = j->z ? j->z + off : NULL;
-#ifdef HAVE_WT_AVX512
-                if (j->avx512)
-                    output_tiles_avx512(src, SX, bias, j->y + off, ow, (int)rows, (int)cols, z,
-                                        j->lo, j->hi, j->has_epi);
-                else
-#endif
-                    output_tiles_c(src, SX, bias, j->y + off, ow, (int)rows, (int)cols, z,
-                                   j->lo, j->hi, j->has_epi);
+                int64_t f = g->f, rows = oh - f * ty < f ? oh - f * ty : f, cols = ow - f * tx;
+                cols = cols > f * n ? f * n : cols;
+                int64_t off = (ch * oh + f * ty) * ow + f * tx;
+                j->output(s + (ch - m0) * NR + (t - q), SX, bias, j->y + off, ow, (int)rows,
+                          (int)cols, j->z ? j->z + off : NULL, j->lo, j->hi, j->has_epi);
                 t += n;
             }
         }
@@ -250,14 +279,22 @@ void hone_rt_winograd_conv(const hone_rt_window *w, int64_t n, int64_t c, int64_
                            float lo, float hi, float *y, float *scratch)
 {
     wjob j = {.w = w, .up = up, .bias = bias, .c = c, .m = m, .mp = round_up(m, MR), .lo = lo,
-              .hi = hi, .has_epi = 1, .avx512 = hone_rt_cpu_avx512f()};
-    geometry(w, &j.g);
+              .hi = hi, .has_epi = 1};
+    geometry(w, c, m, &j.g);
+    j.input = j.g.f == 4 ? input_tiles4_c : input_tiles2_c;
+    j.output = j.g.f == 4 ? output_tiles4_c : output_tiles2_c;
+#ifdef HAVE_WT_AVX512
+    if (hone_rt_cpu_avx512f()) {
+        j.input = j.g.f == 4 ? input_tiles4_avx512 : input_tiles2_avx512;
+        j.output = j.g.f == 4 ? output_tiles4_avx512 : output_tiles2_avx512;
+    }
+#endif
     j.v = scratch;
-    j.ws = (float *)(((uintptr_t)(scratch + XI * vstride(c, &j.g)) + 63) & ~(uintptr_t)63);
+    j.ws = (float *)(((uintptr_t)(scratch + j.g.xi * vstride(c, &j.g)) + 63) & ~(uintptr_t)63);
     j.qpanels = j.g.tp / NR;
     int64_t units = (j.mp + MB - 1) / MB * j.qpanels, in = w->in[0] * w->in[1];
     int64_t out = w->out[0] * w->out[1];
-    hone_rt_pool *pool = XI * m * c * j.g.t >= PARALLEL_MIN_MACS ? hone_rt_shared_pool() : NULL;
+    hone_rt_pool *pool = j.g.xi * m * c * j.g.t >= PARALLEL_MIN_MACS ? hone_rt_shared_pool() : NULL;
     for (int64_t b = 0; b < n; b++) {
         j.x = x + b * c * in;
         j.y = y + b * m * out;

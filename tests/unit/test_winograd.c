@@ -1,8 +1,8 @@
 /*
- * The Winograd F(4x4, 3x3) convolution (runtime/winograd.c) that compiled models run
- * for 3x3 stride-1 convs, against a direct double-precision convolution: ResNet-like
- * shapes (56x56 x 64 on the shared pool, 14x14 x 256 with two KC slices of input
- * channels), output-channel counts that are not multiples of the 8-row micro-kernel
+ * The Winograd F(4x4, 3x3) and F(2x2, 3x3) convolutions (runtime/winograd.c) that
+ * compiled models run for 3x3 stride-1 convs, against a direct double-precision
+ * convolution: ResNet-like shapes (56x56 x 64 on the shared pool, 14x14 x 256 in F(2x2)
+ * with two KC slices of input channels), output-channel counts that are not multiples of the 8-row micro-kernel
  * or of the 32-channel units, planes that are not a whole number of 4x4 tiles, more
  * than 16 tiles a row (two vector passes), padding 0 and 2, non-square planes, two
  * images. Every output must be written (the output starts as NaN). The error bound is
@@ -26,7 +26,9 @@ typedef struct wcase {
 
 static const wcase cases[] = {
     {1, 64, 64, 56, 56, 1, 1},   /* ResNet stage 1: 196 tiles, the shared pool */
-    {1, 256, 256, 14, 14, 1, 1}, /* two KC slices, 16 tiles */
+    {1, 256, 256, 14, 14, 1, 1}, /* F(2x2, 3x3) (large weights), two KC slices, 49 tiles */
+    {1, 160, 200, 13, 15, 1, 0}, /* F(2x2, 3x3), partial tiles and units, no bias */
+    {1, 128, 128, 14, 14, 1, 1}, /* F(4x4, 3x3), 16 tiles */
     {1, 48, 40, 13, 13, 1, 0},   /* 40 outputs: a partial unit and panel; 13x13: partial tiles */
     {2, 16, 24, 17, 23, 1, 1},   /* two images, non-square */
     {1, 16, 16, 70, 70, 1, 1},   /* 18 tiles a row: two vector passes */
@@ -132,7 +134,8 @@ static void test_winograd_epilogue(void **state)
 }
 
 /* Only 3x3, stride 1, undilated, ungrouped windows over planes of at least 12 x 12
- * outputs with at least 16 channels in and out take the path. */
+ * outputs with at least 16 channels in and out, and weights that stay small enough
+ * once transformed, take the path. */
 static void test_winograd_fits(void **state)
 {
     (void)state;
@@ -148,7 +151,10 @@ static void test_winograd_fits(void **state)
     hone_rt_window k5 = tu_window_2d(28, 28, 5, 1, 2, 1);
     assert_false(hone_rt_winograd_fits(&k5, 64, 64, 1));
     hone_rt_window small = tu_window_2d(7, 7, 3, 1, 1, 1);
-    assert_false(hone_rt_winograd_fits(&small, 512, 512, 1));
+    assert_false(hone_rt_winograd_fits(&small, 64, 64, 1));
+    hone_rt_window big = tu_window_2d(14, 14, 3, 1, 1, 1);
+    assert_true(hone_rt_winograd_fits(&big, 256, 256, 1));
+    assert_false(hone_rt_winograd_fits(&big, 512, 512, 1)); /* 16 / 9 x 9.4 MB of weights */
 }
 
 int main(void)
