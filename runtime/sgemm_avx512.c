@@ -159,6 +159,13 @@ epi_vec(__m512 v, const hone_rt_micro_epi *epi, const float *z, __mmask16 m)
     return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi);
 }
 
+/* Floats ahead of the current k step of A that the micro-kernels prefetch: A (the packed
+ * weights of compiled convs) is read once per run, mostly from memory (ResNet-50's 100 MB
+ * of weights do not stay in a 32 MB L3), as one sequential stream across panels; 4 KB
+ * ahead is about 128 k steps. Measured on compiled models, one thread: ResNet-50 about
+ * 40 -> 36 ms, SqueezeNet 3.8 -> 3.2 ms (1 KB ahead: less; 2 KB and 4 KB: the same). */
+#define A_PREFETCH 1024
+
 /* C[0..mr) x [0..nr) = alpha * Ap Bp + beta * C (C not read when beta == 0), plus
  * bias[r] on row r when bias is not NULL; B's k rows are ldb floats apart (NR when
  * packed), and all NR columns of each are read. */
@@ -174,6 +181,7 @@ __attribute__((target("avx512f"), optimize("O3", "unroll-loops"))) static void m
         acc[r][0] = acc[r][1] = _mm512_setzero_ps();
     for (int64_t kk = 0; kk < kc; kk++) {
         __m512 b0 = _mm512_loadu_ps(bp + kk * ldb), b1 = _mm512_loadu_ps(bp + kk * ldb + 16);
+        _mm_prefetch((const char *)(ap + kk * MR + A_PREFETCH), _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             __m512 av = _mm512_set1_ps(ap[kk * MR + r]);
@@ -220,6 +228,7 @@ micro16(int64_t kc, const float *restrict ap, const float *restrict bp, int64_t 
     for (int64_t kk = 0; kk < kc; kk++) {
         __m512 b0 = _mm512_loadu_ps(bp + kk * ldb);
         const float *a = ap + kk * MR;
+        _mm_prefetch((const char *)(a + A_PREFETCH), _MM_HINT_T0);
         a0 = _mm512_fmadd_ps(_mm512_set1_ps(a[0]), b0, a0);
         a1 = _mm512_fmadd_ps(_mm512_set1_ps(a[1]), b0, a1);
         a2 = _mm512_fmadd_ps(_mm512_set1_ps(a[2]), b0, a2);
