@@ -147,11 +147,15 @@ void hone_rt_conv2d_pack(const hone_rt_window *w, int64_t m, int64_t groups, int
 /* Budget of one tile's column matrix, in floats (1 MiB): whole output rows, one at least. */
 #define TILE_FLOATS ((int64_t)1 << 18)
 
-/* Output rows per tile of a conv whose column matrix has `rows` rows. */
+/* Output rows per tile of a conv whose column matrix has `rows` rows: the fewest tiles
+ * within the budget, of equal heights (a short last tile would fall below the pool's
+ * threshold and run on one thread: MobileNetV2's first conv, 86 + 26 rows before). */
 static int64_t tile_rows(const hone_rt_window *w, int64_t rows)
 {
     int64_t r = TILE_FLOATS / ((rows > 0 ? rows : 1) * w->out[1]);
-    return r < 1 ? 1 : r > w->out[0] ? w->out[0] : r;
+    r = r < 1 ? 1 : r > w->out[0] ? w->out[0] : r;
+    int64_t tiles = (w->out[0] + r - 1) / r;
+    return (w->out[0] + tiles - 1) / tiles;
 }
 
 /* True for 1x1, stride 1, unpadded windows: the image is its own column matrix. */
@@ -286,26 +290,41 @@ typedef struct im2col_job {
     const hone_rt_window *w;
     const float *x;
     float *col;
-    int64_t oy0, oy1, ld, xp, taps;
+    int64_t oy0, oy1, ld, xp, taps, rchunks, rstep;
 } im2col_job;
 
-static void run_im2col(void *ctx, int64_t c0, int64_t c1, int worker)
+/* Units [u0, u1): unit u is channel u / rchunks, output rows chunk u % rchunks. */
+static void run_im2col(void *ctx, int64_t u0, int64_t u1, int worker)
 {
     const im2col_job *j = ctx;
     (void)worker;
-    hone_rt_im2col_2d(j->w, c1 - c0, j->x + c0 * j->xp, j->oy0, j->oy1,
-                      j->col + c0 * j->taps * j->ld, j->ld);
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t ch = u / j->rchunks, a = j->oy0 + u % j->rchunks * j->rstep;
+        int64_t b = a + j->rstep < j->oy1 ? a + j->rstep : j->oy1;
+        if (a < b)
+            hone_rt_im2col_2d(j->w, 1, j->x + ch * j->xp, a, b,
+                              j->col + ch * j->taps * j->ld + (a - j->oy0) * j->w->out[1], j->ld);
+    }
 }
 
 /* im2col of output rows [oy0, oy1) of one image and group (cg channels at xg) into col
- * (row stride ld), on the pool when it is given and the column matrix is large enough. */
+ * (row stride ld), on the pool when it is given and the column matrix is large enough:
+ * channels split, and their output rows too when the channels are fewer than
+ * UNITS_PER_WORKER per worker (a 3-channel image split 2 : 1 before). */
 static void tile_im2col(hone_rt_pool *pool, const hone_rt_window *w, int64_t cg,
                         const float *xg, int64_t oy0, int64_t oy1, float *col, int64_t ld)
 {
-    im2col_job ij = {w, xg, col, oy0, oy1, ld, w->in[0] * w->in[1], w->k[0] * w->k[1]};
+    im2col_job ij = {w, xg, col, oy0, oy1, ld, w->in[0] * w->in[1], w->k[0] * w->k[1], 1,
+                     oy1 - oy0};
     int64_t floats = cg * ij.taps * (oy1 - oy0) * w->out[1];
-    hone_rt_parallel_for(pool && floats >= im2col_parallel_min() ? pool : NULL, cg, 1,
-                         run_im2col, &ij);
+    pool = pool && floats >= im2col_parallel_min() ? pool : NULL;
+    int64_t want = UNITS_PER_WORKER * hone_rt_pool_size(pool);
+    if (pool && cg < want) {
+        ij.rchunks = (want + cg - 1) / cg;
+        ij.rchunks = ij.rchunks > oy1 - oy0 ? oy1 - oy0 : ij.rchunks;
+        ij.rstep = (oy1 - oy0 + ij.rchunks - 1) / ij.rchunks;
+    }
+    hone_rt_parallel_for(pool, cg * ij.rchunks, 1, run_im2col, &ij);
 }
 
 /* Work units of a tile on the pool: its `along` panels, and when they are fewer than
