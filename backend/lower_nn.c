@@ -197,7 +197,7 @@ typedef struct conv_epi {
 } conv_epi;
 
 /* The conv call of the current node (Conv or FusedConv): the direct kernel for
- * depthwise convs; hone_rt_winograd_conv (its epilogue always taken) on weights
+ * depthwise convs (with epi: hone_rt_depthwise_conv_epi, the epilogue per plane); hone_rt_winograd_conv (its epilogue always taken) on weights
  * transformed at compile time for 3x3 stride-1 ones that fit; hone_rt_conv2d on weights
  * packed at compile time for other 2-D
  * ones (hone_rt_conv2d_unpacked, packing into the scratch per run, when the weights
@@ -215,9 +215,18 @@ static hone_status emit_conv_call(bk_lower *L, conv_epi *epi)
     if (st)
         return st;
     if (depthwise(&w, x->dims[1], y->dims[1], g)) {
-        LLVMTypeRef pt[7] = {L->ptr, L->i64, L->i64, L->ptr, L->ptr, L->ptr, L->ptr};
-        LLVMValueRef a[7] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]), L->in[0],
-                             L->in[1], maybe_in(L, 2), L->out[0]};
+        LLVMTypeRef pt[10] = {L->ptr, L->i64, L->i64, L->ptr, L->ptr, L->ptr, L->ptr, L->f32, L->f32, L->ptr};
+        LLVMValueRef a[10] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]), L->in[0],
+                              L->in[1], maybe_in(L, 2), L->out[0]};
+        if (epi) { /* the residual and the bounds on each plane as it is finished */
+            a[6] = epi->z ? epi->z : LLVMConstNull(L->ptr);
+            a[7] = LLVMConstReal(L->f32, epi->lo);
+            a[8] = LLVMConstReal(L->f32, epi->hi);
+            a[9] = L->out[0];
+            bk_call(L, "hone_rt_depthwise_conv_epi", L->vd, pt, 10, a);
+            epi->fused = true;
+            return HONE_OK;
+        }
         bk_call(L, "hone_rt_depthwise_conv", L->vd, pt, 7, a);
         return HONE_OK;
     }

@@ -301,7 +301,50 @@ typedef struct dw_job {
     int64_t c;
     const float *x, *wt, *bias;
     float *y;
+    const float *z; /* epilogue (has_epi): residual (NULL: none), then the bounds */
+    float lo, hi;
+    int has_epi;
 } dw_job;
+
+/* FusedConv's epilogue on one finished plane, while it is in cache: y += z (when z), then
+ * y < lo -> lo, y > hi -> hi; the operations of the backend's separate epilogue loop
+ * (compare-and-select, as the conv micro-kernel's epilogue). */
+static void plane_epilogue_c(float *y, const float *z, int64_t n, float lo, float hi)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float v = z ? y[i] + z[i] : y[i];
+        v = v < lo ? lo : v;
+        y[i] = v > hi ? hi : v;
+    }
+}
+
+#ifdef DW_AVX512
+__attribute__((target("avx512f"))) static void plane_epilogue_avx512(float *y, const float *z,
+                                                                    int64_t n, float lo, float hi)
+{
+    __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = (__mmask16)(n - i >= 16 ? 0xffff : (1u << (n - i)) - 1);
+        __m512 v = _mm512_maskz_loadu_ps(m, y + i);
+        if (z)
+            v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, z + i));
+        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vlo, _CMP_LT_OQ), vlo);
+        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vhi, _CMP_GT_OQ), vhi);
+        _mm512_mask_storeu_ps(y + i, m, v);
+    }
+}
+#endif
+
+static void plane_epilogue(float *y, const float *z, int64_t n, float lo, float hi)
+{
+#ifdef DW_AVX512
+    if (hone_rt_cpu_avx512f()) {
+        plane_epilogue_avx512(y, z, n, lo, hi);
+        return;
+    }
+#endif
+    plane_epilogue_c(y, z, n, lo, hi);
+}
 
 /* Planes [p0, p1) of the n*c planes. */
 static void dw_planes(void *ctx, int64_t p0, int64_t p1, int worker)
@@ -319,21 +362,36 @@ static void dw_planes(void *ctx, int64_t p0, int64_t p1, int worker)
             bool k3 = w->k[0] == 3 && w->k[1] == 3;
             if (!(k3 && (dw_plane3x3_padded(w, x, k, b, y) || dw_plane3x3_avx512(w, x, k, b, y))))
                 dw_plane_avx512(w, x, k, b, y);
-            continue;
-        }
+        } else
 #endif
-        dw_plane(w, x, k, b, y);
+            dw_plane(w, x, k, b, y);
+        if (j->has_epi)
+            plane_epilogue(y, j->z ? j->z + p * yp : NULL, yp, j->lo, j->hi);
     }
 }
 
 /* Planes are independent: split over the shared pool when there is enough work to pay
  * for waking it (each plane is computed whole by one worker, so results do not depend on
  * the thread count). */
+static void depthwise(dw_job *j, int64_t n)
+{
+    const hone_rt_window *w = j->w;
+    int64_t macs = n * j->c * w->out[0] * w->out[1] * w->k[0] * w->k[1];
+    hone_rt_parallel_for(macs >= ((int64_t)1 << 18) ? hone_rt_shared_pool() : NULL, n * j->c, 1,
+                         dw_planes, j);
+}
+
 void hone_rt_depthwise_conv(const hone_rt_window *w, int64_t n, int64_t c, const float *x,
                             const float *wt, const float *bias, float *y)
 {
-    dw_job j = {w, c, x, wt, bias, y};
-    int64_t macs = n * c * w->out[0] * w->out[1] * w->k[0] * w->k[1];
-    hone_rt_parallel_for(macs >= ((int64_t)1 << 18) ? hone_rt_shared_pool() : NULL, n * c, 1,
-                         dw_planes, &j);
+    dw_job j = {w, c, x, wt, bias, y, NULL, 0.0f, 0.0f, 0};
+    depthwise(&j, n);
+}
+
+void hone_rt_depthwise_conv_epi(const hone_rt_window *w, int64_t n, int64_t c, const float *x,
+                                const float *wt, const float *bias, const float *z, float lo,
+                                float hi, float *y)
+{
+    dw_job j = {w, c, x, wt, bias, y, z, lo, hi, 1};
+    depthwise(&j, n);
 }

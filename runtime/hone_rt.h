@@ -134,6 +134,11 @@ void hone_rt_winograd_conv(const hone_rt_window *w, int64_t n, int64_t c, int64_
  * (+ bias[c], may be NULL) -> y[n,c,oh,ow]; no scratch. */
 void hone_rt_depthwise_conv(const hone_rt_window *w, int64_t n, int64_t c, const float *x,
                             const float *wt, const float *bias, float *y);
+/* hone_rt_depthwise_conv, then on each plane while it is in cache y += z (z of y's shape;
+ * NULL: none) and the bounds lo / hi, as hone_rt_conv2d_epi. */
+void hone_rt_depthwise_conv_epi(const hone_rt_window *w, int64_t n, int64_t c, const float *x,
+                                const float *wt, const float *bias, const float *z, float lo,
+                                float hi, float *y);
 
 /* ===================== pool.c: pooling over windows ===================== */
 

@@ -415,6 +415,49 @@ static void test_jit_winograd(void **state)
     hone_tensor_free(x);
 }
 
+/* A depthwise conv followed by Clip(0, 6) (MobileNetV2's ReLU6) fuses into a FusedConv
+ * whose bounds the depthwise kernel applies to each plane (hone_rt_depthwise_conv_epi):
+ * the compiled model matches the interpreter up to rounding (an unclamped output would be
+ * off by far more: the bound 0.5 is below most outputs). */
+static void test_jit_depthwise_clip(void **state)
+{
+    (void)state;
+    hone_graph *g = new_graph();
+    int64_t xd[] = {1, 32, 20, 20}, wd[] = {32, 1, 3, 3}, bd[] = {32}, sd[] = {1};
+    hone_value *x = add_input(g, "x", HONE_DT_FLOAT, 4, xd);
+    hone_value *w = add_const(g, "w", random_f32(4, wd)), *b = add_const(g, "b", random_f32(1, bd));
+    hone_tensor *lo = tu_tensor_f32(0, sd, NULL), *hi = tu_tensor_f32(0, sd, NULL);
+    ((float *)lo->data)[0] = 0.0f;
+    ((float *)hi->data)[0] = 0.5f; /* low enough that both bounds bite */
+    hone_node *c = add_node(g, "Conv", 3, (hone_value *[]){x, w, b}, 1);
+    hone_node_set_attr_int(g, c, "group", 32);
+    hone_node_set_attr_ints(g, c, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+    hone_node *cl = add_node_named(g, "Clip", 3, (hone_value *[]){c->out[0], add_const(g, "lo", lo),
+                                                                  add_const(g, "hi", hi)}, 1, "y");
+    hone_graph_add_output(g, cl->out[0]);
+    hone_ctx ctx;
+    hone_ctx_init(&ctx);
+    assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+    hone_pipeline p;
+    assert_int_equal(hone_pipeline_parse(&ctx, "fuse-conv", &p), HONE_OK);
+    FILE *log = fopen("/dev/null", "w");
+    hone_passes_opts po = {.log_stream = log};
+    assert_int_equal(hone_passes_run(&ctx, g, &p, &po, NULL), HONE_OK);
+    hone_pipeline_free(&p);
+    if (log)
+        fclose(log);
+    int fused = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        fused += !strcmp(g->nodes[i]->op_type, "FusedConv");
+    assert_int_equal(fused, 1);
+    hone_tensor *in = random_f32(4, xd);
+    double e = jit_vs_interp(g, (const hone_tensor *[]){in});
+    if (!(e <= 1e-6)) /* the interpreter sums the taps in another order: rounding only */
+        fail_msg("depthwise + Clip: relative error %g", e);
+    hone_tensor_free(in);
+    hone_graph_free(g);
+}
+
 static void test_jit_elementwise(void **state)
 {
     hone_graph *g = ew_net();
@@ -830,6 +873,7 @@ int main(void)
         cmocka_unit_test(test_plan_chain),           cmocka_unit_test(test_plan_random),
         cmocka_unit_test(test_plan_models),          cmocka_unit_test(test_jit_conv_net),
         cmocka_unit_test(test_jit_winograd),
+        cmocka_unit_test(test_jit_depthwise_clip),
         cmocka_unit_test(test_jit_elementwise),      cmocka_unit_test(test_jit_classifier),
         cmocka_unit_test(test_jit_layout_ops),
         cmocka_unit_test(test_unsupported_listed),   cmocka_unit_test(test_symbolic_needs_shape),

@@ -213,6 +213,46 @@ static void test_conv2d_epilogue(void **state)
             }
 }
 
+/* hone_rt_depthwise_conv_epi (the epilogue on each plane as it is finished) gives the
+ * bits of hone_rt_depthwise_conv followed by the separate epilogue loop, on the padded
+ * 3x3 kernel, a stride-2 one, a 5x5 one and a plane too large to copy, on the pool. */
+static void test_depthwise_epilogue(void **state)
+{
+    (void)state;
+    static const conv_case dc[] = {
+        {2, 8, 8, 8, 37, 37, 3, 1, 1, 1, 1},
+        {1, 96, 96, 96, 28, 28, 3, 2, 1, 1, 0},
+        {1, 5, 5, 5, 12, 19, 5, 2, 2, 1, 1},
+        {1, 2, 2, 2, 150, 150, 3, 1, 1, 1, 1},
+    };
+    static const float bounds[3][2] = {{0.0f, 6.0f}, {0.0f, INFINITY}, {-INFINITY, INFINITY}};
+    for (size_t i = 0; i < sizeof dc / sizeof *dc; i++)
+        for (int bi = 0; bi < 3; bi++)
+            for (int with_z = 0; with_z < 2; with_z++) {
+                const conv_case *cc = &dc[i];
+                hone_rt_window w = window_of(cc);
+                size_t ny = (size_t)(cc->n * cc->m * w.out[0] * w.out[1]);
+                tu_seed(37);
+                float *x = rand_floats((size_t)(cc->n * cc->c * cc->h * cc->wd));
+                float *wt = rand_floats((size_t)(cc->m * cc->k * cc->k)), *z = rand_floats(ny);
+                float *bias = cc->bias ? rand_floats((size_t)cc->m) : NULL;
+                float *y1 = nan_floats(ny), *y2 = nan_floats(ny);
+                float lo = bounds[bi][0], hi = bounds[bi][1];
+                for (size_t e = 0; e < ny; e++) /* outputs beyond 6 and below 0 both occur */
+                    z[e] *= 8.0f;
+                hone_rt_depthwise_conv(&w, cc->n, cc->c, x, wt, bias, y1);
+                for (size_t e = 0; e < ny; e++) {
+                    float v = with_z ? y1[e] + z[e] : y1[e];
+                    v = v < lo ? lo : v;
+                    y1[e] = v > hi ? hi : v;
+                }
+                hone_rt_depthwise_conv_epi(&w, cc->n, cc->c, x, wt, bias, with_z ? z : NULL, lo,
+                                           hi, y2);
+                assert_memory_equal(y1, y2, sizeof(float) * ny);
+                free(x), free(wt), free(z), free(bias), free(y1), free(y2);
+            }
+}
+
 /* A conv whose weights have no input channel left (c = 0) is its bias. */
 static void test_conv2d_no_inputs(void **state)
 {
@@ -232,6 +272,7 @@ int main(void)
         cmocka_unit_test(test_conv2d_no_inputs),
         cmocka_unit_test(test_conv2d_epilogue),
         cmocka_unit_test(test_depthwise_matches_direct),
+        cmocka_unit_test(test_depthwise_epilogue),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
