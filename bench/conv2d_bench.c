@@ -8,6 +8,10 @@
  *                                    kernel, stride S, padding K/2, batch 1; repeated
  *                                    for 0.3 s of the thread's CPU time after one warm-up
  *   conv2d_bench --peak              16 independent 512-bit FMA chains (AVX-512 CPUs)
+ *   conv2d_bench --scaling           the same chains on one thread, then on two at once:
+ *                                    prints two_thread_efficiency (one thread's wall time
+ *                                    over the pair's; 1.00 when two CPUs each run as fast
+ *                                    as one alone, 0.50 when they share one core)
  *
  * Threads: the runtime's shared pool (HONE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else
  * the CPUs); CPU time is the calling thread's, so give 1 thread for a per-core figure;
@@ -18,6 +22,7 @@
  * direct conv's, so the figures compare).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,12 +46,11 @@ static double cpu_now(void)
 
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h>
-__attribute__((target("avx512f"))) static double peak(void)
+__attribute__((target("avx512f"))) static double fma_chains(long n)
 {
     __m512 a[16], x = _mm512_set1_ps(1.0000001f), y = _mm512_set1_ps(1e-7f);
     for (int i = 0; i < 16; i++)
         a[i] = _mm512_set1_ps((float)i);
-    long n = 50000000;
     double t0 = cpu_now();
     for (long k = 0; k < n; k++) {
 #pragma GCC unroll 16 /* the chains stay in registers only when fully unrolled */
@@ -59,28 +63,62 @@ __attribute__((target("avx512f"))) static double peak(void)
         s = _mm512_add_ps(s, a[i]);
     if (_mm512_reduce_add_ps(s) == 1.0f) /* keeps the chains live */
         puts("");
-    return 2.0 * 16 * 16 * (double)n / t / 1e9;
+    return t;
+}
+
+static double peak(void)
+{
+    long n = 50000000;
+    return 2.0 * 16 * 16 * (double)n / fma_chains(n) / 1e9;
+}
+
+static void *chains_thread(void *arg)
+{
+    fma_chains(*(long *)arg);
+    return NULL;
+}
+
+/* Wall time of the chains on this thread alone over that of two threads running them at
+ * once (each the same count). */
+static double scaling(void)
+{
+    long n = 10000000;
+    pthread_t th;
+    fma_chains(n / 10); /* warm-up */
+    double t0 = wall_now();
+    fma_chains(n);
+    double one = wall_now() - t0;
+    t0 = wall_now();
+    if (pthread_create(&th, NULL, chains_thread, &n))
+        return -1;
+    fma_chains(n);
+    pthread_join(th, NULL);
+    return one / (wall_now() - t0);
 }
 #endif
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: conv2d_bench C M H K S [--epi|--winograd] | conv2d_bench --peak\n");
+    fprintf(stderr, "usage: conv2d_bench C M H K S [--epi|--winograd] | conv2d_bench --peak | "
+                    "conv2d_bench --scaling\n");
     return 2;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc == 2 && !strcmp(argv[1], "--peak")) {
+    if (argc == 2 && (!strcmp(argv[1], "--peak") || !strcmp(argv[1], "--scaling"))) {
 #if defined(__x86_64__) && defined(__GNUC__)
         if (!__builtin_cpu_supports("avx512f")) {
-            fprintf(stderr, "conv2d_bench: --peak needs AVX-512F\n");
+            fprintf(stderr, "conv2d_bench: %s needs AVX-512F\n", argv[1]);
             return 1;
         }
-        printf("fma_peak_gflops %.1f\n", peak());
+        if (!strcmp(argv[1], "--peak"))
+            printf("fma_peak_gflops %.1f\n", peak());
+        else
+            printf("two_thread_efficiency %.2f\n", scaling());
         return 0;
 #else
-        fprintf(stderr, "conv2d_bench: --peak needs x86-64\n");
+        fprintf(stderr, "conv2d_bench: %s needs x86-64\n", argv[1]);
         return 1;
 #endif
     }
