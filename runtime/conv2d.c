@@ -47,11 +47,16 @@
 #define NR HONE_GEMM_NR
 #define KC HONE_GEMM_KC
 
-/* Multiply-adds of a tile below which it runs on the calling thread only: waking the
- * pool costs 15-20 microseconds. 2^22 measured best here (bench/perf_vs_ort.sh models at
- * 2^18, 2^20, 2^22 and 2^24, alternating: ResNet-18 12% and MobileNetV2 25% faster than
- * at 2^24, 2^20 no better). */
+/* Multiply-adds of a tile below which it runs on the calling thread only: waking a
+ * sleeping pool costs 15-20 microseconds. 2^22 measured best when the workers sleep at
+ * once (the interpreter: bench/perf_vs_ort.sh models at 2^18, 2^20, 2^22 and 2^24,
+ * alternating: ResNet-18 12% and MobileNetV2 25% faster than at 2^24, 2^20 no better).
+ * Where the workers poll for the next job (compiled models, hone_rt_compiled_enter) a
+ * parallel-for costs about half a microsecond, and 2^19 measured best: two threads,
+ * SqueezeNet 2.13 -> 1.86-1.91 ms and MobileNetV2 2.77 -> 2.58-2.66 ms against 2^22
+ * (2^17-2^20 within noise of each other; ResNet-50 unchanged). */
 #define PARALLEL_MIN_MACS ((int64_t)1 << 22)
+#define PARALLEL_MIN_MACS_SPIN ((int64_t)1 << 19)
 
 /* A positive integer from the environment variable `name` (for measuring trade-offs),
  * else dflt; read once into *cache. */
@@ -67,12 +72,17 @@ static int64_t env_threshold(const char *name, int64_t dflt, int64_t *cache)
     return v;
 }
 
-/* Tiles of at least this many multiply-adds run on the shared pool: PARALLEL_MIN_MACS,
- * or HONE_PARALLEL_MIN_MACS from the environment. */
+/* Tiles of at least this many multiply-adds run on the shared pool: HONE_PARALLEL_MIN_MACS
+ * from the environment, else PARALLEL_MIN_MACS_SPIN while the pool's workers poll and
+ * PARALLEL_MIN_MACS when they sleep at once. */
 static int64_t parallel_min_macs(void)
 {
     static int64_t cached = -1;
-    return env_threshold("HONE_PARALLEL_MIN_MACS", PARALLEL_MIN_MACS, &cached);
+    int64_t env = env_threshold("HONE_PARALLEL_MIN_MACS", 0, &cached);
+    if (env > 0)
+        return env;
+    return hone_rt_pool_spin(hone_rt_shared_pool()) > 0 ? PARALLEL_MIN_MACS_SPIN
+                                                        : PARALLEL_MIN_MACS;
 }
 
 static int64_t round_up(int64_t v, int64_t m)

@@ -202,6 +202,8 @@ hone_rt_pool *hone_rt_pool_create(int n_threads);
 /* Workers poll up to `polls` times (a pause each) for the next job, and the caller for
  * the workers, before sleeping: quick back-to-back calls at the cost of busy CPU. */
 void hone_rt_pool_set_spin(hone_rt_pool *pool, int polls);
+/* The polls set by hone_rt_pool_set_spin (0 for a NULL pool). */
+int hone_rt_pool_spin(const hone_rt_pool *pool);
 /* Stops and joins the workers; NULL is a no-op. Not while a parallel-for runs. */
 void hone_rt_pool_destroy(hone_rt_pool *pool);
 /* Workers including the caller; 1 for a NULL pool. */

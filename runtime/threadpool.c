@@ -179,6 +179,11 @@ void hone_rt_pool_set_spin(hone_rt_pool *p, int polls)
         atomic_store_explicit(&p->spin, polls > 0 ? polls : 0, memory_order_relaxed);
 }
 
+int hone_rt_pool_spin(const hone_rt_pool *p)
+{
+    return p ? atomic_load_explicit(&((hone_rt_pool *)p)->spin, memory_order_relaxed) : 0;
+}
+
 void hone_rt_pool_destroy(hone_rt_pool *p)
 {
     if (p)
