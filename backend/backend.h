@@ -212,6 +212,12 @@ typedef struct bk_plan {
 } bk_plan;
 
 hone_status bk_plan_model(hone_ctx *ctx, const bk_model *m, bk_plan *p);
+/* A Concat whose inputs the plan places inside its output, one after the other (every
+ * dim before the axis is 1, so each input is a contiguous slice): each input is the
+ * output of a real op (not a view, constant, graph input or output) read by this Concat
+ * only, and the output is not a graph output. Its producers then write straight into
+ * the output, and the Concat itself emits no code. */
+bool bk_concat_in_place(const bk_model *m, const hone_node *n);
 void bk_plan_free(bk_plan *p);
 
 /* ===================== weights.c: external weights ===================== */

@@ -164,7 +164,7 @@ static LLVMValueRef lower_step(bk_lower *L, int s, hone_status *st)
     L->node = n;
     L->step = s;
     *st = HONE_OK;
-    if (r && bk_is_view(n))
+    if (r && (bk_is_view(n) || bk_concat_in_place(L->m, n)))
         return NULL;
     if (!r || !r->lower) {
         *st = bk_unsupported(L, "the LLVM backend does not lower this op");

@@ -6,6 +6,11 @@
  * View ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout at
  * inference) produce no code: their output shares the bytes of their input,
  * so a chain of views is one storage class rooted at the first real value.
+ * A Concat whose inputs are each one contiguous slice of its output (every dim
+ * before the axis is 1) and are read by it alone (bk_concat_in_place) produces
+ * no code either: its inputs join its output's class at their byte offsets, so
+ * their producers write straight into it (SqueezeNet's Fire modules copied 5 MB
+ * a run before), and the class lives from its first member's definition.
  * A class holding a graph output is placed in that output's buffer; when the
  * class is rooted at a graph input or constant, or holds a second output, the
  * output gets a copy at the end of the run instead.
@@ -232,6 +237,7 @@ typedef struct planner {
     int *def;       /* per value id: defining step, -1 for inputs and constants */
     int *last;      /* per value id (roots): last step reading the class */
     int *out_of;    /* per value id (roots): graph output holding the class, -1 */
+    size_t *off;    /* per value id: byte offset inside its parent (in-place Concat inputs) */
 } planner;
 
 static int find_root(planner *pl, int id)
@@ -239,6 +245,15 @@ static int find_root(planner *pl, int id)
     while (pl->root[id] != id)
         id = pl->root[id];
     return id;
+}
+
+/* Byte offset of value id inside its class's root. */
+static size_t root_offset(planner *pl, int id)
+{
+    size_t o = 0;
+    for (; pl->root[id] != id; id = pl->root[id])
+        o += pl->off[id];
+    return o;
 }
 
 /* Links view outputs to their inputs and records definition steps. */
@@ -252,8 +267,29 @@ static void link_views(planner *pl)
                 pl->def[n->out[i]->id] = s;
         if (bk_is_view(n) && n->out[0] && n->in[0]) {
             pl->root[n->out[0]->id] = find_root(pl, n->in[0]->id);
+            pl->off[n->out[0]->id] = root_offset(pl, n->in[0]->id);
             pl->p->n_views++;
         }
+        if (bk_concat_in_place(m, n)) { /* each input a slice of the output */
+            size_t at = 0;
+            for (int i = 0; i < n->n_in; i++) {
+                pl->root[n->in[i]->id] = n->out[0]->id;
+                pl->off[n->in[i]->id] = at;
+                at += bk_bytes(n->in[i]);
+            }
+            pl->p->n_views++;
+        }
+    }
+}
+
+/* First step defining a member of each class (a root's own step, or an earlier in-place
+ * Concat input's). */
+static void class_defs(planner *pl)
+{
+    for (int v = 0; v < pl->m->g->n_values; v++) {
+        int r = find_root(pl, v);
+        if (r != v && pl->def[v] >= 0 && (pl->def[r] < 0 || pl->def[v] < pl->def[r]))
+            pl->def[r] = pl->def[v];
     }
 }
 
@@ -355,9 +391,10 @@ hone_status bk_plan_model(hone_ctx *ctx, const bk_model *m, bk_plan *p)
     p->scratch_size = calloc((size_t)ns + 1, sizeof *p->scratch_size);
     p->out_copy = malloc(sizeof *p->out_copy * (size_t)(m->g->n_outputs + 1));
     planner pl = {m, p, malloc(sizeof(int) * (size_t)(nv + 1)), malloc(sizeof(int) * (size_t)(nv + 1)),
-                  malloc(sizeof(int) * (size_t)(nv + 1)), malloc(sizeof(int) * (size_t)(nv + 1))};
+                  malloc(sizeof(int) * (size_t)(nv + 1)), malloc(sizeof(int) * (size_t)(nv + 1)),
+                  calloc((size_t)nv + 1, sizeof(size_t))};
     HONE_ASSERT(p->loc && p->scratch_off && p->scratch_size && p->out_copy && pl.root && pl.def &&
-                pl.last && pl.out_of);
+                pl.last && pl.out_of && pl.off);
     for (int v = 0; v < nv; v++) {
         pl.root[v] = v;
         pl.def[v] = pl.last[v] = pl.out_of[v] = -1;
@@ -365,6 +402,7 @@ hone_status bk_plan_model(hone_ctx *ctx, const bk_model *m, bk_plan *p)
     for (int j = 0; j < m->g->n_outputs; j++)
         p->out_copy[j] = -1;
     link_views(&pl);
+    class_defs(&pl);
     for (int v = 0; v < nv; v++)
         if (pl.root[v] == v)
             p->loc[v] = base_loc(&pl, m->g->values[v]);
@@ -372,8 +410,12 @@ hone_status bk_plan_model(hone_ctx *ctx, const bk_model *m, bk_plan *p)
     place_outputs(&pl);
     scratch_sizes(&pl);
     hone_status st = place_workspace(ctx, &pl);
-    for (int v = 0; v < nv; v++)
+    for (int v = 0; v < nv; v++) {
+        size_t o = root_offset(&pl, v);
         p->loc[v] = p->loc[find_root(&pl, v)];
+        p->loc[v].offset += o;
+    }
+    free(pl.off);
     free(pl.root);
     free(pl.def);
     free(pl.last);

@@ -182,6 +182,48 @@ static bool dropout_is_view(const hone_node *n)
     return !t || (t->data && t->data->numel == 1 && !hone_tensor_get_i64(t->data, 0));
 }
 
+/* v is the graph's output, or one of its inputs. */
+static bool graph_io(const hone_graph *g, const hone_value *v)
+{
+    for (int i = 0; i < g->n_outputs; i++)
+        if (g->outputs[i] == v)
+            return true;
+    for (int i = 0; i < g->n_inputs; i++)
+        if (g->inputs[i] == v)
+            return true;
+    return false;
+}
+
+/* Inputs of the scheduled nodes that are v. */
+static int sched_reads(const bk_model *m, const hone_value *v)
+{
+    int k = 0;
+    for (int s = 0; s < m->n_sched; s++)
+        for (int i = 0; i < m->sched[s]->n_in; i++)
+            k += m->sched[s]->in[i] == v;
+    return k;
+}
+
+bool bk_concat_in_place(const bk_model *m, const hone_node *n)
+{
+    const hone_value *y = n->n_out ? n->out[0] : NULL;
+    if (strcmp(n->op_type, "Concat") || (n->domain && *n->domain) || !y || n->n_in < 1 ||
+        bk_known(m, y) || graph_io(m->g, y))
+        return false;
+    int axis = (int)hone_attr_int(n, "axis", 0);
+    axis = axis < 0 ? axis + y->rank : axis;
+    for (int d = 0; d < axis; d++)
+        if (y->dims[d] != 1)
+            return false;
+    for (int i = 0; i < n->n_in; i++) {
+        const hone_value *x = n->in[i];
+        if (!x || !x->producer || bk_known(m, x) || graph_io(m->g, x) ||
+            bk_is_view(x->producer) || x->dtype != y->dtype || sched_reads(m, x) != 1)
+            return false;
+    }
+    return true;
+}
+
 bool bk_is_view(const hone_node *n)
 {
     const bk_rule *r = bk_rule_find(n);

@@ -275,9 +275,21 @@ static void check_model_plan(const bk_model *m, const bk_plan *p)
     int *root = malloc(sizeof(int) * (size_t)nv);
     for (int v = 0; v < nv; v++)
         root[v] = v;
-    for (int s = 0; s < ns; s++)
-        if (bk_is_view(m->sched[s]))
-            root[m->sched[s]->out[0]->id] = root[m->sched[s]->in[0]->id];
+    for (int s = 0; s < ns; s++) {
+        const hone_node *nd = m->sched[s];
+        if (bk_is_view(nd))
+            root[nd->out[0]->id] = root[nd->in[0]->id];
+        if (bk_concat_in_place(m, nd)) { /* inputs: consecutive slices of the output */
+            size_t at = p->loc[nd->out[0]->id].offset;
+            for (int i = 0; i < nd->n_in; i++) {
+                root[nd->in[i]->id] = nd->out[0]->id;
+                assert_int_equal(p->loc[nd->in[i]->id].kind, BK_LOC_WS);
+                assert_int_equal(p->loc[nd->in[i]->id].offset, at);
+                at += bk_bytes(nd->in[i]);
+            }
+            assert_int_equal(at, p->loc[nd->out[0]->id].offset + bk_bytes(nd->out[0]));
+        }
+    }
     int *first = malloc(sizeof(int) * (size_t)nv), *last = malloc(sizeof(int) * (size_t)nv);
     for (int v = 0; v < nv; v++)
         first[v] = last[v] = -1;
@@ -304,6 +316,54 @@ static void check_model_plan(const bk_model *m, const bk_plan *p)
     free(root);
     free(first);
     free(last);
+}
+
+/* x[2, 8, 10, 10] -> a 1x1 conv (4 channels) and a 3x3 one (6), concatenated along the
+ * channels, then Relu: with n = 1 the Concat is in place (its inputs written into its
+ * output); with n = 2 each input is not one slice of the output, so it copies. */
+static hone_graph *concat_net(int64_t n)
+{
+    hone_graph *g = new_graph();
+    int64_t xd[] = {n, 8, 10, 10}, wad[] = {4, 8, 1, 1}, wbd[] = {6, 8, 3, 3};
+    hone_value *x = add_input(g, "x", HONE_DT_FLOAT, 4, xd);
+    hone_value *wa = add_const(g, "wa", random_f32(4, wad)), *wb = add_const(g, "wb", random_f32(4, wbd));
+    hone_node *a = add_node(g, "Conv", 2, (hone_value *[]){x, wa}, 1);
+    hone_node *b = add_node(g, "Conv", 2, (hone_value *[]){x, wb}, 1);
+    hone_node_set_attr_ints(g, b, "pads", (int64_t[]){1, 1, 1, 1}, 4);
+    hone_node *c = add_node(g, "Concat", 2, (hone_value *[]){b->out[0], a->out[0]}, 1);
+    hone_node_set_attr_int(g, c, "axis", 1);
+    hone_node *r = add_node_named(g, "Relu", 1, c->out, 1, "y");
+    hone_graph_add_output(g, r->out[0]);
+    return g;
+}
+
+/* A Concat in place: its producers write into its output, it emits no code, the plan is
+ * valid, and the JIT gives the interpreter's result; at batch 2 it is a copy. */
+static void test_concat_in_place(void **state)
+{
+    (void)state;
+    for (int64_t n = 1; n <= 2; n++) {
+        hone_graph *g = concat_net(n);
+        hone_ctx ctx;
+        hone_ctx_init(&ctx);
+        assert_int_equal(hone_graph_infer(&ctx, g), HONE_OK);
+        hone_backend_opts o;
+        hone_backend_opts_init(&o);
+        bk_front f;
+        if (bk_build(&ctx, g, &o, &f, NULL, NULL))
+            fail_msg("%s", ctx.msg);
+        int in_place = 0;
+        for (int s = 0; s < f.m.n_sched; s++)
+            in_place += bk_concat_in_place(&f.m, f.m.sched[s]);
+        assert_int_equal(in_place, n == 1);
+        check_model_plan(&f.m, &f.p);
+        bk_front_free(&f);
+        int64_t xd[] = {n, 8, 10, 10};
+        hone_tensor *x = random_f32(4, xd);
+        assert_true(jit_vs_interp(g, (const hone_tensor *[]){x}) <= 1e-6);
+        hone_tensor_free(x);
+        hone_graph_free(g);
+    }
 }
 
 /* The plans of the test nets and the classifier: valid, and within 1.15x the bound. */
@@ -873,6 +933,7 @@ int main(void)
         cmocka_unit_test(test_plan_chain),           cmocka_unit_test(test_plan_random),
         cmocka_unit_test(test_plan_models),          cmocka_unit_test(test_jit_conv_net),
         cmocka_unit_test(test_jit_winograd),
+        cmocka_unit_test(test_concat_in_place),
         cmocka_unit_test(test_jit_depthwise_clip),
         cmocka_unit_test(test_jit_elementwise),      cmocka_unit_test(test_jit_classifier),
         cmocka_unit_test(test_jit_layout_ops),
