@@ -10,10 +10,14 @@
  * so a kernel can give every worker its own slice of the caller's workspace.
  *
  * Workers sleep on a condition variable and wake when the job generation
- * changes (a pool may first poll for a while: hone_rt_pool_set_spin); the
- * caller waits until every worker has reported back, so a
- * worker can never miss a generation or see a stale job. Concurrent callers
- * are serialised by a submit lock; a parallel-for issued from inside a chunk
+ * changes (a pool may first poll for a while: hone_rt_pool_set_spin). The
+ * claim counter carries the generation in its upper 32 bits, and a worker
+ * claims a chunk only while they match the job it copied, so the caller need
+ * not wait for workers that never got a chunk: it returns once every chunk is
+ * done. A worker that was descheduled (a shared machine) or slow to wake then
+ * costs nothing, where the caller used to wait for it to check in; one that
+ * wakes late joins whatever job is current, or none. Concurrent callers are
+ * serialised by a submit lock; a parallel-for issued from inside a chunk
  * (nesting) runs inline on the calling worker instead of deadlocking.
  */
 #include <pthread.h>
@@ -41,16 +45,16 @@ typedef struct pool_worker {
 struct hone_rt_pool {
     int size;                 /* workers including the caller */
     pool_worker *workers;     /* size - 1 spawned workers */
-    pthread_mutex_t mu;       /* guards gen, active, stop and job */
+    pthread_mutex_t mu;       /* guards gen, stop and job */
     pthread_cond_t wake;      /* gen changed or stop set */
-    pthread_cond_t done;      /* active reached 0 */
+    pthread_cond_t done_cv;   /* the current job's last chunk finished */
     pthread_mutex_t submit;   /* one parallel-for at a time */
     atomic_uint_fast64_t gen; /* written under mu; read without it while spinning */
-    atomic_int active;        /* spawned workers still on the current job (likewise) */
     int stop;
     atomic_int spin;          /* polls before sleeping (hone_rt_pool_set_spin) */
     pool_job job;
-    atomic_int_fast64_t next; /* next unclaimed chunk */
+    atomic_uint_fast64_t claim; /* (generation << 32) | next unclaimed chunk of that job */
+    atomic_int_fast64_t done;   /* chunks of the current job finished */
 };
 
 /* The pool whose chunk the current thread is running, if any (nesting guard),
@@ -58,20 +62,29 @@ struct hone_rt_pool {
 static _Thread_local const hone_rt_pool *running_in;
 static _Thread_local int running_id;
 
-/* Claims chunks of job until none is left, calling fn on each as worker id. */
-static void run_chunks(hone_rt_pool *p, const pool_job *job, int id)
+/* Claims chunks of job (generation gen) until none is left, calling fn on each as worker
+ * id; the worker that finishes the last chunk wakes a caller asleep on `done`. */
+static void run_chunks(hone_rt_pool *p, const pool_job *job, uint64_t gen, int id)
 {
     const hone_rt_pool *outer = running_in;
     int outer_id = running_id;
+    uint64_t tag = (gen & 0xffffffffu) << 32;
     running_in = p;
     running_id = id;
     for (;;) {
-        int64_t c = atomic_fetch_add(&p->next, 1);
-        if (c >= job->n_chunks)
+        uint_fast64_t v = atomic_load(&p->claim);
+        if ((v & ~(uint_fast64_t)0xffffffffu) != tag || (int64_t)(v & 0xffffffffu) >= job->n_chunks)
             break;
-        int64_t b = c * job->chunk;
+        if (!atomic_compare_exchange_weak(&p->claim, &v, v + 1))
+            continue;
+        int64_t b = (int64_t)(v & 0xffffffffu) * job->chunk;
         int64_t e = job->n - b < job->chunk ? job->n : b + job->chunk;
         job->fn(job->ctx, b, e, id);
+        if (atomic_fetch_add(&p->done, 1) + 1 == job->n_chunks && id != 0) {
+            pthread_mutex_lock(&p->mu);
+            pthread_cond_signal(&p->done_cv);
+            pthread_mutex_unlock(&p->mu);
+        }
     }
     running_in = outer;
     running_id = outer_id;
@@ -90,7 +103,8 @@ static inline int spin_polls(hone_rt_pool *p)
     return atomic_load_explicit(&p->spin, memory_order_relaxed);
 }
 
-/* Waits for the generation after *seen; copies its job, or returns 0 on stop. */
+/* Waits for a generation after *seen; copies the current one and its job, or returns 0
+ * on stop. */
 static int wait_job(hone_rt_pool *p, uint64_t *seen, pool_job *job)
 {
     for (int i = 0, n = spin_polls(p); i < n && atomic_load(&p->gen) == *seen; i++)
@@ -112,13 +126,8 @@ static void *worker_main(void *arg)
     hone_rt_pool *p = w->pool;
     uint64_t seen = 0;
     pool_job job;
-    while (wait_job(p, &seen, &job)) {
-        run_chunks(p, &job, w->id);
-        pthread_mutex_lock(&p->mu);
-        if (--p->active == 0)
-            pthread_cond_signal(&p->done);
-        pthread_mutex_unlock(&p->mu);
-    }
+    while (wait_job(p, &seen, &job))
+        run_chunks(p, &job, seen, w->id);
     return NULL;
 }
 
@@ -132,7 +141,7 @@ static void teardown(hone_rt_pool *p, int n)
     for (int i = 0; i < n; i++)
         pthread_join(p->workers[i].thread, NULL);
     pthread_cond_destroy(&p->wake);
-    pthread_cond_destroy(&p->done);
+    pthread_cond_destroy(&p->done_cv);
     pthread_mutex_destroy(&p->mu);
     pthread_mutex_destroy(&p->submit);
     free(p->workers);
@@ -159,10 +168,10 @@ hone_rt_pool *hone_rt_pool_create(int n_threads)
     pthread_mutex_init(&p->mu, NULL);
     pthread_mutex_init(&p->submit, NULL);
     pthread_cond_init(&p->wake, NULL);
-    pthread_cond_init(&p->done, NULL);
-    atomic_init(&p->next, 0);
+    pthread_cond_init(&p->done_cv, NULL);
+    atomic_init(&p->claim, 0);
+    atomic_init(&p->done, 0);
     atomic_init(&p->gen, 0);
-    atomic_init(&p->active, 0);
     int started = 0;
     while (p->workers && started < n_threads - 1 && spawn(p, started) == 0)
         started++;
@@ -201,7 +210,8 @@ static int64_t ceil_div(int64_t a, int64_t b)
     return a / b + (a % b != 0);
 }
 
-/* The job record for n items cut for size workers, chunks of at least grain. */
+/* The job record for n items cut for size workers, chunks of at least grain: at most
+ * size * CHUNKS_PER_WORKER chunks, so a chunk index fits the claim counter's 32 bits. */
 static pool_job make_job(int size, int64_t n, int64_t grain, hone_rt_range_fn fn, void *ctx)
 {
     int64_t target = ceil_div(n, (int64_t)size * CHUNKS_PER_WORKER);
@@ -225,17 +235,18 @@ void hone_rt_parallel_for(hone_rt_pool *p, int64_t n, int64_t grain, hone_rt_ran
     pthread_mutex_lock(&p->submit);
     pthread_mutex_lock(&p->mu);
     p->job = job;
-    atomic_store(&p->next, 0);
-    p->active = p->size - 1;
-    p->gen++;
+    uint64_t gen = (uint64_t)p->gen + 1;
+    atomic_store(&p->done, 0);
+    atomic_store(&p->claim, (uint_fast64_t)(gen & 0xffffffffu) << 32);
+    p->gen = gen;
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->mu);
-    run_chunks(p, &job, 0);
-    for (int i = 0, n = spin_polls(p); i < n && atomic_load(&p->active) > 0; i++)
+    run_chunks(p, &job, gen, 0);
+    for (int i = 0, np = spin_polls(p); i < np && atomic_load(&p->done) < job.n_chunks; i++)
         relax();
     pthread_mutex_lock(&p->mu);
-    while (p->active > 0)
-        pthread_cond_wait(&p->done, &p->mu);
+    while (atomic_load(&p->done) < job.n_chunks)
+        pthread_cond_wait(&p->done_cv, &p->mu);
     pthread_mutex_unlock(&p->mu);
     pthread_mutex_unlock(&p->submit);
 }
