@@ -174,15 +174,15 @@ static LLVMValueRef packed_weights(bk_lower *L, const hone_rt_window *w, int64_t
 }
 
 /* The weights of the current conv transformed and packed for hone_rt_winograd_conv. */
-static LLVMValueRef winograd_weights(bk_lower *L)
+static LLVMValueRef winograd_weights(bk_lower *L, const hone_rt_window *w)
 {
     const hone_value *wt = bk_in(L, 1);
     const hone_tensor *t = bk_known(L->m, wt);
     int64_t m = wt->dims[0], c = wt->dims[1];
-    size_t n = (size_t)hone_rt_winograd_packed_numel(c, m);
+    size_t n = (size_t)hone_rt_winograd_packed_numel(w, c, m);
     float *p = malloc(sizeof(float) * (n ? n : 1));
     HONE_ASSERT(p);
-    hone_rt_winograd_pack(c, m, t->data, p);
+    hone_rt_winograd_pack(w, c, m, t->data, p);
     LLVMValueRef gl = bk_global_bytes(L, p, sizeof(float) * n, "wwinograd");
     free(p);
     return gl;
@@ -234,7 +234,7 @@ static hone_status emit_conv_call(bk_lower *L, conv_epi *epi)
         LLVMTypeRef pe[12] = {L->ptr, L->i64, L->i64, L->i64, L->ptr, L->ptr, L->ptr,
                               L->ptr, L->f32, L->f32, L->ptr, L->ptr};
         LLVMValueRef ae[12] = {window_global(L, &w), ci64(L, x->dims[0]), ci64(L, x->dims[1]),
-                               ci64(L, y->dims[1]), L->in[0], winograd_weights(L), maybe_in(L, 2),
+                               ci64(L, y->dims[1]), L->in[0], winograd_weights(L, &w), maybe_in(L, 2),
                                epi && epi->z ? epi->z : LLVMConstNull(L->ptr),
                                LLVMConstReal(L->f32, epi ? epi->lo : -INFINITY),
                                LLVMConstReal(L->f32, epi ? epi->hi : INFINITY), L->out[0],

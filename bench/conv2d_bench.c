@@ -154,7 +154,7 @@ int main(int argc, char **argv)
     int64_t rows = c * k * k, oh = w.out[0];
     float *x = malloc(sizeof(float) * (size_t)(c * h * h));
     float *wt = malloc(sizeof(float) * (size_t)(m * rows));
-    float *wp = malloc(sizeof(float) * (size_t)(wino ? hone_rt_winograd_packed_numel(c, m)
+    float *wp = malloc(sizeof(float) * (size_t)(wino ? hone_rt_winograd_packed_numel(&w, c, m)
                                                      : hone_rt_conv2d_packed_numel(&w, m, 1, rows)));
     float *y = malloc(sizeof(float) * (size_t)(m * oh * oh)), *b = calloc((size_t)m, sizeof(float));
     float *sc = malloc(sizeof(float) * (wino ? hone_rt_winograd_scratch(&w, c, m)
@@ -168,7 +168,7 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i < m * rows; i++)
         wt[i] = (float)(i % 7) * 0.01f - 0.03f;
     if (wino)
-        hone_rt_winograd_pack(c, m, wt, wp);
+        hone_rt_winograd_pack(&w, c, m, wt, wp);
     else
         hone_rt_conv2d_pack(&w, m, 1, rows, wt, wp);
     int it = 0;

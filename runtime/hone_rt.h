@@ -110,15 +110,18 @@ void hone_rt_conv2d_unpacked(const hone_rt_window *w, int64_t n, int64_t c, int6
 /* ===================== winograd.c: Winograd F(4x4, 3x3) convolution ===================== */
 
 /* True for the convs hone_rt_winograd_conv runs: 3x3, stride 1, dilation 1, one group,
- * padding of at least 0, planes of at least 12 x 12 outputs, at least 16 input and
- * output channels. */
+ * padding of at least 0, at least 16 input and output channels; F(4x4, 3x3) on planes of
+ * at least 12 x 12 outputs while its transformed weights stay under 4 MB, else F(2x2,
+ * 3x3) on planes of at least 7 x 7 while its stay under 20 MB. */
 int hone_rt_winograd_fits(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups);
 /* Floats of the transformed, packed weights: points * round_up(m, 8) * c. */
-int64_t hone_rt_winograd_packed_numel(int64_t c, int64_t m);
+int64_t hone_rt_winograd_packed_numel(const hone_rt_window *w, int64_t c, int64_t m);
 /* wt[m, c, 3, 3] -> G wt G^T for each transform point (36 in F(4x4, 3x3), 16 in
- * F(2x2, 3x3), chosen by the weights' size), packed into the GEMM micro-kernel's 8-row
- * panels (KC-deep slices), blocks of 16 output channels each holding all points: up. */
-void hone_rt_winograd_pack(int64_t c, int64_t m, const float *wt, float *up);
+ * F(2x2, 3x3), chosen as hone_rt_winograd_fits says), packed into the GEMM micro-kernel's
+ * 8-row panels (KC-deep slices), blocks of 16 output channels each holding all points:
+ * up. */
+void hone_rt_winograd_pack(const hone_rt_window *w, int64_t c, int64_t m, const float *wt,
+                           float *up);
 /* Floats of scratch hone_rt_winograd_conv needs. */
 size_t hone_rt_winograd_scratch(const hone_rt_window *w, int64_t c, int64_t m);
 /* x[n,c,H,W] * the packed weights up (+ bias[m] or NULL) -> y[n,m,OH,OW], then y += z

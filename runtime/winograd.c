@@ -12,9 +12,10 @@
  * hone_rt_winograd_pack) and V = B^T d B (the input tiles, per run). The
  * multiply-adds drop by 4x (fewer where the plane is not a whole number of
  * tiles); the transforms cost adds and memory traffic, so the backend takes
- * this path only for planes of at least 12x12 with at least 16 input and output
- * channels (hone_rt_winograd_fits), and keeps the direct kernel (conv2d.c)
- * elsewhere. Points 0, +-1, +-2 and infinity keep the transforms' constants
+ * this path only for convs with at least 16 input and output channels whose
+ * transformed weights stay small enough (hone_rt_winograd_fits; F(2x2, 3x3), 16
+ * points, where F(4x4)'s would be large or the plane is under 12 x 12), and keeps
+ * the direct kernel (conv2d.c) elsewhere. Points 0, +-1, +-2 and infinity keep the transforms' constants
  * small; in float32 the result differs from the direct sum by rounding only
  * (tests/test_winograd.c bounds it against the direct conv).
  *
@@ -106,18 +107,29 @@ typedef struct wgeom {
  * memory on every run (ResNet-18's 14x14 3x3 256 -> 256 convs, 9.4 MB each in F(4x4):
  * no faster than the direct kernel within the model, though 1.6x in isolation). */
 #define F4_MAX_FLOATS ((int64_t)1 << 20)
-/* Above this, in floats (16 / 9 times the weights), no Winograd at all. */
-#define F2_MAX_FLOATS ((int64_t)3 << 20)
+/* Above this, in floats (16 / 9 times the weights), no Winograd at all. ResNet's 7x7 3x3
+ * 512 -> 512 convs (16.8 MB each in F(2x2)) are below it: on two threads, ResNet-18
+ * 7.67 -> 6.49 ms and ResNet-50 20.1 -> 19.1 ms against their direct kernel, which split
+ * its 49 positions poorly over two workers (1.5x). */
+#define F2_MAX_FLOATS ((int64_t)5 << 20)
+/* Output planes from F(4x4)'s smallest (12 x 12: 9 tiles) and F(2x2)'s (7 x 7: 16 tiles);
+ * fewer tiles leave the GEMMs too narrow. */
+#define F4_MIN_OUT 12
+#define F2_MIN_OUT 7
 
-/* The output tile of the conv: 4 or 2, 0 when the weights are too large. */
-static int tile_of(int64_t c, int64_t m)
+/* The output tile of the conv: 4 or 2, 0 when the weights are too large or the plane
+ * too small. */
+static int tile_of(const hone_rt_window *w, int64_t c, int64_t m)
 {
-    return 36 * c * m <= F4_MAX_FLOATS ? 4 : 16 * c * m <= F2_MAX_FLOATS ? 2 : 0;
+    int64_t out = w->out[0] < w->out[1] ? w->out[0] : w->out[1];
+    if (out >= F4_MIN_OUT && 36 * c * m <= F4_MAX_FLOATS)
+        return 4;
+    return out >= F2_MIN_OUT && 16 * c * m <= F2_MAX_FLOATS ? 2 : 0;
 }
 
 static void geometry(const hone_rt_window *w, int64_t c, int64_t m, wgeom *g)
 {
-    g->f = tile_of(c, m);
+    g->f = tile_of(w, c, m);
     g->a = g->f + 2;
     g->xi = g->a * g->a;
     g->th = (w->out[0] + g->f - 1) / g->f;
@@ -132,19 +144,18 @@ static void geometry(const hone_rt_window *w, int64_t c, int64_t m, wgeom *g)
 
 int hone_rt_winograd_fits(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups)
 {
-    if (w->nsp != 2 || groups != 1 || c < 16 || m < 16 || !tile_of(c, m))
+    if (w->nsp != 2 || groups != 1 || c < 16 || m < 16)
         return 0;
     for (int d = 0; d < 2; d++)
         if (w->k[d] != 3 || w->stride[d] != 1 || w->dil[d] != 1 || w->pad[d] < 0 ||
-            w->pad_end[d] < 0 || w->out[d] != w->in[d] + w->pad[d] + w->pad_end[d] - 2 ||
-            w->out[d] < 12)
+            w->pad_end[d] < 0 || w->out[d] != w->in[d] + w->pad[d] + w->pad_end[d] - 2)
             return 0;
-    return 1;
+    return tile_of(w, c, m) != 0;
 }
 
-int64_t hone_rt_winograd_packed_numel(int64_t c, int64_t m)
+int64_t hone_rt_winograd_packed_numel(const hone_rt_window *w, int64_t c, int64_t m)
 {
-    return (tile_of(c, m) == 2 ? 16 : XI) * round_up(m, MR) * c;
+    return (tile_of(w, c, m) == 2 ? 16 : XI) * round_up(m, MR) * c;
 }
 
 /* G of F(4x4, 3x3) = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6;
@@ -157,12 +168,13 @@ static const double G[6][3] = {{1.0 / 4, 0, 0},
                                {1.0 / 24, -1.0 / 12, 1.0 / 6},
                                {0, 0, 1}};
 
-void hone_rt_winograd_pack(int64_t c, int64_t m, const float *wt, float *up)
+void hone_rt_winograd_pack(const hone_rt_window *w, int64_t c, int64_t m, const float *wt,
+                           float *up)
 {
     int64_t mp = round_up(m, MR);
-    int a = tile_of(c, m) == 2 ? 4 : 6;
+    int a = tile_of(w, c, m) == 2 ? 4 : 6;
     const double(*gm)[3] = a == 4 ? G2 : G;
-    memset(up, 0, sizeof(float) * (size_t)hone_rt_winograd_packed_numel(c, m));
+    memset(up, 0, sizeof(float) * (size_t)hone_rt_winograd_packed_numel(w, c, m));
     for (int64_t o = 0; o < m; o++)
         for (int64_t ci = 0; ci < c; ci++) {
             const float *g = wt + (o * c + ci) * 9;

@@ -34,6 +34,8 @@ static const wcase cases[] = {
     {1, 16, 16, 70, 70, 1, 1},   /* 18 tiles a row: two vector passes */
     {1, 24, 16, 14, 15, 0, 1},   /* no padding: 12 x 13 outputs */
     {1, 16, 17, 12, 12, 2, 1},   /* padding 2: 14 x 14 outputs */
+    {1, 128, 96, 7, 7, 1, 1},    /* a 7x7 plane: F(2x2, 3x3), 16 tiles covering 8 x 8 */
+    {2, 512, 40, 7, 9, 1, 0},    /* F(2x2) on 7 x 9, two KC slices, two images */
 };
 
 static float *floats(size_t n, int nan)
@@ -85,10 +87,10 @@ static void test_winograd_matches_direct(void **state)
         float *x = floats((size_t)(cc->n * cc->c * cc->h * cc->wd), 0);
         float *wt = floats((size_t)(cc->m * cc->c * 9), 0);
         float *bias = cc->bias ? floats((size_t)cc->m, 0) : NULL;
-        float *up = floats((size_t)hone_rt_winograd_packed_numel(cc->c, cc->m), 1);
+        float *up = floats((size_t)hone_rt_winograd_packed_numel(&w, cc->c, cc->m), 1);
         float *sc = floats(hone_rt_winograd_scratch(&w, cc->c, cc->m), 1);
         float *y = floats(ny, 1);
-        hone_rt_winograd_pack(cc->c, cc->m, wt, up);
+        hone_rt_winograd_pack(&w, cc->c, cc->m, wt, up);
         hone_rt_winograd_conv(&w, cc->n, cc->c, cc->m, x, up, bias, NULL, -INFINITY, INFINITY,
                               y, sc);
         double e = worst_error(cc, &w, x, wt, bias, y);
@@ -113,9 +115,9 @@ static void test_winograd_epilogue(void **state)
     float *x = floats((size_t)(cc->n * cc->c * cc->h * cc->wd), 0);
     float *wt = floats((size_t)(cc->m * cc->c * 9), 0), *bias = floats((size_t)cc->m, 0);
     float *z = floats(ny, 0), *y1 = floats(ny, 1), *y2 = floats(ny, 1);
-    float *up = floats((size_t)hone_rt_winograd_packed_numel(cc->c, cc->m), 1);
+    float *up = floats((size_t)hone_rt_winograd_packed_numel(&w, cc->c, cc->m), 1);
     float *sc = floats(hone_rt_winograd_scratch(&w, cc->c, cc->m), 1);
-    hone_rt_winograd_pack(cc->c, cc->m, wt, up);
+    hone_rt_winograd_pack(&w, cc->c, cc->m, wt, up);
     for (int bi = 0; bi < 3; bi++)
         for (int with_z = 0; with_z < 2; with_z++) {
             float lo = bounds[bi][0], hi = bounds[bi][1];
@@ -133,9 +135,9 @@ static void test_winograd_epilogue(void **state)
     free(x), free(wt), free(bias), free(z), free(y1), free(y2), free(up), free(sc);
 }
 
-/* Only 3x3, stride 1, undilated, ungrouped windows over planes of at least 12 x 12
- * outputs with at least 16 channels in and out, and weights that stay small enough
- * once transformed, take the path. */
+/* Only 3x3, stride 1, undilated, ungrouped windows over planes of at least 7 x 7 outputs
+ * with at least 16 channels in and out, and weights that stay small enough once
+ * transformed, take the path. */
 static void test_winograd_fits(void **state)
 {
     (void)state;
@@ -151,10 +153,12 @@ static void test_winograd_fits(void **state)
     hone_rt_window k5 = tu_window_2d(28, 28, 5, 1, 2, 1);
     assert_false(hone_rt_winograd_fits(&k5, 64, 64, 1));
     hone_rt_window small = tu_window_2d(7, 7, 3, 1, 1, 1);
-    assert_false(hone_rt_winograd_fits(&small, 64, 64, 1));
+    assert_true(hone_rt_winograd_fits(&small, 512, 512, 1)); /* F(2x2): 16.8 MB */
+    hone_rt_window tiny = tu_window_2d(6, 6, 3, 1, 1, 1);
+    assert_false(hone_rt_winograd_fits(&tiny, 64, 64, 1));
     hone_rt_window big = tu_window_2d(14, 14, 3, 1, 1, 1);
     assert_true(hone_rt_winograd_fits(&big, 256, 256, 1));
-    assert_false(hone_rt_winograd_fits(&big, 512, 512, 1)); /* 16 / 9 x 9.4 MB of weights */
+    assert_false(hone_rt_winograd_fits(&big, 1024, 512, 1)); /* 16 / 9 x 18.9 MB */
 }
 
 int main(void)
