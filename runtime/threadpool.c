@@ -27,8 +27,10 @@
 
 #include "hone_rt.h"
 
-/* Chunks per worker when the grain allows it: enough to balance uneven chunks. */
-#define CHUNKS_PER_WORKER 4
+/* Chunks per worker when the grain allows it: enough to balance uneven chunks, and a
+ * short wait for the last one (two threads, 8 against 4: ResNet-50 19.2-19.5 ->
+ * 18.9 ms, MobileNetV2 2.69-2.77 -> 2.66-2.70 ms). */
+#define CHUNKS_PER_WORKER 8
 
 typedef struct pool_job {
     hone_rt_range_fn fn;
