@@ -18,8 +18,11 @@
  *  - the first KC slice's store adds the bias, so y is written once, not filled
  *    and then accumulated into; the last one can apply FusedConv's residual and
  *    Relu/Clip (hone_rt_conv2d_epi).
- *  - small planes with many channels (7x7, 14x14) run transposed, positions in the
- *    micro-kernel's rows and channels in its columns (transposed(), conv2d_t).
+ *  - (a transposed layout for small planes, positions in the micro-kernel's rows,
+ *    was removed on 2026-11-26: with Winograd taking the 3x3 stride-1 convs, it
+ *    only ran 1x1 and stride-2 convs on 7x7 and 14x14 planes, and split poorly over
+ *    two threads: ResNet-50 19.6-20.3 -> 19.0-19.2 ms and MobileNetV2 2.85-3.05 ->
+ *    2.67-2.81 ms without it, two threads, alternating runs.)
  *  - KC slices are the outermost loop of a worker's range, so a slice of the
  *    weights stays in cache while it meets every panel of the range (the deep
  *    layers' weights, 2-9 MB in ResNet-18's last stages, were streamed from L3
@@ -30,7 +33,7 @@
  * into blocks too, so every worker has work and reads only its block of the
  * weights. Each worker has its own panel buffer in the scratch. Every output
  * element is summed by one micro-kernel sequence in slice order (the layout,
- * transposed or not, depends on the shape only), so results do not depend on the
+ * depends on the shape only), so results do not depend on the
  * thread count or the tile size, and compiled code and the interpreter agree bit
  * for bit. A fused gather straight from the image into packed panels
  * was tried and measured slower here (one masked copy per panel, tap and output
@@ -90,50 +93,19 @@ static int64_t round_up(int64_t v, int64_t m)
     return (v + m - 1) / m * m;
 }
 
-/* Small planes run transposed: y^T = col^T W^T, positions in the micro-kernel's 8 rows
- * and output channels in its 32 columns (weights packed in 32-channel panels), through a
- * position-major buffer that is transposed into y at the end. A 7x7 plane then wastes 7 of
- * 56 rows instead of 15 of 64 columns, and the weights, the large operand there, are read
- * once per slice for all positions. Planes of at most TPOS_MAX positions that are not a
- * whole number of 32-column panels, with at least TCH_MIN channels per group and at least
- * as many column rows as channels (one thread, ResNet shapes: 7x7 3x3 512 -> 512 +9%,
- * 14x14 3x3 256 -> 256 +6%, 7x7 1x1 2048 -> 512 +7%; but 1x1 256 -> 1024 at 14x14 -40%
- * and 512 -> 2048 at 7x7 -18%, where the transposition of the many outputs, each of few
- * multiply-adds, costs more than the padding saves). */
-#define TPOS_MAX 256
-#define TCH_MIN 64
-
-static bool transposed(const hone_rt_window *w, int64_t mg, int64_t rows)
-{
-    int64_t total = w->out[0] * w->out[1];
-    return w->nsp == 2 && total <= TPOS_MAX && total % NR != 0 && mg >= TCH_MIN && rows >= mg;
-}
-
-/* Rows of a packed weight panel: NR when transposed, else MR. */
-static int64_t panel_height(const hone_rt_window *w, int64_t mg, int64_t rows)
-{
-    return transposed(w, mg, rows) ? NR : MR;
-}
-
-/* Row stride of the transposed path's position-major buffer: the channels rounded up
- * to whole panels, plus one cache line, so that the rows (4 KiB apart for 1024 channels)
- * do not all fall into the same L1 sets when a channel is read down the positions. */
-static int64_t ct_stride(int64_t mg)
-{
-    return round_up(mg, NR) + 16;
-}
-
 int64_t hone_rt_conv2d_packed_numel(const hone_rt_window *w, int64_t m, int64_t groups,
                                     int64_t rows)
 {
     int64_t mg = m / groups;
-    return groups * round_up(mg, panel_height(w, mg, rows)) * rows;
+    (void)w;
+    return groups * round_up(mg, MR) * rows;
 }
 
 void hone_rt_conv2d_pack(const hone_rt_window *w, int64_t m, int64_t groups, int64_t rows,
                          const float *wt, float *wp)
 {
-    int64_t mg = m / groups, ph = panel_height(w, mg, rows), mp = round_up(mg, ph);
+    int64_t mg = m / groups, ph = MR, mp = round_up(mg, ph);
+    (void)w;
     for (int64_t g = 0; g < groups; g++) {
         const float *wg = wt + g * mg * rows;
         float *dst = wp + g * mp * rows;
@@ -177,14 +149,8 @@ static bool pointwise(const hone_rt_window *w)
 
 size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t m, int64_t groups)
 {
-    int64_t rows = c / groups * w->k[0] * w->k[1], kc = rows < KC ? rows : KC, mg = m / groups;
-    if (transposed(w, mg, rows)) {
-        /* the plane's column matrix, the position-major result, the workers' packed
-         * position panels (+ 16: to align them) */
-        int64_t total = w->out[0] * w->out[1];
-        int64_t col = pointwise(w) ? 0 : rows * total;
-        return (size_t)(col + round_up(total, MR) * ct_stride(mg) + WORKERS * kc * MR + 16);
-    }
+    int64_t rows = c / groups * w->k[0] * w->k[1], kc = rows < KC ? rows : KC;
+    (void)m;
     int64_t col = pointwise(w) ? 0 : rows * tile_rows(w, rows) * w->out[1];
     /* the tile's column matrix, then the workers' panel buffers (+ 16: to align them) */
     return (size_t)(col + WORKERS * kc * NR + 16);
@@ -358,101 +324,6 @@ static inline float epilogue(float v, int has_z, float r, float lo, float hi)
     return v > hi ? hi : v;
 }
 
-/* ---- small planes, transposed (see transposed()) ---- */
-
-typedef struct tjob {
-    const float *col, *wp, *bias, *z;
-    float *ct, *ap, *y;     /* ct: [round_up(n, MR)][mp] position-major; ap: WORKERS panels */
-    int64_t ld, rows, n, mg, mp, ldct, kcmax, ppanels, cpanels, blk, total;
-    float lo, hi;
-    int has_epi;
-} tjob;
-
-/* Positions [8 i, 8 i + 8) of col rows [pc, pc + kc) as the micro-kernel's A panel:
- * ap[kk * MR + r], zeros past n. */
-static void pack_positions(const tjob *j, int64_t i, int64_t pc, int64_t kc, float *ap)
-{
-    int64_t p0 = i * MR, np = j->n - p0 < MR ? j->n - p0 : MR;
-    const float *src = j->col + pc * j->ld + p0;
-    if (np == MR) {
-        for (int64_t kk = 0; kk < kc; kk++)
-            memcpy(ap + kk * MR, src + kk * j->ld, sizeof(float) * MR);
-        return;
-    }
-    for (int64_t kk = 0; kk < kc; kk++)
-        for (int64_t r = 0; r < MR; r++)
-            ap[kk * MR + r] = r < np ? src[kk * j->ld + r] : 0.0f;
-}
-
-/* Units [u0, u1): position panel u % ppanels times the channel-panel block u / ppanels,
- * KC slices outermost (each slice added into ct in order). */
-static void run_tunits(void *ctx, int64_t u0, int64_t u1, int worker)
-{
-    const tjob *j = ctx;
-    float *ap = j->ap + (int64_t)worker * j->kcmax * MR;
-    for (int64_t pc = 0; pc < j->rows; pc += KC) {
-        int64_t kc = j->rows - pc < KC ? j->rows - pc : KC;
-        for (int64_t u = u0; u < u1; u++) {
-            int64_t i = u % j->ppanels, b0 = u / j->ppanels * j->blk;
-            int64_t mr = j->n - i * MR < MR ? j->n - i * MR : MR;
-            pack_positions(j, i, pc, kc, ap);
-            for (int64_t jp = b0; jp < b0 + j->blk && jp < j->cpanels; jp++)
-                hone_rt_gemm_micro(kc, ap, j->wp + pc * j->mp + jp * NR * kc, NR, pc > 0, NULL,
-                                   NULL, j->ct + i * MR * j->ldct + jp * NR, j->ldct, mr, NR);
-        }
-    }
-}
-
-/* y[ch][p] = ct[p][ch] (+ bias, then the epilogue) for channels [c0, c1). */
-static void run_tout(void *ctx, int64_t c0, int64_t c1, int worker)
-{
-    const tjob *j = ctx;
-    (void)worker;
-    for (int64_t ch = c0; ch < c1; ch++) {
-        float *yr = j->y + ch * j->total;
-        const float *zr = j->z ? j->z + ch * j->total : NULL;
-        for (int64_t p = 0; p < j->n; p++) {
-            float v = j->ct[p * j->ldct + ch];
-            if (j->bias)
-                v += j->bias[ch];
-            yr[p] = j->has_epi ? epilogue(v, zr != NULL, zr ? zr[p] : 0.0f, j->lo, j->hi) : v;
-        }
-    }
-}
-
-static void conv2d_t(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
-                     const float *x, const float *wp, const float *bias, const float *z,
-                     float lo, float hi, int has_epi, float *y, float *scratch)
-{
-    int64_t cg = c / groups, mg = m / groups, rows = cg * w->k[0] * w->k[1];
-    int64_t total = w->out[0] * w->out[1], xp = w->in[0] * w->in[1];
-    bool direct = pointwise(w);
-    tjob j = {.rows = rows, .n = total, .mg = mg, .mp = round_up(mg, NR), .total = total,
-              .kcmax = rows < KC ? rows : KC, .ppanels = (total + MR - 1) / MR, .lo = lo,
-              .hi = hi, .has_epi = has_epi};
-    j.cpanels = j.mp / NR;
-    j.ldct = ct_stride(mg);
-    float *col = scratch;
-    j.ct = scratch + (direct ? 0 : rows * total);
-    j.ap = (float *)(((uintptr_t)(j.ct + round_up(total, MR) * j.ldct) + 63) & ~(uintptr_t)63);
-    hone_rt_pool *pool = mg * rows * total >= parallel_min_macs() ? hone_rt_shared_pool() : NULL;
-    int64_t units = split_units(pool, j.ppanels, j.cpanels, &j.blk);
-    for (int64_t b = 0; b < n; b++)
-        for (int64_t g = 0; g < groups; g++) {
-            const float *xg = x + (b * c + g * cg) * xp;
-            j.wp = wp + g * j.mp * rows;
-            j.bias = bias ? bias + g * mg : NULL;
-            j.y = y + (b * m + g * mg) * total;
-            j.z = z ? z + (b * m + g * mg) * total : NULL;
-            j.col = direct ? xg : col;
-            j.ld = total;
-            if (!direct)
-                tile_im2col(pool, w, cg, xg, 0, w->out[0], col, total);
-            hone_rt_parallel_for(pool, units, 1, run_tunits, &j);
-            hone_rt_parallel_for(pool, mg, 16, run_tout, &j);
-        }
-}
-
 static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                    const float *x, const float *wp, const float *bias, const float *z, float lo,
                    float hi, int has_epi, float *y, float *scratch)
@@ -463,10 +334,6 @@ static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
     bool direct = pointwise(w);
     if (n <= 0 || mg <= 0 || total <= 0)
         return;
-    if (rows > 0 && transposed(w, mg, rows)) {
-        conv2d_t(w, n, c, m, groups, x, wp, bias, z, lo, hi, has_epi, y, scratch);
-        return;
-    }
     if (rows == 0) { /* no input channels: the bias alone (then the epilogue) */
         for (int64_t i = 0; i < n * m * total; i++) {
             float v = bias ? bias[i / total % m] : 0.0f;

@@ -83,8 +83,8 @@ void hone_rt_conv_tiled(const hone_rt_window *w, int64_t n, int64_t c, int64_t m
  * c / groups * KH * KW. */
 int64_t hone_rt_conv2d_packed_numel(const hone_rt_window *w, int64_t m, int64_t groups,
                                     int64_t rows);
-/* Packs wt[m, rows] (per group) into the GEMM micro-kernel's panels, wp: 8-channel panels,
- * or 32-channel ones for the small planes that run transposed (the layout depends on w). */
+/* Packs wt[m, rows] (per group) into the GEMM micro-kernel's 8-channel panels, KC-deep
+ * slices, wp (w: the window, for the layout's sake; today every window packs alike). */
 void hone_rt_conv2d_pack(const hone_rt_window *w, int64_t m, int64_t groups, int64_t rows,
                          const float *wt, float *wp);
 /* Floats of scratch hone_rt_conv2d needs (a panel buffer per pool worker). */

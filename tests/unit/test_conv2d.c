@@ -5,8 +5,8 @@
  * matrices deeper than one KC slice (288 and 576 rows), output-channel counts
  * that are not multiples of the 8-row micro-kernel, position counts that leave
  * a partial last panel, tiles of a few output rows (a wide image), no bias and
- * a conv large enough to run on the shared pool, small planes with many channels (the
- * transposed layout). Every output must be written
+ * a conv large enough to run on the shared pool, small planes with many channels.
+ * Every output must be written
  * (the output starts as NaN); weights packed ahead of time (what the backend
  * embeds) and packed per call (hone_rt_conv2d_unpacked, hone_rt_conv) give
  * bit-identical results. Also the depthwise kernel (runtime/depthwise.c) against the
@@ -34,9 +34,9 @@ static const conv_case cases[] = {
     {2, 6, 9, 3, 9, 11, 3, 1, 2, 2, 1},     /* groups, dilation, non-square */
     {1, 3, 5, 1, 5, 5, 5, 1, 0, 1, 1},      /* one position per window row */
     {1, 40, 8, 1, 3, 700, 3, 1, 1, 1, 0},   /* wide: 360 rows x 700 positions a row */
-    {1, 256, 100, 1, 7, 7, 3, 1, 1, 1, 1},  /* 7x7, 100 channels: transposed, on the pool */
-    {2, 192, 128, 2, 9, 9, 1, 1, 0, 1, 1},  /* transposed pointwise, 2 groups of 64, 2 images */
-    {1, 64, 72, 1, 14, 14, 3, 2, 1, 1, 0},  /* transposed, stride 2, 72 channels, no bias */
+    {1, 256, 100, 1, 7, 7, 3, 1, 1, 1, 1},  /* 7x7, 100 channels, on the pool */
+    {2, 192, 128, 2, 9, 9, 1, 1, 0, 1, 1},  /* pointwise, 2 groups of 64, 2 images */
+    {1, 64, 72, 1, 14, 14, 3, 2, 1, 1, 0},  /* 7x7 outputs, stride 2, 72 channels, no bias */
     {1, 3, 16, 1, 41, 37, 7, 2, 3, 1, 1},   /* stem-like 7x7 stride 2, odd widths */
     {1, 8, 8, 1, 70, 70, 3, 2, 1, 1, 1},    /* stride 2, 35 a row: a full and a partial block */
 };
