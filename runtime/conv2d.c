@@ -21,8 +21,8 @@
  *  - (a transposed layout for small planes, positions in the micro-kernel's rows,
  *    was removed on 2026-11-26: with Winograd taking the 3x3 stride-1 convs, it
  *    only ran 1x1 and stride-2 convs on 7x7 and 14x14 planes, and split poorly over
- *    two threads: ResNet-50 19.6-20.3 -> 19.0-19.2 ms and MobileNetV2 2.85-3.05 ->
- *    2.67-2.81 ms without it, two threads, alternating runs.)
+ *    two threads: MobileNetV2 2.85-3.05 -> 2.67-2.81 ms without it, ResNet-50 within
+ *    noise, two threads, alternating runs.)
  *  - KC slices are the outermost loop of a worker's range, so a slice of the
  *    weights stays in cache while it meets every panel of the range (the deep
  *    layers' weights, 2-9 MB in ResNet-18's last stages, were streamed from L3
