@@ -188,11 +188,56 @@ __attribute__((target("avx512f"))) static bool dw_plane3x3_avx512(const hone_rt_
 }
 
 /* The 3x3 case on a zero-padded copy of the plane (undilated, strides 1 and 2): every
- * tap is a plain load (two and the even lanes for stride 2), no masks, no tests for rows
- * in the padding. A padded zero adds k * 0 to a sum, which leaves it as it was, so the
- * result has the bits of dw_plane3x3_avx512 (finite weights). False (nothing done) when
- * the padded plane exceeds DW_PAD_FLOATS. */
+ * tap is a plain load, no masks, no tests for rows in the padding. For stride 2 each
+ * padded row is stored de-interleaved, its even columns E then its odd ones O, so that
+ * the taps of 16 outputs o.. are E[o..], O[o..] and E[o+1..]: three loads, where
+ * gathering the even lanes of two loads per tap cost 9 permutes per 16 outputs (the
+ * split costs 2 per 32 input columns, once per row). A padded zero adds k * 0 to a sum,
+ * which leaves it as it was, so the result has the bits of dw_plane3x3_avx512 (finite
+ * weights). False (nothing done) when the padded plane exceeds DW_PAD_FLOATS. */
 enum { DW_PAD_FLOATS = 18432 }; /* 72 KiB of stack: MobileNetV2's 112x112 stride-2 plane fits */
+
+/* d[0, wp) = the padded row: zeros, the cw floats of src from column px, zeros. Inline
+ * vector stores (a memset/memcpy call per row was 8% of MobileNetV2's time) that may run
+ * up to 15 floats past wp (into a row written after this one, or the buffer's slack);
+ * the padding alone is zeroed, not the whole row first. */
+__attribute__((target("avx512f"), always_inline)) static inline void
+pad_row(float *d, const float *src, int64_t px, int64_t cw, int64_t wp)
+{
+    const __m512 zero = _mm512_setzero_ps();
+    if (!src || cw <= 0) {
+        for (int64_t i = 0; i < wp; i += 16)
+            _mm512_storeu_ps(d + i, zero);
+        return;
+    }
+    for (int64_t i = 0; i < px; i += 16)
+        _mm512_storeu_ps(d + i, zero);
+    int64_t i = 0;
+    for (; i + 16 <= cw; i += 16)
+        _mm512_storeu_ps(d + px + i, _mm512_loadu_ps(src + i));
+    if (i < cw) {
+        __mmask16 m = (__mmask16)((1u << (cw - i)) - 1);
+        _mm512_mask_storeu_ps(d + px + i, m, _mm512_maskz_loadu_ps(m, src + i));
+    }
+    for (int64_t j = px + cw; j < wp; j += 16)
+        _mm512_storeu_ps(d + j, zero);
+}
+
+/* Lanes t = src[b + t] where 0 <= b + t < n, else 0: read straight from the image (a
+ * padded copy read back at once stalled on store forwarding), never outside [0, n). */
+__attribute__((target("avx512f"), always_inline)) static inline __m512
+span16(const float *src, int64_t b, int64_t n)
+{
+    if (b >= 0 && b + 16 <= n)
+        return _mm512_loadu_ps(src + b);
+    if (b >= n || b + 16 <= 0)
+        return _mm512_setzero_ps();
+    if (b >= 0)
+        return _mm512_maskz_loadu_ps((__mmask16)((1u << (n - b)) - 1), src + b);
+    int64_t lead = -b, cnt = 16 - lead < n ? 16 - lead : n; /* lanes [lead, lead + cnt) */
+    return _mm512_maskz_expandloadu_ps((__mmask16)(((1u << cnt) - 1) << lead), src);
+}
+
 /* no-tree-loop-distribute-patterns: GCC would turn the zeroing stores back into memset
  * calls */
 __attribute__((target("avx512f"), optimize("no-tree-loop-distribute-patterns"))) static bool
@@ -200,57 +245,67 @@ dw_plane3x3_padded(const hone_rt_window *w, const float *x, const float *k, floa
 {
     int64_t ih = w->in[0], iw = w->in[1], oh = w->out[0], ow = w->out[1];
     int64_t s0 = w->stride[0], s1 = w->stride[1], py = w->pad[0], px = w->pad[1];
-    int64_t ow16 = (ow + 15) / 16 * 16, hp = (oh - 1) * s0 + 3, wp = ow16 * s1 + 18;
+    /* stride 1: a row of wp floats; stride 2: E and O, we floats each */
+    int64_t ow16 = (ow + 15) / 16 * 16, hp = (oh - 1) * s0 + 3, we = ow16 + 16;
+    int64_t wp = s1 == 1 ? ow16 + 18 : 2 * we;
     if (w->dil[0] != 1 || w->dil[1] != 1 || py < 0 || px < 0 || hp * wp > DW_PAD_FLOATS ||
         oh < 1 || ow < 1)
         return false;
     float buf[DW_PAD_FLOATS + 16];
     int64_t cw = iw < wp - px ? iw : wp - px;
-    /* rows of wp floats: zeros, then the image row at column px; written with inline
-     * vector stores (a memset/memcpy call per row was 8% of MobileNetV2's time); the
-     * stores may run up to 15 floats past a row, into the next one (rewritten after) or
-     * the buffer's slack */
-    const __m512 zero = _mm512_setzero_ps();
-    for (int64_t r = 0; r < hp; r++) {
-        float *d = buf + r * wp;
-        int64_t iy = r - py;
-        for (int64_t i = 0; i < wp; i += 16)
-            _mm512_storeu_ps(d + i, zero);
-        if (iy < 0 || iy >= ih || cw <= 0)
-            continue;
-        const float *src = x + iy * iw;
-        int64_t i = 0;
-        for (; i + 16 <= cw; i += 16)
-            _mm512_storeu_ps(d + px + i, _mm512_loadu_ps(src + i));
-        if (i < cw) {
-            __mmask16 m = (__mmask16)((1u << (cw - i)) - 1);
-            _mm512_mask_storeu_ps(d + px + i, m, _mm512_maskz_loadu_ps(m, src + i));
+    if (s1 == 1) {
+        for (int64_t r = 0; r < hp; r++) {
+            int64_t iy = r - py;
+            pad_row(buf + r * wp, iy >= 0 && iy < ih ? x + iy * iw : NULL, px, cw, wp);
+        }
+    } else {
+        const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+        const __m512i od = _mm512_set_epi32(31, 29, 27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+        for (int64_t r = 0; r < hp; r++) {
+            int64_t iy = r - py;
+            float *e = buf + r * wp, *o = e + we;
+            if (iy < 0 || iy >= ih) {
+                pad_row(e, NULL, 0, 0, wp);
+                continue;
+            }
+            /* padded columns 2j.. of the row are image columns 2j - px.. */
+            const float *src = x + iy * iw;
+            for (int64_t j = 0; j < we; j += 16) {
+                __m512 v0 = span16(src, 2 * j - px, cw), v1 = span16(src, 2 * j + 16 - px, cw);
+                _mm512_storeu_ps(e + j, _mm512_permutex2var_ps(v0, ev, v1));
+                _mm512_storeu_ps(o + j, _mm512_permutex2var_ps(v0, od, v1));
+            }
         }
     }
-    const __m512i even = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
     __m512 k0 = _mm512_set1_ps(k[0]), k1 = _mm512_set1_ps(k[1]), k2 = _mm512_set1_ps(k[2]);
     __m512 k3 = _mm512_set1_ps(k[3]), k4 = _mm512_set1_ps(k[4]), k5 = _mm512_set1_ps(k[5]);
     __m512 k6 = _mm512_set1_ps(k[6]), k7 = _mm512_set1_ps(k[7]), k8 = _mm512_set1_ps(k[8]);
     __m512 vb = _mm512_set1_ps(bias);
-#define DW_PLD(p) (s1 == 1 ? _mm512_loadu_ps(p)                                                 \
-                           : _mm512_permutex2var_ps(_mm512_loadu_ps(p), even, _mm512_loadu_ps((p) + 16)))
-#define DW_ROW(r, ka, kb, kc)                                                                  \
-    _mm512_fmadd_ps(kc, DW_PLD((r) + 2),                                                       \
-                    _mm512_fmadd_ps(kb, DW_PLD((r) + 1),                                       \
-                                    _mm512_fmadd_ps(ka, DW_PLD(r), _mm512_setzero_ps())))
+    /* the taps of row r for 16 outputs from c: columns c, c+1, c+2 of the padded row */
+#define DW_ROW(p0, p1, p2, ka, kb, kc)                                                         \
+    _mm512_fmadd_ps(kc, _mm512_loadu_ps(p2),                                                   \
+                    _mm512_fmadd_ps(kb, _mm512_loadu_ps(p1),                                   \
+                                    _mm512_fmadd_ps(ka, _mm512_loadu_ps(p0), _mm512_setzero_ps())))
     for (int64_t oy = 0; oy < oh; oy++) {
         const float *r0 = buf + oy * s0 * wp, *r1 = r0 + wp, *r2 = r1 + wp;
+        float *yr = y + oy * ow;
         for (int64_t o = 0; o < ow; o += 16) {
-            int64_t c0 = o * s1;
-            __m512 a0 = DW_ROW(r0 + c0, k0, k1, k2), a1 = DW_ROW(r1 + c0, k3, k4, k5);
-            __m512 a2 = DW_ROW(r2 + c0, k6, k7, k8);
+            __m512 a0, a1, a2;
+            if (s1 == 1) {
+                a0 = DW_ROW(r0 + o, r0 + o + 1, r0 + o + 2, k0, k1, k2);
+                a1 = DW_ROW(r1 + o, r1 + o + 1, r1 + o + 2, k3, k4, k5);
+                a2 = DW_ROW(r2 + o, r2 + o + 1, r2 + o + 2, k6, k7, k8);
+            } else { /* E[o], O[o], E[o + 1] */
+                a0 = DW_ROW(r0 + o, r0 + we + o, r0 + o + 1, k0, k1, k2);
+                a1 = DW_ROW(r1 + o, r1 + we + o, r1 + o + 1, k3, k4, k5);
+                a2 = DW_ROW(r2 + o, r2 + we + o, r2 + o + 1, k6, k7, k8);
+            }
             __m512 acc = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), a2), vb);
             __mmask16 m = (__mmask16)(ow - o >= 16 ? 0xffff : (1u << (ow - o)) - 1);
-            _mm512_mask_storeu_ps(y + oy * ow + o, m, acc);
+            _mm512_mask_storeu_ps(yr + o, m, acc);
         }
     }
 #undef DW_ROW
-#undef DW_PLD
     return true;
 }
 

@@ -146,6 +146,11 @@ static void test_depthwise_matches_direct(void **state)
         {1, 96, 96, 96, 28, 28, 3, 1, 1, 1, 1},  /* 677k MACs: the shared pool */
         {1, 16, 16, 16, 7, 7, 3, 1, 1, 1, 1},    /* one partial block */
         {1, 2, 2, 2, 150, 150, 3, 1, 1, 1, 1},   /* 152 x 178 padded: too large to copy */
+        {1, 8, 8, 8, 112, 112, 3, 2, 1, 1, 1},   /* stride 2, MobileNetV2's 112 -> 56 */
+        {1, 4, 4, 4, 14, 14, 3, 2, 1, 1, 1},     /* stride 2, 14 -> 7: one partial block */
+        {1, 3, 3, 3, 33, 70, 3, 2, 0, 1, 1},     /* stride 2 unpadded, 34 outputs a row */
+        {1, 2, 2, 2, 9, 600, 3, 2, 1, 1, 1},     /* stride 2, 19 blocks a row */
+        {1, 2, 2, 2, 3, 5000, 3, 2, 1, 1, 1},    /* stride 2, 3 rows of 5000 */
     };
     for (size_t i = 0; i < sizeof dw / sizeof *dw; i++) {
         const conv_case *cc = &dw[i];
