@@ -75,6 +75,7 @@ typedef struct hone_backend_opts {
     hone_backend_shape shapes[HONE_BACKEND_MAX_SHAPES];
     const char *weights_path; /* NULL: weights embedded; else written there (weights.c) */
     bool direct_conv;   /* 3x3 stride-1 convs on the direct kernel, not Winograd's */
+    bool profile;       /* time each node (runtime/prof.c): for measuring, not deployment */
     /* Inputs whose values are fixed at compile time (--bind NAME=FILE): they
      * become constants and leave the compiled model's input list, so shapes
      * and index patterns they decide (Reshape targets, Slice starts, Resize
@@ -164,6 +165,7 @@ typedef struct bk_model {
     const char *name;       /* symbol prefix */
     bool ext_weights;       /* run-time constants come from PREFIX_set_weights' blob */
     bool winograd;          /* 3x3 stride-1 convs may run Winograd F(4x4, 3x3) */
+    bool profile;           /* the run function times each node (hone_rt_prof_add) */
 } bk_model;
 
 hone_status bk_model_prepare(hone_ctx *ctx, const hone_graph *g, const hone_backend_opts *o,

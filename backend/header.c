@@ -175,6 +175,12 @@ char *bk_header_text(const bk_model *m, const bk_plan *p)
             "int %s_run_v(const void *const *in, void *const *out, void *workspace);\n", pf);
     put(&t, "/* Names, shapes and workspace size (struct hone_model_info, hone/model.h). */\n"
             "const struct hone_model_info *%s_info(void);\n\n", pf);
+    if (m->profile)
+        put(&t, "/* Compiled with --profile: every run adds each node's time to a table printed\n"
+                " * at exit (stderr, or the file HONE_PROFILE names). %s_profile_report prints\n"
+                " * it now (path NULL: that place) and clears it; %s_profile_reset clears it\n"
+                " * (after warm-up runs, say). */\nvoid %s_profile_reset(void);\n"
+                "void %s_profile_report(const char *path);\n\n", pf, pf, pf, pf);
     if (m->ext_weights) {
         size_t *off = malloc(sizeof *off * ((size_t)m->g->n_values + 1));
         HONE_ASSERT(off);

@@ -43,7 +43,7 @@ static const struct {
     RT(hone_rt_binconv_xnor), RT(hone_rt_binconv_w1),
     RT(hone_rt_adder), RT(hone_rt_signed_power),
     RT(hone_rt_conv_integer_packed), RT(hone_rt_qconv), RT(hone_rt_dequantize_packed), RT(hone_rt_conv_integer_pack), RT(hone_rt_conv_integer), RT(hone_rt_requantize), RT(hone_rt_matmul_integer),
-    RT(hone_rt_dynamic_quantize), RT(hone_rt_compiled_enter),
+    RT(hone_rt_dynamic_quantize), RT(hone_rt_compiled_enter), RT(hone_rt_prof_now), RT(hone_rt_prof_add), RT(hone_rt_prof_reset), RT(hone_rt_prof_report),
 #undef RT
 };
 #define N_RUNTIME_SYMS (sizeof runtime_syms / sizeof *runtime_syms)

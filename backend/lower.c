@@ -250,6 +250,26 @@ static LLVMValueRef add_entry(bk_lower *L, const char *suffix, LLVMTypeRef ty)
     return fn;
 }
 
+static LLVMValueRef cstring(bk_lower *L, const char *s);
+
+/* --profile: the clock before a node's call (hone_rt_prof_now) ... */
+static LLVMValueRef prof_now(bk_lower *L)
+{
+    return bk_call(L, "hone_rt_prof_now", L->i64, NULL, 0, NULL);
+}
+
+/* ... and after it, with the node's step, name and op (hone_rt_prof_add). */
+static void prof_add(bk_lower *L, LLVMValueRef t0, int s)
+{
+    const hone_node *n = L->m->sched[s];
+    char name[64];
+    snprintf(name, sizeof name, "node_%d", s);
+    LLVMTypeRef params[4] = {L->i64, L->i32, L->ptr, L->ptr};
+    LLVMValueRef args[4] = {t0, bk_i32(L, s), cstring(L, n->name && *n->name ? n->name : name),
+                            cstring(L, n->op_type)};
+    bk_call(L, "hone_rt_prof_add", LLVMVoidTypeInContext(L->c), params, 4, args);
+}
+
 /* PREFIX_run_v: the node calls in schedule order, then the output copies. */
 static LLVMValueRef build_run_v(bk_lower *L, LLVMValueRef *fns)
 {
@@ -262,8 +282,12 @@ static LLVMValueRef build_run_v(bk_lower *L, LLVMValueRef *fns)
     if (L->m->ext_weights)
         load_weights(L, run, &rp);
     for (int s = 0; s < L->m->n_sched; s++)
-        if (fns[s] && !all_empty(L->m->sched[s]))
+        if (fns[s] && !all_empty(L->m->sched[s])) {
+            LLVMValueRef t0 = L->m->profile ? prof_now(L) : NULL;
             call_step(L, &rp, s, fns[s], run);
+            if (t0)
+                prof_add(L, t0, s);
+        }
     const hone_graph *g = L->m->g;
     for (int j = 0; j < g->n_outputs; j++)
         if (L->p->out_copy[j] >= 0) {
@@ -342,6 +366,24 @@ static void init_ext_weights(bk_lower *L)
     LLVMSetInitializer(L->wbase, LLVMConstNull(L->ptr));
     LLVMSetLinkage(L->wbase, LLVMInternalLinkage);
     LLVMSetAlignment(L->wbase, 8);
+}
+
+/* ---- --profile: PREFIX_profile_reset and PREFIX_profile_report ---- */
+
+/* Exported wrappers of the library's own (hidden) hone_rt_prof_reset / _report. */
+static void build_profile_fns(bk_lower *L)
+{
+    static const char *const what[2] = {"profile_reset", "profile_report"};
+    static const char *const rt[2] = {"hone_rt_prof_reset", "hone_rt_prof_report"};
+    for (int i = 0; i < 2; i++) {
+        LLVMTypeRef params[1] = {L->ptr};
+        LLVMValueRef fn = add_entry(L, what[i], LLVMFunctionType(LLVMVoidTypeInContext(L->c),
+                                                                 params, (unsigned)i, 0));
+        LLVMPositionBuilderAtEnd(L->b, LLVMAppendBasicBlockInContext(L->c, fn, "entry"));
+        LLVMValueRef args[1] = {i ? LLVMGetParam(fn, 0) : NULL};
+        bk_call(L, rt[i], LLVMVoidTypeInContext(L->c), params, i, args);
+        LLVMBuildRetVoid(L->b);
+    }
 }
 
 /* ---- PREFIX_info ---- */
@@ -439,6 +481,8 @@ hone_status bk_lower_model(hone_ctx *ctx, const bk_model *m, const bk_plan *p, L
         LLVMValueRef run_v = build_run_v(&L, fns);
         build_run(&L, run_v);
         build_info(&L, run_v);
+        if (m->profile)
+            build_profile_fns(&L);
         if (m->ext_weights)
             build_set_weights(&L);
     }

@@ -318,6 +318,7 @@ hone_status bk_model_prepare(hone_ctx *ctx, const hone_graph *g, const hone_back
     m->name = o->name ? o->name : "model";
     m->ext_weights = o->weights_path != NULL;
     m->winograd = !o->direct_conv;
+    m->profile = o->profile;
     m->g = hone_graph_clone(g);
     m->known = calloc((size_t)m->g->n_values + 1, sizeof *m->known);
     HONE_ASSERT(m->known);

@@ -43,6 +43,10 @@ typedef struct session {
     void *workspace;
 } session;
 
+/* PREFIX_profile_reset of a model compiled with --profile (NULL otherwise): the warm-up
+ * runs are left out of its per-node table. */
+static void (*prof_reset)(void);
+
 static void usage(FILE *f)
 {
     fprintf(f, "usage: latency MODEL.so [--name PREFIX] [--input NAME=FILE.npy]... [--warmup N]\n"
@@ -137,6 +141,8 @@ static const hone_model_info *load_model(const options *o)
     }
     char *name = o->name ? strdup(o->name) : default_name(o->model);
     char sym[512];
+    snprintf(sym, sizeof sym, "%s_profile_reset", name ? name : "");
+    prof_reset = (void (*)(void))dlsym(h, sym);
     snprintf(sym, sizeof sym, "%s_info", name ? name : "");
     free(name);
     const hone_model_info *(*info_fn)(void) = (const hone_model_info *(*)(void))dlsym(h, sym);
@@ -303,6 +309,8 @@ static int time_runs(const options *o, const session *s)
     int rc = t ? 0 : -1;
     for (int i = 0; !rc && i < o->warmup; i++)
         rc = run_once(s, &ms);
+    if (prof_reset)
+        prof_reset();
     for (int i = 0; !rc && i < o->repeat; i++)
         rc = run_once(s, &t[i]);
     if (!rc) {

@@ -225,6 +225,16 @@ hone_rt_pool *hone_rt_shared_pool(void);
  * N, 0 turns it off), as a compiled model issues its parallel kernels back to back. */
 void hone_rt_compiled_enter(void);
 
+/* prof.c: per-node time of models compiled with --profile. The generated run function
+ * calls hone_rt_prof_add(hone_rt_prof_now() taken before the node, its schedule step,
+ * its name, its op) after each node. The table is printed at exit to stderr, or to the
+ * file HONE_PROFILE names; hone_rt_prof_report prints it now (path NULL: the same
+ * place) and clears it, hone_rt_prof_reset clears it (after warm-up runs, say). */
+int64_t hone_rt_prof_now(void);
+void hone_rt_prof_add(int64_t t0, int32_t step, const char *name, const char *op);
+void hone_rt_prof_report(const char *path);
+void hone_rt_prof_reset(void);
+
 /* ===================== *_grad.c: backward kernels of the training engine ===================== */
 
 /* act_grad.c: dx = dy * f'(.) of an activation or unary math op. */

@@ -72,6 +72,15 @@ if command -v cc >/dev/null; then
   grep -v codes "$T/out" > "$T/wx/out.txt"
   same w-same-logits "$T/we/out.txt" "$T/wx/out.txt"
   check w-missing 1 "cannot read the weights" -- "$T/wx/main" "$IMG" "$T/none.bin"
+  # a library compiled with --profile writes its table at exit, to HONE_PROFILE's file
+  mkdir -p "$T/wp"
+  ok w-profile-compile -- "$HONE" compile "$M" -o "$T/wp/clf.so" $S1 --conv=direct --profile
+  ok w-cc-profile -- cc $SAN -std=c11 -O1 -I"$T/wp" "$SRC/tests/backend/weights_main.c" "$T/wp/clf.so" -Wl,-rpath,"$T/wp" -o "$T/wp/main"
+  HONE_PROFILE="$T/wp/prof.txt" "$T/wp/main" "$IMG" > "$T/wp/out.txt"
+  same w-profile-same-logits "$T/we/out.txt" "$T/wp/out.txt"
+  check w-profile-table 0 "# hone profile: " -- cat "$T/wp/prof.txt"
+  check w-profile-fused 0 "FusedConv  *1  " -- cat "$T/wp/prof.txt"
+  check w-profile-header 0 "void clf_profile_report(const char \*path);" -- cat "$T/wp/clf.h"
 fi
 check w-header-only 0 "CLF_WEIGHTS_SIZE" -- sh -c "'$HONE' compile '$M' -o '$T/wh.h' --emit=header --name clf --weights='$T/wh.bin' $S1 && cat '$T/wh.h'"
 
@@ -84,6 +93,14 @@ same jit-equals-interp "$T/i/logits.npy" "$T/j/logits.npy"
 check bad-conv 2 "unknown --conv 'fast'" -- "$HONE" run "$M" --input "$X" --jit --conv=fast
 check bad-conv-compile 2 "unknown --conv 'fast'" -- "$HONE" compile "$M" -o "$T/bc.so" --conv=fast
 check jit-latency 0 "latency (jit)" -- "$HONE" run "$M" --input "$X" --jit --repeat 2
+# --profile: every node timed over the 3 timed runs, results unchanged
+mkdir -p "$T/p"
+check jit-profile 0 "# hone profile: " -- "$HONE" run "$M" --input "$X" --output-dir "$T/p" --jit --conv=direct --profile --repeat 3
+cp "$T/err" "$T/p/prof.txt"
+check jit-profile-node 0 " Conv  *3  *[0-9.]*  *[0-9.]*  *[0-9.]*%  " -- cat "$T/p/prof.txt"
+check jit-profile-ops 0 "# per op type" -- cat "$T/p/prof.txt"
+same jit-profile-same-logits "$T/i/logits.npy" "$T/p/logits.npy"
+check profile-needs-jit 2 "it needs --jit" -- "$HONE" run "$M" --input "$X" --profile
 
 # ---- ops the backend does not lower: all named, exit 1 ----
 cat >"$T/u.txt" <<'EOF'

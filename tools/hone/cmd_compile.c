@@ -19,7 +19,8 @@ void help_compile(FILE *f)
             "usage: hone compile MODEL.onnx -o OUT [--emit=lib|obj|asm|llvm-ir|bc|header]\n"
             "                    [--name PREFIX] [--weights=embed|FILE]\n"
             "                    [--input-shape NAME=DIMS]... [--bind NAME=FILE]... [--mcpu=CPU]\n"
-            "                    [--mattr=FEATURES] [-O0|-O1|-O2|-O3] [--conv=auto|direct]\n\n"
+            "                    [--mattr=FEATURES] [-O0|-O1|-O2|-O3] [--conv=auto|direct]\n"
+            "                    [--profile]\n\n"
             "Compiles MODEL to native code. lib (default) writes a self-contained shared\n"
             "library and its C header (OUT with .h); header writes only the header.\n"
             "The generated code exports PREFIX_run, PREFIX_run_v and PREFIX_info (PREFIX\n"
@@ -38,6 +39,9 @@ void help_compile(FILE *f)
             "                  Winograd F(4x4,3x3) (about 4x fewer multiply-adds; rounding\n"
             "                  differs from the direct sum by about 1e-6 of sum |x w|) (default)\n"
             "  --conv=direct   every conv on the direct (im2col + GEMM) kernel\n"
+            "  --profile       time every node: the program prints each node's calls, total\n"
+            "                  and mean time at exit (stderr, or the file HONE_PROFILE names);\n"
+            "                  for measuring, not for deployment\n"
             "  -O0..-O3        optimisation level of both the graph pipeline and LLVM (default\n"
             "                  -O3: the -O3 graph pipeline, which fuses conv+bias+activation)\n"
             "  --passes=...    run this graph pipeline first, then the level's (so a pruned\n"
@@ -133,6 +137,8 @@ static int parse(int argc, char **argv, compile_args *a)
         } else if (parse_valued(argc, argv, &i, a, &rc)) {
             if (rc)
                 return rc;
+        } else if (!strcmp(argv[i], "--profile")) {
+            a->o.profile = true;
         } else if (argv[i][0] == '-') {
             return cli_usage("compile", "unknown or incomplete option '%s'", argv[i]);
         } else if (!a->model) {

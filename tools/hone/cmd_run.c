@@ -13,13 +13,14 @@
 
 #include "backend.h"
 #include "cli.h"
+#include "hone_rt.h"
 #include "interp.h"
 #include "onnx.h"
 
 void help_run(FILE *f)
 {
     fprintf(f, "usage: hone run MODEL.onnx --input NAME=FILE [--input ...] [--output-dir DIR] [--jit]\n"
-               "                [--conv=auto|direct] [--repeat N]\n\n"
+               "                [--conv=auto|direct] [--repeat N] [--profile]\n\n"
                "Runs MODEL in the reference interpreter. FILE is .npy or an ONNX TensorProto .pb;\n"
                "a model with one input also takes --input FILE. Each output is summarised on\n"
                "stdout and, with --output-dir, written there as NAME.npy.\n"
@@ -28,7 +29,10 @@ void help_run(FILE *f)
                "--conv=direct (with --jit): every conv on the direct kernel, not Winograd's for\n"
                "3x3 stride-1 convs (as 'hone compile --conv'): results then equal the\n"
                "interpreter's bit for bit.\n"
-               "--repeat N: run N more times and report the latency (compile time apart).\n");
+               "--repeat N: run N more times and report the latency (compile time apart).\n"
+               "--profile (with --jit): time every node and print each node's calls, total and\n"
+               "mean time, slowest first, then per op type (stderr, or the file HONE_PROFILE\n"
+               "names); with --repeat, over the timed runs only.\n");
 }
 
 static void summarise(const hone_value *v, const hone_tensor *t)
@@ -51,7 +55,7 @@ typedef struct run_args {
     const char *model, *outdir;
     const char *in_names[64], *in_files[64];
     int n_in;
-    bool jit, direct_conv;
+    bool jit, direct_conv, profile;
     int repeat;
 } run_args;
 
@@ -69,6 +73,8 @@ static int parse(int argc, char **argv, run_args *a)
             a->outdir = v;
         } else if (!strcmp(argv[i], "--jit")) {
             a->jit = true;
+        } else if (!strcmp(argv[i], "--profile")) {
+            a->profile = true;
         } else if ((v = cli_opt(argc, argv, &i, "--conv"))) {
             if (strcmp(v, "auto") && strcmp(v, "direct"))
                 return cli_usage("run", "unknown --conv '%s' (expected auto or direct)", v);
@@ -87,6 +93,8 @@ static int parse(int argc, char **argv, run_args *a)
     }
     if (!a->model)
         return cli_usage("run", "no model given");
+    if (a->profile && !a->jit)
+        return cli_usage("run", "--profile times compiled nodes: it needs --jit");
     return EXIT_OK;
 }
 
@@ -182,6 +190,7 @@ static hone_status run_graph(hone_ctx *ctx, const hone_graph *g, const run_args 
         hone_backend_opts_init(&o);
         hone_backend_shapes_from(&o, g, ins);
         o.direct_conv = a->direct_conv;
+        o.profile = a->profile;
         double t0 = now_s();
         st = hone_jit_compile(ctx, g, &o, &j, NULL);
         if (!st && a->repeat)
@@ -189,8 +198,12 @@ static hone_status run_graph(hone_ctx *ctx, const hone_graph *g, const run_args 
     }
     if (!st)
         st = run_once(ctx, g, j, ins, outs);
+    if (!st && a->profile && a->repeat)
+        hone_rt_prof_reset(); /* the timed runs only, not the first (cold) one */
     if (!st && a->repeat)
         st = time_runs(ctx, g, j, ins, a->repeat);
+    if (!st && a->profile)
+        hone_rt_prof_report(NULL);
     hone_jit_free(j);
     return st;
 }
