@@ -187,44 +187,8 @@ __attribute__((target("avx512f"))) static bool dw_plane3x3_avx512(const hone_rt_
     return true;
 }
 
-/* The 3x3 case on a zero-padded copy of the plane (undilated, strides 1 and 2): every
- * tap is a plain load, no masks, no tests for rows in the padding. For stride 2 each
- * padded row is stored de-interleaved, its even columns E then its odd ones O, so that
- * the taps of 16 outputs o.. are E[o..], O[o..] and E[o+1..]: three loads, where
- * gathering the even lanes of two loads per tap cost 9 permutes per 16 outputs (the
- * split costs 2 per 32 input columns, once per row). A padded zero adds k * 0 to a sum,
- * which leaves it as it was, so the result has the bits of dw_plane3x3_avx512 (finite
- * weights). False (nothing done) when the padded plane exceeds DW_PAD_FLOATS. */
-enum { DW_PAD_FLOATS = 18432 }; /* 72 KiB of stack: MobileNetV2's 112x112 stride-2 plane fits */
-
-/* d[0, wp) = the padded row: zeros, the cw floats of src from column px, zeros. Inline
- * vector stores (a memset/memcpy call per row was 8% of MobileNetV2's time) that may run
- * up to 15 floats past wp (into a row written after this one, or the buffer's slack);
- * the padding alone is zeroed, not the whole row first. */
-__attribute__((target("avx512f"), always_inline)) static inline void
-pad_row(float *d, const float *src, int64_t px, int64_t cw, int64_t wp)
-{
-    const __m512 zero = _mm512_setzero_ps();
-    if (!src || cw <= 0) {
-        for (int64_t i = 0; i < wp; i += 16)
-            _mm512_storeu_ps(d + i, zero);
-        return;
-    }
-    for (int64_t i = 0; i < px; i += 16)
-        _mm512_storeu_ps(d + i, zero);
-    int64_t i = 0;
-    for (; i + 16 <= cw; i += 16)
-        _mm512_storeu_ps(d + px + i, _mm512_loadu_ps(src + i));
-    if (i < cw) {
-        __mmask16 m = (__mmask16)((1u << (cw - i)) - 1);
-        _mm512_mask_storeu_ps(d + px + i, m, _mm512_maskz_loadu_ps(m, src + i));
-    }
-    for (int64_t j = px + cw; j < wp; j += 16)
-        _mm512_storeu_ps(d + j, zero);
-}
-
-/* Lanes t = src[b + t] where 0 <= b + t < n, else 0: read straight from the image (a
- * padded copy read back at once stalled on store forwarding), never outside [0, n). */
+/* Lanes t = src[b + t] where 0 <= b + t < n, else 0: read straight from the image,
+ * never outside [0, n). */
 __attribute__((target("avx512f"), always_inline)) static inline __m512
 span16(const float *src, int64_t b, int64_t n)
 {
@@ -238,25 +202,55 @@ span16(const float *src, int64_t b, int64_t n)
     return _mm512_maskz_expandloadu_ps((__mmask16)(((1u << cnt) - 1) << lead), src);
 }
 
-/* no-tree-loop-distribute-patterns: GCC would turn the zeroing stores back into memset
- * calls */
-__attribute__((target("avx512f"), optimize("no-tree-loop-distribute-patterns"))) static bool
-dw_plane3x3_padded(const hone_rt_window *w, const float *x, const float *k, float bias, float *y)
+/* Lanes t = v[t + s] of the 32 lanes lo:hi (s = 1, 2). */
+#define DW_SHIFT(hi, lo, s)                                                                   \
+    _mm512_castsi512_ps(_mm512_alignr_epi32(_mm512_castps_si512(hi), _mm512_castps_si512(lo), s))
+
+/* FusedConv's epilogue on one output vector before its store: + the residual lanes (z
+ * not NULL), then the bounds; the operations of plane_epilogue, so the same bits. */
+typedef struct dw_epi {
+    const float *z; /* the plane's residual, NULL: none */
+    float lo, hi;
+} dw_epi;
+
+/* The 3x3 case on a zero-padded copy of the plane (undilated, strides 1 and 2): every
+ * tap is a plain load, no masks, no tests for rows in the padding. The copy's rows are
+ * 64-byte aligned and written as whole aligned vectors; the taps of 16 outputs are cut
+ * from two aligned loads (valignd), so every load meets exactly one earlier store (a
+ * load across two recent stores waits for them to retire: small planes, whose rows are
+ * read right after they are written, ran 1.5x slower). For stride 2 each padded row is
+ * stored de-interleaved, its even columns E then its odd ones O, so that the taps of 16
+ * outputs o.. are E[o..], O[o..] and E[o+1..] (gathering the even lanes of two loads per
+ * tap cost 9 permutes per 16 outputs; the split costs 2 per 32 input columns, once per
+ * row). A padded zero adds k * 0 to a sum, which leaves it as it was, so the result has
+ * the bits of dw_plane3x3_avx512 (finite weights). With epi, FusedConv's epilogue is
+ * applied to each vector before its store. False (nothing done) when the padded plane
+ * exceeds DW_PAD_FLOATS. */
+enum { DW_PAD_FLOATS = 18432 }; /* 72 KiB of stack: MobileNetV2's 112x112 stride-2 plane fits */
+__attribute__((target("avx512f"))) static bool
+dw_plane3x3_padded(const hone_rt_window *w, const float *x, const float *k, float bias,
+                   const dw_epi *epi, float *y)
 {
     int64_t ih = w->in[0], iw = w->in[1], oh = w->out[0], ow = w->out[1];
     int64_t s0 = w->stride[0], s1 = w->stride[1], py = w->pad[0], px = w->pad[1];
     /* stride 1: a row of wp floats; stride 2: E and O, we floats each */
     int64_t ow16 = (ow + 15) / 16 * 16, hp = (oh - 1) * s0 + 3, we = ow16 + 16;
-    int64_t wp = s1 == 1 ? ow16 + 18 : 2 * we;
+    int64_t wp = s1 == 1 ? ow16 + 16 : 2 * we;
     if (w->dil[0] != 1 || w->dil[1] != 1 || py < 0 || px < 0 || hp * wp > DW_PAD_FLOATS ||
         oh < 1 || ow < 1)
         return false;
-    float buf[DW_PAD_FLOATS + 16];
-    int64_t cw = iw < wp - px ? iw : wp - px;
+    float buf[DW_PAD_FLOATS] __attribute__((aligned(64)));
+    const __m512 zero = _mm512_setzero_ps();
     if (s1 == 1) {
         for (int64_t r = 0; r < hp; r++) {
             int64_t iy = r - py;
-            pad_row(buf + r * wp, iy >= 0 && iy < ih ? x + iy * iw : NULL, px, cw, wp);
+            float *d = buf + r * wp;
+            if (iy < 0 || iy >= ih)
+                for (int64_t j = 0; j < wp; j += 16)
+                    _mm512_store_ps(d + j, zero);
+            else
+                for (int64_t j = 0; j < wp; j += 16)
+                    _mm512_store_ps(d + j, span16(x + iy * iw, j - px, iw));
         }
     } else {
         const __m512i ev = _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
@@ -265,15 +259,16 @@ dw_plane3x3_padded(const hone_rt_window *w, const float *x, const float *k, floa
             int64_t iy = r - py;
             float *e = buf + r * wp, *o = e + we;
             if (iy < 0 || iy >= ih) {
-                pad_row(e, NULL, 0, 0, wp);
+                for (int64_t j = 0; j < wp; j += 16)
+                    _mm512_store_ps(e + j, zero);
                 continue;
             }
             /* padded columns 2j.. of the row are image columns 2j - px.. */
             const float *src = x + iy * iw;
             for (int64_t j = 0; j < we; j += 16) {
-                __m512 v0 = span16(src, 2 * j - px, cw), v1 = span16(src, 2 * j + 16 - px, cw);
-                _mm512_storeu_ps(e + j, _mm512_permutex2var_ps(v0, ev, v1));
-                _mm512_storeu_ps(o + j, _mm512_permutex2var_ps(v0, od, v1));
+                __m512 v0 = span16(src, 2 * j - px, iw), v1 = span16(src, 2 * j + 16 - px, iw);
+                _mm512_store_ps(e + j, _mm512_permutex2var_ps(v0, ev, v1));
+                _mm512_store_ps(o + j, _mm512_permutex2var_ps(v0, od, v1));
             }
         }
     }
@@ -281,30 +276,47 @@ dw_plane3x3_padded(const hone_rt_window *w, const float *x, const float *k, floa
     __m512 k3 = _mm512_set1_ps(k[3]), k4 = _mm512_set1_ps(k[4]), k5 = _mm512_set1_ps(k[5]);
     __m512 k6 = _mm512_set1_ps(k[6]), k7 = _mm512_set1_ps(k[7]), k8 = _mm512_set1_ps(k[8]);
     __m512 vb = _mm512_set1_ps(bias);
-    /* the taps of row r for 16 outputs from c: columns c, c+1, c+2 of the padded row */
-#define DW_ROW(p0, p1, p2, ka, kb, kc)                                                         \
-    _mm512_fmadd_ps(kc, _mm512_loadu_ps(p2),                                                   \
-                    _mm512_fmadd_ps(kb, _mm512_loadu_ps(p1),                                   \
-                                    _mm512_fmadd_ps(ka, _mm512_loadu_ps(p0), _mm512_setzero_ps())))
+    __m512 vlo = _mm512_set1_ps(epi ? epi->lo : 0.0f), vhi = _mm512_set1_ps(epi ? epi->hi : 0.0f);
+    /* the taps t0, t1, t2 of one kernel row, in the order of dw_plane3x3_avx512 */
+#define DW_ROW(t0, t1, t2, ka, kb, kc)                                                         \
+    _mm512_fmadd_ps(kc, t2, _mm512_fmadd_ps(kb, t1, _mm512_fmadd_ps(ka, t0, zero)))
+#define DW_ROW1(r, ka, kb, kc)                                                                 \
+    __extension__({                                                                            \
+        __m512 x0_ = _mm512_load_ps((r) + o), x1_ = _mm512_load_ps((r) + o + 16);              \
+        DW_ROW(x0_, DW_SHIFT(x1_, x0_, 1), DW_SHIFT(x1_, x0_, 2), ka, kb, kc);                 \
+    })
+#define DW_ROW2(r, ka, kb, kc)                                                                 \
+    __extension__({                                                                            \
+        __m512 e0_ = _mm512_load_ps((r) + o), e1_ = _mm512_load_ps((r) + o + 16);              \
+        DW_ROW(e0_, _mm512_load_ps((r) + we + o), DW_SHIFT(e1_, e0_, 1), ka, kb, kc);          \
+    })
     for (int64_t oy = 0; oy < oh; oy++) {
         const float *r0 = buf + oy * s0 * wp, *r1 = r0 + wp, *r2 = r1 + wp;
         float *yr = y + oy * ow;
         for (int64_t o = 0; o < ow; o += 16) {
             __m512 a0, a1, a2;
             if (s1 == 1) {
-                a0 = DW_ROW(r0 + o, r0 + o + 1, r0 + o + 2, k0, k1, k2);
-                a1 = DW_ROW(r1 + o, r1 + o + 1, r1 + o + 2, k3, k4, k5);
-                a2 = DW_ROW(r2 + o, r2 + o + 1, r2 + o + 2, k6, k7, k8);
-            } else { /* E[o], O[o], E[o + 1] */
-                a0 = DW_ROW(r0 + o, r0 + we + o, r0 + o + 1, k0, k1, k2);
-                a1 = DW_ROW(r1 + o, r1 + we + o, r1 + o + 1, k3, k4, k5);
-                a2 = DW_ROW(r2 + o, r2 + we + o, r2 + o + 1, k6, k7, k8);
+                a0 = DW_ROW1(r0, k0, k1, k2);
+                a1 = DW_ROW1(r1, k3, k4, k5);
+                a2 = DW_ROW1(r2, k6, k7, k8);
+            } else {
+                a0 = DW_ROW2(r0, k0, k1, k2);
+                a1 = DW_ROW2(r1, k3, k4, k5);
+                a2 = DW_ROW2(r2, k6, k7, k8);
             }
             __m512 acc = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), a2), vb);
             __mmask16 m = (__mmask16)(ow - o >= 16 ? 0xffff : (1u << (ow - o)) - 1);
+            if (epi) {
+                if (epi->z)
+                    acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, epi->z + oy * ow + o));
+                acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask(acc, vlo, _CMP_LT_OQ), vlo);
+                acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask(acc, vhi, _CMP_GT_OQ), vhi);
+            }
             _mm512_mask_storeu_ps(yr + o, m, acc);
         }
     }
+#undef DW_ROW2
+#undef DW_ROW1
 #undef DW_ROW
     return true;
 }
@@ -413,14 +425,17 @@ static void dw_planes(void *ctx, int64_t p0, int64_t p1, int worker)
         const float *x = j->x + p * xp, *k = j->wt + ch * kp;
         float b = j->bias ? j->bias[ch] : 0.0f, *y = j->y + p * yp;
 #ifdef DW_AVX512
+        bool done = false; /* the epilogue applied */
         if (hone_rt_cpu_avx512f() && w->stride[1] <= 2 && w->k[1] <= 16) {
             bool k3 = w->k[0] == 3 && w->k[1] == 3;
-            if (!(k3 && (dw_plane3x3_padded(w, x, k, b, y) || dw_plane3x3_avx512(w, x, k, b, y))))
+            dw_epi e = {j->z ? j->z + p * yp : NULL, j->lo, j->hi};
+            done = k3 && dw_plane3x3_padded(w, x, k, b, j->has_epi ? &e : NULL, y);
+            if (!done && !(k3 && dw_plane3x3_avx512(w, x, k, b, y)))
                 dw_plane_avx512(w, x, k, b, y);
         } else
 #endif
             dw_plane(w, x, k, b, y);
-        if (j->has_epi)
+        if (j->has_epi && !done)
             plane_epilogue(y, j->z ? j->z + p * yp : NULL, yp, j->lo, j->hi);
     }
 }
