@@ -3,14 +3,15 @@
  * with `hone run --jit --profile`): the generated run function reads the clock
  * around each node's call and adds the span here, keyed by the node's name
  * string. At exit (or on hone_rt_prof_report, which then clears it) the table goes
- * to stderr, or to the file HONE_PROFILE names: per node its op, calls, total and
- * mean time and share, slowest first, then the same per op type.
+ * to stderr, or to the file HONE_PROFILE names: per node its op, calls, total, mean and
+ * least time and share, slowest first, then the same per op type.
  *
  * Not for deployment builds: the table lives in static storage (no allocation),
  * HONE_PROF_SLOTS nodes at most over all models of the program (further nodes
  * are counted as dropped), and a mutex guards the insertion of a new node.
  */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@ typedef struct prof_slot {
     const char *op;
     int64_t ns;
     int64_t calls;
+    int64_t min_ns; /* the fastest call (0: none yet) */
     int32_t step;
 } prof_slot;
 
@@ -90,6 +92,10 @@ void hone_rt_prof_add(int64_t t0, int32_t step, const char *name, const char *op
     }
     __atomic_fetch_add(&s->ns, dt, __ATOMIC_RELAXED);
     __atomic_fetch_add(&s->calls, 1, __ATOMIC_RELAXED);
+    int64_t m = __atomic_load_n(&s->min_ns, __ATOMIC_RELAXED);
+    while ((m == 0 || dt < m) &&
+           !__atomic_compare_exchange_n(&s->min_ns, &m, dt, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
 }
 
 static int by_time(const void *a, const void *b)
@@ -143,13 +149,14 @@ void hone_rt_prof_report(const char *path)
     if (n_dropped)
         fprintf(f, " (%" PRId64 " calls of nodes past the table's %d dropped)", n_dropped,
                 HONE_PROF_SLOTS);
-    fprintf(f, "\n%-6s %-20s %8s %12s %10s %6s  %s\n", "step", "op", "calls", "total_ms",
-            "mean_us", "share", "node");
+    fprintf(f, "\n%-6s %-20s %8s %12s %10s %10s %6s  %s\n", "step", "op", "calls", "total_ms",
+            "mean_us", "min_us", "share", "node");
     for (int i = 0; i < n; i++) {
         const prof_slot *s = order[i];
-        fprintf(f, "%-6d %-20s %8" PRId64 " %12.3f %10.1f %5.1f%%  %s\n", (int)s->step, s->op,
-                s->calls, (double)s->ns * 1e-6, (double)s->ns * 1e-3 / (double)s->calls,
-                total ? 100.0 * (double)s->ns / (double)total : 0.0, s->name);
+        fprintf(f, "%-6d %-20s %8" PRId64 " %12.3f %10.1f %10.1f %5.1f%%  %s\n", (int)s->step,
+                s->op, s->calls, (double)s->ns * 1e-6, (double)s->ns * 1e-3 / (double)s->calls,
+                (double)s->min_ns * 1e-3, total ? 100.0 * (double)s->ns / (double)total : 0.0,
+                s->name);
     }
     fprintf(f, "# per op type\n%-20s %6s %8s %12s %6s\n", "op", "nodes", "calls", "total_ms",
             "share");
@@ -169,6 +176,7 @@ void hone_rt_prof_reset(void)
     for (int i = 0; i < HONE_PROF_SLOTS; i++) {
         __atomic_store_n(&slots[i].ns, 0, __ATOMIC_RELAXED);
         __atomic_store_n(&slots[i].calls, 0, __ATOMIC_RELAXED);
+        __atomic_store_n(&slots[i].min_ns, 0, __ATOMIC_RELAXED);
     }
     n_dropped = 0;
     pthread_mutex_unlock(&prof_mu);

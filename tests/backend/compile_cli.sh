@@ -97,7 +97,7 @@ check jit-latency 0 "latency (jit)" -- "$HONE" run "$M" --input "$X" --jit --rep
 mkdir -p "$T/p"
 check jit-profile 0 "# hone profile: " -- "$HONE" run "$M" --input "$X" --output-dir "$T/p" --jit --conv=direct --profile --repeat 3
 cp "$T/err" "$T/p/prof.txt"
-check jit-profile-node 0 " Conv  *3  *[0-9.]*  *[0-9.]*  *[0-9.]*%  " -- cat "$T/p/prof.txt"
+check jit-profile-node 0 " Conv  *3  *[0-9.]*  *[0-9.]*  *[0-9.]*  *[0-9.]*%  " -- cat "$T/p/prof.txt"
 check jit-profile-ops 0 "# per op type" -- cat "$T/p/prof.txt"
 same jit-profile-same-logits "$T/i/logits.npy" "$T/p/logits.npy"
 check profile-needs-jit 2 "it needs --jit" -- "$HONE" run "$M" --input "$X" --profile

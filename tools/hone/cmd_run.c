@@ -30,8 +30,8 @@ void help_run(FILE *f)
                "3x3 stride-1 convs (as 'hone compile --conv'): results then equal the\n"
                "interpreter's bit for bit.\n"
                "--repeat N: run N more times and report the latency (compile time apart).\n"
-               "--profile (with --jit): time every node and print each node's calls, total and\n"
-               "mean time, slowest first, then per op type (stderr, or the file HONE_PROFILE\n"
+               "--profile (with --jit): time every node and print each node's calls, total,\n"
+               "mean and least time, slowest first, then per op type (stderr, or the file HONE_PROFILE\n"
                "names); with --repeat, over the timed runs only.\n");
 }
 
