@@ -367,9 +367,24 @@ void hone_rt_lppool(const hone_rt_window *w, int64_t planes, const float *x, flo
     pool_planes(POOL_LP, w, planes, x, y, NULL, 0, p);
 }
 
-/* One plane's reduction for global pooling. */
+/* One plane's reduction for global pooling. The average sums in double over 8 lanes
+ * (element i into lane i % 8), then the lanes in order: one long dependent chain of
+ * double adds was 42 us of MobileNetV2's 1280 planes of 49. */
 static float reduce_plane(hone_rt_gpool kind, int64_t len, const float *x, float p)
 {
+    if (kind == HONE_RT_GPOOL_AVG) {
+        double lane[8] = {0};
+        int64_t i = 0;
+        for (; i + 8 <= len; i += 8)
+            for (int l = 0; l < 8; l++)
+                lane[l] += x[i + l];
+        for (int l = 0; i < len; i++, l++)
+            lane[l] += x[i];
+        double acc = 0.0;
+        for (int l = 0; l < 8; l++)
+            acc += lane[l];
+        return len ? (float)(acc / (double)len) : 0.0f;
+    }
     double acc = kind == HONE_RT_GPOOL_MAX ? -INFINITY : 0.0;
     for (int64_t i = 0; i < len; i++) {
         if (kind == HONE_RT_GPOOL_MAX)
