@@ -321,6 +321,83 @@ dw_plane3x3_padded(const hone_rt_window *w, const float *x, const float *k, floa
     return true;
 }
 
+/* Small planes (at most DW_FLAT_MAX outputs), 3x3, stride 1, as wide as their input
+ * (iw == ow): the plane is read flat, 16 consecutive outputs of any rows per register.
+ * Output p = oy * ow + ox reads input p + (ky - py) * iw + (kx - px) for tap (ky, kx), a
+ * shift that is the same for every output, so each tap is one load per register under a
+ * mask (taps in the padding, lanes past the plane) worked out once per call for all the
+ * planes. Row by row, a 7x7 plane used 7 of 16 lanes and built a padded copy first
+ * (MobileNetV2's 960 planes of 7x7: 54 us on one thread). The same sums in the same order
+ * as dw_plane3x3_padded (masked lanes load zeros), so the same bits. One thread, with
+ * the epilogue, alternating: 960x7x7 92 -> 52 us, 576x14x14 100 -> 88 us. */
+enum { DW_FLAT_MAX = 256, DW_FLAT_VECS = DW_FLAT_MAX / 16 };
+typedef struct dw_flat {
+    int nv;                          /* output registers per plane; 0: not this kernel */
+    int64_t shift[9];                /* input offset of each tap */
+    __mmask16 m[9][DW_FLAT_VECS];    /* lanes of register v whose tap is in the image */
+    __mmask16 store[DW_FLAT_VECS];   /* lanes of register v in the plane */
+} dw_flat;
+
+static void dw_flat_init(const hone_rt_window *w, dw_flat *f)
+{
+    int64_t ih = w->in[0], iw = w->in[1], oh = w->out[0], ow = w->out[1], n = oh * ow;
+    f->nv = 0;
+    if (w->k[0] != 3 || w->k[1] != 3 || w->stride[0] != 1 || w->stride[1] != 1 ||
+        w->dil[0] != 1 || w->dil[1] != 1 || iw != ow || n < 1 || n > DW_FLAT_MAX)
+        return;
+    f->nv = (int)((n + 15) / 16);
+    for (int t = 0; t < 9; t++) {
+        int64_t dy = t / 3 - w->pad[0], dx = t % 3 - w->pad[1];
+        f->shift[t] = dy * iw + dx;
+        for (int v = 0; v < f->nv; v++) {
+            unsigned m = 0;
+            for (int l = 0; l < 16; l++) {
+                int64_t p = v * 16 + l, iy = p / ow + dy, ix = p % ow + dx;
+                if (p < n && iy >= 0 && iy < ih && ix >= 0 && ix < iw)
+                    m |= 1u << l;
+            }
+            f->m[t][v] = (__mmask16)m;
+        }
+    }
+    for (int v = 0; v < f->nv; v++)
+        f->store[v] = (__mmask16)(n - v * 16 >= 16 ? 0xffff : (1u << (n - v * 16)) - 1);
+}
+
+/* x + off floats, for masked loads whose address may lie outside the plane (the masked
+ * lanes are never read). */
+static inline const float *flat_at(const float *x, int64_t off)
+{
+    return (const float *)((uintptr_t)x + (uintptr_t)(off * (int64_t)sizeof(float)));
+}
+
+__attribute__((target("avx512f"))) static void dw_plane3x3_flat(const dw_flat *f, const float *x,
+                                                               const float *k, float bias,
+                                                               const dw_epi *epi, float *y)
+{
+    __m512 kv[9];
+    for (int t = 0; t < 9; t++)
+        kv[t] = _mm512_set1_ps(k[t]);
+    const __m512 zero = _mm512_setzero_ps(), vb = _mm512_set1_ps(bias);
+    __m512 vlo = _mm512_set1_ps(epi ? epi->lo : 0.0f), vhi = _mm512_set1_ps(epi ? epi->hi : 0.0f);
+#define DW_FTAP(t, acc)                                                                       \
+    _mm512_fmadd_ps(kv[t], _mm512_maskz_loadu_ps(f->m[t][v], flat_at(x, o + f->shift[t])), acc)
+    for (int v = 0; v < f->nv; v++) {
+        int64_t o = (int64_t)v * 16;
+        __m512 a0 = DW_FTAP(2, DW_FTAP(1, DW_FTAP(0, zero)));
+        __m512 a1 = DW_FTAP(5, DW_FTAP(4, DW_FTAP(3, zero)));
+        __m512 a2 = DW_FTAP(8, DW_FTAP(7, DW_FTAP(6, zero)));
+        __m512 acc = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), a2), vb);
+        if (epi) {
+            if (epi->z)
+                acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(f->store[v], epi->z + o));
+            acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask(acc, vlo, _CMP_LT_OQ), vlo);
+            acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask(acc, vhi, _CMP_GT_OQ), vhi);
+        }
+        _mm512_mask_storeu_ps(y + o, f->store[v], acc);
+    }
+#undef DW_FTAP
+}
+
 /* One plane with AVX-512, 16 output columns at a time, every tap accumulated in a
  * register before one store: lanes whose input column is in the padding are masked off
  * (never read). Strides 1 and 2 (even lanes of two loads), kernels up to 16 wide. Column
@@ -420,6 +497,11 @@ static void dw_planes(void *ctx, int64_t p0, int64_t p1, int worker)
     const dw_job *j = ctx;
     const hone_rt_window *w = j->w;
     int64_t xp = w->in[0] * w->in[1], yp = w->out[0] * w->out[1], kp = w->k[0] * w->k[1];
+#ifdef DW_AVX512
+    dw_flat flat = {0};
+    if (hone_rt_cpu_avx512f())
+        dw_flat_init(w, &flat);
+#endif
     for (int64_t p = p0; p < p1; p++) {
         int64_t ch = p % j->c;
         const float *x = j->x + p * xp, *k = j->wt + ch * kp;
@@ -429,7 +511,11 @@ static void dw_planes(void *ctx, int64_t p0, int64_t p1, int worker)
         if (hone_rt_cpu_avx512f() && w->stride[1] <= 2 && w->k[1] <= 16) {
             bool k3 = w->k[0] == 3 && w->k[1] == 3;
             dw_epi e = {j->z ? j->z + p * yp : NULL, j->lo, j->hi};
-            done = k3 && dw_plane3x3_padded(w, x, k, b, j->has_epi ? &e : NULL, y);
+            if (flat.nv) {
+                dw_plane3x3_flat(&flat, x, k, b, j->has_epi ? &e : NULL, y);
+                done = true;
+            }
+            done = done || (k3 && dw_plane3x3_padded(w, x, k, b, j->has_epi ? &e : NULL, y));
             if (!done && !(k3 && dw_plane3x3_avx512(w, x, k, b, y)))
                 dw_plane_avx512(w, x, k, b, y);
         } else
