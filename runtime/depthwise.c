@@ -309,8 +309,8 @@ dw_plane3x3_padded(const hone_rt_window *w, const float *x, const float *k, floa
             if (epi) {
                 if (epi->z)
                     acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(m, epi->z + oy * ow + o));
-                acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask(acc, vlo, _CMP_LT_OQ), vlo);
-                acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask(acc, vhi, _CMP_GT_OQ), vhi);
+                acc = _mm512_max_ps(vlo, acc); /* acc < vlo ? vlo : acc (epi_vec) */
+                acc = _mm512_min_ps(vhi, acc);
             }
             _mm512_mask_storeu_ps(yr + o, m, acc);
         }
@@ -390,8 +390,8 @@ __attribute__((target("avx512f"))) static void dw_plane3x3_flat(const dw_flat *f
         if (epi) {
             if (epi->z)
                 acc = _mm512_add_ps(acc, _mm512_maskz_loadu_ps(f->store[v], epi->z + o));
-            acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask(acc, vlo, _CMP_LT_OQ), vlo);
-            acc = _mm512_mask_mov_ps(acc, _mm512_cmp_ps_mask(acc, vhi, _CMP_GT_OQ), vhi);
+            acc = _mm512_max_ps(vlo, acc); /* acc < vlo ? vlo : acc (epi_vec) */
+            acc = _mm512_min_ps(vhi, acc);
         }
         _mm512_mask_storeu_ps(y + o, f->store[v], acc);
     }
@@ -472,8 +472,8 @@ __attribute__((target("avx512f"))) static void plane_epilogue_avx512(float *y, c
         __m512 v = _mm512_maskz_loadu_ps(m, y + i);
         if (z)
             v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, z + i));
-        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vlo, _CMP_LT_OQ), vlo);
-        v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vhi, _CMP_GT_OQ), vhi);
+        v = _mm512_max_ps(vlo, v); /* v < vlo ? vlo : v (epi_vec) */
+        v = _mm512_min_ps(vhi, v);
         _mm512_mask_storeu_ps(y + i, m, v);
     }
 }

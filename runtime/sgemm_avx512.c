@@ -148,15 +148,17 @@ __attribute__((target("avx512f"))) static void pack_b(int trans, const float *b,
 }
 
 /* v with the micro-kernel epilogue: + the residual lanes z (under mask m; none when z is
- * NULL), then the bounds, as compare-and-select (the bits of the scalar v < lo ? lo : v). */
+ * NULL), then the bounds with the bits of the scalar v < lo ? lo : v and v > hi ? hi : v,
+ * NaN and signed zeros included: MAXPS(a, b) is a > b ? a : b and MINPS(a, b) a < b ? a : b
+ * (one instruction each; a compare and a blend before). */
 __attribute__((target("avx512f"), always_inline)) static inline __m512
 epi_vec(__m512 v, const hone_rt_micro_epi *epi, const float *z, __mmask16 m)
 {
     if (z)
         v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(m, z));
     __m512 lo = _mm512_set1_ps(epi->lo), hi = _mm512_set1_ps(epi->hi);
-    v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, lo, _CMP_LT_OQ), lo);
-    return _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, hi, _CMP_GT_OQ), hi);
+    v = _mm512_max_ps(lo, v); /* v < lo ? lo : v */
+    return _mm512_min_ps(hi, v);
 }
 
 /* Floats ahead of the current k step of A that the micro-kernels prefetch: A (the packed

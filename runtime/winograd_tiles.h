@@ -121,8 +121,8 @@ WT_ATTR static inline void WT_NAME(store_row)(const v16 *u, float *out, int n, c
         if (has_epi) {
             if (z)
                 v = _mm512_add_ps(v, _mm512_maskz_loadu_ps(mk, z + q * 16));
-            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vlo, _CMP_LT_OQ), vlo);
-            v = _mm512_mask_mov_ps(v, _mm512_cmp_ps_mask(v, vhi, _CMP_GT_OQ), vhi);
+            v = _mm512_max_ps(vlo, v); /* v < vlo ? vlo : v (epi_vec) */
+            v = _mm512_min_ps(vhi, v);
         }
         _mm512_mask_storeu_ps(out + q * 16, mk, v);
     }
