@@ -3,7 +3,7 @@
  * (hone_rt_conv2d on weights packed ahead, as `hone compile` embeds them), and the
  * core's fused multiply-add peak to read it against.
  *
- *   conv2d_bench C M H K S [--epi|--winograd]
+ *   conv2d_bench C M H K S [--epi|--winograd] [--poll]
  *                                    conv C -> M channels on an H x H image, K x K
  *                                    kernel, stride S, padding K/2, batch 1; repeated
  *                                    for 0.3 s of the thread's CPU time after one warm-up
@@ -16,7 +16,8 @@
  * Threads: the runtime's shared pool (HONE_NUM_THREADS, else OPENBLAS_NUM_THREADS, else
  * the CPUs); CPU time is the calling thread's, so give 1 thread for a per-core figure;
  * the wall time per run is printed too (for several threads; pool workers sleep between
- * runs here, as HONE_SPIN is not set by this program).
+ * parallel-fors here unless --poll, with which they poll for the next job as in compiled
+ * models, hone_rt_compiled_enter).
  * docs/PERFORMANCE.md reads its figures. --epi times hone_rt_conv2d_epi with a Relu;
  * --winograd times hone_rt_winograd_conv (3x3 stride 1 only; GFLOP/s counted as the
  * direct conv's, so the figures compare).
@@ -99,7 +100,7 @@ static double scaling(void)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: conv2d_bench C M H K S [--epi|--winograd] | conv2d_bench --peak | "
+    fprintf(stderr, "usage: conv2d_bench C M H K S [--epi|--winograd] [--poll] | conv2d_bench --peak | "
                     "conv2d_bench --scaling\n");
     return 2;
 }
@@ -122,12 +123,23 @@ int main(int argc, char **argv)
         return 1;
 #endif
     }
-    if (argc != 6 && argc != 7)
+    if (argc < 6 || argc > 8)
         return usage();
-    int epi = argc == 7 && !strcmp(argv[6], "--epi");
-    int wino = argc == 7 && !strcmp(argv[6], "--winograd");
-    if (argc == 7 && !epi && !wino)
+    int epi = 0, wino = 0, poll = 0;
+    for (int i = 6; i < argc; i++) {
+        if (!strcmp(argv[i], "--epi"))
+            epi = 1;
+        else if (!strcmp(argv[i], "--winograd"))
+            wino = 1;
+        else if (!strcmp(argv[i], "--poll"))
+            poll = 1;
+        else
+            return usage();
+    }
+    if (epi && wino)
         return usage();
+    if (poll) /* the pool's workers poll for the next job, as in compiled models */
+        hone_rt_compiled_enter();
     long v[5];
     for (int i = 0; i < 5; i++) {
         char *end;

@@ -126,8 +126,13 @@ void hone_rt_conv2d_pack(const hone_rt_window *w, int64_t m, int64_t groups, int
 
 /* Workers whose panel buffers the scratch holds: the shared pool's cap. */
 #define WORKERS 16
-/* Budget of one tile's column matrix, in floats (1 MiB): whole output rows, one at least. */
-#define TILE_FLOATS ((int64_t)1 << 18)
+/* Budget of one tile's column matrix, in floats (4 MiB): whole output rows, one at least.
+ * Each tile costs two parallel-fors (im2col, then the GEMM) and ends in a partial column
+ * panel; at 1 MiB ResNet's stride-2 convs ran in 2-4 tiles of 98-196 positions. Two
+ * threads, least of five alternating runs (bench/conv2d_bench ... --epi --poll): 128 -> 128
+ * at 56x56 stride 2 1.65 -> 1.35 ms, 256 -> 256 at 28x28 stride 2 1.59 -> 1.35 ms,
+ * ResNet's 7x7 stride-2 conv1 1.79 -> 1.57 ms; ResNet-50 38.0-58.6 -> 36.6-56.5 ms. */
+#define TILE_FLOATS ((int64_t)1 << 20)
 
 /* Output rows per tile of a conv whose column matrix has `rows` rows: the fewest tiles
  * within the budget, of equal heights (a short last tile would fall below the pool's
