@@ -39,6 +39,7 @@ static const conv_case cases[] = {
     {1, 64, 72, 1, 14, 14, 3, 2, 1, 1, 0},  /* 7x7 outputs, stride 2, 72 channels, no bias */
     {1, 3, 16, 1, 41, 37, 7, 2, 3, 1, 1},   /* stem-like 7x7 stride 2, odd widths */
     {1, 8, 8, 1, 70, 70, 3, 2, 1, 1, 1},    /* stride 2, 35 a row: a full and a partial block */
+    {1, 128, 16, 1, 40, 41, 3, 1, 1, 1, 1}, /* 1152 x 1640 column matrix: two 4 MiB tiles */
 };
 
 static hone_rt_window window_of(const conv_case *cc)
