@@ -584,21 +584,21 @@ const char *hone_rt_train_gemm_name(void)
 }
 
 #ifdef HAVE_AVX512_GEMM
-static pthread_once_t cpu_once = PTHREAD_ONCE_INIT;
-static int cpu_avx512;
-
-static void cpu_init(void)
-{
-    __builtin_cpu_init();
-    cpu_avx512 = __builtin_cpu_supports("avx512f");
-}
+/* 1 / 0 once known, -1 before: read without pthread_once on every call (the conv kernels
+ * ask once per micro-kernel call); racing first callers store the same value. */
+static int cpu_avx512 = -1;
 #endif
 
 int hone_rt_cpu_avx512f(void)
 {
 #ifdef HAVE_AVX512_GEMM
-    pthread_once(&cpu_once, cpu_init);
-    return cpu_avx512;
+    int v = __atomic_load_n(&cpu_avx512, __ATOMIC_RELAXED);
+    if (v < 0) {
+        __builtin_cpu_init();
+        v = __builtin_cpu_supports("avx512f") ? 1 : 0;
+        __atomic_store_n(&cpu_avx512, v, __ATOMIC_RELAXED);
+    }
+    return v;
 #else
     return 0;
 #endif
