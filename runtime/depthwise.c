@@ -325,12 +325,13 @@ dw_plane3x3_padded(const hone_rt_window *w, const float *x, const float *k, floa
  * (iw == ow): the plane is read flat, 16 consecutive outputs of any rows per register.
  * Output p = oy * ow + ox reads input p + (ky - py) * iw + (kx - px) for tap (ky, kx), a
  * shift that is the same for every output, so each tap is one load per register under a
- * mask (taps in the padding, lanes past the plane) worked out once per call for all the
- * planes. Row by row, a 7x7 plane used 7 of 16 lanes and built a padded copy first
- * (MobileNetV2's 960 planes of 7x7: 54 us on one thread). The same sums in the same order
- * as dw_plane3x3_padded (masked lanes load zeros), so the same bits. One thread, with
- * the epilogue, alternating: 960x7x7 92 -> 52 us, 576x14x14 100 -> 88 us. */
-enum { DW_FLAT_MAX = 256, DW_FLAT_VECS = DW_FLAT_MAX / 16 };
+ * mask (taps in the padding, lanes past the plane), the masks kept per window shape
+ * (dw_flat_of). Row by row, a 7x7 plane used 7 of 16 lanes and built a padded copy first.
+ * The same sums in the same order as dw_plane3x3_padded (masked lanes load zeros), so the
+ * same bits. With the epilogue, alternating runs: 960 planes of 7x7 54-83 -> 37-40 us on
+ * one thread, 30-54 -> 20-23 us on two; planes of 14x14 were slower flat (384 of them:
+ * 40 -> 43-46 us on one thread), so 64 outputs at most. */
+enum { DW_FLAT_MAX = 64, DW_FLAT_VECS = DW_FLAT_MAX / 16 };
 typedef struct dw_flat {
     int nv;                          /* output registers per plane; 0: not this kernel */
     int64_t shift[9];                /* input offset of each tap */
@@ -346,21 +347,50 @@ static void dw_flat_init(const hone_rt_window *w, dw_flat *f)
         w->dil[0] != 1 || w->dil[1] != 1 || iw != ow || n < 1 || n > DW_FLAT_MAX)
         return;
     f->nv = (int)((n + 15) / 16);
-    for (int t = 0; t < 9; t++) {
-        int64_t dy = t / 3 - w->pad[0], dx = t % 3 - w->pad[1];
-        f->shift[t] = dy * iw + dx;
-        for (int v = 0; v < f->nv; v++) {
-            unsigned m = 0;
-            for (int l = 0; l < 16; l++) {
-                int64_t p = v * 16 + l, iy = p / ow + dy, ix = p % ow + dx;
-                if (p < n && iy >= 0 && iy < ih && ix >= 0 && ix < iw)
-                    m |= 1u << l;
-            }
-            f->m[t][v] = (__mmask16)m;
+    /* lanes of register v whose output row + dy (column + dx) is in the image, dy, dx in
+     * -pad .. 2 - pad */
+    unsigned rows[3][DW_FLAT_VECS] = {{0}}, cols[3][DW_FLAT_VECS] = {{0}};
+    for (int64_t p = 0, oy = 0, ox = 0; p < n; p++) {
+        for (int d = 0; d < 3; d++) {
+            int64_t iy = oy + d - w->pad[0], ix = ox + d - w->pad[1];
+            if (iy >= 0 && iy < ih)
+                rows[d][p / 16] |= 1u << (p % 16);
+            if (ix >= 0 && ix < iw)
+                cols[d][p / 16] |= 1u << (p % 16);
         }
+        if (++ox == ow)
+            ox = 0, oy++;
+    }
+    for (int t = 0; t < 9; t++) {
+        f->shift[t] = (t / 3 - w->pad[0]) * iw + (t % 3 - w->pad[1]);
+        for (int v = 0; v < f->nv; v++)
+            f->m[t][v] = (__mmask16)(rows[t / 3][v] & cols[t % 3][v]);
     }
     for (int v = 0; v < f->nv; v++)
         f->store[v] = (__mmask16)(n - v * 16 >= 16 ? 0xffff : (1u << (n - v * 16)) - 1);
+}
+
+/* dw_flat_init of the calling thread's last window shape, kept: MobileNetV2 runs six
+ * 14x14 and three 7x7 layers in a row, and the masks took as long as a layer's work. */
+static const dw_flat *dw_flat_of(const hone_rt_window *w)
+{
+    static _Thread_local struct {
+        int valid;
+        int64_t key[6];
+        dw_flat f;
+    } cache;
+    int64_t key[6] = {w->in[0], w->in[1], w->out[0], w->out[1], w->pad[0], w->pad[1]};
+    bool same = cache.valid && w->k[0] == 3 && w->k[1] == 3 && w->stride[0] == 1 &&
+                w->stride[1] == 1 && w->dil[0] == 1 && w->dil[1] == 1;
+    for (int i = 0; same && i < 6; i++)
+        same = cache.key[i] == key[i];
+    if (!same) {
+        dw_flat_init(w, &cache.f);
+        memcpy(cache.key, key, sizeof key);
+        cache.valid = w->k[0] == 3 && w->k[1] == 3 && w->stride[0] == 1 && w->stride[1] == 1 &&
+                      w->dil[0] == 1 && w->dil[1] == 1;
+    }
+    return &cache.f;
 }
 
 /* x + off floats, for masked loads whose address may lie outside the plane (the masked
@@ -448,6 +478,7 @@ typedef struct dw_job {
     const float *z; /* epilogue (has_epi): residual (NULL: none), then the bounds */
     float lo, hi;
     int has_epi;
+    const void *flat; /* the dw_flat of the window (AVX-512), set by depthwise() */
 } dw_job;
 
 /* FusedConv's epilogue on one finished plane, while it is in cache: y += z (when z), then
@@ -498,9 +529,7 @@ static void dw_planes(void *ctx, int64_t p0, int64_t p1, int worker)
     const hone_rt_window *w = j->w;
     int64_t xp = w->in[0] * w->in[1], yp = w->out[0] * w->out[1], kp = w->k[0] * w->k[1];
 #ifdef DW_AVX512
-    dw_flat flat = {0};
-    if (hone_rt_cpu_avx512f())
-        dw_flat_init(w, &flat);
+    const dw_flat *flat = j->flat;
 #endif
     for (int64_t p = p0; p < p1; p++) {
         int64_t ch = p % j->c;
@@ -511,8 +540,8 @@ static void dw_planes(void *ctx, int64_t p0, int64_t p1, int worker)
         if (hone_rt_cpu_avx512f() && w->stride[1] <= 2 && w->k[1] <= 16) {
             bool k3 = w->k[0] == 3 && w->k[1] == 3;
             dw_epi e = {j->z ? j->z + p * yp : NULL, j->lo, j->hi};
-            if (flat.nv) {
-                dw_plane3x3_flat(&flat, x, k, b, j->has_epi ? &e : NULL, y);
+            if (flat && flat->nv) {
+                dw_plane3x3_flat(flat, x, k, b, j->has_epi ? &e : NULL, y);
                 done = true;
             }
             done = done || (k3 && dw_plane3x3_padded(w, x, k, b, j->has_epi ? &e : NULL, y));
@@ -541,6 +570,9 @@ static void depthwise(dw_job *j, int64_t n)
     int64_t macs = n * j->c * w->out[0] * w->out[1] * w->k[0] * w->k[1];
     hone_rt_pool *pool = hone_rt_shared_pool();
     int64_t min_macs = hone_rt_pool_spin(pool) > 0 ? DW_PARALLEL_MIN_MACS_SPIN : DW_PARALLEL_MIN_MACS;
+#ifdef DW_AVX512
+    j->flat = hone_rt_cpu_avx512f() ? dw_flat_of(w) : NULL;
+#endif
     hone_rt_parallel_for(macs >= min_macs ? pool : NULL, n * j->c, 1, dw_planes, j);
 }
 
