@@ -148,7 +148,7 @@ size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
     if (n->in[0]->dtype != HONE_DT_FLOAT || conv_window(&ctx, n, &w, &g) || depthwise(&w, c, mo, g))
         return 0;
     if (conv_winograd(m, n, &w, g))
-        return hone_rt_winograd_scratch(&w, c, mo) * sizeof(float);
+        return hone_rt_winograd_scratch(&w, n->in[0]->dims[0], c, mo) * sizeof(float);
     if (conv2d_kernel(&w, c, mo, g))
         return (bk_conv_packs_weights(m, n) ? hone_rt_conv2d_scratch(&w, c, mo, g)
                                             : hone_rt_conv2d_unpacked_scratch(&w, c, mo, g)) *

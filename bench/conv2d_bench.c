@@ -169,7 +169,7 @@ int main(int argc, char **argv)
     float *wp = malloc(sizeof(float) * (size_t)(wino ? hone_rt_winograd_packed_numel(&w, c, m)
                                                      : hone_rt_conv2d_packed_numel(&w, m, 1, rows)));
     float *y = malloc(sizeof(float) * (size_t)(m * oh * oh)), *b = calloc((size_t)m, sizeof(float));
-    float *sc = malloc(sizeof(float) * (wino ? hone_rt_winograd_scratch(&w, c, m)
+    float *sc = malloc(sizeof(float) * (wino ? hone_rt_winograd_scratch(&w, 1, c, m)
                                              : hone_rt_conv2d_scratch(&w, c, m, 1)));
     if (!x || !wt || !wp || !y || !b || !sc) {
         fprintf(stderr, "conv2d_bench: out of memory\n");

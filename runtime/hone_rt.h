@@ -122,8 +122,9 @@ int64_t hone_rt_winograd_packed_numel(const hone_rt_window *w, int64_t c, int64_
  * up. */
 void hone_rt_winograd_pack(const hone_rt_window *w, int64_t c, int64_t m, const float *wt,
                            float *up);
-/* Floats of scratch hone_rt_winograd_conv needs. */
-size_t hone_rt_winograd_scratch(const hone_rt_window *w, int64_t c, int64_t m);
+/* Floats of scratch hone_rt_winograd_conv needs for a batch of n images (up to a bound,
+ * the images of a batch share one pass, their tiles side by side). */
+size_t hone_rt_winograd_scratch(const hone_rt_window *w, int64_t n, int64_t c, int64_t m);
 /* x[n,c,H,W] * the packed weights up (+ bias[m] or NULL) -> y[n,m,OH,OW], then y += z
  * (y's shape; NULL: none) and the bounds lo / hi, as hone_rt_conv2d_epi; threads from
  * hone_rt_shared_pool; results independent of the thread count. */

@@ -36,6 +36,8 @@ static const wcase cases[] = {
     {1, 16, 17, 12, 12, 2, 1},   /* padding 2: 14 x 14 outputs */
     {1, 128, 96, 7, 7, 1, 1},    /* a 7x7 plane: F(2x2, 3x3), 16 tiles covering 8 x 8 */
     {2, 512, 40, 7, 9, 1, 0},    /* F(2x2) on 7 x 9, two KC slices, two images */
+    {8, 16, 16, 28, 28, 1, 1},   /* 8 frames of a video model in one pass: 392 tiles */
+    {9, 32, 32, 60, 60, 1, 0},   /* 9 images: a pass of 7, then 2 (the bound on V) */
 };
 
 static float *floats(size_t n, int nan)
@@ -88,7 +90,7 @@ static void test_winograd_matches_direct(void **state)
         float *wt = floats((size_t)(cc->m * cc->c * 9), 0);
         float *bias = cc->bias ? floats((size_t)cc->m, 0) : NULL;
         float *up = floats((size_t)hone_rt_winograd_packed_numel(&w, cc->c, cc->m), 1);
-        float *sc = floats(hone_rt_winograd_scratch(&w, cc->c, cc->m), 1);
+        float *sc = floats(hone_rt_winograd_scratch(&w, cc->n, cc->c, cc->m), 1);
         float *y = floats(ny, 1);
         hone_rt_winograd_pack(&w, cc->c, cc->m, wt, up);
         hone_rt_winograd_conv(&w, cc->n, cc->c, cc->m, x, up, bias, NULL, -INFINITY, INFINITY,
@@ -116,7 +118,7 @@ static void test_winograd_epilogue(void **state)
     float *wt = floats((size_t)(cc->m * cc->c * 9), 0), *bias = floats((size_t)cc->m, 0);
     float *z = floats(ny, 0), *y1 = floats(ny, 1), *y2 = floats(ny, 1);
     float *up = floats((size_t)hone_rt_winograd_packed_numel(&w, cc->c, cc->m), 1);
-    float *sc = floats(hone_rt_winograd_scratch(&w, cc->c, cc->m), 1);
+    float *sc = floats(hone_rt_winograd_scratch(&w, cc->n, cc->c, cc->m), 1);
     hone_rt_winograd_pack(&w, cc->c, cc->m, wt, up);
     for (int bi = 0; bi < 3; bi++)
         for (int with_z = 0; with_z < 2; with_z++) {
