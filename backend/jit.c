@@ -35,7 +35,7 @@ static const struct {
 } runtime_syms[] = {
 #define RT(f) {#f, (void (*)(void))f}
     RT(hone_rt_sgemm), RT(hone_rt_dgemm), RT(hone_rt_sum_f32), RT(hone_rt_conv),
-    RT(hone_rt_conv_tiled), RT(hone_rt_conv2d), RT(hone_rt_conv2d_epi), RT(hone_rt_winograd_conv), RT(hone_rt_conv2d_unpacked), RT(hone_rt_depthwise_conv), RT(hone_rt_depthwise_conv_epi), RT(hone_rt_conv_transpose), RT(hone_rt_maxpool), RT(hone_rt_avgpool), RT(hone_rt_lppool),
+    RT(hone_rt_conv_tiled), RT(hone_rt_conv2d), RT(hone_rt_conv2d_epi), RT(hone_rt_conv2d_batched), RT(hone_rt_winograd_conv), RT(hone_rt_conv2d_unpacked), RT(hone_rt_depthwise_conv), RT(hone_rt_depthwise_conv_epi), RT(hone_rt_conv_transpose), RT(hone_rt_maxpool), RT(hone_rt_avgpool), RT(hone_rt_lppool),
     RT(hone_rt_global_pool), RT(hone_rt_row_moments), RT(hone_rt_batchnorm),
     RT(hone_rt_layernorm), RT(hone_rt_lrn), RT(hone_rt_softmax), RT(hone_rt_lpnorm),
     RT(hone_rt_gridsample), RT(hone_rt_topk), RT(hone_rt_det), RT(hone_rt_mvn),

@@ -150,8 +150,9 @@ size_t bk_scratch_conv(const bk_model *m, const hone_node *n)
     if (conv_winograd(m, n, &w, g))
         return hone_rt_winograd_scratch(&w, n->in[0]->dims[0], c, mo) * sizeof(float);
     if (conv2d_kernel(&w, c, mo, g))
-        return (bk_conv_packs_weights(m, n) ? hone_rt_conv2d_scratch(&w, c, mo, g)
-                                            : hone_rt_conv2d_unpacked_scratch(&w, c, mo, g)) *
+        return (bk_conv_packs_weights(m, n)
+                    ? hone_rt_conv2d_batched_scratch(&w, n->in[0]->dims[0], c, mo, g)
+                    : hone_rt_conv2d_unpacked_scratch(&w, c, mo, g)) *
                sizeof(float);
     if (pointwise(&w))
         return 0;
@@ -198,12 +199,14 @@ typedef struct conv_epi {
 
 /* The conv call of the current node (Conv or FusedConv): the direct kernel for
  * depthwise convs (with epi: hone_rt_depthwise_conv_epi, the epilogue per plane); hone_rt_winograd_conv (its epilogue always taken) on weights
- * transformed at compile time for 3x3 stride-1 ones that fit; hone_rt_conv2d on weights
- * packed at compile time for other 2-D
+ * transformed at compile time for 3x3 stride-1 ones that fit; hone_rt_conv2d_batched
+ * (hone_rt_conv2d, the images of a batch sharing tiles where one image's is small) on
+ * weights packed at compile time for other 2-D
  * ones (hone_rt_conv2d_unpacked, packing into the scratch per run, when the weights
  * are external or computed); hone_rt_conv for pointwise 1-D/3-D ones (no scratch),
  * hone_rt_conv_tiled with the planned tile else. With epi, the packed kernel takes the
- * epilogue (hone_rt_conv2d_epi) and sets epi->fused; other kernels leave it to the caller. */
+ * epilogue (hone_rt_conv2d_batched's has_epi) and sets epi->fused; other kernels leave it
+ * to the caller. */
 static hone_status emit_conv_call(bk_lower *L, conv_epi *epi)
 {
     hone_rt_window w;
@@ -251,15 +254,17 @@ static hone_status emit_conv_call(bk_lower *L, conv_epi *epi)
                               ci64(L, y->dims[1]), ci64(L, g), L->in[0],
                               packed ? packed_weights(L, &w, g) : L->in[1], maybe_in(L, 2), L->out[0],
                               L->scratch};
-        if (packed && epi) {
-            LLVMTypeRef pe[13] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr,
-                                  L->ptr, L->ptr, L->f32, L->f32, L->ptr, L->ptr};
-            LLVMValueRef ae[13] = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
-                                   epi->z ? epi->z : LLVMConstNull(L->ptr),
-                                   LLVMConstReal(L->f32, epi->lo), LLVMConstReal(L->f32, epi->hi),
-                                   a[8], a[9]};
-            bk_call(L, "hone_rt_conv2d_epi", L->vd, pe, 13, ae);
-            epi->fused = true;
+        if (packed) { /* batched: the scratch is hone_rt_conv2d_batched_scratch's */
+            LLVMTypeRef pe[14] = {L->ptr, L->i64, L->i64, L->i64, L->i64, L->ptr, L->ptr,
+                                  L->ptr, L->ptr, L->f32, L->f32, L->i32, L->ptr, L->ptr};
+            LLVMValueRef ae[14] = {a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7],
+                                   epi && epi->z ? epi->z : LLVMConstNull(L->ptr),
+                                   LLVMConstReal(L->f32, epi ? epi->lo : 0.0),
+                                   LLVMConstReal(L->f32, epi ? epi->hi : 0.0),
+                                   bk_i32(L, epi ? 1 : 0), a[8], a[9]};
+            bk_call(L, "hone_rt_conv2d_batched", L->vd, pe, 14, ae);
+            if (epi)
+                epi->fused = true;
             return HONE_OK;
         }
         bk_call(L, packed ? "hone_rt_conv2d" : "hone_rt_conv2d_unpacked", L->vd, pt, 10, a);

@@ -161,6 +161,30 @@ size_t hone_rt_conv2d_scratch(const hone_rt_window *w, int64_t c, int64_t m, int
     return (size_t)(col + WORKERS * kc * NR + 16);
 }
 
+/* Images per tile of hone_rt_conv2d_batched: where one image's whole plane is one tile
+ * of a column matrix (im2col, one group), as many images as the tile budget holds, each
+ * one's columns padded to whole panels; else 1. */
+static int64_t batch_images(const hone_rt_window *w, int64_t n, int64_t rows, int64_t groups)
+{
+    int64_t pp = round_up(w->out[0] * w->out[1], NR);
+    if (n <= 1 || groups != 1 || pointwise(w) || rows < 1 || rows * pp > TILE_FLOATS)
+        return 1;
+    int64_t k = TILE_FLOATS / (rows * pp);
+    return k < n ? k : n;
+}
+
+size_t hone_rt_conv2d_batched_scratch(const hone_rt_window *w, int64_t n, int64_t c,
+                                      int64_t m, int64_t groups)
+{
+    int64_t rows = c / groups * w->k[0] * w->k[1], k = batch_images(w, n, rows, groups);
+    size_t one = hone_rt_conv2d_scratch(w, c, m, groups);
+    if (k <= 1)
+        return one;
+    int64_t kc = rows < KC ? rows : KC;
+    size_t many = (size_t)(k * rows * round_up(w->out[0] * w->out[1], NR) + WORKERS * kc * NR + 16);
+    return many > one ? many : one;
+}
+
 size_t hone_rt_conv2d_unpacked_scratch(const hone_rt_window *w, int64_t c, int64_t m,
                                        int64_t groups)
 {
@@ -181,6 +205,10 @@ typedef struct tile_job {
     float lo, hi;
     int has_epi;
     int avx512;            /* pack with AVX-512 */
+    /* batched tiles (hone_rt_conv2d_batched): nimg images, each ppan panels of col wide
+     * (its n columns, then zeros to a whole panel, so no panel is packed), their outputs
+     * ystride floats apart in y and z; else nimg = 1 and ppan = panels */
+    int64_t nimg, ppan, ystride;
 } tile_job;
 
 /* Panel of columns [q, q + nr) of col rows [pc, pc + kc): bp[kk * NR + lane], lanes
@@ -230,7 +258,7 @@ static void group_slice(const tile_job *j, float *bp, int64_t p0, int64_t p1, in
     int64_t kc = j->rows - pc < KC ? j->rows - pc : KC;
     const float *b0 = j->col + pc * j->ld;
     int64_t ql = (p1 - 1) * NR, nrl = j->n - ql;
-    if (nrl < NR) {
+    if (j->nimg == 1 && nrl < NR) {
 #ifdef HAVE_AVX512_PACK
         if (j->avx512)
             pack_panel_avx512(b0 + ql, j->ld, kc, nrl, bp);
@@ -243,12 +271,14 @@ static void group_slice(const tile_job *j, float *bp, int64_t p0, int64_t p1, in
         const float *a = j->wp + pc * j->mp + ir * kc;
         int64_t mr = j->mg - ir < MR ? j->mg - ir : MR;
         for (int64_t p = p0; p < p1; p++) {
-            int64_t q = p * NR, nr = j->n - q < NR ? j->n - q : NR;
-            hone_rt_micro_epi e = {j->z ? j->z + ir * j->total + q : NULL, j->lo, j->hi};
-            hone_rt_gemm_micro(kc, a, nr < NR ? bp : b0 + q, nr < NR ? NR : j->ld, pc > 0,
+            int64_t img = p / j->ppan, q = (p - img * j->ppan) * NR; /* image, its column */
+            int64_t nr = j->n - q < NR ? j->n - q : NR, yo = img * j->ystride + ir * j->total + q;
+            const float *b = b0 + img * j->ppan * NR + q;
+            bool packed = j->nimg == 1 && nr < NR;
+            hone_rt_micro_epi e = {j->z ? j->z + yo : NULL, j->lo, j->hi};
+            hone_rt_gemm_micro(kc, a, packed ? bp : b, packed ? NR : j->ld, pc > 0,
                                pc == 0 && j->bias ? j->bias + ir : NULL,
-                               last && j->has_epi ? &e : NULL, j->y + ir * j->total + q,
-                               j->total, mr, nr);
+                               last && j->has_epi ? &e : NULL, j->y + yo, j->total, mr, nr);
         }
     }
 }
@@ -343,6 +373,60 @@ static inline float epilogue(float v, int has_z, float r, float lo, float hi)
     return v > hi ? hi : v;
 }
 
+/* im2col of images [b, b + k) (one group) into a batched tile: image i's columns at
+ * i * pp of each row of ld floats, the pp - total past its plane zeroed; units are
+ * (image, channel) pairs. */
+typedef struct bim2col_job {
+    const hone_rt_window *w;
+    const float *x;
+    float *col;
+    int64_t c, xp, taps, total, pp, ld;
+} bim2col_job;
+
+static void run_bim2col(void *ctx, int64_t u0, int64_t u1, int worker)
+{
+    const bim2col_job *j = ctx;
+    (void)worker;
+    for (int64_t u = u0; u < u1; u++) {
+        int64_t img = u / j->c, ch = u % j->c;
+        float *dst = j->col + ch * j->taps * j->ld + img * j->pp;
+        hone_rt_im2col_2d(j->w, 1, j->x + (img * j->c + ch) * j->xp, 0, j->w->out[0], dst, j->ld);
+        for (int64_t t = 0; t < j->taps; t++)
+            memset(dst + t * j->ld + j->total, 0, sizeof(float) * (size_t)(j->pp - j->total));
+    }
+}
+
+/* Images [0, n) in tiles of k (batch_images), one group: each tile one im2col and one
+ * GEMM over all its images' panels, where image by image the tiles were too narrow to
+ * share out (a video model's 8 frames of 14x14: 7 panels each). */
+static void conv2d_batched(const hone_rt_window *w, int64_t n, int64_t k, int64_t c, int64_t m,
+                           const float *x, const float *wp, const float *bias, const float *z,
+                           float lo, float hi, int has_epi, float *y, float *scratch)
+{
+    int64_t rows = c * w->k[0] * w->k[1], total = w->out[0] * w->out[1];
+    int64_t pp = round_up(total, NR), xp = w->in[0] * w->in[1];
+    tile_job j = {.wp = wp, .bias = bias, .rows = rows, .n = total, .mg = m,
+                  .mp = round_up(m, MR), .total = total, .kcmax = rows < KC ? rows : KC,
+                  .avx512 = hone_rt_cpu_avx512f(), .lo = lo, .hi = hi, .has_epi = has_epi,
+                  .ppan = pp / NR, .ystride = m * total};
+    j.bp = (float *)(((uintptr_t)(scratch + k * rows * pp) + 63) & ~(uintptr_t)63);
+    for (int64_t b = 0; b < n; b += k) {
+        int64_t ki = n - b < k ? n - b : k;
+        hone_rt_pool *pool = m * rows * ki * total >= parallel_min_macs() ? hone_rt_shared_pool()
+                                                                          : NULL;
+        bim2col_job ij = {w, x + b * c * xp, scratch, c, xp, w->k[0] * w->k[1], total, pp, ki * pp};
+        hone_rt_parallel_for(pool, ki * c, 1, run_bim2col, &ij);
+        j.col = scratch;
+        j.ld = ki * pp;
+        j.nimg = ki;
+        j.y = y + b * m * total;
+        j.z = z ? z + b * m * total : NULL;
+        j.panels = ki * j.ppan;
+        int64_t units = split_units(pool, j.panels, j.mp / MR, &j.blk_rp);
+        hone_rt_parallel_for(pool, units, 1, run_units, &j);
+    }
+}
+
 static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                    const float *x, const float *wp, const float *bias, const float *z, float lo,
                    float hi, int has_epi, float *y, float *scratch)
@@ -363,7 +447,7 @@ static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
     float *col = scratch;
     tile_job j = {.col = col, .rows = rows, .mg = mg, .mp = round_up(mg, MR), .total = total,
                   .kcmax = rows < KC ? rows : KC, .avx512 = hone_rt_cpu_avx512f(),
-                  .lo = lo, .hi = hi, .has_epi = has_epi};
+                  .lo = lo, .hi = hi, .has_epi = has_epi, .nimg = 1};
     j.bp = (float *)(((uintptr_t)(col + (direct ? 0 : rows * step * ow)) + 63) & ~(uintptr_t)63);
     for (int64_t b = 0; b < n; b++)
         for (int64_t g = 0; g < groups; g++) {
@@ -386,6 +470,7 @@ static void conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int
                     j.ld = j.n;
                 }
                 j.panels = (j.n + NR - 1) / NR;
+                j.ppan = j.panels;
                 int64_t units = split_units(pool, j.panels, j.mp / MR, &j.blk_rp);
                 hone_rt_parallel_for(pool, units, 1, run_units, &j);
             }
@@ -396,6 +481,18 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
                     const float *x, const float *wp, const float *bias, float *y, float *scratch)
 {
     conv2d(w, n, c, m, groups, x, wp, bias, NULL, 0.0f, 0.0f, 0, y, scratch);
+}
+
+void hone_rt_conv2d_batched(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                            int64_t groups, const float *x, const float *wp, const float *bias,
+                            const float *z, float lo, float hi, int has_epi, float *y,
+                            float *scratch)
+{
+    int64_t rows = c / groups * w->k[0] * w->k[1], k = batch_images(w, n, rows, groups);
+    if (k > 1 && m > 0 && w->out[0] * w->out[1] > 0)
+        conv2d_batched(w, n, k, c, m, x, wp, bias, z, lo, hi, has_epi, y, scratch);
+    else
+        conv2d(w, n, c, m, groups, x, wp, bias, z, lo, hi, has_epi, y, scratch);
 }
 
 void hone_rt_conv2d_epi(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,

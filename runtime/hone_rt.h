@@ -100,6 +100,15 @@ void hone_rt_conv2d(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, in
 void hone_rt_conv2d_epi(const hone_rt_window *w, int64_t n, int64_t c, int64_t m, int64_t groups,
                         const float *x, const float *wp, const float *bias, const float *z,
                         float lo, float hi, float *y, float *scratch);
+/* hone_rt_conv2d (has_epi 0) or _epi (1) for compiled models, whose scratch comes from
+ * hone_rt_conv2d_batched_scratch with the batch size: several images of a batch then
+ * share one im2col and one GEMM where one image's plane is a small tile. */
+size_t hone_rt_conv2d_batched_scratch(const hone_rt_window *w, int64_t n, int64_t c,
+                                      int64_t m, int64_t groups);
+void hone_rt_conv2d_batched(const hone_rt_window *w, int64_t n, int64_t c, int64_t m,
+                            int64_t groups, const float *x, const float *wp, const float *bias,
+                            const float *z, float lo, float hi, int has_epi, float *y,
+                            float *scratch);
 /* Same from unpacked weights wt[m, c/groups, KH, KW], packed into the scratch first. */
 size_t hone_rt_conv2d_unpacked_scratch(const hone_rt_window *w, int64_t c, int64_t m,
                                        int64_t groups);

@@ -181,6 +181,50 @@ static void test_depthwise_matches_direct(void **state)
     }
 }
 
+/* hone_rt_conv2d_batched (several images of a batch in one im2col and one GEMM, their
+ * columns padded to whole panels) gives the bits of hone_rt_conv2d image by image, with
+ * and without the epilogue: 8 frames of a video model's stride-2 conv, 20 images in tiles
+ * of 16 and 4, a pointwise conv and two groups (not batched: the plain path), odd sizes. */
+static void test_conv2d_batched(void **state)
+{
+    (void)state;
+    static const conv_case bc[] = {
+        {8, 16, 32, 1, 28, 28, 3, 2, 1, 1, 1},  /* 14x14 outputs: 7 panels an image */
+        {20, 32, 24, 1, 14, 14, 3, 1, 1, 1, 0}, /* 288 x 224 columns an image: 16, then 4 */
+        {3, 8, 12, 1, 9, 11, 3, 1, 1, 1, 1},    /* 99 outputs, partial panels */
+        {4, 24, 20, 1, 5, 7, 1, 1, 0, 1, 1},    /* pointwise: not batched */
+        {3, 6, 9, 3, 9, 11, 3, 1, 2, 2, 1},     /* groups: not batched */
+    };
+    for (size_t i = 0; i < sizeof bc / sizeof *bc; i++)
+        for (int with_epi = 0; with_epi < 2; with_epi++) {
+            const conv_case *cc = &bc[i];
+            hone_rt_window w = window_of(cc);
+            int64_t rows = cc->c / cc->groups * cc->k * cc->k;
+            size_t ny = (size_t)(cc->n * cc->m * w.out[0] * w.out[1]);
+            tu_seed(41);
+            float *x = rand_floats((size_t)(cc->n * cc->c * cc->h * cc->wd));
+            float *wt = rand_floats((size_t)(cc->m * rows)), *z = rand_floats(ny);
+            float *bias = cc->bias ? rand_floats((size_t)cc->m) : NULL;
+            float *wp = nan_floats((size_t)hone_rt_conv2d_packed_numel(&w, cc->m, cc->groups, rows));
+            float *s1 = nan_floats(hone_rt_conv2d_scratch(&w, cc->c, cc->m, cc->groups));
+            float *s2 = nan_floats(hone_rt_conv2d_batched_scratch(&w, cc->n, cc->c, cc->m, cc->groups));
+            float *y1 = nan_floats(ny), *y2 = nan_floats(ny);
+            assert_true(hone_rt_conv2d_batched_scratch(&w, cc->n, cc->c, cc->m, cc->groups) >=
+                        hone_rt_conv2d_scratch(&w, cc->c, cc->m, cc->groups));
+            hone_rt_conv2d_pack(&w, cc->m, cc->groups, rows, wt, wp);
+            if (with_epi)
+                hone_rt_conv2d_epi(&w, cc->n, cc->c, cc->m, cc->groups, x, wp, bias, z, 0.0f,
+                                   0.5f, y1, s1);
+            else
+                hone_rt_conv2d(&w, cc->n, cc->c, cc->m, cc->groups, x, wp, bias, y1, s1);
+            hone_rt_conv2d_batched(&w, cc->n, cc->c, cc->m, cc->groups, x, wp, bias,
+                                   with_epi ? z : NULL, 0.0f, 0.5f, with_epi, y2, s2);
+            assert_memory_equal(y1, y2, sizeof(float) * ny);
+            free(x), free(wt), free(z), free(bias), free(wp), free(s1), free(s2), free(y1),
+                free(y2);
+        }
+}
+
 /* hone_rt_conv2d_epi (FusedConv's residual and Relu / Clip in the kernel's last store)
  * gives the bits of hone_rt_conv2d followed by the backend's separate epilogue loop:
  * y += z, then y < lo -> lo, y > hi -> hi; on a conv with two KC slices and one on the
@@ -282,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_conv2d_matches_direct),
         cmocka_unit_test(test_conv2d_no_inputs),
         cmocka_unit_test(test_conv2d_epilogue),
+        cmocka_unit_test(test_conv2d_batched),
         cmocka_unit_test(test_depthwise_matches_direct),
         cmocka_unit_test(test_depthwise_epilogue),
     };
