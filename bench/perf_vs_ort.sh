@@ -136,7 +136,7 @@ SCALE1=$(scaling)
   echo "Measured by \`bench/perf_vs_ort.sh\` on $(date -u '+%Y-%m-%d %H:%M UTC'). Reproduce with:"
   echo
   echo '```'
-  echo "THREADS=$THREADS REPEAT=$REPEAT bench/perf_vs_ort.sh"
+  echo "THREADS=$THREADS REPEAT=$REPEAT ROUNDS=$ROUNDS bench/perf_vs_ort.sh"
   echo '```'
   echo
   echo "- Machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs available"
