@@ -7,7 +7,8 @@
 # THREADS intra-op threads, 3 warm-ups, REPEAT timed runs); and, once `hone compile`
 # exists, the compile time, the compiled model's latency (bench/latency with the
 # same input, threads and run counts), its GFLOP/s (2 x MACs / median time), the
-# speed ratio ORT_ms / hone_ms, and its max relative error against ORT's output.
+# speed ratio ORT_ms / hone_ms, and its max relative error against ORT's output and against
+# hone's reference interpreter (`hone run`, the same input).
 # Without `hone compile` it says so and writes the ONNX Runtime columns only.
 #
 # The two are timed in ROUNDS alternating rounds (ORT, hone, ORT, hone, ...), so that
@@ -113,11 +114,16 @@ bench_model() { # name model iname npy shape
   local row="| $1 | $5 | $gm | ${os[0]} | ${os[1]} | ${os[2]} | ${os[3]} | $(gflops "$m" "${os[0]}") |"
   if [ $COMPILE = 1 ]; then
     if [ "$cs" = failed ] || [ "$cs" = - ]; then
-      row+=" failed | - | - | - | - | - | - | - |"
+      row+=" failed | - | - | - | - | - | - | - | - |"
     else
       local hs; read -r -a hs <<<"$(summary hone)"
       local err; err=$(/usr/bin/python3 bench/npy_compare.py "$T"/h/*.npy "$T"/o/*.npy 1 | awk '{ print $4 }')
-      row+=" $cs | ${hs[0]} | ${hs[1]} | ${hs[2]} | ${hs[3]} | $(gflops "$m" "${hs[0]}") | $(awk -v o="${os[0]}" -v h="${hs[0]}" 'BEGIN { printf "%.2f", o / h }') | $err |"
+      # the same input through hone's reference interpreter
+      local ierr=-; rm -rf "$T/i"; mkdir -p "$T/i"
+      if "$HONE" run "$2" --input "$3=$4" --output-dir "$T/i" >/dev/null 2>&1; then
+        ierr=$(/usr/bin/python3 bench/npy_compare.py "$T"/h/*.npy "$T"/i/*.npy 1 | awk '{ print $4 }')
+      fi
+      row+=" $cs | ${hs[0]} | ${hs[1]} | ${hs[2]} | ${hs[3]} | $(gflops "$m" "${hs[0]}") | $(awk -v o="${os[0]}" -v h="${hs[0]}" 'BEGIN { printf "%.2f", o / h }') | $err | $ierr |"
       echo "- $1: ORT/hone in each round: $ratios." >>"$T/rounds"
     fi
   fi
@@ -155,8 +161,8 @@ SCALE1=$(scaling)
   echo "  start, $SCALE1 at the end."
   echo
   if [ $COMPILE = 1 ]; then
-    echo "| model | input | GMACs | ORT median ms | ORT min ms | ORT p90 ms | ORT peak RSS MB | ORT GFLOP/s | hone compile s | hone median ms | hone min ms | hone p90 ms | hone peak RSS MB | hone GFLOP/s | ORT/hone | max rel err vs ORT |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| model | input | GMACs | ORT median ms | ORT min ms | ORT p90 ms | ORT peak RSS MB | ORT GFLOP/s | hone compile s | hone median ms | hone min ms | hone p90 ms | hone peak RSS MB | hone GFLOP/s | ORT/hone | max rel err vs ORT | max rel err vs interpreter |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
   else
     echo "| model | input | GMACs | ORT median ms | ORT min ms | ORT p90 ms | ORT peak RSS MB | ORT GFLOP/s |"
     echo "|---|---|---|---|---|---|---|---|"
