@@ -49,8 +49,12 @@
  * block, so the 36 rows read for one tile do not all fall into the same L1 sets. */
 #define SX (MB * NR + 16)
 #define WORKERS 16    /* workers whose buffers the scratch holds: the shared pool's cap */
-/* Winograd multiply-adds of an image below which it runs on the calling thread only. */
+/* Winograd multiply-adds of a pass below which it runs on the calling thread only. */
 #define PARALLEL_MIN_MACS ((int64_t)1 << 21)
+/* The same while the pool's workers poll (compiled models, hone_rt_compiled_enter): a
+ * parallel-for then costs about a microsecond, and a small model's convs (16 channels at
+ * 28x28: 451k multiply-adds in the GEMMs) ran on one thread of two. */
+#define PARALLEL_MIN_MACS_SPIN ((int64_t)1 << 17)
 
 typedef float v16 __attribute__((vector_size(64)));
 /* The portable instance passes v16 values between static functions of this file only. */
@@ -325,7 +329,9 @@ void hone_rt_winograd_conv(const hone_rt_window *w, int64_t n, int64_t c, int64_
         j.tt = j.ngc * j.g.t;
         j.qpanels = (j.tt + NR - 1) / NR;
         int64_t units = (j.mp + MB - 1) / MB * j.qpanels;
-        hone_rt_pool *pool = j.g.xi * m * c * j.tt >= PARALLEL_MIN_MACS ? hone_rt_shared_pool() : NULL;
+        hone_rt_pool *pool = hone_rt_shared_pool();
+        int64_t min_macs = hone_rt_pool_spin(pool) > 0 ? PARALLEL_MIN_MACS_SPIN : PARALLEL_MIN_MACS;
+        pool = j.g.xi * m * c * j.tt >= min_macs ? pool : NULL;
         j.x = x + b * c * in;
         j.y = y + b * m * out;
         j.z = z ? z + b * m * out : NULL;
